@@ -1,0 +1,288 @@
+/**
+ * Every error certkeeper throws is a CertKeeperError with a stable `code`.
+ * Codes are never reused or renamed; the README's table is checked against
+ * ERROR_CODES by a test.
+ */
+
+export const ERROR_CODES = {
+  ERR_INVALID_OPTION: 'An option is missing, of the wrong type or out of range; the message names it.',
+  ERR_INVALID_NAME: 'A domain name, IP address or SNI value is not acceptable as a certificate identifier.',
+  ERR_INVALID_STORAGE_KEY: 'A storage key would leave the storage root or holds forbidden characters.',
+  ERR_STORAGE_NOT_FOUND: 'The storage key does not exist.',
+  ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost).',
+  ERR_LOCK_TIMEOUT: 'A storage lock could not be obtained in time.',
+  ERR_LOCK_LOST: 'A storage lock was lost (its lease expired) before the holder finished.',
+  ERR_TERMS_NOT_AGREED: "The CA's terms of service must be accepted with agreeToTerms: true.",
+  ERR_EAB_REQUIRED: 'The CA requires external account binding (kid and HMAC key).',
+  ERR_ACME_PROBLEM: 'The CA answered with an RFC 8555 problem document (type, status, detail).',
+  ERR_ACME_UNREACHABLE: 'The CA could not be reached (connection refused, DNS failure, TLS error, timeout).',
+  ERR_ACME_RATE_LIMITED: 'The CA rate-limited the request and the Retry-After wait exceeds the allowed maximum.',
+  ERR_ACME_ORDER: 'An order ended in an unexpected state (invalid, or not ready in time).',
+  ERR_CHALLENGE_FAILED: 'No challenge could be solved for an identifier.',
+  ERR_NO_SOLVER: 'None of the challenge types the CA offered has a configured solver.',
+  ERR_DNS_PROPAGATION_TIMEOUT: 'The DNS-01 TXT record was not visible on every checked server in time.',
+  ERR_DNS_PROVIDER: 'A DNS provider failed to add or remove a TXT record.',
+  ERR_CERTIFICATE_INVALID: 'A certificate, chain or key is malformed, expired, or does not match.',
+  ERR_ABORTED: 'The operation was aborted by its AbortSignal or by close().',
+  ERR_TIMEOUT: 'The operation did not finish in its allowed time.',
+  ERR_CLOSED: 'The object has been closed.',
+  ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface CertKeeperErrorOptions {
+  cause?: unknown;
+}
+
+export class CertKeeperError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options: CertKeeperErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidOptionError extends CertKeeperError {
+  readonly option: string;
+  constructor(option: string, message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_INVALID_OPTION', `Invalid option "${option}": ${message}`, options);
+    this.option = option;
+  }
+}
+
+export class InvalidNameError extends CertKeeperError {
+  /** The offending input, made printable (control characters escaped, truncated). */
+  readonly input: string;
+  constructor(input: string, reason: string) {
+    const shown = printable(input);
+    super('ERR_INVALID_NAME', `Invalid name ${JSON.stringify(shown)}: ${reason}`);
+    this.input = shown;
+  }
+}
+
+export class InvalidStorageKeyError extends CertKeeperError {
+  constructor(key: string, reason: string) {
+    super('ERR_INVALID_STORAGE_KEY', `Invalid storage key ${JSON.stringify(printable(key))}: ${reason}`);
+  }
+}
+
+export class StorageNotFoundError extends CertKeeperError {
+  readonly key: string;
+  constructor(key: string, options?: CertKeeperErrorOptions) {
+    super('ERR_STORAGE_NOT_FOUND', `Storage key not found: ${key}`, options);
+    this.key = key;
+  }
+}
+
+export class StorageError extends CertKeeperError {
+  constructor(message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_STORAGE', message, options);
+  }
+}
+
+export class LockTimeoutError extends CertKeeperError {
+  readonly lockName: string;
+  constructor(lockName: string, message?: string, options?: CertKeeperErrorOptions) {
+    super('ERR_LOCK_TIMEOUT', message ?? `Timed out waiting for lock "${lockName}"`, options);
+    this.lockName = lockName;
+  }
+}
+
+export class LockLostError extends CertKeeperError {
+  readonly lockName: string;
+  constructor(lockName: string, message?: string, options?: CertKeeperErrorOptions) {
+    super('ERR_LOCK_LOST', message ?? `Lock "${lockName}" was lost before the work finished`, options);
+    this.lockName = lockName;
+  }
+}
+
+export class TermsNotAgreedError extends CertKeeperError {
+  readonly termsOfServiceUrl: string | undefined;
+  constructor(directoryUrl: string, termsOfServiceUrl: string | undefined) {
+    super(
+      'ERR_TERMS_NOT_AGREED',
+      `The CA at ${directoryUrl} requires accepting its terms of service` +
+        (termsOfServiceUrl ? ` (${termsOfServiceUrl})` : '') +
+        '; read them and set agreeToTerms: true',
+    );
+    this.termsOfServiceUrl = termsOfServiceUrl;
+  }
+}
+
+export class EabRequiredError extends CertKeeperError {
+  constructor(directoryUrl: string, options?: CertKeeperErrorOptions) {
+    super(
+      'ERR_EAB_REQUIRED',
+      `The CA at ${directoryUrl} requires external account binding; set externalAccountBinding: { kid, hmacKey }`,
+      options,
+    );
+  }
+}
+
+/** An RFC 8555 subproblem (section 6.7.1). */
+export interface AcmeSubproblem {
+  type: string;
+  detail?: string;
+  identifier?: { type: string; value: string };
+}
+
+export interface AcmeProblemFields {
+  type: string;
+  status?: number | undefined;
+  detail?: string | undefined;
+  subproblems?: AcmeSubproblem[] | undefined;
+  identifier?: { type: string; value: string } | undefined;
+  /** Milliseconds to wait before retrying, from a Retry-After header. */
+  retryAfterMs?: number | undefined;
+  /** The URL the request went to, when known. */
+  url?: string | undefined;
+}
+
+const ACME_ERROR_PREFIX = 'urn:ietf:params:acme:error:';
+
+export class AcmeProblemError extends CertKeeperError {
+  readonly type: string;
+  readonly status: number | undefined;
+  readonly detail: string | undefined;
+  readonly subproblems: AcmeSubproblem[];
+  readonly identifier: { type: string; value: string } | undefined;
+  readonly retryAfterMs: number | undefined;
+  readonly url: string | undefined;
+
+  constructor(problem: AcmeProblemFields, options?: CertKeeperErrorOptions) {
+    const short = problem.type.startsWith(ACME_ERROR_PREFIX) ? problem.type.slice(ACME_ERROR_PREFIX.length) : problem.type;
+    const who = problem.identifier ? ` for ${problem.identifier.value}` : '';
+    super('ERR_ACME_PROBLEM', `ACME problem ${short}${who}${problem.status ? ` (HTTP ${problem.status})` : ''}: ${problem.detail ?? 'no detail'}`, options);
+    this.type = problem.type;
+    this.status = problem.status;
+    this.detail = problem.detail;
+    this.subproblems = problem.subproblems ?? [];
+    this.identifier = problem.identifier;
+    this.retryAfterMs = problem.retryAfterMs;
+    this.url = problem.url;
+  }
+
+  /** The problem type without the `urn:ietf:params:acme:error:` prefix. */
+  get shortType(): string {
+    return this.type.startsWith(ACME_ERROR_PREFIX) ? this.type.slice(ACME_ERROR_PREFIX.length) : this.type;
+  }
+}
+
+export class AcmeUnreachableError extends CertKeeperError {
+  constructor(message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_ACME_UNREACHABLE', message, options);
+  }
+}
+
+export class AcmeRateLimitedError extends CertKeeperError {
+  readonly retryAt: number;
+  constructor(message: string, retryAt: number, options?: CertKeeperErrorOptions) {
+    super('ERR_ACME_RATE_LIMITED', message, options);
+    this.retryAt = retryAt;
+  }
+}
+
+export class AcmeOrderError extends CertKeeperError {
+  constructor(message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_ACME_ORDER', message, options);
+  }
+}
+
+export class ChallengeFailedError extends CertKeeperError {
+  readonly identifier: string;
+  readonly challengeType: string | undefined;
+  constructor(identifier: string, challengeType: string | undefined, message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_CHALLENGE_FAILED', message, options);
+    this.identifier = identifier;
+    this.challengeType = challengeType;
+  }
+}
+
+export class NoSolverError extends CertKeeperError {
+  constructor(identifier: string, offered: readonly string[], configured: readonly string[]) {
+    super(
+      'ERR_NO_SOLVER',
+      `No solver for ${identifier}: the CA offered [${offered.join(', ')}], configured solvers are [${configured.join(', ')}]`,
+    );
+  }
+}
+
+export class DnsPropagationTimeoutError extends CertKeeperError {
+  readonly recordName: string;
+  readonly missingOn: string[];
+  constructor(recordName: string, missingOn: string[], timeoutMs: number) {
+    super(
+      'ERR_DNS_PROPAGATION_TIMEOUT',
+      `TXT record ${recordName} not visible after ${timeoutMs} ms on: ${missingOn.join(', ')}`,
+    );
+    this.recordName = recordName;
+    this.missingOn = missingOn;
+  }
+}
+
+export class DnsProviderError extends CertKeeperError {
+  readonly provider: string;
+  /** A provider-specific reason, e.g. `BADSIG`, `REFUSED`, `HTTP 422`, `exit 1`. */
+  readonly reason: string | undefined;
+  constructor(provider: string, message: string, reason?: string, options?: CertKeeperErrorOptions) {
+    super('ERR_DNS_PROVIDER', `${provider}: ${message}`, options);
+    this.provider = provider;
+    this.reason = reason;
+  }
+}
+
+export class CertificateInvalidError extends CertKeeperError {
+  constructor(message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_CERTIFICATE_INVALID', message, options);
+  }
+}
+
+export class AbortedError extends CertKeeperError {
+  constructor(message = 'The operation was aborted', options?: CertKeeperErrorOptions) {
+    super('ERR_ABORTED', message, options);
+  }
+}
+
+export class TimeoutError extends CertKeeperError {
+  constructor(message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_TIMEOUT', message, options);
+  }
+}
+
+export class ClosedError extends CertKeeperError {
+  constructor(what = 'CertKeeper') {
+    super('ERR_CLOSED', `${what} is closed`);
+  }
+}
+
+export interface NameFailure {
+  names: string[];
+  error: Error;
+}
+
+export class ManageError extends CertKeeperError {
+  readonly failures: NameFailure[];
+  constructor(failures: NameFailure[]) {
+    const lines = failures.map((f) => `  ${f.names.join(', ')}: ${f.error.message}`);
+    super('ERR_MANAGE_FAILED', `${failures.length} certificate(s) could not be served:\n${lines.join('\n')}`);
+    this.failures = failures;
+  }
+}
+
+/** Throws AbortedError when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new AbortedError('The operation was aborted', { cause: signal.reason });
+  }
+}
+
+/** Escapes control characters and truncates, so user input is safe to put in a message. */
+export function printable(input: unknown, max = 80): string {
+  const text = String(input);
+  // eslint-disable-next-line no-control-regex
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}

@@ -1,0 +1,109 @@
+/**
+ * Typed events. Each event name maps to exactly one payload type; listeners
+ * receive one state object so fields can be added without breaking them.
+ */
+export interface CertEventBase {
+  /** Names covered by the certificate, normalised. */
+  names: string[];
+  /** Issuer key (storage folder name of the CA), when known. */
+  issuer?: string | undefined;
+}
+
+export interface CertObtainingEvent extends CertEventBase {
+  renewal: boolean;
+  /** Call to veto this obtain; the attempt fails with ERR_ABORTED and the reason. */
+  veto(reason: string): void;
+}
+export interface CertObtainedEvent extends CertEventBase {
+  renewal: boolean;
+  notBefore: Date;
+  notAfter: Date;
+  serialNumber: string;
+}
+export interface CertFailedEvent extends CertEventBase {
+  renewal: boolean;
+  error: Error;
+  /** 1 for the first failure in a row. */
+  attempt: number;
+  /** When the next attempt is scheduled, if any. */
+  nextAttemptAt: Date | undefined;
+}
+export interface CertLoadedEvent extends CertEventBase {
+  notAfter: Date;
+  source: 'storage' | 'file' | 'memory';
+}
+export interface CertEvictedEvent {
+  names: string[];
+}
+export interface OnDemandDeniedEvent {
+  name: string;
+  reason: string;
+}
+export interface CertReloadFailedEvent {
+  names: string[];
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  error: Error;
+}
+export interface CertExpiringEvent {
+  names: string[];
+  notAfter: Date;
+  /** Milliseconds until expiry at the time of the event. */
+  remainingMs: number;
+  managed: boolean;
+}
+
+export interface CertKeeperEvents {
+  cert_obtaining: CertObtainingEvent;
+  cert_obtained: CertObtainedEvent;
+  cert_renewed: CertObtainedEvent;
+  cert_failed: CertFailedEvent;
+  cert_loaded: CertLoadedEvent;
+  cert_evicted: CertEvictedEvent;
+  on_demand_denied: OnDemandDeniedEvent;
+  cert_reload_failed: CertReloadFailedEvent;
+  cert_expiring: CertExpiringEvent;
+}
+
+export type EventName = keyof CertKeeperEvents;
+export type Listener<E extends EventName> = (payload: CertKeeperEvents[E]) => void;
+
+/** A small typed emitter. A throwing listener is reported to `onListenerError`, never to the emitter's caller. */
+export class TypedEmitter {
+  readonly #listeners = new Map<EventName, Set<(payload: never) => void>>();
+  readonly #onListenerError: (event: EventName, error: unknown) => void;
+
+  constructor(onListenerError: (event: EventName, error: unknown) => void = () => {}) {
+    this.#onListenerError = onListenerError;
+  }
+
+  on<E extends EventName>(event: E, listener: Listener<E>): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener as (payload: never) => void);
+    return () => this.off(event, listener);
+  }
+
+  off<E extends EventName>(event: E, listener: Listener<E>): void {
+    this.#listeners.get(event)?.delete(listener as (payload: never) => void);
+  }
+
+  emit<E extends EventName>(event: E, payload: CertKeeperEvents[E]): void {
+    const set = this.#listeners.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as Listener<E>)(payload);
+      } catch (error) {
+        this.#onListenerError(event, error);
+      }
+    }
+  }
+
+  removeAll(): void {
+    this.#listeners.clear();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The storage contract, after certmagic's: a key/value store with `/`-separated
+ * keys and named locks. Implementations must make `store` atomic for one key
+ * (a reader sees the old or the new value, never a mix) and throw
+ * StorageNotFoundError for missing keys. Optional capabilities are detected at
+ * run time.
+ */
+export interface KeyInfo {
+  key: string;
+  modified: Date;
+  size: number;
+  /** False for a "directory" (a prefix of other keys). */
+  isTerminal: boolean;
+}
+
+export interface LockOptions {
+  signal?: AbortSignal | undefined;
+  /** Give up with LockTimeoutError after this many milliseconds (default: wait until aborted). */
+  timeoutMs?: number | undefined;
+}
+
+export interface Locker {
+  /** Blocks until the named lock is held by this process. */
+  lock(name: string, options?: LockOptions): Promise<void>;
+  /** Releases a lock this process holds; releasing a lock it does not hold is a no-op. */
+  unlock(name: string): Promise<void>;
+}
+
+export interface TryLocker {
+  /** Takes the lock if free, without waiting; true when taken. */
+  tryLock(name: string): Promise<boolean>;
+}
+
+export interface LockLeaseChecker {
+  /**
+   * Throws LockLostError when this process no longer holds `name` (its lease
+   * expired and another holder may have taken it). Called right before a final
+   * write, so a paused process never overwrites newer data.
+   */
+  assertLockHeld(name: string): Promise<void>;
+}
+
+export interface Storage extends Locker {
+  store(key: string, value: Uint8Array): Promise<void>;
+  /** Throws StorageNotFoundError when missing. */
+  load(key: string): Promise<Buffer>;
+  /** Deletes the key and, for a prefix, everything under it. Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  exists(key: string): Promise<boolean>;
+  /** Keys directly under `prefix` (or all below it when recursive); throws StorageNotFoundError when none. */
+  list(prefix: string, recursive: boolean): Promise<string[]>;
+  /** Throws StorageNotFoundError when missing. */
+  stat(key: string): Promise<KeyInfo>;
+  /** Releases resources (connections, refresh timers, this process's locks). Idempotent. */
+  close?(): Promise<void>;
+}
+
+export function hasTryLock(storage: Storage): storage is Storage & TryLocker {
+  return typeof (storage as Partial<TryLocker>).tryLock === 'function';
+}
+
+export function hasLockLeaseCheck(storage: Storage): storage is Storage & LockLeaseChecker {
+  return typeof (storage as Partial<LockLeaseChecker>).assertLockHeld === 'function';
+}
