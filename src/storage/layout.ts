@@ -86,3 +86,32 @@ export function certificateLockName(certName: string): string {
 export function accountLockName(issuerKey: string, email: string | undefined): string {
   return `account_${safeKeyComponent(issuerKey)}_${safeKeyComponent(email && email.length > 0 ? email : 'default')}`;
 }
+
+/**
+ * The internal CA's files: internal/<name>/root.crt|root.key|intermediate.crt|intermediate.key.
+ * Each `.key` value holds the key AND its certificate (one atomic write, so a
+ * crash never pairs a key with the wrong certificate); `.crt` is a copy of the
+ * certificate alone, for trust commands.
+ */
+export interface InternalCaKeys {
+  prefix: string;
+  rootCert: string;
+  rootKey: string;
+  intermediateCert: string;
+  intermediateKey: string;
+}
+
+export function internalCaKeys(caName: string): InternalCaKeys {
+  const prefix = `internal/${safeKeyComponent(caName)}`;
+  return {
+    prefix,
+    rootCert: `${prefix}/root.crt`,
+    rootKey: `${prefix}/root.key`,
+    intermediateCert: `${prefix}/intermediate.crt`,
+    intermediateKey: `${prefix}/intermediate.key`,
+  };
+}
+
+export function internalCaLockName(caName: string): string {
+  return `internal_ca_${safeKeyComponent(caName)}`;
+}
