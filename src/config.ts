@@ -1,0 +1,463 @@
+/**
+ * Public options (all optional) and their resolution into one frozen,
+ * validated config. Resolution happens once, in the CertKeeper constructor;
+ * the caller's object is never mutated, and an explicit `false` always wins
+ * over a default.
+ */
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { DnsProvider } from './dns/types.js';
+import { InvalidOptionError } from './errors.js';
+import type { CertKeeperEvents, EventName, Listener } from './events.js';
+import type { Issuer, KeyType } from './issuers/types.js';
+import { KEY_TYPES } from './issuers/types.js';
+import type { Logger, LogLevel } from './logger.js';
+import { createDefaultLogger, validateLogger } from './logger.js';
+import { parseIdentifier } from './names.js';
+import type { ChallengeType } from './solvers/types.js';
+import { CHALLENGE_TYPES } from './solvers/types.js';
+import type { Storage } from './storage/types.js';
+
+export const DEFAULT_CA = 'letsencrypt';
+export const DEFAULT_KEY_TYPE: KeyType = 'ecdsa-p256';
+export const DEFAULT_RENEWAL_WINDOW_RATIO = 1 / 3;
+export const DEFAULT_MAX_CONCURRENT_ORDERS = 10;
+export const DEFAULT_HTTP01_PORT = 80;
+export const DEFAULT_TLS_ALPN01_PORT = 443;
+export const DEFAULT_CHALLENGE_PREFERENCE: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+export const DEFAULT_CACHE_CAPACITY = 10_000;
+export const DEFAULT_ON_DEMAND_TIMEOUT_MS = 60_000;
+export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
+export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIntervalMs: 60_000 } as const;
+export const DEFAULT_DNS_PROPAGATION_TIMEOUT_MS = 120_000;
+export const DEFAULT_DNS_PROPAGATION_INTERVAL_MS = 2_000;
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+/** Concurrent storage reads when loading many stored certificates at start-up. */
+export const DEFAULT_LOAD_CONCURRENCY = 64;
+
+export interface ExternalAccountBinding {
+  kid: string;
+  /** Base64url HMAC key given by the CA. Never logged. */
+  hmacKey: string;
+}
+
+export interface Http01Options {
+  /** Port of the standalone HTTP-01 listener (default 80). */
+  port?: number;
+  /** Address to bind (default all interfaces). */
+  host?: string;
+  /**
+   * Open a standalone listener while a challenge is pending (default true).
+   * Set false when your own server mounts `keeper.httpChallengeHandler()`.
+   */
+  listener?: boolean;
+}
+
+export interface TlsAlpn01Options {
+  /** Port of the standalone TLS-ALPN-01 listener, used only when no server of yours serves keeper.tlsOptions() there. */
+  port?: number;
+  host?: string;
+  /** Open a standalone listener while a challenge is pending (default false: your HTTPS server answers through tlsOptions()). */
+  listener?: boolean;
+}
+
+export interface DnsPropagationOptions {
+  /** Give up after this long (default 120 s). */
+  timeoutMs?: number;
+  /** Query interval (default 2 s). */
+  intervalMs?: number;
+  /** Query these resolvers ("host:port") instead of the zone's authoritative servers. */
+  resolvers?: string[];
+  /** Skip the check (the CA may then query before the record is visible). */
+  skip?: boolean;
+}
+
+export interface Dns01Options {
+  provider: DnsProvider;
+  propagation?: DnsPropagationOptions;
+}
+
+export interface ChallengeOptions {
+  /** HTTP-01; `false` disables it. */
+  http01?: Http01Options | false;
+  /** TLS-ALPN-01; `false` disables it. */
+  tlsAlpn01?: TlsAlpn01Options | false;
+  /** DNS-01 through a provider; required for wildcards. */
+  dns01?: Dns01Options | false;
+  /** Order in which offered challenge types are tried (default http-01, tls-alpn-01, dns-01). */
+  preference?: ChallengeType[];
+}
+
+export interface RateLimitOptions {
+  /** Orders allowed in a burst. */
+  capacity: number;
+  /** Orders added back every `refillIntervalMs`. */
+  refillAmount: number;
+  refillIntervalMs: number;
+}
+
+export interface OnDemandOptions {
+  /** Decides whether a name seen in a handshake may get a certificate. */
+  decide?: (name: string) => boolean | Promise<boolean>;
+  /** GET `askUrl?domain=<name>`: a 2xx answer allows (10 s timeout, redirects not followed). */
+  askUrl?: string;
+  /** Caps new on-demand orders (default 10 per minute). */
+  rateLimit?: RateLimitOptions;
+  /** Longest a handshake waits for an on-demand certificate (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** Settings that may differ per manageSync/manageAsync call. */
+export interface ManageSettings {
+  issuers?: Issuer[];
+  keyType?: KeyType;
+  challenges?: ChallengeOptions;
+}
+
+export type EventListeners = { [E in EventName]?: Listener<E> };
+
+export interface CertKeeperOptions {
+  /** Contact e-mail for the ACME account. */
+  email?: string;
+  /** Accept the CA's terms of service (required to create an ACME account). */
+  agreeToTerms?: boolean;
+  /** `letsencrypt` (default), `letsencrypt-staging`, `zerossl`, `google`, `google-staging`, or a directory URL. */
+  ca?: string;
+  /** Extra trusted roots (PEM) for the CA's own HTTPS, e.g. an internal ACME server. */
+  caCertificates?: string | string[];
+  externalAccountBinding?: ExternalAccountBinding;
+  /** Issuers tried in order; replaces the ACME issuer built from `ca`. */
+  issuers?: Issuer[];
+  /** Default: FileStorage under $XDG_DATA_HOME/certkeeper. */
+  storage?: Storage;
+  keyType?: KeyType;
+  challenges?: ChallengeOptions;
+  /** Renew when this fraction of the lifetime remains (default 1/3). */
+  renewalWindowRatio?: number;
+  /** Orders in flight at once (default 10). */
+  maxConcurrentOrders?: number;
+  /** Paces new orders per issuer; `false` for none. Default: the CA's published limits. */
+  rateLimit?: RateLimitOptions | false;
+  /** Obtain certificates during handshakes for names not managed yet. Off by default. */
+  onDemand?: OnDemandOptions | false;
+  /** Most certificates kept as live TLS contexts (default 10,000); others load on their next handshake. */
+  cacheCapacity?: number;
+  /** Name whose certificate is served to clients without SNI. */
+  defaultServerName?: string;
+  /** Preferred chain: issuer common name of the root/intermediate to prefer. */
+  preferredChain?: string;
+  logger?: Logger;
+  /** Level of the default pino logger (default info). Ignored when `logger` is given. */
+  logLevel?: LogLevel;
+  clock?: Clock;
+  on?: EventListeners;
+}
+
+export interface ResolvedChallenges {
+  readonly http01: Readonly<Required<Http01Options>> | false;
+  readonly tlsAlpn01: Readonly<Required<TlsAlpn01Options>> | false;
+  readonly dns01:
+    | { readonly provider: DnsProvider; readonly propagation: Readonly<Required<Omit<DnsPropagationOptions, 'resolvers'>>> & { readonly resolvers: readonly string[] | undefined } }
+    | false;
+  readonly preference: readonly ChallengeType[];
+}
+
+export interface ResolvedConfig {
+  readonly email: string | undefined;
+  readonly agreeToTerms: boolean;
+  readonly ca: string;
+  readonly caCertificates: readonly string[];
+  readonly externalAccountBinding: Readonly<ExternalAccountBinding> | undefined;
+  readonly issuers: readonly Issuer[] | undefined;
+  readonly storage: Storage | undefined;
+  readonly keyType: KeyType;
+  readonly challenges: ResolvedChallenges;
+  readonly renewalWindowRatio: number;
+  readonly maxConcurrentOrders: number;
+  readonly rateLimit: Readonly<RateLimitOptions> | false | undefined;
+  readonly onDemand:
+    | {
+        readonly decide: ((name: string) => boolean | Promise<boolean>) | undefined;
+        readonly askUrl: string | undefined;
+        readonly rateLimit: Readonly<RateLimitOptions>;
+        readonly timeoutMs: number;
+      }
+    | false;
+  readonly cacheCapacity: number;
+  readonly defaultServerName: string | undefined;
+  readonly preferredChain: string | undefined;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly on: Readonly<EventListeners>;
+}
+
+const KNOWN_OPTIONS = new Set<string>([
+  'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
+  'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'rateLimit', 'onDemand', 'cacheCapacity',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on',
+]);
+
+/** Options that were renamed or removed, with a hint. */
+const REMOVED_OPTIONS: Record<string, string> = {
+  directoryUrl: 'use "ca" (a preset name or a directory URL)',
+  agreeTos: 'use "agreeToTerms"',
+  eab: 'use "externalAccountBinding"',
+};
+
+export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
+  for (const key of Object.keys(options)) {
+    if (REMOVED_OPTIONS[key]) throw new InvalidOptionError(key, `is not an option; ${REMOVED_OPTIONS[key]}`);
+    if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(key, 'is not a known option');
+  }
+
+  const email = optionalString(options.email, 'email');
+  if (email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(email)) throw new InvalidOptionError('email', 'must be an e-mail address');
+  const agreeToTerms = optionalBoolean(options.agreeToTerms, 'agreeToTerms') ?? false;
+  const ca = optionalString(options.ca, 'ca') ?? DEFAULT_CA;
+  const caCertificates = resolveCaCertificates(options.caCertificates);
+  const externalAccountBinding = resolveEab(options.externalAccountBinding);
+
+  let issuers: readonly Issuer[] | undefined;
+  if (options.issuers !== undefined) {
+    if (!Array.isArray(options.issuers) || options.issuers.length === 0) throw new InvalidOptionError('issuers', 'must be a non-empty array of issuers');
+    options.issuers.forEach((issuer, i) => validateIssuer(issuer, `issuers[${i}]`));
+    issuers = Object.freeze([...options.issuers]);
+  }
+
+  if (options.storage !== undefined) validateStorage(options.storage);
+
+  const keyType = resolveKeyType(options.keyType, 'keyType') ?? DEFAULT_KEY_TYPE;
+  const challenges = resolveChallenges(options.challenges, 'challenges');
+
+  const renewalWindowRatio = options.renewalWindowRatio ?? DEFAULT_RENEWAL_WINDOW_RATIO;
+  if (typeof renewalWindowRatio !== 'number' || !(renewalWindowRatio > 0 && renewalWindowRatio < 1)) {
+    throw new InvalidOptionError('renewalWindowRatio', 'must be a number between 0 and 1 (exclusive)');
+  }
+  const maxConcurrentOrders = positiveInteger(options.maxConcurrentOrders, 'maxConcurrentOrders') ?? DEFAULT_MAX_CONCURRENT_ORDERS;
+  const rateLimit = options.rateLimit === false ? false : options.rateLimit === undefined ? undefined : resolveRateLimit(options.rateLimit, 'rateLimit');
+  const onDemand = resolveOnDemand(options.onDemand);
+  const cacheCapacity = positiveInteger(options.cacheCapacity, 'cacheCapacity') ?? DEFAULT_CACHE_CAPACITY;
+  let defaultServerName: string | undefined;
+  if (options.defaultServerName !== undefined) {
+    try {
+      defaultServerName = parseIdentifier(options.defaultServerName).value;
+    } catch (error) {
+      throw new InvalidOptionError('defaultServerName', (error as Error).message, { cause: error });
+    }
+  }
+  const preferredChain = optionalString(options.preferredChain, 'preferredChain');
+
+  const logger = options.logger !== undefined ? validateLogger(options.logger) : createDefaultLogger(options.logLevel ?? DEFAULT_LOG_LEVEL);
+  const clock = options.clock ?? undefined;
+  if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
+    throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
+  }
+  const on: EventListeners = {};
+  if (options.on !== undefined) {
+    if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
+    for (const [event, listener] of Object.entries(options.on)) {
+      if (typeof listener !== 'function') throw new InvalidOptionError(`on.${event}`, 'must be a function');
+      (on as Record<string, unknown>)[event] = listener;
+    }
+  }
+
+  return Object.freeze({
+    email,
+    agreeToTerms,
+    ca,
+    caCertificates,
+    externalAccountBinding,
+    issuers,
+    storage: options.storage,
+    keyType,
+    challenges,
+    renewalWindowRatio,
+    maxConcurrentOrders,
+    rateLimit,
+    onDemand,
+    cacheCapacity,
+    defaultServerName,
+    preferredChain,
+    logger,
+    clock: clock ?? systemClock,
+    on: Object.freeze(on),
+  });
+}
+
+/** Resolves per-call settings against the keeper's config. */
+export function resolveChallenges(input: ChallengeOptions | undefined, option: string): ResolvedChallenges {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) throw new InvalidOptionError(option, 'must be an object');
+  const http01 = resolveHttp01(input?.http01, `${option}.http01`);
+  const tlsAlpn01 = resolveTlsAlpn01(input?.tlsAlpn01, `${option}.tlsAlpn01`);
+  const dns01 = resolveDns01(input?.dns01, `${option}.dns01`);
+  let preference = DEFAULT_CHALLENGE_PREFERENCE;
+  if (input?.preference !== undefined) {
+    if (!Array.isArray(input.preference) || input.preference.length === 0) throw new InvalidOptionError(`${option}.preference`, 'must be a non-empty array');
+    for (const type of input.preference) {
+      if (!CHALLENGE_TYPES.includes(type)) throw new InvalidOptionError(`${option}.preference`, `unknown challenge type "${String(type)}"`);
+    }
+    preference = [...new Set(input.preference)];
+  }
+  if (http01 === false && tlsAlpn01 === false && dns01 === false) {
+    throw new InvalidOptionError(option, 'every challenge type is disabled');
+  }
+  return Object.freeze({ http01, tlsAlpn01, dns01, preference: Object.freeze([...preference]) });
+}
+
+export function resolveKeyType(value: unknown, option: string): KeyType | undefined {
+  if (value === undefined) return undefined;
+  if (!KEY_TYPES.includes(value as KeyType)) throw new InvalidOptionError(option, `must be one of ${KEY_TYPES.join(', ')}`);
+  return value as KeyType;
+}
+
+export function validateIssuer(issuer: unknown, option: string): asserts issuer is Issuer {
+  const candidate = issuer as Partial<Issuer> | null;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.issue !== 'function' || typeof candidate.key !== 'string' || candidate.key.length === 0) {
+    throw new InvalidOptionError(option, 'must be an issuer with a string `key` and an issue() method');
+  }
+}
+
+function resolveHttp01(value: Http01Options | false | undefined, option: string): ResolvedChallenges['http01'] {
+  if (value === false) return false;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError(option, 'must be an object or false');
+  return Object.freeze({
+    port: port(value?.port, `${option}.port`) ?? DEFAULT_HTTP01_PORT,
+    host: optionalString(value?.host, `${option}.host`) ?? '',
+    listener: optionalBoolean(value?.listener, `${option}.listener`) ?? true,
+  });
+}
+
+function resolveTlsAlpn01(value: TlsAlpn01Options | false | undefined, option: string): ResolvedChallenges['tlsAlpn01'] {
+  if (value === false) return false;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError(option, 'must be an object or false');
+  return Object.freeze({
+    port: port(value?.port, `${option}.port`) ?? DEFAULT_TLS_ALPN01_PORT,
+    host: optionalString(value?.host, `${option}.host`) ?? '',
+    listener: optionalBoolean(value?.listener, `${option}.listener`) ?? false,
+  });
+}
+
+function resolveDns01(value: Dns01Options | false | undefined, option: string): ResolvedChallenges['dns01'] {
+  if (value === undefined || value === false) return false;
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError(option, 'must be an object or false');
+  const provider = value.provider as Partial<DnsProvider> | undefined;
+  if (!provider || typeof provider.addTxtRecord !== 'function' || typeof provider.removeTxtRecord !== 'function') {
+    throw new InvalidOptionError(`${option}.provider`, 'must implement addTxtRecord() and removeTxtRecord()');
+  }
+  const p = value.propagation;
+  if (p !== undefined && (typeof p !== 'object' || p === null)) throw new InvalidOptionError(`${option}.propagation`, 'must be an object');
+  let resolvers: readonly string[] | undefined;
+  if (p?.resolvers !== undefined) {
+    if (!Array.isArray(p.resolvers) || p.resolvers.some((r) => typeof r !== 'string' || !/^[^\s]+:\d+$|^[^\s:]+$/.test(r))) {
+      throw new InvalidOptionError(`${option}.propagation.resolvers`, 'must be an array of "host:port" strings');
+    }
+    resolvers = Object.freeze([...p.resolvers]);
+  }
+  return Object.freeze({
+    provider: value.provider,
+    propagation: Object.freeze({
+      timeoutMs: positiveInteger(p?.timeoutMs, `${option}.propagation.timeoutMs`) ?? DEFAULT_DNS_PROPAGATION_TIMEOUT_MS,
+      intervalMs: positiveInteger(p?.intervalMs, `${option}.propagation.intervalMs`) ?? DEFAULT_DNS_PROPAGATION_INTERVAL_MS,
+      skip: optionalBoolean(p?.skip, `${option}.propagation.skip`) ?? false,
+      resolvers,
+    }),
+  });
+}
+
+function resolveRateLimit(value: RateLimitOptions, option: string): Readonly<RateLimitOptions> {
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError(option, 'must be an object or false');
+  return Object.freeze({
+    capacity: positiveInteger(value.capacity, `${option}.capacity`) ?? fail(`${option}.capacity`, 'is required'),
+    refillAmount: positiveInteger(value.refillAmount, `${option}.refillAmount`) ?? fail(`${option}.refillAmount`, 'is required'),
+    refillIntervalMs: positiveInteger(value.refillIntervalMs, `${option}.refillIntervalMs`) ?? fail(`${option}.refillIntervalMs`, 'is required'),
+  });
+}
+
+function resolveOnDemand(value: OnDemandOptions | false | undefined): ResolvedConfig['onDemand'] {
+  if (value === undefined || value === false) return false;
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('onDemand', 'must be an object or false');
+  if (value.decide !== undefined && typeof value.decide !== 'function') throw new InvalidOptionError('onDemand.decide', 'must be a function');
+  let askUrl: string | undefined;
+  if (value.askUrl !== undefined) {
+    askUrl = optionalString(value.askUrl, 'onDemand.askUrl');
+    let parsed: URL;
+    try {
+      parsed = new URL(askUrl ?? '');
+    } catch {
+      throw new InvalidOptionError('onDemand.askUrl', 'must be an absolute http(s) URL');
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidOptionError('onDemand.askUrl', 'must be an http(s) URL');
+  }
+  if (value.decide === undefined && askUrl === undefined) {
+    // Without a decision anyone can make us order certificates for any name (caddy#5008).
+    throw new InvalidOptionError('onDemand', 'needs a decide(name) function or an askUrl; refusing to issue for every name a client sends');
+  }
+  return Object.freeze({
+    decide: value.decide,
+    askUrl,
+    rateLimit: value.rateLimit === undefined ? DEFAULT_ON_DEMAND_RATE : resolveRateLimit(value.rateLimit, 'onDemand.rateLimit'),
+    timeoutMs: positiveInteger(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
+  });
+}
+
+function resolveCaCertificates(value: string | string[] | undefined): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  const list = Array.isArray(value) ? value : [value];
+  for (const pem of list) {
+    if (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new InvalidOptionError('caCertificates', 'must be PEM certificate text (or an array of them)');
+    }
+  }
+  return Object.freeze([...list]);
+}
+
+function resolveEab(value: ExternalAccountBinding | undefined): Readonly<ExternalAccountBinding> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('externalAccountBinding', 'must be { kid, hmacKey }');
+  if (typeof value.kid !== 'string' || value.kid.length === 0) throw new InvalidOptionError('externalAccountBinding.kid', 'must be a non-empty string');
+  // The message never includes the key itself.
+  if (typeof value.hmacKey !== 'string' || !/^[A-Za-z0-9_=+/-]+$/.test(value.hmacKey)) {
+    throw new InvalidOptionError('externalAccountBinding.hmacKey', 'must be the base64url HMAC key given by the CA');
+  }
+  return Object.freeze({ kid: value.kid, hmacKey: value.hmacKey });
+}
+
+function validateStorage(storage: unknown): void {
+  const methods = ['store', 'load', 'delete', 'exists', 'list', 'stat', 'lock', 'unlock'];
+  const candidate = storage as Record<string, unknown> | null;
+  if (typeof candidate !== 'object' || candidate === null) throw new InvalidOptionError('storage', 'must be a Storage object');
+  for (const method of methods) {
+    if (typeof candidate[method] !== 'function') throw new InvalidOptionError('storage', `must implement ${method}()`);
+  }
+}
+
+function optionalString(value: unknown, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new InvalidOptionError(option, 'must be a string');
+  return value;
+}
+
+function optionalBoolean(value: unknown, option: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(option, 'must be true or false');
+  return value;
+}
+
+function positiveInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive integer');
+  return value;
+}
+
+function port(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) throw new InvalidOptionError(option, 'must be a port number (0-65535)');
+  return value;
+}
+
+function fail(option: string, message: string): never {
+  throw new InvalidOptionError(option, message);
+}
+
+export type { CertKeeperEvents };
