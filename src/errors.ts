@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   ERR_NO_SOLVER: 'None of the challenge types the CA offered has a configured solver.',
   ERR_DNS_PROPAGATION_TIMEOUT: 'The DNS-01 TXT record was not visible on every checked server in time.',
   ERR_DNS_PROVIDER: 'A DNS provider failed to add or remove a TXT record.',
+  ERR_DNS_QUERY: 'A DNS query failed: no answer in time, a network error, a malformed or mismatched response, or a server error code.',
   ERR_CERTIFICATE_INVALID: 'A certificate, chain or key is malformed, expired, or does not match.',
   ERR_ABORTED: 'The operation was aborted by its AbortSignal or by close().',
   ERR_TIMEOUT: 'The operation did not finish in its allowed time.',
@@ -231,6 +232,22 @@ export class DnsProviderError extends CertKeeperError {
     super('ERR_DNS_PROVIDER', `${provider}: ${message}`, options);
     this.provider = provider;
     this.reason = reason;
+  }
+}
+
+export type DnsQueryFailure = 'timeout' | 'network' | 'malformed' | 'mismatch' | 'rcode';
+
+export class DnsQueryError extends CertKeeperError {
+  /** `host:port` of the server that was asked. */
+  readonly server: string;
+  readonly reason: DnsQueryFailure;
+  /** The response code (e.g. `SERVFAIL`, `REFUSED`) when reason is `rcode`. */
+  readonly rcode: string | undefined;
+  constructor(server: string, reason: DnsQueryFailure, message: string, rcode?: string, options?: CertKeeperErrorOptions) {
+    super('ERR_DNS_QUERY', `DNS query to ${server} failed: ${message}`, options);
+    this.server = server;
+    this.reason = reason;
+    this.rcode = rcode;
   }
 }
 
