@@ -202,6 +202,15 @@ export class ChallengeFailedError extends CertKeeperError {
   }
 }
 
+/** A standalone challenge listener (HTTP-01 or TLS-ALPN-01) could not bind its port. */
+export class ChallengeListenerError extends CertKeeperError {
+  readonly address: string;
+  constructor(address: string, message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_CHALLENGE_FAILED', `Cannot listen for challenges on ${address}: ${message}`, options);
+    this.address = address;
+  }
+}
+
 export class NoSolverError extends CertKeeperError {
   constructor(identifier: string, offered: readonly string[], configured: readonly string[]) {
     super(
