@@ -1,0 +1,164 @@
+import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
+
+interface SlotWaiter {
+  grant: () => void;
+  reject: (error: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * At most `max` tasks at once; the rest wait first-come, first-served.
+ * `inFlight` and `peakInFlight` let tests count concurrent orders.
+ */
+export class Semaphore {
+  readonly max: number;
+  #inFlight = 0;
+  #peak = 0;
+  #closed = false;
+  readonly #waiters: SlotWaiter[] = [];
+
+  constructor(max: number) {
+    if (!(max === Number.POSITIVE_INFINITY || (Number.isInteger(max) && max >= 1))) {
+      throw new InvalidOptionError('maxConcurrentOrders', 'must be an integer >= 1 or Infinity');
+    }
+    this.max = max;
+  }
+
+  /** Tasks running now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** The most tasks that ever ran at once. */
+  get peakInFlight(): number {
+    return this.#peak;
+  }
+
+  /** Tasks waiting for a slot. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Runs `fn` once a slot is free and releases the slot when it settles.
+   * Aborting `signal` while waiting gives up the place in the queue; once
+   * running, `fn` gets the signal and decides itself.
+   */
+  async run<T>(fn: (signal?: AbortSignal) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+    await this.#acquire(signal);
+    try {
+      return await fn(signal);
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** Rejects every waiter with ClosedError; running tasks finish. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) {
+      detach(waiter);
+      waiter.reject(new ClosedError('Semaphore'));
+    }
+  }
+
+  #acquire(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('Semaphore'));
+    if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
+    if (this.#inFlight < this.max && this.#waiters.length === 0) {
+      this.#take();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: SlotWaiter = { grant: resolve, reject, signal, onAbort: undefined };
+      if (signal) {
+        waiter.onAbort = () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index >= 0) this.#waiters.splice(index, 1);
+          reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #take(): void {
+    this.#inFlight++;
+    if (this.#inFlight > this.#peak) this.#peak = this.#inFlight;
+  }
+
+  #release(): void {
+    this.#inFlight--;
+    // Hand the slot straight to the next waiter so a newcomer cannot jump the queue.
+    const next = this.#waiters.shift();
+    if (next) {
+      detach(next);
+      this.#take();
+      next.grant();
+    }
+  }
+}
+
+/**
+ * Coalesces concurrent calls for one key: while a call for `key` runs, later
+ * callers get the same promise instead of starting another (50 handshakes for
+ * one new name make one order). The key is forgotten once the call settles.
+ */
+export class Singleflight<K, V> {
+  readonly #calls = new Map<K, Promise<V>>();
+
+  /** Calls in progress. */
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  has(key: K): boolean {
+    return this.#calls.has(key);
+  }
+
+  /**
+   * Runs `fn` unless a call for `key` is already running, and resolves with
+   * that call's outcome. A caller's `signal` only stops that caller waiting
+   * (AbortedError); the shared work carries on for the others.
+   */
+  run(key: K, fn: () => Promise<V>, signal?: AbortSignal): Promise<V> {
+    if (signal?.aborted) return Promise.reject(new AbortedError('The operation was aborted', { cause: signal.reason }));
+    let call = this.#calls.get(key);
+    if (!call) {
+      // fn starts on the next microtask, so even a synchronous throw settles
+      // after the entry is stored and is then removed by the finally below.
+      const started: Promise<V> = Promise.resolve()
+        .then(fn)
+        .finally(() => {
+          if (this.#calls.get(key) === started) this.#calls.delete(key);
+        });
+      call = started;
+      this.#calls.set(key, call);
+    }
+    return signal ? raceAbort(call, signal) : call;
+  }
+}
+
+function raceAbort<V>(promise: Promise<V>, signal: AbortSignal): Promise<V> {
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError('The operation was aborted', { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function detach(waiter: SlotWaiter): void {
+  if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+}

@@ -1,0 +1,229 @@
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
+
+export interface RateLimitSpec {
+  /** Tokens when full: the largest burst. */
+  capacity: number;
+  /** Tokens added every `refillIntervalMs`. */
+  refillAmount: number;
+  refillIntervalMs: number;
+}
+
+/**
+ * Published CA limits on new orders per account, as token buckets. The CA
+ * enforces them; pacing ourselves just below keeps renewals out of
+ * `rateLimited` errors. Every issuer's value is configurable.
+ *
+ * Let's Encrypt (letsencrypt.org/docs/rate-limits, 2025): 300 new orders per
+ * account per 3 hours, refilling one every 36 seconds, bursts up to 300. Its
+ * staging limits are higher; the production numbers are used as a safe bound.
+ * Pebble and private CAs have no published limit: `'unlimited'`.
+ */
+export const RATE_LIMIT_PRESETS = Object.freeze({
+  letsencrypt: Object.freeze({ capacity: 300, refillAmount: 1, refillIntervalMs: 36_000 }),
+  'letsencrypt-staging': Object.freeze({ capacity: 300, refillAmount: 1, refillIntervalMs: 36_000 }),
+  unlimited: 'unlimited',
+} as const satisfies Record<string, Readonly<RateLimitSpec> | 'unlimited'>);
+
+export type RateLimitPresetName = keyof typeof RATE_LIMIT_PRESETS;
+
+/**
+ * Let's Encrypt's failed-authorization limit per identifier per account
+ * (5 per hour, one back every 12 minutes). Informs the backoff's minimum
+ * interval; not a bucket the manager needs to run.
+ */
+export const LETSENCRYPT_FAILED_AUTHORIZATIONS_PER_IDENTIFIER: Readonly<RateLimitSpec> = Object.freeze({
+  capacity: 5,
+  refillAmount: 1,
+  refillIntervalMs: 12 * 60_000,
+});
+
+/** What a rate limit option may be: a preset name, a bucket, `'unlimited'`, or `false` (no limit). */
+export type RateLimitOption = RateLimitPresetName | RateLimitSpec | 'unlimited' | false;
+
+/** Something that paces operations: a TokenBucket or the unlimited stand-in. */
+export interface RateLimiter {
+  /** Resolves when a token has been taken; waits in FIFO order. Rejects with AbortedError/ClosedError. */
+  take(signal?: AbortSignal): Promise<void>;
+  /** Takes a token if one is free now and nobody is waiting. */
+  tryTake(): boolean;
+  close(): void;
+}
+
+export interface TokenBucketOptions extends RateLimitSpec {
+  clock?: Clock | undefined;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * A token bucket that starts full and refills `refillAmount` tokens every
+ * `refillIntervalMs` up to `capacity`. Waiters are served first-come,
+ * first-served by one timer armed for the next refill.
+ */
+export class TokenBucket implements RateLimiter {
+  readonly capacity: number;
+  readonly refillAmount: number;
+  readonly refillIntervalMs: number;
+  readonly #clock: Clock;
+  #tokens: number;
+  #lastRefill: number;
+  readonly #waiters: Waiter[] = [];
+  #timer: TimerHandle | undefined;
+  #closed = false;
+
+  constructor(options: TokenBucketOptions) {
+    const spec = validateRateLimitSpec(options, 'rateLimit');
+    this.capacity = spec.capacity;
+    this.refillAmount = spec.refillAmount;
+    this.refillIntervalMs = spec.refillIntervalMs;
+    this.#clock = options.clock ?? systemClock;
+    this.#tokens = this.capacity;
+    this.#lastRefill = this.#clock.now();
+  }
+
+  /** Tokens free now. */
+  get available(): number {
+    this.#refill();
+    return this.#tokens;
+  }
+
+  /** Callers waiting for a token. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  tryTake(): boolean {
+    if (this.#closed) throw new ClosedError('TokenBucket');
+    this.#refill();
+    if (this.#waiters.length > 0 || this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+
+  take(signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('TokenBucket'));
+    if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
+    if (this.tryTake()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal, onAbort: undefined };
+      if (signal) {
+        waiter.onAbort = () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index >= 0) this.#waiters.splice(index, 1);
+          if (this.#waiters.length === 0) this.#cancelTimer();
+          reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+      this.#armTimer();
+    });
+  }
+
+  /** Rejects every waiter with ClosedError and cancels the timer; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelTimer();
+    for (const waiter of this.#waiters.splice(0)) {
+      detach(waiter);
+      waiter.reject(new ClosedError('TokenBucket'));
+    }
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    const intervals = Math.floor((now - this.#lastRefill) / this.refillIntervalMs);
+    if (intervals <= 0) return;
+    this.#lastRefill += intervals * this.refillIntervalMs;
+    this.#tokens = Math.min(this.capacity, this.#tokens + intervals * this.refillAmount);
+    // A full bucket does not bank time: the next refill is a whole interval after it fills.
+    if (this.#tokens === this.capacity) this.#lastRefill = now;
+  }
+
+  #serve(): void {
+    this.#timer = undefined;
+    if (this.#closed) return;
+    this.#refill();
+    while (this.#tokens >= 1 && this.#waiters.length > 0) {
+      const waiter = this.#waiters.shift() as Waiter;
+      this.#tokens--;
+      detach(waiter);
+      waiter.resolve();
+    }
+    this.#armTimer();
+  }
+
+  #armTimer(): void {
+    if (this.#timer || this.#waiters.length === 0) return;
+    const delay = Math.max(0, this.#lastRefill + this.refillIntervalMs - this.#clock.now());
+    this.#timer = this.#clock.setTimer(() => this.#serve(), delay);
+  }
+
+  #cancelTimer(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+  }
+}
+
+/** The limiter for `'unlimited'` / `false`: every take succeeds at once. */
+export class UnlimitedRateLimiter implements RateLimiter {
+  #closed = false;
+  take(signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('RateLimiter'));
+    if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
+    return Promise.resolve();
+  }
+  tryTake(): boolean {
+    if (this.#closed) throw new ClosedError('RateLimiter');
+    return true;
+  }
+  close(): void {
+    this.#closed = true;
+  }
+}
+
+/** Resolves a rate limit option (preset name, bucket, 'unlimited' or false) to a frozen spec or 'unlimited'. */
+export function resolveRateLimit(value: RateLimitOption, option = 'rateLimit'): Readonly<RateLimitSpec> | 'unlimited' {
+  if (value === false || value === 'unlimited') return 'unlimited';
+  if (typeof value === 'string') {
+    if (!Object.hasOwn(RATE_LIMIT_PRESETS, value)) {
+      throw new InvalidOptionError(option, `unknown preset "${value}"; use one of ${Object.keys(RATE_LIMIT_PRESETS).join(', ')} or { capacity, refillAmount, refillIntervalMs }`);
+    }
+    return RATE_LIMIT_PRESETS[value];
+  }
+  return Object.freeze(validateRateLimitSpec(value, option));
+}
+
+/** Builds the limiter for a rate limit option. */
+export function createRateLimiter(value: RateLimitOption, clock: Clock = systemClock, option = 'rateLimit'): RateLimiter {
+  const spec = resolveRateLimit(value, option);
+  return spec === 'unlimited' ? new UnlimitedRateLimiter() : new TokenBucket({ ...spec, clock });
+}
+
+function validateRateLimitSpec(value: unknown, option: string): RateLimitSpec {
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidOptionError(option, 'must be { capacity, refillAmount, refillIntervalMs }, a preset name or false');
+  }
+  const { capacity, refillAmount, refillIntervalMs } = value as Partial<RateLimitSpec>;
+  if (!Number.isInteger(capacity) || (capacity as number) < 1) {
+    throw new InvalidOptionError(`${option}.capacity`, 'must be an integer >= 1');
+  }
+  if (!Number.isInteger(refillAmount) || (refillAmount as number) < 1) {
+    throw new InvalidOptionError(`${option}.refillAmount`, 'must be an integer >= 1');
+  }
+  if (typeof refillIntervalMs !== 'number' || !Number.isFinite(refillIntervalMs) || refillIntervalMs <= 0) {
+    throw new InvalidOptionError(`${option}.refillIntervalMs`, 'must be a positive number of milliseconds');
+  }
+  return { capacity: capacity as number, refillAmount: refillAmount as number, refillIntervalMs };
+}
+
+function detach(waiter: Waiter): void {
+  if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+}
