@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   ERR_TIMEOUT: 'The operation did not finish in its allowed time.',
   ERR_CLOSED: 'The object has been closed.',
   ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
+  ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -311,4 +312,10 @@ export function printable(input: unknown, max = 80): string {
   // eslint-disable-next-line no-control-regex
   const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}
+
+export class NoCertificateError extends CertKeeperError {
+  constructor(servername: string) {
+    super('ERR_NO_CERTIFICATE', `No certificate for server name ${JSON.stringify(printable(servername))}`);
+  }
 }
