@@ -1,0 +1,350 @@
+/**
+ * In-process storage for tests and single-process use. Instances sharing one
+ * MemoryBackend behave like two processes sharing a database: same keys, and
+ * locks that exclude each other. Locks are handed to waiters in FIFO order.
+ * With `lockTtlMs`, a lock whose holder stops refreshing it (see abandonLock)
+ * expires and can be taken over, which is how stale-lock handling is tested.
+ */
+import { type Clock, type TimerHandle, systemClock } from '../clock.js';
+import {
+  AbortedError,
+  ClosedError,
+  InvalidOptionError,
+  LockLostError,
+  LockTimeoutError,
+  StorageNotFoundError,
+} from '../errors.js';
+import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
+import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+
+export interface MemoryStorageOptions {
+  /** Share keys and locks with other instances built on the same backend (default: a new, private backend). */
+  backend?: MemoryBackend | undefined;
+  /**
+   * A held lock expires this many milliseconds after its holder last refreshed
+   * it; holders refresh at a third of it. Default: locks never expire.
+   */
+  lockTtlMs?: number | undefined;
+  clock?: Clock | undefined;
+}
+
+interface Entry {
+  value: Buffer;
+  modified: Date;
+}
+
+interface Waiter {
+  holder: object;
+  grant(): void;
+}
+
+interface LockRecord {
+  holder: object | undefined;
+  expiresAt: number | undefined;
+  waiters: Waiter[];
+}
+
+/** The shared state behind one or more MemoryStorage instances. */
+export class MemoryBackend {
+  readonly entries = new Map<string, Entry>();
+  readonly #locks = new Map<string, LockRecord>();
+
+  /** Takes the lock when it is free (or expired) and nobody is queued ahead. */
+  tryAcquire(name: string, holder: object, now: number, ttlMs: number | undefined): boolean {
+    this.expireIfDue(name, now);
+    const record = this.#record(name);
+    if (record.holder !== undefined || record.waiters.length > 0) return false;
+    record.holder = holder;
+    record.expiresAt = ttlMs === undefined ? undefined : now + ttlMs;
+    return true;
+  }
+
+  enqueue(name: string, waiter: Waiter): void {
+    this.#record(name).waiters.push(waiter);
+  }
+
+  dequeue(name: string, waiter: Waiter): void {
+    const record = this.#locks.get(name);
+    if (!record) return;
+    record.waiters = record.waiters.filter((w) => w !== waiter);
+    this.#forgetIfIdle(name, record);
+  }
+
+  /** Hands the lock to `holder` (called from a waiter's grant). */
+  assign(name: string, holder: object, now: number, ttlMs: number | undefined): void {
+    const record = this.#record(name);
+    record.holder = holder;
+    record.expiresAt = ttlMs === undefined ? undefined : now + ttlMs;
+  }
+
+  refresh(name: string, holder: object, now: number, ttlMs: number): boolean {
+    const record = this.#locks.get(name);
+    if (!record || record.holder !== holder) return false;
+    record.expiresAt = now + ttlMs;
+    return true;
+  }
+
+  release(name: string, holder: object, now: number): void {
+    const record = this.#locks.get(name);
+    if (!record || record.holder !== holder) return;
+    record.holder = undefined;
+    record.expiresAt = undefined;
+    this.#handOver(name, record, now);
+  }
+
+  isHeldBy(name: string, holder: object, now: number): boolean {
+    this.expireIfDue(name, now);
+    return this.#locks.get(name)?.holder === holder;
+  }
+
+  /** When the lock exists and expires, the epoch ms it does. */
+  expiresAt(name: string): number | undefined {
+    return this.#locks.get(name)?.expiresAt;
+  }
+
+  /** Drops an expired holder (it stopped refreshing: "died") and hands the lock on. */
+  expireIfDue(name: string, now: number): void {
+    const record = this.#locks.get(name);
+    if (!record || record.holder === undefined || record.expiresAt === undefined) return;
+    if (record.expiresAt > now) return;
+    record.holder = undefined;
+    record.expiresAt = undefined;
+    this.#handOver(name, record, now);
+  }
+
+  #handOver(name: string, record: LockRecord, _now: number): void {
+    const next = record.waiters.shift();
+    if (next) {
+      next.grant();
+    } else {
+      this.#forgetIfIdle(name, record);
+    }
+  }
+
+  #record(name: string): LockRecord {
+    let record = this.#locks.get(name);
+    if (!record) {
+      record = { holder: undefined, expiresAt: undefined, waiters: [] };
+      this.#locks.set(name, record);
+    }
+    return record;
+  }
+
+  #forgetIfIdle(name: string, record: LockRecord): void {
+    if (record.holder === undefined && record.waiters.length === 0) this.#locks.delete(name);
+  }
+}
+
+export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
+  readonly #backend: MemoryBackend;
+  readonly #ttlMs: number | undefined;
+  readonly #clock: Clock;
+  /** Locks this instance holds, with their refresh timers. */
+  readonly #held = new Map<string, TimerHandle | undefined>();
+  /** Cancels pending lock waits on close(). */
+  readonly #pendingWaits = new Set<(error: Error) => void>();
+  #closed = false;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    const { backend, lockTtlMs, clock } = options;
+    if (backend !== undefined && !(backend instanceof MemoryBackend)) {
+      throw new InvalidOptionError('backend', 'must be a MemoryBackend');
+    }
+    if (lockTtlMs !== undefined && (!Number.isFinite(lockTtlMs) || lockTtlMs <= 0)) {
+      throw new InvalidOptionError('lockTtlMs', 'must be a positive number of milliseconds');
+    }
+    this.#backend = backend ?? new MemoryBackend();
+    this.#ttlMs = lockTtlMs;
+    this.#clock = clock ?? systemClock;
+  }
+
+  async store(key: string, value: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    // Copy: the caller may reuse its buffer, and a reader must never see a later mutation.
+    this.#backend.entries.set(k, { value: Buffer.from(value), modified: new Date(this.#clock.now()) });
+  }
+
+  async load(key: string): Promise<Buffer> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const entry = this.#backend.entries.get(k);
+    if (!entry) throw new StorageNotFoundError(k);
+    return Buffer.from(entry.value);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const below = `${k}/`;
+    for (const existing of [...this.#backend.entries.keys()]) {
+      if (existing === k || existing.startsWith(below)) this.#backend.entries.delete(existing);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    if (this.#backend.entries.has(k)) return true;
+    const below = `${k}/`;
+    for (const existing of this.#backend.entries.keys()) if (existing.startsWith(below)) return true;
+    return false;
+  }
+
+  async list(prefix: string, recursive: boolean): Promise<string[]> {
+    this.#assertOpen();
+    const p = validatePrefix(prefix);
+    const below = p === '' ? '' : `${p}/`;
+    const found = new Set<string>();
+    for (const existing of this.#backend.entries.keys()) {
+      if (!existing.startsWith(below)) continue;
+      const parts = existing.slice(below.length).split('/');
+      if (recursive) {
+        let path = p;
+        for (const part of parts) {
+          path = joinKey(path, part);
+          found.add(path);
+        }
+      } else {
+        found.add(joinKey(p, parts[0] ?? ''));
+      }
+    }
+    if (found.size === 0) throw new StorageNotFoundError(p);
+    return [...found].sort();
+  }
+
+  async stat(key: string): Promise<KeyInfo> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const entry = this.#backend.entries.get(k);
+    if (entry) return { key: k, modified: new Date(entry.modified), size: entry.value.length, isTerminal: true };
+    const below = `${k}/`;
+    let latest: number | undefined;
+    for (const [existing, e] of this.#backend.entries) {
+      if (existing.startsWith(below)) latest = Math.max(latest ?? 0, e.modified.getTime());
+    }
+    if (latest === undefined) throw new StorageNotFoundError(k);
+    return { key: k, modified: new Date(latest), size: 0, isTerminal: false };
+  }
+
+  async tryLock(name: string): Promise<boolean> {
+    this.#assertOpen();
+    const n = validateLockName(name);
+    if (!this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs)) return false;
+    this.#onAcquired(n);
+    return true;
+  }
+
+  async lock(name: string, options: LockOptions = {}): Promise<void> {
+    this.#assertOpen();
+    const n = validateLockName(name);
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) throw new AbortedError(`Waiting for lock "${n}" was aborted`, { cause: signal.reason });
+    if (this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs)) {
+      this.#onAcquired(n);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      let timeout: TimerHandle | undefined;
+      let expiryCheck: TimerHandle | undefined;
+      const finish = (error?: Error): void => {
+        timeout?.cancel();
+        expiryCheck?.cancel();
+        signal?.removeEventListener('abort', onAbort);
+        this.#pendingWaits.delete(cancel);
+        if (error) {
+          this.#backend.dequeue(n, waiter);
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
+      const waiter: Waiter = {
+        holder: this,
+        grant: () => {
+          this.#backend.assign(n, this, this.#clock.now(), this.#ttlMs);
+          this.#onAcquired(n);
+          finish();
+        },
+      };
+      const cancel = (error: Error): void => finish(error);
+      const onAbort = (): void => finish(new AbortedError(`Waiting for lock "${n}" was aborted`, { cause: signal?.reason }));
+      // The holder may die without releasing: look again when its lease runs out.
+      const scheduleExpiryCheck = (): void => {
+        const expiresAt = this.#backend.expiresAt(n);
+        if (expiresAt === undefined) return;
+        expiryCheck = this.#clock.setTimer(() => {
+          this.#backend.expireIfDue(n, this.#clock.now());
+          if (this.#pendingWaits.has(cancel)) scheduleExpiryCheck();
+        }, Math.max(1, expiresAt - this.#clock.now()));
+      };
+      this.#pendingWaits.add(cancel);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined) {
+        timeout = this.#clock.setTimer(() => finish(new LockTimeoutError(n)), timeoutMs);
+      }
+      this.#backend.enqueue(n, waiter);
+      scheduleExpiryCheck();
+    });
+  }
+
+  async unlock(name: string): Promise<void> {
+    const n = validateLockName(name);
+    if (!this.#held.has(n)) return;
+    this.#held.get(n)?.cancel();
+    this.#held.delete(n);
+    this.#backend.release(n, this, this.#clock.now());
+  }
+
+  async assertLockHeld(name: string): Promise<void> {
+    const n = validateLockName(name);
+    if (!this.#held.has(n) || !this.#backend.isHeldBy(n, this, this.#clock.now())) {
+      throw new LockLostError(n);
+    }
+  }
+
+  /**
+   * Test aid: behaves as if this holder crashed while holding `name`. It stops
+   * refreshing the lock without releasing it, so with `lockTtlMs` another
+   * instance takes it over once it expires.
+   */
+  abandonLock(name: string): void {
+    const n = validateLockName(name);
+    if (!this.#held.has(n)) return;
+    this.#held.get(n)?.cancel();
+    this.#held.set(n, undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const cancel of [...this.#pendingWaits]) cancel(new AbortedError('MemoryStorage was closed while waiting for a lock'));
+    for (const name of [...this.#held.keys()]) {
+      this.#held.get(name)?.cancel();
+      this.#held.delete(name);
+      this.#backend.release(name, this, this.#clock.now());
+    }
+  }
+
+  #onAcquired(name: string): void {
+    const ttlMs = this.#ttlMs;
+    if (ttlMs === undefined) {
+      this.#held.set(name, undefined);
+      return;
+    }
+    const refresh = (): TimerHandle =>
+      this.#clock.setTimer(() => {
+        if (this.#held.get(name) !== handle) return;
+        if (this.#backend.refresh(name, this, this.#clock.now(), ttlMs)) {
+          handle = refresh();
+          this.#held.set(name, handle);
+        }
+      }, ttlMs / 3);
+    let handle = refresh();
+    this.#held.set(name, handle);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('MemoryStorage');
+  }
+}
