@@ -1,0 +1,85 @@
+/**
+ * ALPN selection, and the marking of TLS-ALPN-01 validation connections.
+ *
+ * Node 20 calls ALPNCallback before SNICallback, both with `this` = the
+ * TLSSocket; a key/cert set inside ALPNCallback is ignored once an
+ * SNICallback exists. So ALPNCallback marks a validation connection and
+ * SNICallback returns the challenge context for a marked socket.
+ */
+import type tls from 'node:tls';
+
+export const ACME_TLS_1_PROTOCOL = 'acme-tls/1';
+
+/** Serves the RFC 8737 challenge certificate for a name while its challenge is presented. */
+export interface AlpnChallengeProvider {
+  get(servername: string): tls.SecureContext | undefined;
+}
+
+// TODO(tls-alpn01 solver): once src/solvers/tls-alpn-01.ts exports these
+// helpers, import them instead of keeping this copy.
+const acmeSockets = new WeakSet<object>();
+
+/** A TLS-ALPN-01 validation offers exactly one protocol, `acme-tls/1` (RFC 8737 section 3). */
+export function isAcmeTlsAlpnOffer(protocols: readonly string[]): boolean {
+  return protocols.length === 1 && protocols[0] === ACME_TLS_1_PROTOCOL;
+}
+
+export function markAcmeTlsSocket(socket: object): void {
+  acmeSockets.add(socket);
+}
+
+export function isMarkedAcmeTlsSocket(socket: object): boolean {
+  return acmeSockets.has(socket);
+}
+
+export interface AlpnSelection {
+  servername: string;
+  protocols: string[];
+}
+
+export type AlpnCallback = (this: tls.TLSSocket, selection: AlpnSelection) => string | undefined;
+
+/**
+ * Returns an ALPNCallback. A validation offer is marked and answered with
+ * `acme-tls/1`. Otherwise the first of `userProtocols` the client offers wins
+ * (server preference); with no user protocols, the client's first choice.
+ * Returning undefined aborts with `no_application_protocol`, which is what
+ * Node does itself when its ALPNProtocols and the client's list do not meet.
+ */
+export function createAlpnCallback(userProtocols?: readonly string[]): AlpnCallback {
+  const preferred = (userProtocols ?? []).filter((p) => p !== ACME_TLS_1_PROTOCOL);
+  return function ALPNCallback(this: tls.TLSSocket, { protocols }: AlpnSelection): string | undefined {
+    if (isAcmeTlsAlpnOffer(protocols)) {
+      markAcmeTlsSocket(this);
+      return ACME_TLS_1_PROTOCOL;
+    }
+    if (preferred.length === 0) {
+      for (const p of protocols) if (p !== ACME_TLS_1_PROTOCOL) return p;
+      return undefined;
+    }
+    for (const p of preferred) if (protocols.includes(p)) return p;
+    return undefined;
+  };
+}
+
+/**
+ * Node accepts ALPNProtocols as strings, Buffers, or one Buffer in wire
+ * format (length-prefixed); returns the protocol names.
+ */
+export function alpnProtocolNames(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) {
+    return value.map((p: unknown) => (typeof p === 'string' ? p : Buffer.from(p as Uint8Array).toString('latin1')));
+  }
+  if (value instanceof Uint8Array) {
+    const out: string[] = [];
+    const bytes = Buffer.from(value);
+    for (let i = 0; i < bytes.length; ) {
+      const len = bytes[i] ?? 0;
+      out.push(bytes.subarray(i + 1, i + 1 + len).toString('latin1'));
+      i += 1 + len;
+    }
+    return out;
+  }
+  return undefined;
+}
