@@ -67,8 +67,8 @@ export function ariRetryAt(retryAfterHeader: string | null | undefined, now: num
     if (/^\d+$/.test(value)) {
       delay = Number(value) * 1000;
     } else {
-      const at = Date.parse(value);
-      if (Number.isFinite(at)) delay = at - now;
+      const at = parseHttpDate(value);
+      if (at !== undefined) delay = at - now;
     }
   }
   return now + Math.min(MAX_ARI_RETRY_AFTER_MS, Math.max(MIN_ARI_RETRY_AFTER_MS, delay));
@@ -147,6 +147,21 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:
 function parseRfc3339(value: unknown): number | undefined {
   if (typeof value !== 'string' || !RFC3339.test(value)) return undefined;
   const time = Date.parse(value.toUpperCase());
+  return Number.isFinite(time) ? time : undefined;
+}
+
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms recipients must accept.
+const IMF_FIXDATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC850_DATE = /^[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+/** Epoch ms of an HTTP-date, or undefined; Date.parse alone accepts far too much (e.g. "-5" as a year). */
+function parseHttpDate(value: string): number | undefined {
+  let text: string;
+  if (IMF_FIXDATE.test(value) || RFC850_DATE.test(value)) text = value;
+  else if (ASCTIME_DATE.test(value)) text = `${value} GMT`;
+  else return undefined;
+  const time = Date.parse(text);
   return Number.isFinite(time) ? time : undefined;
 }
 
