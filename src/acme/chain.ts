@@ -1,0 +1,75 @@
+/** Certificate chains from the CA: validation and preferred-chain selection. */
+import { X509Certificate } from 'node:crypto';
+import { CertificateInvalidError } from '../errors.js';
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
+
+/**
+ * Checks a downloaded chain: only CERTIFICATE blocks (a CA, or a man in the
+ * middle, must not slip a key or anything else into what certkeeper stores and
+ * serves), at least one, each parsable. Returns the chain re-encoded, leaf first.
+ */
+export function validateChainPem(chainPem: string): string {
+  if (typeof chainPem !== 'string') throw new CertificateInvalidError('The CA returned no PEM certificate chain');
+  const labels = [...chainPem.matchAll(/-----BEGIN ([^-\r\n]*)-----/g)].map((m) => m[1]);
+  const other = labels.filter((label) => label !== 'CERTIFICATE');
+  if (other.length > 0) {
+    throw new CertificateInvalidError(`The certificate chain holds a PEM block other than CERTIFICATE (${[...new Set(other)].join(', ')})`);
+  }
+  const blocks = [...chainPem.matchAll(PEM_BLOCK)];
+  if (blocks.length === 0 || blocks.length !== labels.length) {
+    throw new CertificateInvalidError('The certificate chain holds no complete PEM certificate');
+  }
+  return blocks
+    .map((block) => {
+      try {
+        return new X509Certificate(block[0]).toString().trim();
+      } catch (error) {
+        throw new CertificateInvalidError('The certificate chain holds a certificate that does not parse', { cause: error });
+      }
+    })
+    .join('\n')
+    .concat('\n');
+}
+
+function commonName(distinguishedName: string): string | undefined {
+  return /^CN=(.*)$/m.exec(distinguishedName)?.[1];
+}
+
+/** Issuer common names of each certificate in the chain, leaf first. */
+export function chainIssuerNames(chainPem: string): string[] {
+  return [...chainPem.matchAll(PEM_BLOCK)].map((block) => commonName(new X509Certificate(block[0]).issuer) ?? '');
+}
+
+/**
+ * Picks the chain whose issuers include `preferredIssuer` (the match closest
+ * to the root wins, as chains share their lower part); the first (default)
+ * chain when none matches.
+ */
+export function selectPreferredChain(chains: readonly string[], preferredIssuer: string | undefined): string {
+  const first = chains[0];
+  if (first === undefined) throw new CertificateInvalidError('The CA returned no certificate chain');
+  if (!preferredIssuer) return first;
+  let best: { chain: string; distance: number } | undefined;
+  for (const chain of chains) {
+    const issuers = chainIssuerNames(chain);
+    const index = issuers.lastIndexOf(preferredIssuer);
+    if (index === -1) continue;
+    const distance = issuers.length - index;
+    if (!best || distance < best.distance) best = { chain, distance };
+  }
+  return best?.chain ?? first;
+}
+
+/** `rel="alternate"` URLs from a Link header (RFC 8555 7.4.2). */
+export function alternateLinks(header: unknown): string[] {
+  const values = Array.isArray(header) ? header : typeof header === 'string' ? [header] : [];
+  const out: string[] = [];
+  for (const value of values) {
+    for (const part of String(value).split(/,(?=\s*<)/)) {
+      const match = /^\s*<([^>]+)>\s*;(.*)$/.exec(part);
+      if (match?.[1] && /(^|;)\s*rel\s*=\s*"?alternate"?\s*(;|$)/i.test(match[2] ?? '')) out.push(match[1]);
+    }
+  }
+  return out;
+}

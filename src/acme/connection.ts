@@ -1,0 +1,200 @@
+/**
+ * One signed-request channel to an ACME CA for one account key, over
+ * acme-client. acme-client signs, manages nonces (retrying `badNonce` with the
+ * nonce from the error response) and caches the directory; certkeeper sends
+ * through its lower API (`api.apiRequest` with no status check), so the raw
+ * response, problem document and Retry-After header reach problem.ts, and each
+ * call is wrapped in retry.ts.
+ */
+import acme from 'acme-client';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import { AbortedError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
+import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+import { runWithAcmeLogger, type TrustHandle } from './trust.js';
+
+export interface AcmeDirectory {
+  newNonce: string;
+  newAccount: string;
+  newOrder: string;
+  revokeCert?: string;
+  keyChange?: string;
+  renewalInfo?: string;
+  meta?: {
+    termsOfService?: string;
+    website?: string;
+    caaIdentities?: string[];
+    externalAccountRequired?: boolean;
+    profiles?: Record<string, string>;
+  };
+}
+
+/**
+ * The acme-client internals used here (present in 5.x, not in its typings).
+ * Kept in one interface so an upgrade that moves them breaks in one place.
+ */
+interface AcmeClientInternals {
+  api: {
+    accountUrl: string | null;
+    apiRequest(
+      url: string,
+      payload: unknown,
+      validStatusCodes: number[],
+      opts: { includeJwsKid: boolean; includeExternalAccountBinding: boolean },
+    ): Promise<RawResponse>;
+  };
+  http: {
+    getDirectory(): Promise<unknown>;
+  };
+}
+
+export interface ConnectionOptions {
+  directoryUrl: string;
+  accountKeyPem: string;
+  accountUrl?: string | undefined;
+  externalAccountBinding?: { kid: string; hmacKey: string } | undefined;
+  trust: TrustHandle;
+  logger: Logger;
+  clock: Clock;
+  retryPolicy: Readonly<RetryPolicy>;
+}
+
+export interface PostOptions {
+  /** Statuses that count as success. */
+  ok: readonly number[];
+  /** Short operation name for logs and retry messages. */
+  what: string;
+  /** Sign with the account URL (`kid`); false sends the JWK (newAccount, revocation by key). */
+  kid?: boolean;
+  eab?: boolean;
+  /** False for best-effort calls (e.g. deactivation after a failure): one attempt only. */
+  retry?: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+export class AcmeConnection {
+  readonly directoryUrl: string;
+  readonly client: acme.Client;
+  readonly #internals: AcmeClientInternals;
+  readonly #options: ConnectionOptions;
+  #directory: AcmeDirectory | undefined;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.directoryUrl = options.directoryUrl;
+    this.client = new acme.Client({
+      directoryUrl: options.directoryUrl,
+      accountKey: options.accountKeyPem,
+      ...(options.accountUrl ? { accountUrl: options.accountUrl } : {}),
+      ...(options.externalAccountBinding ? { externalAccountBinding: { ...options.externalAccountBinding } } : {}),
+    });
+    this.#internals = this.client as unknown as AcmeClientInternals;
+  }
+
+  get accountUrl(): string | undefined {
+    return this.#internals.api.accountUrl ?? undefined;
+  }
+
+  set accountUrl(url: string | undefined) {
+    this.#internals.api.accountUrl = url ?? null;
+  }
+
+  /** The directory, fetched once per connection (with retries). */
+  async directory(signal?: AbortSignal): Promise<AcmeDirectory> {
+    if (this.#directory) return this.#directory;
+    const { clock, logger, retryPolicy, trust } = this.#options;
+    const dir = await withRetry(
+      () =>
+        runWithAcmeLogger(logger, async () => {
+          try {
+            return await this.#internals.http.getDirectory();
+          } catch (error) {
+            const mapped = toAcmeError(error, this.directoryUrl, clock.now());
+            if (mapped instanceof CertKeeperError) throw mapped;
+            // acme-client reports a 4xx/5xx directory as a bare Error.
+            throw new AcmeUnreachableError(`Could not read the ACME directory at ${this.directoryUrl}`, { cause: error });
+          }
+        }),
+      { policy: retryPolicy, clock, signal, logger, what: 'directory' },
+    );
+    if (typeof dir !== 'object' || dir === null || typeof (dir as AcmeDirectory).newOrder !== 'string') {
+      throw new AcmeUnreachableError(`${this.directoryUrl} did not answer with an ACME directory`);
+    }
+    const directory = dir as AcmeDirectory;
+    for (const value of Object.values(directory)) {
+      if (typeof value === 'string' && value.startsWith('https://')) trust.addOrigin(value);
+    }
+    this.#directory = directory;
+    return directory;
+  }
+
+  /**
+   * One signed POST (payload null = POST-as-GET), retried by policy: each
+   * attempt is signed again with a fresh nonce. Throws AcmeProblemError for
+   * a status outside `ok`.
+   */
+  async post(url: string, payload: Record<string, unknown> | null, options: PostOptions): Promise<RawResponse> {
+    const { clock, logger, retryPolicy } = this.#options;
+    return withRetry(
+      () =>
+        runWithAcmeLogger(logger, async () => {
+          let resp: RawResponse;
+          try {
+            // acme-client adds the EAB field to the payload object: give it a fresh copy each attempt.
+            const request = this.#internals.api.apiRequest(url, payload === null ? null : structuredClone(payload), [], {
+              includeJwsKid: options.kid !== false,
+              includeExternalAccountBinding: options.eab === true,
+            });
+            resp = await untilAborted(request, options.signal);
+          } catch (error) {
+            throw toAcmeError(error, url, clock.now());
+          }
+          if (!options.ok.includes(resp.status)) throw problemFromResponse(resp, url, clock.now());
+          return resp;
+        }),
+      {
+        policy: options.retry === false ? { ...retryPolicy, maxAttempts: 1 } : retryPolicy,
+        clock,
+        signal: options.signal,
+        logger,
+        what: options.what,
+      },
+    );
+  }
+
+  /** RFC 8555 key authorization `token.thumbprint` for this account key. */
+  async keyAuthorization(token: string): Promise<string> {
+    return this.client.getChallengeKeyAuthorization({ token, type: 'http-01', url: '', status: 'pending' });
+  }
+}
+
+/**
+ * acme-client takes no AbortSignal: stop waiting when the signal fires (the
+ * request itself ends by its own timeout, see trust.ts).
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      const reason: unknown = signal.reason;
+      reject(reason instanceof CertKeeperError ? reason : new AbortedError('The operation was aborted', { cause: reason }));
+    };
+    if (signal.aborted) {
+      onAbort();
+      promise.catch(() => undefined);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

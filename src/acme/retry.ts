@@ -1,0 +1,104 @@
+/**
+ * Bounded retry of one ACME operation. Each attempt runs the whole operation
+ * again, so a retried request is signed again with a fresh nonce (acme-client's
+ * own replay of the same signed body is switched off in trust.ts).
+ */
+import { sleep, type Clock } from '../clock.js';
+import { AbortedError, AcmeProblemError, AcmeRateLimitedError, throwIfAborted } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { AcmeNetworkError, isProblem } from './problem.js';
+
+export interface RetryPolicy {
+  /** Attempts in total, the first included. */
+  maxAttempts: number;
+  /** First backoff delay for network errors and 5xx without Retry-After. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Longest Retry-After honoured by waiting; longer waits fail with AcmeRateLimitedError. */
+  maxRetryAfterMs: number;
+  /** Overall budget for all attempts and waits of one operation. */
+  deadlineMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  maxAttempts: 4,
+  baseDelayMs: 500,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
+  deadlineMs: 90_000,
+});
+
+export interface RetryContext {
+  policy: Readonly<RetryPolicy>;
+  clock: Clock;
+  signal?: AbortSignal | undefined;
+  logger?: Logger | undefined;
+  /** Short name of the operation, for logs. */
+  what: string;
+}
+
+type Decision = { retry: false } | { retry: true; delayMs: number; reason: string };
+
+function decide(error: unknown, attempt: number, policy: Readonly<RetryPolicy>, now: number): Decision {
+  const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  if (isProblem(error, 'badNonce')) {
+    // acme-client already retried with the nonces from the error responses; one more fresh attempt.
+    return { retry: true, delayMs: 0, reason: 'badNonce' };
+  }
+  if (error instanceof AcmeProblemError) {
+    const status = error.status ?? 0;
+    const rateLimited = status === 429 || isProblem(error, 'rateLimited');
+    if (error.retryAfterMs !== undefined && (rateLimited || status === 503)) {
+      if (error.retryAfterMs > policy.maxRetryAfterMs) {
+        throw new AcmeRateLimitedError(
+          `${error.message}; Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s exceeds the ${policy.maxRetryAfterMs / 1000} s limit`,
+          now + error.retryAfterMs,
+          { cause: error },
+        );
+      }
+      return { retry: true, delayMs: error.retryAfterMs, reason: `HTTP ${status} Retry-After` };
+    }
+    if (rateLimited) {
+      // A rate limit without Retry-After: retrying at once would only spend more of the limit.
+      throw new AcmeRateLimitedError(error.message, now + policy.maxRetryAfterMs, { cause: error });
+    }
+    if (status >= 500) return { retry: true, delayMs: backoff, reason: `HTTP ${status}` };
+    return { retry: false };
+  }
+  if (error instanceof AcmeNetworkError && error.transient) {
+    return { retry: true, delayMs: backoff, reason: error.networkCode ?? 'network error' };
+  }
+  return { retry: false };
+}
+
+export async function withRetry<T>(operation: (attempt: number) => Promise<T>, ctx: RetryContext): Promise<T> {
+  const { policy, clock, signal } = ctx;
+  const deadline = clock.now() + policy.deadlineMs;
+  for (let attempt = 1; ; attempt++) {
+    throwIfAborted(signal);
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      throwIfAborted(signal);
+      if (attempt >= policy.maxAttempts) throw error;
+      const decision = decide(error, attempt, policy, clock.now());
+      if (!decision.retry) throw error;
+      if (clock.now() + decision.delayMs > deadline) {
+        if (error instanceof AcmeProblemError && error.retryAfterMs !== undefined) {
+          throw new AcmeRateLimitedError(error.message, clock.now() + decision.delayMs, { cause: error });
+        }
+        throw error;
+      }
+      ctx.logger?.debug({ operation: ctx.what, attempt, delayMs: decision.delayMs, reason: decision.reason }, 'retrying ACME request');
+      if (decision.delayMs > 0) await abortableSleep(clock, decision.delayMs, signal);
+    }
+  }
+}
+
+async function abortableSleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(clock, ms, signal);
+  } catch (reason) {
+    throw new AbortedError('The operation was aborted', { cause: reason });
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The one place certkeeper touches acme-client's process-global state.
+ *
+ * acme-client sends every request through a single axios instance shared by
+ * all its clients, with no per-client agent option. certkeeper installs one
+ * request interceptor on it that picks an https.Agent by the request's origin
+ * from a registry, so issuers trusting different private CAs coexist; origins
+ * nobody registered use Node's defaults (system roots). Verification is never
+ * switched off, and NODE_EXTRA_CA_CERTS is not needed.
+ *
+ * It also turns off acme-client's replay of 429/5xx responses (it resends an
+ * already used nonce, acme-client issue #103): retry.ts re-runs the operation
+ * instead, signed again.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import https from 'node:https';
+import { createRequire } from 'node:module';
+import tls from 'node:tls';
+import acme from 'acme-client';
+import type { Logger } from '../logger.js';
+import { unreachableFromError, isNetworkError } from './problem.js';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+interface TrustEntry {
+  agent: https.Agent;
+  caFingerprints: string;
+  refs: number;
+}
+
+const byOrigin = new Map<string, TrustEntry>();
+const logContext = new AsyncLocalStorage<Logger>();
+let installed = false;
+let requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
+
+type Adapter = (config: Record<string, unknown>) => Promise<unknown>;
+
+/** The http adapter of the very axios copy acme-client loaded (not a second copy). */
+function acmeClientHttpAdapter(): Adapter {
+  const require = createRequire(import.meta.url);
+  const fromAcmeClient = createRequire(require.resolve('acme-client'));
+  const axios = fromAcmeClient('axios') as { getAdapter(name: string): Adapter };
+  return axios.getAdapter('http');
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+function requestUrl(config: Record<string, unknown>): string | undefined {
+  const url = typeof config.url === 'string' ? config.url : undefined;
+  const base = typeof config.baseURL === 'string' ? config.baseURL : undefined;
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url, base).href;
+  } catch {
+    return url;
+  }
+}
+
+/** Installs the interceptor and global settings once per process; later calls do nothing. */
+export function installAcmeClientHooks(): void {
+  if (installed) return;
+  installed = true;
+  const instance = acme.axios;
+  (instance.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+  const httpAdapter = acmeClientHttpAdapter();
+  instance.interceptors.request.use((config) => {
+    const cfg = config as unknown as Record<string, unknown>;
+    const url = requestUrl(cfg);
+    const origin = url ? originOf(url) : undefined;
+    const entry = origin ? byOrigin.get(origin) : undefined;
+    if (entry) cfg.httpsAgent = entry.agent;
+    if (!cfg.timeout) cfg.timeout = requestTimeoutMs;
+    // An error without `config` passes acme-client's response interceptor untouched.
+    // Without this, its interceptor turns a refused connection into a TypeError.
+    cfg.adapter = async (c: Record<string, unknown>) => {
+      try {
+        return await httpAdapter(c);
+      } catch (error) {
+        if (isNetworkError(error)) throw unreachableFromError(error, url);
+        throw error;
+      }
+    };
+    return config;
+  });
+  acme.setLogger((message: string) => {
+    const log = logContext.getStore();
+    if (log) log.debug({ acme: scrub(message) }, 'acme-client');
+  });
+}
+
+/** acme-client logs URLs, statuses and nonces; strip anything PEM-shaped as a second fence. */
+function scrub(message: string): string {
+  return message.replace(/-----BEGIN [^-]+-----[\s\S]*?(-----END [^-]+-----|$)/g, '[pem redacted]').slice(0, 500);
+}
+
+/** Runs `fn` so acme-client's log lines emitted during it go to `logger` at debug level. */
+export function runWithAcmeLogger<T>(logger: Logger, fn: () => Promise<T>): Promise<T> {
+  return logContext.run(logger, fn);
+}
+
+/** Sets the per-request timeout for every ACME request of this process (the axios instance is shared). */
+export function setRequestTimeout(ms: number): void {
+  requestTimeoutMs = ms;
+}
+
+function fingerprint(cas: readonly string[]): string {
+  return createHash('sha256').update([...cas].sort().join('\n')).digest('hex');
+}
+
+/**
+ * Trust registration for one issuer. Register the directory's origin, then the
+ * origins of the URLs the directory lists (a CA may serve them elsewhere).
+ */
+export class TrustHandle {
+  readonly #cas: readonly string[];
+  readonly #fingerprint: string;
+  readonly #origins = new Set<string>();
+  #released = false;
+
+  constructor(caCertificates: readonly string[]) {
+    installAcmeClientHooks();
+    this.#cas = caCertificates;
+    this.#fingerprint = fingerprint(caCertificates);
+  }
+
+  /** Makes requests to `url`'s origin use this issuer's trust (system roots plus its CAs). */
+  addOrigin(url: string): void {
+    const origin = originOf(url);
+    if (!origin || this.#released || this.#origins.has(origin)) return;
+    const existing = byOrigin.get(origin);
+    if (existing && existing.caFingerprints === this.#fingerprint) {
+      existing.refs++;
+    } else if (existing) {
+      // Two issuers, same origin, different CA lists: trust the union rather than break one of them.
+      const merged = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...this.#cas, ...caList(existing)] });
+      existing.agent.destroy();
+      byOrigin.set(origin, { agent: merged, caFingerprints: `${existing.caFingerprints}+${this.#fingerprint}`, refs: existing.refs + 1 });
+      agentCas.set(merged, [...this.#cas, ...caList(existing)]);
+    } else {
+      const agent = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...this.#cas] });
+      agentCas.set(agent, this.#cas);
+      byOrigin.set(origin, { agent, caFingerprints: this.#fingerprint, refs: 1 });
+    }
+    this.#origins.add(origin);
+  }
+
+  /** Drops this issuer's registrations; an agent nobody uses any more is destroyed (its sockets closed). */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const origin of this.#origins) {
+      const entry = byOrigin.get(origin);
+      if (!entry) continue;
+      entry.refs--;
+      if (entry.refs <= 0) {
+        entry.agent.destroy();
+        byOrigin.delete(origin);
+      }
+    }
+    this.#origins.clear();
+  }
+}
+
+const agentCas = new WeakMap<https.Agent, readonly string[]>();
+
+function caList(entry: TrustEntry): readonly string[] {
+  return agentCas.get(entry.agent) ?? [];
+}

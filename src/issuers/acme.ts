@@ -1,0 +1,344 @@
+/**
+ * AcmeIssuer: an Issuer over an ACME CA (Let's Encrypt, ZeroSSL, Google,
+ * step-ca, Pebble...). Accounts live in storage; solvers answer challenges.
+ */
+import acme from 'acme-client';
+import { systemClock, type Clock } from '../clock.js';
+import { ClosedError, InvalidNameError, InvalidOptionError, throwIfAborted } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { validateLogger } from '../logger.js';
+import { parseIdentifier, type Identifier } from '../names.js';
+import { CHALLENGE_TYPES, type ChallengeType, type Solver } from '../solvers/types.js';
+import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
+import type { Storage } from '../storage/types.js';
+import { createAccountKeyPem, ensureAccount, type ExternalAccountBinding, type StoredAccount } from '../acme/account.js';
+import { certId, fetchRenewalInfo } from '../acme/ari.js';
+import { AcmeConnection, type AcmeDirectory } from '../acme/connection.js';
+import { resolveDirectoryUrl, DIRECTORY_PRESETS, type DirectoryPreset } from '../acme/directories.js';
+import {
+  DEFAULT_MAX_POLL_INTERVAL_MS,
+  DEFAULT_ORDER_TIMEOUT_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  runOrder,
+} from '../acme/order.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../acme/retry.js';
+import { TrustHandle } from '../acme/trust.js';
+import type { IssueRequest, IssuedCertificate, Issuer, RenewalInfo, RevocationReason } from './types.js';
+
+export const DEFAULT_ACME_CA: DirectoryPreset = 'letsencrypt';
+export const DEFAULT_ACME_CHALLENGE_PREFERENCE: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+export const REVOCATION_REASONS: readonly RevocationReason[] = [0, 1, 3, 4, 5, 9];
+
+export interface AcmeIssuerOptions {
+  /** Directory URL (https) of the CA; wins over `ca`. */
+  directoryUrl?: string;
+  /** A preset: letsencrypt (default), letsencrypt-staging, zerossl, google, google-staging. */
+  ca?: DirectoryPreset;
+  /** Extra CA certificates (PEM) to trust for the directory's own TLS, e.g. step-ca or Pebble. */
+  caCertificates?: string | string[];
+  email?: string;
+  /** Must be true to register an account: it accepts the CA's terms of service. */
+  agreeToTerms?: boolean;
+  externalAccountBinding?: ExternalAccountBinding;
+  storage: Storage;
+  solvers: Partial<Record<ChallengeType, Solver>>;
+  challengePreference?: ChallengeType[];
+  /** Issuer common name of the preferred alternate chain; the default chain when none matches. */
+  preferredChain?: string;
+  logger?: Logger;
+  clock?: Clock;
+  orderTimeoutMs?: number;
+  pollIntervalMs?: number;
+  maxPollIntervalMs?: number;
+  /** Bounded retries of each ACME request (badNonce, 429/503 with Retry-After, network errors). */
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface ResolvedAcmeIssuerConfig {
+  readonly directoryUrl: string;
+  readonly caCertificates: readonly string[];
+  readonly email: string | undefined;
+  readonly agreeToTerms: boolean;
+  readonly externalAccountBinding: Readonly<ExternalAccountBinding> | undefined;
+  readonly storage: Storage;
+  readonly solvers: Readonly<Partial<Record<ChallengeType, Solver>>>;
+  readonly challengePreference: readonly ChallengeType[];
+  readonly preferredChain: string | undefined;
+  readonly logger: Logger | undefined;
+  readonly clock: Clock;
+  readonly orderTimeoutMs: number;
+  readonly pollIntervalMs: number;
+  readonly maxPollIntervalMs: number;
+  readonly retry: Readonly<RetryPolicy>;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+const EMAIL = /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:"]+\.[^\s@<>()[\],;:"]+$/;
+const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+
+function positiveNumber(value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(option, 'must be a positive number of milliseconds');
+  }
+  return value;
+}
+
+/** Validates AcmeIssuerOptions into a frozen config; never mutates the caller's object. */
+export function resolveAcmeIssuerOptions(options: AcmeIssuerOptions): ResolvedAcmeIssuerConfig {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
+  const directoryUrl =
+    options.directoryUrl !== undefined
+      ? resolveDirectoryUrl(options.directoryUrl, 'directoryUrl')
+      : options.ca !== undefined
+        ? resolveDirectoryUrl(options.ca, 'ca')
+        : DIRECTORY_PRESETS[DEFAULT_ACME_CA];
+
+  const cas = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
+  for (const ca of cas) {
+    if (typeof ca !== 'string' || !PEM_CERT.test(ca)) throw new InvalidOptionError('caCertificates', 'must be PEM CERTIFICATE text (a string or an array of strings)');
+  }
+
+  if (options.email !== undefined && (typeof options.email !== 'string' || !EMAIL.test(options.email))) {
+    throw new InvalidOptionError('email', 'must be an email address');
+  }
+  if (options.agreeToTerms !== undefined && typeof options.agreeToTerms !== 'boolean') {
+    throw new InvalidOptionError('agreeToTerms', 'must be a boolean');
+  }
+
+  let eab: ExternalAccountBinding | undefined;
+  if (options.externalAccountBinding !== undefined) {
+    const { kid, hmacKey } = options.externalAccountBinding ?? ({} as Partial<ExternalAccountBinding>);
+    if (typeof kid !== 'string' || kid.length === 0) throw new InvalidOptionError('externalAccountBinding.kid', 'must be a non-empty string');
+    // The key itself never goes into the message.
+    if (typeof hmacKey !== 'string' || !BASE64URL.test(hmacKey)) throw new InvalidOptionError('externalAccountBinding.hmacKey', 'must be a base64url string');
+    eab = Object.freeze({ kid, hmacKey });
+  }
+
+  if (typeof options.storage !== 'object' || options.storage === null || typeof options.storage.lock !== 'function') {
+    throw new InvalidOptionError('storage', 'must be a Storage');
+  }
+  if (typeof options.solvers !== 'object' || options.solvers === null) {
+    throw new InvalidOptionError('solvers', 'must be an object mapping challenge types to solvers');
+  }
+  const solvers: Partial<Record<ChallengeType, Solver>> = {};
+  for (const [type, solver] of Object.entries(options.solvers)) {
+    if (!(CHALLENGE_TYPES as readonly string[]).includes(type)) throw new InvalidOptionError('solvers', `unknown challenge type "${type}"`);
+    if (solver === undefined) continue;
+    if (typeof solver?.present !== 'function' || typeof solver.cleanUp !== 'function') {
+      throw new InvalidOptionError(`solvers.${type}`, 'must have present() and cleanUp()');
+    }
+    solvers[type as ChallengeType] = solver;
+  }
+
+  const preference = options.challengePreference ?? DEFAULT_ACME_CHALLENGE_PREFERENCE;
+  if (!Array.isArray(preference) || preference.length === 0 || preference.some((t) => !CHALLENGE_TYPES.includes(t))) {
+    throw new InvalidOptionError('challengePreference', `must list challenge types among ${CHALLENGE_TYPES.join(', ')}`);
+  }
+  if (options.preferredChain !== undefined && (typeof options.preferredChain !== 'string' || options.preferredChain === '')) {
+    throw new InvalidOptionError('preferredChain', 'must be a non-empty issuer common name');
+  }
+  const retry: RetryPolicy = { ...DEFAULT_RETRY_POLICY };
+  for (const [key, value] of Object.entries(options.retry ?? {})) {
+    if (!(key in DEFAULT_RETRY_POLICY)) throw new InvalidOptionError(`retry.${key}`, 'is not a retry setting');
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new InvalidOptionError(`retry.${key}`, 'must be a non-negative number');
+    retry[key as keyof RetryPolicy] = value;
+  }
+  if (retry.maxAttempts < 1) throw new InvalidOptionError('retry.maxAttempts', 'must be at least 1');
+
+  return Object.freeze({
+    directoryUrl,
+    caCertificates: Object.freeze([...cas]),
+    email: options.email,
+    agreeToTerms: options.agreeToTerms === true,
+    externalAccountBinding: eab,
+    storage: options.storage,
+    solvers: Object.freeze(solvers),
+    challengePreference: Object.freeze([...new Set(preference)]),
+    preferredChain: options.preferredChain,
+    logger: options.logger === undefined ? undefined : validateLogger(options.logger),
+    clock: options.clock ?? systemClock,
+    orderTimeoutMs: positiveNumber(options.orderTimeoutMs, 'orderTimeoutMs', DEFAULT_ORDER_TIMEOUT_MS),
+    pollIntervalMs: positiveNumber(options.pollIntervalMs, 'pollIntervalMs', DEFAULT_POLL_INTERVAL_MS),
+    maxPollIntervalMs: positiveNumber(options.maxPollIntervalMs, 'maxPollIntervalMs', DEFAULT_MAX_POLL_INTERVAL_MS),
+    retry: Object.freeze(retry),
+  });
+}
+
+const silentLogger: Logger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
+  child: () => silentLogger,
+};
+
+/** Re-validates identifiers before anything reaches the CA. */
+function checkIdentifiers(identifiers: readonly Identifier[]): Identifier[] {
+  if (!Array.isArray(identifiers) || identifiers.length === 0) throw new InvalidNameError('', 'at least one identifier is required');
+  return identifiers.map((id) => {
+    const parsed = parseIdentifier(id?.value);
+    if (parsed.value !== id.value || parsed.type !== id.type) {
+      throw new InvalidNameError(String(id?.value), 'is not a normalised identifier (use parseIdentifier)');
+    }
+    return parsed;
+  });
+}
+
+export class AcmeIssuer implements Issuer {
+  readonly key: string;
+  readonly config: ResolvedAcmeIssuerConfig;
+  readonly #log: Logger;
+  readonly #trust: TrustHandle;
+  #account: Promise<StoredAccount> | undefined;
+  #connection: AcmeConnection | undefined;
+  #directoryProbe: AcmeConnection | undefined;
+  #closed = false;
+
+  constructor(options: AcmeIssuerOptions) {
+    this.config = resolveAcmeIssuerOptions(options);
+    this.key = issuerKeyFromDirectoryUrl(this.config.directoryUrl);
+    this.#log = (this.config.logger ?? silentLogger).child({ component: 'acme', issuer: this.key });
+    this.#trust = new TrustHandle(this.config.caCertificates);
+    this.#trust.addOrigin(this.config.directoryUrl);
+  }
+
+  get directoryUrl(): string {
+    return this.config.directoryUrl;
+  }
+
+  #connect(keyPem: string, accountUrl?: string): AcmeConnection {
+    return new AcmeConnection({
+      directoryUrl: this.config.directoryUrl,
+      accountKeyPem: keyPem,
+      accountUrl,
+      externalAccountBinding: this.config.externalAccountBinding,
+      trust: this.#trust,
+      logger: this.#log,
+      clock: this.config.clock,
+      retryPolicy: this.config.retry,
+    });
+  }
+
+  /** The account (loaded or registered once per issuer instance) and a connection signed by it. */
+  async #session(signal: AbortSignal | undefined): Promise<{ conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount }> {
+    if (this.#closed) throw new ClosedError('AcmeIssuer');
+    if (!this.#account) {
+      const pending = ensureAccount(
+        {
+          storage: this.config.storage,
+          issuerKey: this.key,
+          directoryUrl: this.config.directoryUrl,
+          email: this.config.email,
+          agreeToTerms: this.config.agreeToTerms,
+          externalAccountBinding: this.config.externalAccountBinding,
+          logger: this.#log,
+        },
+        (keyPem, accountUrl) => this.#connect(keyPem, accountUrl),
+        signal,
+      );
+      this.#account = pending;
+      // A failed registration is not cached: the next call tries again.
+      pending.catch(() => {
+        if (this.#account === pending) this.#account = undefined;
+      });
+    }
+    const account = await this.#account;
+    if (!this.#connection || this.#connection.accountUrl !== account.url) {
+      this.#connection = this.#connect(account.keyPem, account.url);
+    }
+    const directory = await this.#connection.directory(signal);
+    return { conn: this.#connection, directory, account };
+  }
+
+  async issue(request: IssueRequest): Promise<IssuedCertificate> {
+    throwIfAborted(request.signal);
+    const identifiers = checkIdentifiers(request.identifiers);
+    if (!Buffer.isBuffer(request.csr) || request.csr.length === 0) throw new InvalidOptionError('csr', 'must be a non-empty Buffer');
+    const { conn, directory, account } = await this.#session(request.signal);
+    let replaces: string | undefined;
+    if (request.replacesCertificatePem !== undefined && directory.renewalInfo !== undefined) {
+      try {
+        replaces = certId(request.replacesCertificatePem);
+      } catch (error) {
+        this.#log.warn({ err: error }, 'cannot compute the ARI certificate ID of the replaced certificate; ordering without replaces');
+      }
+    }
+    const names = identifiers.map((i) => i.value);
+    this.#log.debug({ names }, 'ordering certificate');
+    const result = await runOrder(
+      {
+        conn,
+        directory,
+        issuerKey: this.key,
+        solvers: this.config.solvers,
+        challengePreference: this.config.challengePreference,
+        preferredChain: this.config.preferredChain,
+        clock: this.config.clock,
+        logger: this.#log,
+        orderTimeoutMs: this.config.orderTimeoutMs,
+        pollIntervalMs: this.config.pollIntervalMs,
+        maxPollIntervalMs: this.config.maxPollIntervalMs,
+      },
+      { identifiers, csr: request.csr, replaces, signal: request.signal },
+    );
+    this.#log.info({ names }, 'certificate issued');
+    return { chainPem: result.chainPem, issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl } };
+  }
+
+  /** Revokes a certificate this account obtained (RFC 8555 7.6), with an RFC 5280 reason code. */
+  async revoke(certificatePem: string, reason: RevocationReason = 0, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    if (!REVOCATION_REASONS.includes(reason)) throw new InvalidOptionError('reason', `must be one of ${REVOCATION_REASONS.join(', ')}`);
+    const leaf = PEM_CERT.exec(certificatePem)?.[0];
+    if (!leaf) throw new InvalidOptionError('certificatePem', 'must hold a PEM certificate');
+    const { conn, directory } = await this.#session(signal);
+    if (!directory.revokeCert) throw new InvalidOptionError('revoke', 'the CA directory has no revokeCert resource');
+    const certificate = acme.crypto.getPemBodyAsB64u(leaf);
+    await conn.post(directory.revokeCert, { certificate, reason }, { ok: [200], what: 'revokeCert', signal });
+    this.#log.info({ reason }, 'certificate revoked');
+  }
+
+  /** ARI (RFC 9773); undefined when the CA does not offer renewalInfo. */
+  async renewalInfo(certificatePem: string, signal?: AbortSignal): Promise<RenewalInfo | undefined> {
+    if (this.#closed) throw new ClosedError('AcmeIssuer');
+    // ARI needs no account: read the directory with a throwaway key when no account is loaded.
+    this.#directoryProbe ??= this.#connection ?? this.#connect(await createAccountKeyPem());
+    const directory = await this.#directoryProbe.directory(signal);
+    if (!directory.renewalInfo) return undefined;
+    return fetchRenewalInfo(directory.renewalInfo, certificatePem, {
+      signal,
+      clock: this.config.clock,
+      // Through acme-client's axios instance, so the issuer's CA trust applies.
+      fetchImpl: axiosFetch,
+    });
+  }
+
+  /** Releases this issuer's TLS agents. Idempotent; storage is the caller's to close. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#trust.release();
+  }
+}
+
+/** A minimal fetch over acme-client's axios instance (plain GET), for ARI. */
+const axiosFetch: typeof fetch = async (input, init) => {
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  const resp = await acme.axios.request({
+    url,
+    method: 'get',
+    headers: { accept: 'application/json' },
+    responseType: 'text',
+    transformResponse: (data: unknown) => data,
+    validateStatus: null,
+    ...(init?.signal ? { signal: init.signal } : {}),
+  });
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(resp.headers ?? {})) {
+    if (typeof value === 'string') headers.set(name, value);
+  }
+  return new Response(typeof resp.data === 'string' ? resp.data : JSON.stringify(resp.data), { status: resp.status, headers });
+};
