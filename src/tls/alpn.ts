@@ -7,30 +7,15 @@
  * SNICallback returns the challenge context for a marked socket.
  */
 import type tls from 'node:tls';
+import {
+  ACME_TLS_ALPN_PROTOCOL,
+  isAcmeTlsAlpnOffer,
+  markAcmeTlsSocket,
+  type TlsAlpnChallengeStore,
+} from '../solvers/tls-alpn01.js';
 
-export const ACME_TLS_1_PROTOCOL = 'acme-tls/1';
-
-/** Serves the RFC 8737 challenge certificate for a name while its challenge is presented. */
-export interface AlpnChallengeProvider {
-  get(servername: string): tls.SecureContext | undefined;
-}
-
-// TODO(tls-alpn01 solver): once src/solvers/tls-alpn-01.ts exports these
-// helpers, import them instead of keeping this copy.
-const acmeSockets = new WeakSet<object>();
-
-/** A TLS-ALPN-01 validation offers exactly one protocol, `acme-tls/1` (RFC 8737 section 3). */
-export function isAcmeTlsAlpnOffer(protocols: readonly string[]): boolean {
-  return protocols.length === 1 && protocols[0] === ACME_TLS_1_PROTOCOL;
-}
-
-export function markAcmeTlsSocket(socket: object): void {
-  acmeSockets.add(socket);
-}
-
-export function isMarkedAcmeTlsSocket(socket: object): boolean {
-  return acmeSockets.has(socket);
-}
+/** Serves the RFC 8737 challenge certificate for a name while its challenge is presented (TlsAlpnChallengeStore fits). */
+export type AlpnChallengeProvider = Pick<TlsAlpnChallengeStore, 'get'>;
 
 export interface AlpnSelection {
   servername: string;
@@ -40,21 +25,24 @@ export interface AlpnSelection {
 export type AlpnCallback = (this: tls.TLSSocket, selection: AlpnSelection) => string | undefined;
 
 /**
- * Returns an ALPNCallback. A validation offer is marked and answered with
- * `acme-tls/1`. Otherwise the first of `userProtocols` the client offers wins
- * (server preference); with no user protocols, the client's first choice.
+ * Returns an ALPNCallback. A validation offer (exactly `['acme-tls/1']`) for
+ * a name with a presented challenge is marked and answered with
+ * `acme-tls/1`; for any other name it gets no protocol, which ends it.
+ * Otherwise the first of `userProtocols` the client offers wins (server
+ * preference); with no user protocols, the client's first choice.
  * Returning undefined aborts with `no_application_protocol`, which is what
  * Node does itself when its ALPNProtocols and the client's list do not meet.
  */
-export function createAlpnCallback(userProtocols?: readonly string[]): AlpnCallback {
-  const preferred = (userProtocols ?? []).filter((p) => p !== ACME_TLS_1_PROTOCOL);
-  return function ALPNCallback(this: tls.TLSSocket, { protocols }: AlpnSelection): string | undefined {
+export function createAlpnCallback(userProtocols?: readonly string[], alpnChallenges?: AlpnChallengeProvider): AlpnCallback {
+  const preferred = (userProtocols ?? []).filter((p) => p !== ACME_TLS_ALPN_PROTOCOL);
+  return function ALPNCallback(this: tls.TLSSocket, { servername, protocols }: AlpnSelection): string | undefined {
     if (isAcmeTlsAlpnOffer(protocols)) {
+      if (typeof servername !== 'string' || alpnChallenges?.get(servername) === undefined) return undefined;
       markAcmeTlsSocket(this);
-      return ACME_TLS_1_PROTOCOL;
+      return ACME_TLS_ALPN_PROTOCOL;
     }
     if (preferred.length === 0) {
-      for (const p of protocols) if (p !== ACME_TLS_1_PROTOCOL) return p;
+      for (const p of protocols) if (p !== ACME_TLS_ALPN_PROTOCOL) return p;
       return undefined;
     }
     for (const p of preferred) if (protocols.includes(p)) return p;

@@ -1,0 +1,93 @@
+/**
+ * SNICallback over the context cache.
+ *
+ * For a cached name the callback is one Map lookup on the raw servername
+ * (cached names are stored normalised, and browsers send them that way):
+ * no I/O, no parsing, no normalisation, no locking. Only a miss normalises
+ * the value (an invalid one never reaches the loader) and goes to the slow
+ * path: wildcard, loader, default certificate.
+ */
+import type tls from 'node:tls';
+import { CertKeeperError, InvalidNameError, NoCertificateError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { normalizeServerName } from '../names.js';
+import { isMarkedAcmeTlsSocket } from '../solvers/tls-alpn01.js';
+import type { AlpnChallengeProvider } from './alpn.js';
+import type { ContextCache } from './context-cache.js';
+
+export interface SniCallbackOptions {
+  /** Challenge certificates for TLS-ALPN-01 validation connections. */
+  alpnChallenges?: AlpnChallengeProvider | undefined;
+  /** Told about handshakes that get no certificate (bad SNI with no default, no certificate, loader trouble). */
+  onError?: ((error: Error, servername: string) => void) | undefined;
+  logger?: Logger | undefined;
+}
+
+export type SniCallback = (this: tls.TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
+
+export function createSniCallback(cache: ContextCache, options: SniCallbackOptions = {}): SniCallback {
+  const alpnChallenges = options.alpnChallenges;
+  const onError = options.onError;
+  const log = options.logger?.child({ component: 'sni' });
+
+  const fail = (cb: (err: Error | null) => void, error: Error, servername: string): void => {
+    try {
+      onError?.(error, servername);
+    } catch (listenerError) {
+      log?.error({ err: listenerError }, 'onError listener threw');
+    }
+    cb(error);
+  };
+
+  const challengeContext = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    let name: string;
+    try {
+      name = normalizeServerName(servername);
+    } catch (error) {
+      fail(cb, error as Error, servername);
+      return;
+    }
+    const context = alpnChallenges?.get(name);
+    if (context === undefined) {
+      // Answering a validation with the normal certificate would only fail it later; end it now.
+      log?.debug({ name }, 'acme-tls/1 connection for a name with no challenge presented');
+      fail(cb, new NoCertificateError(servername), servername);
+      return;
+    }
+    cb(null, context);
+  };
+
+  const slowPath = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    cache.resolve(servername).then(
+      (context) => {
+        if (context !== undefined) cb(null, context);
+        else fail(cb, new NoCertificateError(servername), servername);
+      },
+      (error: unknown) => {
+        if (error instanceof InvalidNameError) {
+          // A bad SNI value is treated like no SNI: the default certificate, if any.
+          log?.debug({ servername: error.input }, 'invalid SNI value');
+          const fallback = cache.defaultContext();
+          if (fallback !== undefined) cb(null, fallback);
+          else fail(cb, error, servername);
+          return;
+        }
+        log?.warn({ err: error }, 'SNI lookup failed');
+        fail(cb, error instanceof CertKeeperError ? error : new NoCertificateError(servername), servername);
+      },
+    );
+  };
+
+  return function SNICallback(this: tls.TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+    if (isMarkedAcmeTlsSocket(this)) {
+      challengeContext(servername, cb);
+      return;
+    }
+    const context = cache.getCached(servername);
+    if (context !== undefined) {
+      cb(null, context);
+      return;
+    }
+    slowPath(servername, cb);
+  };
+}
