@@ -1,20 +1,21 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promisify } from 'node:util';
-import * as acme from 'acme-client';
 import * as x509 from '@peculiar/x509';
+import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { CertificateInvalidError, InvalidOptionError } from '../../src/errors.js';
 import { InternalIssuer, DEFAULT_LEAF_LIFETIME_MS, CLOCK_SKEW_BACKDATE_MS } from '../../src/issuers/internal.js';
 import { parseIdentifier } from '../../src/names.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { MapStorage } from './map-storage.js';
+import { FileStorage } from '../../src/storage/file.js';
+import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
 
 const execFileAsync = promisify(execFile);
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -23,10 +24,17 @@ function ids(...names: string[]) {
   return names.map((n) => parseIdentifier(n));
 }
 
-async function makeCsr(names: string[], keyType: 'ec' | 'rsa' = 'ec'): Promise<{ keyPem: string; csr: Buffer }> {
-  const key = keyType === 'ec' ? await acme.crypto.createPrivateEcdsaKey('P-256') : await acme.crypto.createPrivateRsaKey(2048);
-  const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, key);
-  return { keyPem: key.toString(), csr };
+function makeCsr(names: string[], keyType: 'ec' | 'rsa' = 'ec'): Promise<{ keyPem: string; csr: Buffer }> {
+  return createKeyAndCsr(ids(...names), keyType === 'ec' ? 'ecdsa-p256' : 'rsa2048');
+}
+
+/** MemoryStorage that counts writes per key, to see how often a CA was created. */
+class CountingStorage extends MemoryStorage {
+  readonly writes = new Map<string, number>();
+  override async store(key: string, value: Uint8Array): Promise<void> {
+    this.writes.set(key, (this.writes.get(key) ?? 0) + 1);
+    await super.store(key, value);
+  }
 }
 
 function splitChain(chainPem: string): X509Certificate[] {
@@ -41,7 +49,7 @@ describe('InternalIssuer', () => {
   describe('a leaf for localhost, 127.0.0.1 and ::1', () => {
     // Real time: the TLS handshake and openssl check validity against the system clock.
     const clock = new FakeClock(Date.now());
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const issuer = new InternalIssuer({ storage, clock });
     let chain: X509Certificate[];
     let chainPem: string;
@@ -131,7 +139,7 @@ describe('InternalIssuer', () => {
     test('the CA is kept in storage under internal/<name>/', async () => {
       assert.equal(issuer.key, 'internal-local');
       assert.equal(issuer.rootCertificateKey(), 'internal/local/root.crt');
-      assert.deepEqual([...storage.values.keys()].sort(), [
+      assert.deepEqual(await storage.list('internal/local', false), [
         'internal/local/intermediate.crt', 'internal/local/intermediate.key', 'internal/local/root.crt', 'internal/local/root.key',
       ]);
       assert.equal((await storage.load('internal/local/root.crt')).toString(), rootPem);
@@ -144,7 +152,7 @@ describe('InternalIssuer', () => {
   });
 
   test('wildcards; SANs come from the identifiers, not from the CSR', async () => {
-    const issuer = new InternalIssuer({ storage: new MapStorage(), clock: new FakeClock() });
+    const issuer = new InternalIssuer({ storage: new CountingStorage(), clock: new FakeClock() });
     const { csr } = await makeCsr(['evil.example', '*.example.test']);
     const { chainPem } = await issuer.issue({ identifiers: ids('*.example.test', 'example.test'), csr });
     const leaf = splitChain(chainPem)[0]!;
@@ -153,7 +161,7 @@ describe('InternalIssuer', () => {
   });
 
   test('an RSA key gets keyEncipherment too', async () => {
-    const issuer = new InternalIssuer({ storage: new MapStorage(), clock: new FakeClock() });
+    const issuer = new InternalIssuer({ storage: new CountingStorage(), clock: new FakeClock() });
     const { csr } = await makeCsr(['rsa.test'], 'rsa');
     const { chainPem } = await issuer.issue({ identifiers: ids('rsa.test'), csr });
     const leaf = new x509.X509Certificate(splitChain(chainPem)[0]!.raw);
@@ -165,7 +173,7 @@ describe('InternalIssuer', () => {
 
   test('the intermediate is renewed when less than a third of its life remains, under the same root', async () => {
     const clock = new FakeClock();
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const issuer = new InternalIssuer({ storage, clock });
     const { csr } = await makeCsr(['localhost']);
     const first = splitChain((await issuer.issue({ identifiers: ids('localhost'), csr })).chainPem);
@@ -197,7 +205,7 @@ describe('InternalIssuer', () => {
 
   test('a leaf never outlives its intermediate', async () => {
     const clock = new FakeClock();
-    const issuer = new InternalIssuer({ storage: new MapStorage(), clock, leafLifetimeMs: 3 * DAY_MS });
+    const issuer = new InternalIssuer({ storage: new CountingStorage(), clock, leafLifetimeMs: 3 * DAY_MS });
     const { csr } = await makeCsr(['localhost']);
     await issuer.issue({ identifiers: ids('localhost'), csr });
     await clock.advance(4.5 * DAY_MS); // 2.5 days of the intermediate remain (> 1/3): not renewed
@@ -207,7 +215,7 @@ describe('InternalIssuer', () => {
 
   test('two instances on one storage create one root and one intermediate on concurrent first use', async () => {
     const clock = new FakeClock();
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const a = new InternalIssuer({ storage, clock });
     const b = new InternalIssuer({ storage, clock });
     const { csr } = await makeCsr(['localhost']);
@@ -222,18 +230,45 @@ describe('InternalIssuer', () => {
     assert.equal(splitChain(ca.chainPem)[1]!.serialNumber, splitChain(cb.chainPem)[1]!.serialNumber);
   });
 
+  test('two processes (storage instances on one backend) agree on one CA', async () => {
+    const clock = new FakeClock();
+    const backend = new MemoryBackend();
+    const a = new InternalIssuer({ storage: new MemoryStorage({ backend }), clock });
+    const b = new InternalIssuer({ storage: new MemoryStorage({ backend }), clock });
+    const [rootA, rootB] = await Promise.all([a.rootCertificatePem(), b.rootCertificatePem()]);
+    assert.equal(rootA, rootB);
+  });
+
+  test('with FileStorage, two instances on one directory create one root, and rootCertificateKey() is a file path', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'certkeeper-internal-fs-'));
+    const one = new FileStorage({ root: dir });
+    const two = new FileStorage({ root: dir });
+    try {
+      const clock = new FakeClock();
+      const a = new InternalIssuer({ storage: one, clock });
+      const b = new InternalIssuer({ storage: two, clock });
+      const [rootA, rootB] = await Promise.all([a.rootCertificatePem(), b.rootCertificatePem()]);
+      assert.equal(rootA, rootB);
+      assert.equal(await readFile(join(dir, a.rootCertificateKey()), 'utf8'), rootA);
+    } finally {
+      await one.close();
+      await two.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('separate names are separate CAs', async () => {
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const clock = new FakeClock();
     const one = new InternalIssuer({ storage, clock });
     const two = new InternalIssuer({ storage, clock, name: 'staging' });
     assert.equal(two.key, 'internal-staging');
     assert.notEqual(await one.rootCertificatePem(), await two.rootCertificatePem());
-    assert.ok(storage.values.has('internal/staging/root.crt'));
+    assert.ok(await storage.exists('internal/staging/root.crt'));
   });
 
   test('a CSR with a bad signature is rejected with CertificateInvalidError', async () => {
-    const issuer = new InternalIssuer({ storage: new MapStorage(), clock: new FakeClock() });
+    const issuer = new InternalIssuer({ storage: new CountingStorage(), clock: new FakeClock() });
     const { csr } = await makeCsr(['localhost']);
     const der = Buffer.from(new x509.Pkcs10CertificateRequest(csr.toString()).rawData);
     const at = der.indexOf('localhost');
@@ -249,10 +284,10 @@ describe('InternalIssuer', () => {
   });
 
   test('a stored root whose key does not match its certificate is refused, not silently replaced', async () => {
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const clock = new FakeClock();
     await new InternalIssuer({ storage, clock }).rootCertificatePem();
-    const other = new MapStorage();
+    const other = new CountingStorage();
     await new InternalIssuer({ storage: other, clock }).rootCertificatePem();
     const ours = (await storage.load('internal/local/root.key')).toString();
     const theirs = (await other.load('internal/local/root.key')).toString();
@@ -262,7 +297,7 @@ describe('InternalIssuer', () => {
   });
 
   test('a broken intermediate is replaced', async () => {
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const clock = new FakeClock();
     const rootPem = await new InternalIssuer({ storage, clock }).rootCertificatePem();
     await storage.store('internal/local/intermediate.key', Buffer.from('garbage'));
@@ -275,7 +310,7 @@ describe('InternalIssuer', () => {
   });
 
   test('options are validated into a frozen config', () => {
-    const storage = new MapStorage();
+    const storage = new CountingStorage();
     const issuer = new InternalIssuer({ storage });
     assert.ok(Object.isFrozen(issuer.config));
     assert.equal(issuer.config.leafLifetimeMs, DEFAULT_LEAF_LIFETIME_MS);

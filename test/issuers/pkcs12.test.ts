@@ -7,14 +7,14 @@ import { createSecureContext } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promisify } from 'node:util';
-import * as acme from 'acme-client';
 import { CertificateInvalidError, InvalidOptionError } from '../../src/errors.js';
 import { InternalIssuer } from '../../src/issuers/internal.js';
 import { toPkcs12 } from '../../src/issuers/pkcs12.js';
 import { parseIdentifier } from '../../src/names.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { MapStorage } from './map-storage.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { createKeyAndCsr } from '../../src/acme/csr.js';
 
 const execFileAsync = promisify(execFile);
 const noOpenssl = skipUnlessInstalled('openssl');
@@ -25,10 +25,10 @@ interface Issued {
 }
 
 async function issue(issuer: InternalIssuer, keyType: 'ec' | 'rsa'): Promise<Issued> {
-  const key = keyType === 'ec' ? await acme.crypto.createPrivateEcdsaKey('P-256') : await acme.crypto.createPrivateRsaKey(2048);
-  const [, csr] = await acme.crypto.createCsr({ commonName: 'p12.test', altNames: ['p12.test'] }, key);
-  const { chainPem } = await issuer.issue({ identifiers: [parseIdentifier('p12.test')], csr });
-  return { keyPem: key.toString(), chainPem };
+  const identifiers = [parseIdentifier('p12.test')];
+  const { keyPem, csr } = await createKeyAndCsr(identifiers, keyType === 'ec' ? 'ecdsa-p256' : 'rsa2048');
+  const { chainPem } = await issuer.issue({ identifiers, csr });
+  return { keyPem, chainPem };
 }
 
 function pemBlocks(text: string, label: string): string[] {
@@ -40,7 +40,7 @@ function pkcs8(keyPem: string): Buffer {
 }
 
 describe('toPkcs12', () => {
-  const issuer = new InternalIssuer({ storage: new MapStorage(), clock: new FakeClock(Date.now()) });
+  const issuer = new InternalIssuer({ storage: new MemoryStorage(), clock: new FakeClock(Date.now()) });
   let dir: string;
   let ec: Issued;
   let rsa: Issued;
