@@ -57,8 +57,8 @@ export interface PebbleHandle {
   directoryUrl: string;
   /** CA of Pebble's own HTTPS certificate: trust this (caCertificates) to talk to Pebble. */
   pebbleCaPem: string;
-  /** The issuing root (new on every Pebble start), from the management API's /roots/0. */
-  rootPem(): Promise<string>;
+  /** The issuing root (new on every Pebble start), from the management API's /roots/<index> (default 0; 1.. with PEBBLE_ALTERNATE_ROOTS). */
+  rootPem(index?: number): Promise<string>;
   /** Ports Pebble's validator connects to for HTTP-01 and TLS-ALPN-01; the code under test binds them on 127.0.0.1. */
   httpPort: number;
   tlsPort: number;
@@ -190,7 +190,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
     managementUrl,
     httpPort,
     tlsPort,
-    rootPem: () => httpsGetText(`${managementUrl}/roots/0`, caPem),
+    rootPem: (index = 0) => httpsGetText(`${managementUrl}/roots/${index}`, caPem),
     issuedCount: () => logText.match(/Issued certificate serial/g)?.length ?? 0,
     output: () => logText,
     stop,
