@@ -39,6 +39,7 @@ export const DEFAULT_ROOT_LIFETIME_MS = 3652 * DAY_MS;
 export const CLOCK_SKEW_BACKDATE_MS = 60_000;
 /** A CA certificate is replaced once less than this fraction of its lifetime remains. */
 export const CA_RENEWAL_REMAINING_RATIO = 1 / 3;
+const MIN_RSA_BITS = 2048;
 /** Common names longer than this are not allowed by X.520 (ub-common-name). */
 const MAX_COMMON_NAME_LENGTH = 64;
 
@@ -186,8 +187,7 @@ export class InternalIssuer implements Issuer {
     const now = this.config.clock.now();
     // A leaf never outlives its issuer: clients would reject the chain before the leaf expires.
     const notAfter = Math.min(now + this.config.leafLifetimeMs, ca.intermediate.cert.notAfter.getTime());
-    const spki = Buffer.from(csr.publicKey.rawData);
-    const keyType = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyType;
+    const keyType = checkLeafKey(csr);
     const usages =
       keyType === 'rsa'
         ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
@@ -251,7 +251,8 @@ export class InternalIssuer implements Issuer {
     const stored = await this.#readStored();
     if (stored.root && stored.intermediate && stored.copiesCurrent) {
       const state = { root: stored.root, intermediate: stored.intermediate };
-      if (this.#isFresh(state, this.config.clock.now())) {
+      const now = this.config.clock.now();
+      if (this.#rootUsable(state.root, now) && this.#intermediateUsable(state.intermediate, state.root, now)) {
         this.#ca = state;
         return state;
       }
@@ -342,8 +343,9 @@ export class InternalIssuer implements Issuer {
     }
   }
 
+  /** Time checks only: the pairing of root and intermediate was checked when the state was loaded. */
   #isFresh(state: CaState, now: number): boolean {
-    return this.#rootUsable(state.root, now) && this.#intermediateUsable(state.intermediate, state.root, now);
+    return this.#rootUsable(state.root, now) && this.#intermediateTimely(state.intermediate, now);
   }
 
   /** The root must outlast a whole new intermediate. */
@@ -352,13 +354,15 @@ export class InternalIssuer implements Issuer {
   }
 
   #intermediateUsable(intermediate: CaPair, root: CaPair, now: number): boolean {
+    return this.#intermediateTimely(intermediate, now) && issuedBy(intermediate, root);
+  }
+
+  /** Valid now, with at least a third of its lifetime left. */
+  #intermediateTimely(intermediate: CaPair, now: number): boolean {
     const notBefore = intermediate.cert.notBefore.getTime();
     const notAfter = intermediate.cert.notAfter.getTime();
-    if (now < notBefore) return false; // clock went back: clients would reject it
-    if (notAfter - now < (notAfter - notBefore) * CA_RENEWAL_REMAINING_RATIO) return false;
-    const node = new NodeX509Certificate(intermediate.certPem);
-    const rootNode = new NodeX509Certificate(root.certPem);
-    return node.checkIssued(rootNode) && node.verify(rootNode.publicKey);
+    if (now < notBefore) return false; // the clock went back: clients would reject it
+    return notAfter - now >= (notAfter - notBefore) * CA_RENEWAL_REMAINING_RATIO;
   }
 
   async #createRoot(now: number): Promise<CaPair> {
@@ -413,6 +417,13 @@ export class InternalIssuer implements Issuer {
   }
 }
 
+/** A crash between writing a new root and its intermediate leaves an intermediate of the old root: detected here. */
+function issuedBy(intermediate: CaPair, root: CaPair): boolean {
+  const child = new NodeX509Certificate(intermediate.certPem);
+  const parent = new NodeX509Certificate(root.certPem);
+  return child.checkIssued(parent) && child.verify(parent.publicKey);
+}
+
 function checkIdentifiers(identifiers: unknown): Identifier[] {
   if (!Array.isArray(identifiers) || identifiers.length === 0) {
     throw new InvalidNameError('', 'at least one identifier is required');
@@ -452,6 +463,20 @@ async function parseAndVerifyCsr(input: unknown): Promise<x509.Pkcs10Certificate
   // Proof of possession: only the holder of the key may have it certified.
   if (!valid) throw new CertificateInvalidError('The CSR signature does not verify');
   return csr;
+}
+
+/** Key types TLS clients accept in a server certificate, at a safe size. */
+function checkLeafKey(csr: x509.Pkcs10CertificateRequest): 'rsa' | 'ec' {
+  const key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+  const type = key.asymmetricKeyType;
+  if (type === 'rsa') {
+    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
+      throw new CertificateInvalidError(`The CSR's RSA key is shorter than ${MIN_RSA_BITS} bits`);
+    }
+    return type;
+  }
+  if (type === 'ec') return type;
+  throw new CertificateInvalidError(`The CSR's key type ${String(type)} is not supported (use RSA or ECDSA)`);
 }
 
 async function generateCaKeys(): Promise<webcrypto.CryptoKeyPair> {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
+import acme from 'acme-client';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { CertificateInvalidError, InvalidOptionError } from '../../src/errors.js';
 import { InternalIssuer, DEFAULT_LEAF_LIFETIME_MS, CLOCK_SKEW_BACKDATE_MS } from '../../src/issuers/internal.js';
@@ -307,6 +308,31 @@ describe('InternalIssuer', () => {
     assert.equal(await issuer.rootCertificatePem(), rootPem);
     assert.ok(intermediate!.verify(new X509Certificate(rootPem).publicKey));
     assert.match((await storage.load('internal/local/intermediate.key')).toString(), /BEGIN PRIVATE KEY/);
+  });
+
+  test('an intermediate not issued by the stored root (crash between the two writes) is replaced', async () => {
+    const clock = new FakeClock();
+    const storage = new CountingStorage();
+    const rootPem = await new InternalIssuer({ storage, clock }).rootCertificatePem();
+    const other = new CountingStorage();
+    await new InternalIssuer({ storage: other, clock }).rootCertificatePem();
+    const foreign = await other.load('internal/local/intermediate.key');
+    await storage.store('internal/local/intermediate.key', foreign);
+    await storage.store('internal/local/intermediate.crt', await other.load('internal/local/intermediate.crt'));
+
+    const issuer = new InternalIssuer({ storage, clock });
+    const { csr } = await makeCsr(['localhost']);
+    const [leaf, intermediate] = splitChain((await issuer.issue({ identifiers: ids('localhost'), csr })).chainPem);
+    assert.ok(intermediate!.verify(new X509Certificate(rootPem).publicKey));
+    assert.ok(leaf!.verify(intermediate!.publicKey));
+    assert.notDeepEqual(await storage.load('internal/local/intermediate.key'), foreign);
+  });
+
+  test('a CSR with a weak RSA key is rejected', async () => {
+    const issuer = new InternalIssuer({ storage: new CountingStorage(), clock: new FakeClock() });
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const [, csr] = await acme.crypto.createCsr({ commonName: 'localhost' }, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    await assert.rejects(issuer.issue({ identifiers: ids('localhost'), csr }), (e: unknown) => e instanceof CertificateInvalidError && /2048/.test(e.message));
   });
 
   test('options are validated into a frozen config', () => {
