@@ -1,0 +1,183 @@
+/**
+ * DNS-01 through a user's program, for any DNS service that has a CLI or a
+ * script but no provider here. The program is run directly (no shell, so the
+ * name and value are never interpreted) as
+ *
+ *   <command> [...args] present <fqdn.> <value>
+ *   <command> [...args] cleanup <fqdn.> <value>
+ *
+ * where <fqdn.> is the record name with a trailing dot, e.g.
+ * `_acme-challenge.example.com.`, and <value> the TXT value. The record TTL is
+ * in the environment as CERTKEEPER_DNS_TTL (and the zone, when known, as
+ * CERTKEEPER_DNS_ZONE). Exit status 0 means done; anything else is a
+ * DnsProviderError carrying the end of the program's stderr.
+ *
+ * On timeout or abort the program's whole process group gets SIGTERM, then
+ * SIGKILL after a grace period, so a script's own children do not linger.
+ */
+import { spawn } from 'node:child_process';
+import { inspect } from 'node:util';
+import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { createDefaultLogger, validateLogger } from '../logger.js';
+import type { DnsProvider, DnsRecord } from './types.js';
+
+export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+/** How much of the program's stderr an error carries (the end, where the cause usually is). */
+export const EXEC_STDERR_LIMIT = 2048;
+/** Time between SIGTERM and SIGKILL when the program is stopped. */
+export const EXEC_KILL_GRACE_MS = 2_000;
+
+const PROVIDER = 'exec';
+
+export interface ExecDnsOptions {
+  /** Program to run (a path, or a name looked up in PATH). */
+  command: string;
+  /** Arguments placed before `present|cleanup <fqdn.> <value>`. */
+  args?: string[];
+  /** Per-run time limit (default 60 s); the program is killed when it passes. */
+  timeoutMs?: number;
+  /** Extra environment (the program also inherits this process's environment). */
+  env?: Record<string, string>;
+  logger?: Logger;
+}
+
+export class ExecDnsProvider implements DnsProvider {
+  readonly name = PROVIDER;
+  readonly #command: string;
+  readonly #args: readonly string[];
+  readonly #timeoutMs: number;
+  readonly #env: Readonly<Record<string, string>>;
+  readonly #log: Logger;
+
+  constructor(options: ExecDnsOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('exec', 'options object is required');
+    if (typeof options.command !== 'string' || options.command.length === 0) throw new InvalidOptionError('command', 'must be a non-empty string');
+    this.#command = options.command;
+    const args = options.args ?? [];
+    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw new InvalidOptionError('args', 'must be an array of strings');
+    this.#args = Object.freeze([...args]);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number of milliseconds');
+    this.#timeoutMs = timeoutMs;
+    const env = options.env ?? {};
+    if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) {
+      throw new InvalidOptionError('env', 'must map names to strings');
+    }
+    this.#env = Object.freeze({ ...env });
+    const base = options.logger === undefined ? createDefaultLogger('silent') : validateLogger(options.logger);
+    this.#log = base.child({ component: 'dns-exec' });
+  }
+
+  async addTxtRecord(record: DnsRecord, signal?: AbortSignal): Promise<void> {
+    await this.#run('present', record, signal);
+  }
+
+  async removeTxtRecord(record: DnsRecord, signal?: AbortSignal): Promise<void> {
+    await this.#run('cleanup', record, signal);
+  }
+
+  #run(action: 'present' | 'cleanup', record: DnsRecord, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new AbortedError('DNS update aborted', { cause: signal.reason }));
+    const fqdn = record.name.endsWith('.') ? record.name : `${record.name}.`;
+    const argv = [...this.#args, action, fqdn, record.value];
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.#env,
+      CERTKEEPER_DNS_TTL: String(record.ttl),
+      ...(record.zone === undefined ? {} : { CERTKEEPER_DNS_ZONE: record.zone }),
+    };
+    const started = Date.now();
+    const what = `${this.#command} ${action} ${fqdn}`;
+
+    return new Promise<void>((resolve, reject) => {
+      // detached: the program leads its own process group, so a kill reaches its children too.
+      const child = spawn(this.#command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, shell: false });
+      let stderr = Buffer.alloc(0);
+      let stderrTruncated = false;
+      let stdoutBytes = 0;
+      let stopReason: 'timeout' | 'abort' | undefined;
+      let killTimer: NodeJS.Timeout | undefined;
+      let settled = false;
+
+      const stopGroup = (why: 'timeout' | 'abort'): void => {
+        if (stopReason) return;
+        stopReason = why;
+        signalGroup('SIGTERM');
+        killTimer = setTimeout(() => signalGroup('SIGKILL'), EXEC_KILL_GRACE_MS);
+        killTimer.unref();
+      };
+      const signalGroup = (sig: NodeJS.Signals): void => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, sig);
+        } catch {
+          // the group is gone already
+        }
+      };
+      const onAbort = (): void => stopGroup('abort');
+      const timer = setTimeout(() => stopGroup('timeout'), this.#timeoutMs);
+      timer.unref();
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      const finish = (error: Error | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+
+      child.stdout.on('data', (chunk: Buffer) => (stdoutBytes += chunk.length));
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr = Buffer.concat([stderr, chunk]);
+        if (stderr.length > EXEC_STDERR_LIMIT) {
+          stderr = stderr.subarray(stderr.length - EXEC_STDERR_LIMIT);
+          stderrTruncated = true;
+        }
+      });
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        finish(new DnsProviderError(PROVIDER, `cannot run ${this.#command}: ${error.code ?? error.message}`, 'SPAWN', { cause: error }));
+      });
+      child.on('exit', () => {
+        // A killed program's pipes may be held by a descendant that left the group: stop waiting for them.
+        if (stopReason) {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }
+      });
+      // 'close' waits for the pipes, so all of stderr is in.
+      child.on('close', (code, sig) => {
+        const output = stderrText(stderr, stderrTruncated);
+        const durationMs = Date.now() - started;
+        if (stopReason === 'abort') {
+          finish(new AbortedError(`DNS update aborted; ${what} was stopped`, { cause: signal?.reason }));
+        } else if (stopReason === 'timeout') {
+          finish(new DnsProviderError(PROVIDER, `${what} did not finish within ${this.#timeoutMs} ms and was killed${output ? `; stderr: ${output}` : ''}`, 'TIMEOUT'));
+        } else if (code === 0) {
+          this.#log.debug({ action, record: { name: record.name }, durationMs, stdoutBytes }, 'exec DNS hook succeeded');
+          finish(undefined);
+        } else {
+          const status = code === null ? `signal ${sig ?? 'unknown'}` : `exit ${code}`;
+          finish(new DnsProviderError(PROVIDER, `${what} failed (${status})${output ? `: ${output}` : ' with no stderr output'}`, status));
+        }
+      });
+    });
+  }
+
+  toJSON(): Record<string, unknown> {
+    // env may hold credentials for the program: only its names are shown.
+    return { name: this.name, command: this.#command, args: this.#args, timeoutMs: this.#timeoutMs, env: Object.keys(this.#env) };
+  }
+
+  [inspect.custom](): string {
+    return `ExecDnsProvider ${inspect(this.toJSON())}`;
+  }
+}
+
+function stderrText(stderr: Buffer, truncated: boolean): string {
+  const text = stderr.toString('utf8').trim();
+  return truncated ? `…${text}` : text;
+}
