@@ -1,0 +1,92 @@
+/**
+ * A DnsProvider for pebble-challtestsrv's management API, the mock DNS server
+ * that Pebble's validator asks in tests. It proves the DNS-01 path end to end
+ * without a real DNS server.
+ *
+ * challtestsrv keeps several TXT values per name (each /set-txt adds one), but
+ * /clear-txt drops all of them. To remove exactly one value, this provider
+ * clears the name and writes back the values it still holds there. Values
+ * added at the same name by anyone else are therefore lost on removal: use one
+ * provider instance per challtestsrv.
+ */
+import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
+import type { DnsProvider, DnsRecord } from './types.js';
+
+export interface ChalltestsrvDnsProviderOptions {
+  /** Base URL of the management API, e.g. `http://127.0.0.1:8055`. */
+  managementUrl: string;
+  /** Per-request timeout (default 5 s). */
+  timeoutMs?: number | undefined;
+}
+
+export const DEFAULT_CHALLTESTSRV_TIMEOUT_MS = 5_000;
+
+export class ChalltestsrvDnsProvider implements DnsProvider {
+  readonly name = 'challtestsrv';
+  readonly #base: URL;
+  readonly #timeoutMs: number;
+  /** Values this provider has written, by fully qualified host. */
+  readonly #values = new Map<string, string[]>();
+  /** Changes to one host run one at a time: clear + re-add must not interleave with an add. */
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(options: ChalltestsrvDnsProviderOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.managementUrl);
+    } catch {
+      throw new InvalidOptionError('managementUrl', 'must be an http(s) URL');
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new InvalidOptionError('managementUrl', 'must be an http(s) URL');
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CHALLTESTSRV_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number');
+    this.#base = base;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  addTxtRecord(record: DnsRecord, signal?: AbortSignal): Promise<void> {
+    return this.#serial(async () => {
+      const host = fqdn(record.name);
+      await this.#post('/set-txt', { host, value: record.value }, signal);
+      this.#values.set(host, [...(this.#values.get(host) ?? []), record.value]);
+    });
+  }
+
+  removeTxtRecord(record: DnsRecord, signal?: AbortSignal): Promise<void> {
+    return this.#serial(async () => {
+      const host = fqdn(record.name);
+      const held = this.#values.get(host) ?? [];
+      const index = held.indexOf(record.value);
+      if (index === -1) return;
+      const remaining = held.filter((_, i) => i !== index);
+      await this.#post('/clear-txt', { host }, signal);
+      if (remaining.length === 0) this.#values.delete(host);
+      else this.#values.set(host, remaining);
+      for (const value of remaining) await this.#post('/set-txt', { host, value }, signal);
+    });
+  }
+
+  #serial(task: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #post(path: string, body: Record<string, string>, signal: AbortSignal | undefined): Promise<void> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.#base), { method: 'POST', body: JSON.stringify(body), signal: combined });
+      await response.arrayBuffer();
+    } catch (error) {
+      if (signal?.aborted) throw new AbortedError('challtestsrv request aborted', { cause: signal.reason });
+      throw new DnsProviderError(this.name, `${path} failed: ${(error as Error).message}`, timeout.aborted ? 'timeout' : 'network', { cause: error });
+    }
+    if (!response.ok) throw new DnsProviderError(this.name, `${path} answered HTTP ${response.status}`, `HTTP ${response.status}`);
+  }
+}
+
+function fqdn(name: string): string {
+  return name.endsWith('.') ? name : `${name}.`;
+}
