@@ -253,7 +253,11 @@ export class AcmeIssuer implements Issuer {
     return { conn: this.#connection, directory, account };
   }
 
-  async issue(request: IssueRequest): Promise<IssuedCertificate> {
+  issue(request: IssueRequest): Promise<IssuedCertificate> {
+    return keepingProcessAlive(() => this.#issue(request));
+  }
+
+  async #issue(request: IssueRequest): Promise<IssuedCertificate> {
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
     if (!Buffer.isBuffer(request.csr) || request.csr.length === 0) throw new InvalidOptionError('csr', 'must be a non-empty Buffer');
@@ -289,7 +293,11 @@ export class AcmeIssuer implements Issuer {
   }
 
   /** Revokes a certificate this account obtained (RFC 8555 7.6), with an RFC 5280 reason code. */
-  async revoke(certificatePem: string, reason: RevocationReason = 0, signal?: AbortSignal): Promise<void> {
+  revoke(certificatePem: string, reason: RevocationReason = 0, signal?: AbortSignal): Promise<void> {
+    return keepingProcessAlive(() => this.#revoke(certificatePem, reason, signal));
+  }
+
+  async #revoke(certificatePem: string, reason: RevocationReason, signal: AbortSignal | undefined): Promise<void> {
     throwIfAborted(signal);
     if (!REVOCATION_REASONS.includes(reason)) throw new InvalidOptionError('reason', `must be one of ${REVOCATION_REASONS.join(', ')}`);
     const leaf = PEM_CERT.exec(certificatePem)?.[0];
@@ -321,6 +329,20 @@ export class AcmeIssuer implements Issuer {
     if (this.#closed) return;
     this.#closed = true;
     this.#trust.release();
+  }
+}
+
+/**
+ * The engine's waits use the Clock, whose timers are unref'd; an order in
+ * progress must still keep a one-shot process (CLI, script) alive, as a
+ * pending socket would.
+ */
+async function keepingProcessAlive<T>(operation: () => Promise<T>): Promise<T> {
+  const handle = setInterval(() => undefined, 2 ** 30);
+  try {
+    return await operation();
+  } finally {
+    clearInterval(handle);
   }
 }
 
