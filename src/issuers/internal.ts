@@ -181,13 +181,13 @@ export class InternalIssuer implements Issuer {
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
     const csr = await parseAndVerifyCsr(request.csr);
+    const keyType = checkLeafKey(csr);
     const ca = await this.#currentCa(request.signal);
     throwIfAborted(request.signal);
 
     const now = this.config.clock.now();
     // A leaf never outlives its issuer: clients would reject the chain before the leaf expires.
     const notAfter = Math.min(now + this.config.leafLifetimeMs, ca.intermediate.cert.notAfter.getTime());
-    const keyType = checkLeafKey(csr);
     const usages =
       keyType === 'rsa'
         ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
@@ -239,7 +239,7 @@ export class InternalIssuer implements Issuer {
   async #currentCa(signal: AbortSignal | undefined): Promise<CaState> {
     const cached = this.#ca;
     if (cached && this.#isFresh(cached, this.config.clock.now())) return cached;
-    // One load at a time per instance; concurrent callers share it.
+    // One load at a time per instance; concurrent callers share it (and the signal of the caller that started it).
     this.#loading ??= this.#loadOrCreate(signal).finally(() => {
       this.#loading = undefined;
     });

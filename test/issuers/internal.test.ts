@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import * as x509 from '@peculiar/x509';
 import acme from 'acme-client';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
-import { CertificateInvalidError, InvalidOptionError } from '../../src/errors.js';
+import { AbortedError, CertificateInvalidError, InvalidOptionError } from '../../src/errors.js';
 import { InternalIssuer, DEFAULT_LEAF_LIFETIME_MS, CLOCK_SKEW_BACKDATE_MS } from '../../src/issuers/internal.js';
 import { parseIdentifier } from '../../src/names.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
@@ -333,6 +333,27 @@ describe('InternalIssuer', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
     const [, csr] = await acme.crypto.createCsr({ commonName: 'localhost' }, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
     await assert.rejects(issuer.issue({ identifiers: ids('localhost'), csr }), (e: unknown) => e instanceof CertificateInvalidError && /2048/.test(e.message));
+  });
+
+  test('an abort while waiting for the CA lock rejects with AbortedError, and the next call succeeds', async () => {
+    const backend = new MemoryBackend();
+    const holder = new MemoryStorage({ backend });
+    const clock = new FakeClock();
+    const issuer = new InternalIssuer({ storage: new MemoryStorage({ backend }), clock });
+    const { csr } = await makeCsr(['localhost']);
+    await assert.rejects(
+      issuer.issue({ identifiers: ids('localhost'), csr, signal: AbortSignal.abort() }),
+      (e: unknown) => e instanceof AbortedError,
+    );
+
+    await holder.lock('internal_ca_local'); // another process is creating the CA
+    const controller = new AbortController();
+    const waiting = issuer.issue({ identifiers: ids('localhost'), csr, signal: controller.signal });
+    controller.abort();
+    await assert.rejects(waiting, (e: unknown) => e instanceof AbortedError);
+    await holder.unlock('internal_ca_local');
+    const { chainPem } = await issuer.issue({ identifiers: ids('localhost'), csr });
+    assert.equal(splitChain(chainPem).length, 2);
   });
 
   test('options are validated into a frozen config', () => {
