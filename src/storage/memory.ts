@@ -28,6 +28,19 @@ export interface MemoryStorageOptions {
   clock?: Clock | undefined;
 }
 
+/**
+ * systemClock's timers never keep the process alive, which is right for
+ * background refreshes but wrong for a wait someone awaits: a CLI waiting for
+ * a lock would simply exit.
+ */
+const REFERENCED_SYSTEM_CLOCK: Clock = Object.freeze({
+  now: () => Date.now(),
+  setTimer(fn: () => void, ms: number): TimerHandle {
+    const timer = setTimeout(fn, Math.max(0, ms));
+    return { cancel: () => clearTimeout(timer) };
+  },
+});
+
 interface Entry {
   value: Buffer;
   modified: Date;
@@ -139,6 +152,8 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #backend: MemoryBackend;
   readonly #ttlMs: number | undefined;
   readonly #clock: Clock;
+  /** Timers of a lock wait: kept referenced, since someone is awaiting the result. */
+  readonly #waitClock: Clock;
   /** Locks this instance holds, with their refresh timers. */
   readonly #held = new Map<string, TimerHandle | undefined>();
   /** Cancels pending lock waits on close(). */
@@ -156,6 +171,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#backend = backend ?? new MemoryBackend();
     this.#ttlMs = lockTtlMs;
     this.#clock = clock ?? systemClock;
+    this.#waitClock = clock ?? REFERENCED_SYSTEM_CLOCK;
   }
 
   async store(key: string, value: Uint8Array): Promise<void> {
@@ -273,7 +289,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
       const scheduleExpiryCheck = (): void => {
         const expiresAt = this.#backend.expiresAt(n);
         if (expiresAt === undefined) return;
-        expiryCheck = this.#clock.setTimer(() => {
+        expiryCheck = this.#waitClock.setTimer(() => {
           this.#backend.expireIfDue(n, this.#clock.now());
           if (this.#pendingWaits.has(cancel)) scheduleExpiryCheck();
         }, Math.max(1, expiresAt - this.#clock.now()));
@@ -281,7 +297,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
       this.#pendingWaits.add(cancel);
       signal?.addEventListener('abort', onAbort, { once: true });
       if (timeoutMs !== undefined) {
-        timeout = this.#clock.setTimer(() => finish(new LockTimeoutError(n)), timeoutMs);
+        timeout = this.#waitClock.setTimer(() => finish(new LockTimeoutError(n)), timeoutMs);
       }
       this.#backend.enqueue(n, waiter);
       scheduleExpiryCheck();

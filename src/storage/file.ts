@@ -1,0 +1,511 @@
+/**
+ * Storage on the local file system, shareable by several processes (and
+ * machines on a POSIX shared file system) through one root directory.
+ *
+ * Writes are atomic and durable (temp file in the same directory, fsync,
+ * rename, fsync of the directory), so a crash or a full disk never leaves a
+ * truncated file behind (caddy#6481, caddy#4897). Files are 0600 and
+ * directories 0700 whatever the umask, because they hold private keys.
+ *
+ * Locks are directories `<root>/locks/<name>.lock` managed by proper-lockfile:
+ * creating a directory is atomic, the holder refreshes its mtime, and a lock
+ * not refreshed for `lockStaleMs` (holder crashed or frozen) is taken over.
+ * Lock files with content were a long source of certmagic bugs (caddy#4448);
+ * a directory has no content to get wrong.
+ */
+import * as fs from 'node:fs';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import lockfile from 'proper-lockfile';
+import {
+  AbortedError,
+  ClosedError,
+  InvalidOptionError,
+  InvalidStorageKeyError,
+  LockLostError,
+  LockTimeoutError,
+  StorageError,
+  StorageNotFoundError,
+} from '../errors.js';
+import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
+import { joinKey, keyComponents, validateKey, validateLockName, validatePrefix } from './keys.js';
+import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+
+export const DEFAULT_LOCK_STALE_MS = 10_000;
+/** proper-lockfile refuses to treat locks younger than 2 s as stale. */
+export const MIN_LOCK_STALE_MS = 2_000;
+/** proper-lockfile refreshes at most once a second. */
+export const MIN_LOCK_REFRESH_MS = 1_000;
+/** Waiting for a busy lock polls with exponential backoff, starting here... */
+export const LOCK_POLL_INITIAL_MS = 25;
+/** ...and never sleeping longer than this between attempts. */
+export const LOCK_POLL_MAX_MS = 1_000;
+export const FILE_MODE = 0o600;
+export const DIRECTORY_MODE = 0o700;
+/** The directory, under the root, holding lock directories. */
+export const LOCKS_FOLDER = 'locks';
+
+export interface FileStorageOptions {
+  /** Root directory. Default: `$XDG_DATA_HOME/certkeeper`, else `~/.local/share/certkeeper`. */
+  root?: string | undefined;
+  /** A lock not refreshed for this long is considered abandoned and taken over (default 10 000 ms, minimum 2 000). */
+  lockStaleMs?: number | undefined;
+  /** How often a held lock is refreshed (default: half of lockStaleMs; between 1 000 ms and lockStaleMs / 2). */
+  lockRefreshMs?: number | undefined;
+  logger?: Logger | undefined;
+}
+
+export interface ResolvedFileStorageOptions {
+  readonly root: string;
+  readonly lockStaleMs: number;
+  readonly lockRefreshMs: number;
+  readonly logger: Logger;
+}
+
+/** Temp files are named `.tmp-<16 hex>`: short (long key components stay under NAME_MAX) and skipped by list(). */
+const TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/;
+
+export function defaultFileStorageRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'certkeeper');
+  return join(homedir(), '.local', 'share', 'certkeeper');
+}
+
+export function resolveFileStorageOptions(options: FileStorageOptions = {}): ResolvedFileStorageOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
+  const { root, lockStaleMs, lockRefreshMs, logger } = options;
+  if (root !== undefined && (typeof root !== 'string' || root.length === 0 || root.includes('\0'))) {
+    throw new InvalidOptionError('root', 'must be a non-empty path');
+  }
+  const stale = lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
+  if (!Number.isInteger(stale) || stale < MIN_LOCK_STALE_MS) {
+    throw new InvalidOptionError('lockStaleMs', `must be an integer of at least ${MIN_LOCK_STALE_MS} ms`);
+  }
+  const refresh = lockRefreshMs ?? Math.floor(stale / 2);
+  if (!Number.isInteger(refresh) || refresh < MIN_LOCK_REFRESH_MS || refresh > stale / 2) {
+    throw new InvalidOptionError('lockRefreshMs', `must be an integer between ${MIN_LOCK_REFRESH_MS} ms and half of lockStaleMs`);
+  }
+  return Object.freeze({
+    root: resolve(root ?? defaultFileStorageRoot()),
+    lockStaleMs: stale,
+    lockRefreshMs: refresh,
+    logger: logger === undefined ? createDefaultLogger('silent') : validateLogger(logger),
+  });
+}
+
+interface HeldLock {
+  release: () => Promise<void>;
+  lockDir: string;
+  /** mtime of the lock directory as we last set it. */
+  mtimeMs: number;
+  /** Inode and birth time of the lock directory we created: a takeover recreates it. */
+  identity: string;
+  /** When we last refreshed the lock (or started taking it): our lease runs from here. */
+  refreshedAt: number;
+  compromised: boolean;
+  /** Set by abandonLock(): refreshes are silently skipped. */
+  abandoned: boolean;
+}
+
+type Callback = (err: NodeJS.ErrnoException | null) => void;
+
+export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
+  readonly options: ResolvedFileStorageOptions;
+  readonly #root: string;
+  readonly #locksDir: string;
+  readonly #log: Logger;
+  readonly #held = new Map<string, HeldLock>();
+  /** Locks being taken, by lock directory, so refreshes seen during acquisition are recorded. */
+  readonly #byLockDir = new Map<string, HeldLock>();
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+  /** The fs proper-lockfile uses: records our own refreshes, creates lock directories 0700. */
+  readonly #lockFs: Record<string, unknown>;
+
+  constructor(options: FileStorageOptions = {}) {
+    this.options = resolveFileStorageOptions(options);
+    this.#root = this.options.root;
+    this.#locksDir = join(this.#root, LOCKS_FOLDER);
+    this.#log = this.options.logger.child({ component: 'file-storage' });
+    this.#lockFs = {
+      mkdir: (path: string, cb: Callback) => fs.mkdir(path, DIRECTORY_MODE, cb),
+      stat: fs.stat,
+      rmdir: fs.rmdir,
+      rmdirSync: fs.rmdirSync,
+      realpath: fs.realpath,
+      utimes: (path: string, atime: Date, mtime: Date, cb: Callback) => {
+        const held = this.#byLockDir.get(path);
+        if (held?.abandoned) {
+          cb(null);
+          return;
+        }
+        fs.utimes(path, atime, mtime, (err) => {
+          if (!err && held) {
+            held.mtimeMs = mtime.getTime();
+            held.refreshedAt = Date.now();
+          }
+          cb(err);
+        });
+      },
+    };
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  async store(key: string, value: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const path = this.#pathFor(k);
+    const dir = dirname(path);
+    const temp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    try {
+      let handle: fs.promises.FileHandle;
+      try {
+        handle = await open(temp, 'wx', FILE_MODE);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+        await this.#ensureDirectory(dir);
+        handle = await open(temp, 'wx', FILE_MODE);
+      }
+      try {
+        // The umask may have narrowed the mode given to open; set it exactly.
+        await handle.chmod(FILE_MODE);
+        await handle.writeFile(value);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+      await syncDirectory(dir);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw this.#storageError(`write "${k}"`, err);
+    }
+  }
+
+  async load(key: string): Promise<Buffer> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    try {
+      return await readFile(this.#pathFor(k));
+    } catch (err) {
+      if (isMissing(err) || errorCode(err) === 'EISDIR') throw new StorageNotFoundError(k, { cause: err });
+      throw this.#storageError(`read "${k}"`, err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    try {
+      await rm(this.#pathFor(k), { recursive: true, force: true });
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.#storageError(`delete "${k}"`, err);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    try {
+      await stat(this.#pathFor(k));
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw this.#storageError(`check "${k}"`, err);
+    }
+  }
+
+  async list(prefix: string, recursive: boolean): Promise<string[]> {
+    this.#assertOpen();
+    const p = validatePrefix(prefix);
+    const found: string[] = [];
+    const walk = async (keyPrefix: string, dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true });
+      for (const entry of entries) {
+        if (TEMP_NAME.test(entry.name)) continue;
+        const key = joinKey(keyPrefix, entry.name);
+        found.push(key);
+        if (recursive && entry.isDirectory()) await walk(key, join(dir, entry.name));
+      }
+    };
+    try {
+      await walk(p, p === '' ? this.#root : this.#pathFor(p));
+    } catch (err) {
+      if (isMissing(err)) throw new StorageNotFoundError(p, { cause: err });
+      throw this.#storageError(`list "${p}"`, err);
+    }
+    if (found.length === 0) throw new StorageNotFoundError(p);
+    return found.sort();
+  }
+
+  async stat(key: string): Promise<KeyInfo> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    try {
+      const info = await stat(this.#pathFor(k));
+      return { key: k, modified: info.mtime, size: info.isFile() ? info.size : 0, isTerminal: info.isFile() };
+    } catch (err) {
+      if (isMissing(err)) throw new StorageNotFoundError(k, { cause: err });
+      throw this.#storageError(`stat "${k}"`, err);
+    }
+  }
+
+  async tryLock(name: string): Promise<boolean> {
+    this.#assertOpen();
+    return this.#tryAcquire(validateLockName(name));
+  }
+
+  async lock(name: string, options: LockOptions = {}): Promise<void> {
+    this.#assertOpen();
+    const n = validateLockName(name);
+    const { signal, timeoutMs } = options;
+    if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+      throw new InvalidOptionError('timeoutMs', 'must be a non-negative number of milliseconds');
+    }
+    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    let delay = LOCK_POLL_INITIAL_MS;
+    for (;;) {
+      if (stop.aborted) throw this.#abortedWaiting(n, signal);
+      if (await this.#tryAcquire(n)) return;
+      const now = Date.now();
+      if (deadline !== undefined && now >= deadline) throw new LockTimeoutError(n);
+      // Jitter keeps several waiters from polling in lockstep.
+      let wait = Math.round(delay * (0.5 + Math.random() / 2));
+      if (deadline !== undefined) wait = Math.min(wait, deadline - now);
+      if (!(await pollDelay(wait, stop))) throw this.#abortedWaiting(n, signal);
+      delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
+    }
+  }
+
+  async unlock(name: string): Promise<void> {
+    const n = validateLockName(name);
+    const held = this.#held.get(n);
+    if (!held) return;
+    this.#held.delete(n);
+    this.#byLockDir.delete(held.lockDir);
+    // Releasing removes the lock directory. If another holder has taken the
+    // lock over (we were frozen past the stale period), that directory is
+    // theirs: leave it, and proper-lockfile's refresher notices and stops.
+    if (held.compromised || (await this.#ownership(held)) !== 'ours') {
+      this.#log.debug({ lock: n }, 'lock was already lost; nothing to release');
+      return;
+    }
+    try {
+      await held.release();
+    } catch (err) {
+      // Compromised meanwhile: proper-lockfile already let it go.
+      if (errorCode(err) === 'ERELEASED') return;
+      throw this.#storageError(`release lock "${n}"`, err);
+    }
+  }
+
+  async assertLockHeld(name: string): Promise<void> {
+    const n = validateLockName(name);
+    const held = this.#held.get(n);
+    if (!held) throw new LockLostError(n, `Lock "${n}" is not held by this storage instance`);
+    if (held.compromised) throw new LockLostError(n);
+    // Another process may take the lock once its mtime is stale; stop trusting
+    // the lease a little before that (clock granularity, slow file systems).
+    const margin = Math.min(1_000, this.options.lockStaleMs / 4);
+    if (Date.now() - held.refreshedAt >= this.options.lockStaleMs - margin) {
+      throw new LockLostError(n, `Lock "${n}" was not refreshed in time and may have been taken over`);
+    }
+    const ownership = await this.#ownership(held);
+    if (ownership === 'missing') throw new LockLostError(n, `Lock "${n}" was removed by someone else`);
+    if (ownership === 'taken') throw new LockLostError(n, `Lock "${n}" was taken over by another holder`);
+  }
+
+  /**
+   * Test aid: behaves as if this holder froze or crashed while holding
+   * `name`. The lock stops being refreshed but is not released, so another
+   * holder takes it over after lockStaleMs.
+   */
+  abandonLock(name: string): void {
+    const held = this.#held.get(validateLockName(name));
+    if (held) held.abandoned = true;
+  }
+
+  /** Releases every lock this instance holds and cancels lock waits. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort();
+      for (const name of [...this.#held.keys()]) {
+        await this.unlock(name).catch((err: unknown) => {
+          this.#log.warn({ lock: name, err }, 'could not release lock while closing');
+        });
+      }
+    })();
+    return this.#closed;
+  }
+
+  async #tryAcquire(name: string): Promise<boolean> {
+    const file = join(this.#locksDir, name);
+    const lockDir = `${file}.lock`;
+    // A second lock() on a lock this instance holds must wait like everyone else
+    // (locks are not re-entrant); never let it overwrite our own record.
+    if (this.#held.has(name)) return false;
+    const held: HeldLock = { release: async () => undefined, lockDir, mtimeMs: 0, identity: '', refreshedAt: Date.now(), compromised: false, abandoned: false };
+    this.#byLockDir.set(lockDir, held);
+    try {
+      await this.#ensureDirectory(this.#locksDir);
+      held.release = await lockfile.lock(file, {
+        stale: this.options.lockStaleMs,
+        update: this.options.lockRefreshMs,
+        realpath: false,
+        retries: 0,
+        fs: this.#lockFs,
+        onCompromised: (err) => {
+          held.compromised = true;
+          this.#log.warn({ lock: name, reason: err.message }, 'lock compromised: another holder may have taken it over');
+        },
+      });
+      const info = await stat(lockDir);
+      held.mtimeMs = info.mtime.getTime();
+      held.identity = directoryIdentity(info);
+    } catch (err) {
+      this.#byLockDir.delete(lockDir);
+      if (errorCode(err) === 'ELOCKED') return false;
+      throw this.#storageError(`take lock "${name}"`, err);
+    }
+    if (this.#closing.signal.aborted) {
+      // close() ran while we were taking it: give it straight back.
+      this.#byLockDir.delete(lockDir);
+      await held.release().catch(() => undefined);
+      throw new ClosedError('FileStorage');
+    }
+    this.#held.set(name, held);
+    return true;
+  }
+
+  /**
+   * Whether the lock directory is still the one we hold. A takeover recreates
+   * it (new inode or birth time) and sets its own mtime; a refresh of our own
+   * may be landing right now, so look again before concluding.
+   */
+  async #ownership(held: HeldLock): Promise<'ours' | 'missing' | 'taken'> {
+    for (let attempt = 0; ; attempt++) {
+      let info: fs.Stats;
+      try {
+        info = await stat(held.lockDir);
+      } catch (err) {
+        if (isMissing(err)) return 'missing';
+        throw this.#storageError('check a lock', err);
+      }
+      if (held.compromised || directoryIdentity(info) !== held.identity) return 'taken';
+      if (info.mtime.getTime() === held.mtimeMs) return 'ours';
+      if (attempt >= 2) return 'taken';
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  #pathFor(key: string): string {
+    const path = join(this.#root, ...keyComponents(key));
+    // Defence in depth: validateKey already refuses anything that could climb out.
+    const rel = relative(this.#root, path);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+      throw new InvalidStorageKeyError(key, 'resolves outside the storage root');
+    }
+    return path;
+  }
+
+  /**
+   * Creates `dir` and any missing parents (the root's included), one at a
+   * time and each chmod'ed to exactly 0700: a restrictive umask must not leave
+   * a directory we cannot create the next one in.
+   */
+  async #ensureDirectory(dir: string): Promise<void> {
+    const missing: string[] = [];
+    for (let d = dir; ; d = dirname(d)) {
+      try {
+        await stat(d);
+        break;
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT' || dirname(d) === d) throw err;
+        missing.push(d);
+      }
+    }
+    for (const d of missing.reverse()) {
+      try {
+        await mkdir(d, { mode: DIRECTORY_MODE });
+        await chmod(d, DIRECTORY_MODE);
+      } catch (err) {
+        // Another writer created it first.
+        if (errorCode(err) !== 'EEXIST') throw err;
+      }
+    }
+  }
+
+  #abortedWaiting(name: string, signal: AbortSignal | undefined): Error {
+    if (!signal?.aborted) return new ClosedError('FileStorage');
+    return new AbortedError(`Waiting for lock "${name}" was aborted`, { cause: signal.reason });
+  }
+
+  #storageError(action: string, err: unknown): StorageError {
+    if (err instanceof StorageError || err instanceof InvalidStorageKeyError) return err;
+    const code = errorCode(err);
+    const hint = code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? ' (is the storage directory writable by this user?)' : '';
+    return new StorageError(`Could not ${action} in ${this.#root}: ${code ?? 'unknown error'}${hint}`, { cause: err });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('FileStorage');
+  }
+}
+
+/**
+ * Waits `ms` (a referenced timer: a caller is awaiting the lock, so a CLI must
+ * not exit meanwhile); false when aborted first.
+ */
+function pollDelay(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve(false);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function directoryIdentity(info: fs.Stats): string {
+  return `${info.dev}:${info.ino}:${info.birthtimeMs}`;
+}
+
+function errorCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    ? (err as { code: string }).code
+    : undefined;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Makes a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (err) {
+    // Some file systems cannot fsync a directory; the data itself is already synced.
+    if (errorCode(err) !== 'EINVAL' && errorCode(err) !== 'EPERM') throw err;
+  } finally {
+    await handle.close();
+  }
+}
