@@ -520,9 +520,12 @@ async function parseBundle(text: string, storageKey: string): Promise<CaPair> {
   return { cert, certPem, key, bundle: text };
 }
 
-/** 128 random bits; @peculiar/x509 keeps the DER INTEGER positive. */
+/** 128 random bits with a non-zero first byte, so every serial is 16 bytes long; @peculiar/x509 keeps the DER INTEGER positive. */
 function randomSerial(): string {
-  return randomBytes(16).toString('hex');
+  for (;;) {
+    const bytes = randomBytes(16);
+    if (bytes[0] !== 0) return bytes.toString('hex');
+  }
 }
 
 function toPem(cert: x509.X509Certificate): string {
