@@ -34,12 +34,19 @@ export interface BindZone {
   records?: string[];
   /** Default true: keys may update TXT records anywhere in the zone. False: no updates at all (REFUSED). */
   allowUpdate?: boolean;
+  /** Names of the keys granted TXT updates here (default every key). */
+  updateKeys?: string[];
 }
 
 export interface BindOptions {
   zones: BindZone[];
   /** Keys allowed to update TXT records in every zone with allowUpdate. */
   tsig?: BindTsigKey | BindTsigKey[];
+  /**
+   * Answer recursive queries from 127.0.0.1 (default false). Needed when Pebble resolves through this
+   * server and a CNAME points into another of its zones: authoritative-only BIND does not follow it.
+   */
+  recursion?: boolean;
   /** Paths of key files (as `tsig-keygen` writes them) that named includes; their keys are granted too, by name. */
   keyFiles?: { path: string; keyName: string }[];
 }
@@ -88,7 +95,7 @@ export async function startBind(options: BindOptions): Promise<BindHandle> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freeDnsPort();
     const conf = join(dir, 'named.conf');
-    await writeFile(conf, namedConf(dir, port, keys, options.keyFiles ?? [], options.zones, keyNames, zoneFiles));
+    await writeFile(conf, namedConf(options.recursion === true, dir, port, keys, options.keyFiles ?? [], options.zones, keyNames, zoneFiles));
     let output = '';
     const child = spawn(named, ['-g', '-c', conf, '-n', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
@@ -169,6 +176,7 @@ function zoneText(zone: BindZone): string {
 }
 
 function namedConf(
+  recursion: boolean,
   dir: string,
   port: number,
   keys: BindTsigKey[],
@@ -185,7 +193,10 @@ function namedConf(
     `  managed-keys-directory "${dir}";`,
     `  listen-on port ${port} { 127.0.0.1; };`,
     '  listen-on-v6 { none; };',
-    '  recursion no;',
+    // Recursion lets BIND follow a CNAME into another of its zones, as the resolver of a CA does.
+    recursion ? '  recursion yes; allow-recursion { 127.0.0.1; };' : '  recursion no;',
+    // Names outside its zones go nowhere: only loopback traffic, never the root servers.
+    ...(recursion ? ['  forwarders { 127.0.0.1 port 9; };', '  forward only;', '  query-source address 127.0.0.1;'] : []),
     '  dnssec-validation no;',
     '  notify no;',
     '  allow-query { any; };',
@@ -196,8 +207,9 @@ function namedConf(
     ...keyFiles.map((k) => `include "${k.path}";`),
   ];
   for (const zone of zones) {
-    const allow = zone.allowUpdate !== false && keyNames.length > 0;
-    const policy = allow ? `  update-policy { ${keyNames.map((n) => `grant "${n}" zonesub TXT;`).join(' ')} };` : '';
+    const granted = zone.updateKeys ?? keyNames;
+    const allow = zone.allowUpdate !== false && granted.length > 0;
+    const policy = allow ? `  update-policy { ${granted.map((n) => `grant "${n}" zonesub TXT;`).join(' ')} };` : '';
     lines.push(`zone "${zone.name}" {`, '  type primary;', `  file "${zoneFiles.get(zone.name)}";`, policy, '};');
   }
   return lines.filter((l) => l.length > 0).join('\n') + '\n';
