@@ -223,7 +223,11 @@ export class ContextCache {
     }
     this.#stats.misses++;
     const loaded = await this.#load(name);
-    if (loaded) return this.#lookupIndexed(name) ?? this.#contextOf(loaded);
+    if (loaded) {
+      const context = this.#lookupIndexed(name);
+      if (context) return context;
+      this.#opts.logger?.warn({ name, names: loaded.material.names }, 'the loader returned a certificate that does not cover the name');
+    }
     return this.defaultContext();
   }
 
