@@ -7,6 +7,7 @@
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { DnsProvider } from './dns/types.js';
+import type { PropagationOptions } from './solvers/dns-propagation.js';
 import { InvalidOptionError } from './errors.js';
 import type { CertKeeperEvents, EventName, Listener } from './events.js';
 import type { Issuer, KeyType } from './issuers/types.js';
@@ -29,8 +30,6 @@ export const DEFAULT_CACHE_CAPACITY = 10_000;
 export const DEFAULT_ON_DEMAND_TIMEOUT_MS = 60_000;
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIntervalMs: 60_000 } as const;
-export const DEFAULT_DNS_PROPAGATION_TIMEOUT_MS = 120_000;
-export const DEFAULT_DNS_PROPAGATION_INTERVAL_MS = 2_000;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 /** Concurrent storage reads when loading many stored certificates at start-up. */
 export const DEFAULT_LOAD_CONCURRENCY = 64;
@@ -61,16 +60,8 @@ export interface TlsAlpn01Options {
   listener?: boolean;
 }
 
-export interface DnsPropagationOptions {
-  /** Give up after this long (default 120 s). */
-  timeoutMs?: number;
-  /** Query interval (default 2 s). */
-  intervalMs?: number;
-  /** Query these resolvers ("host:port") instead of the zone's authoritative servers. */
-  resolvers?: string[];
-  /** Skip the check (the CA may then query before the record is visible). */
-  skip?: boolean;
-}
+/** DNS-01 propagation check settings (see Dns01Solver): timeoutMs, intervalMs, resolvers, authoritativeServers, skip... */
+export type DnsPropagationOptions = PropagationOptions;
 
 export interface Dns01Options {
   provider: DnsProvider;
@@ -107,9 +98,30 @@ export interface OnDemandOptions {
   timeoutMs?: number;
 }
 
+/** An ACME CA to build with the keeper's solvers; unset fields come from the keeper's options. */
+export interface AcmeIssuerSpec {
+  type: 'acme';
+  ca?: string;
+  email?: string;
+  agreeToTerms?: boolean;
+  externalAccountBinding?: ExternalAccountBinding;
+  caCertificates?: string | string[];
+  preferredChain?: string;
+}
+
+/** The built-in internal CA (no network): for development, private networks, or as the last fallback. */
+export interface InternalIssuerSpec {
+  type: 'internal';
+  /** CA name; separate names are separate CAs (default `local`). */
+  name?: string;
+  leafLifetimeMs?: number;
+}
+
+export type IssuerSpec = Issuer | AcmeIssuerSpec | InternalIssuerSpec;
+
 /** Settings that may differ per manageSync/manageAsync call. */
 export interface ManageSettings {
-  issuers?: Issuer[];
+  issuers?: IssuerSpec[];
   keyType?: KeyType;
   challenges?: ChallengeOptions;
 }
@@ -126,8 +138,8 @@ export interface CertKeeperOptions {
   /** Extra trusted roots (PEM) for the CA's own HTTPS, e.g. an internal ACME server. */
   caCertificates?: string | string[];
   externalAccountBinding?: ExternalAccountBinding;
-  /** Issuers tried in order; replaces the ACME issuer built from `ca`. */
-  issuers?: Issuer[];
+  /** Issuers tried in order (fallback to the next when one fails); default: the ACME CA named by `ca`. */
+  issuers?: IssuerSpec[];
   /** Default: FileStorage under $XDG_DATA_HOME/certkeeper. */
   storage?: Storage;
   keyType?: KeyType;
@@ -156,9 +168,7 @@ export interface CertKeeperOptions {
 export interface ResolvedChallenges {
   readonly http01: Readonly<Required<Http01Options>> | false;
   readonly tlsAlpn01: Readonly<Required<TlsAlpn01Options>> | false;
-  readonly dns01:
-    | { readonly provider: DnsProvider; readonly propagation: Readonly<Required<Omit<DnsPropagationOptions, 'resolvers'>>> & { readonly resolvers: readonly string[] | undefined } }
-    | false;
+  readonly dns01: { readonly provider: DnsProvider; readonly propagation: Readonly<PropagationOptions> } | false;
   readonly preference: readonly ChallengeType[];
 }
 
@@ -168,7 +178,7 @@ export interface ResolvedConfig {
   readonly ca: string;
   readonly caCertificates: readonly string[];
   readonly externalAccountBinding: Readonly<ExternalAccountBinding> | undefined;
-  readonly issuers: readonly Issuer[] | undefined;
+  readonly issuers: readonly IssuerSpec[] | undefined;
   readonly storage: Storage | undefined;
   readonly keyType: KeyType;
   readonly challenges: ResolvedChallenges;
@@ -218,7 +228,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   const caCertificates = resolveCaCertificates(options.caCertificates);
   const externalAccountBinding = resolveEab(options.externalAccountBinding);
 
-  let issuers: readonly Issuer[] | undefined;
+  let issuers: readonly IssuerSpec[] | undefined;
   if (options.issuers !== undefined) {
     if (!Array.isArray(options.issuers) || options.issuers.length === 0) throw new InvalidOptionError('issuers', 'must be a non-empty array of issuers');
     options.issuers.forEach((issuer, i) => validateIssuer(issuer, `issuers[${i}]`));
@@ -311,10 +321,12 @@ export function resolveKeyType(value: unknown, option: string): KeyType | undefi
   return value as KeyType;
 }
 
-export function validateIssuer(issuer: unknown, option: string): asserts issuer is Issuer {
-  const candidate = issuer as Partial<Issuer> | null;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.issue !== 'function' || typeof candidate.key !== 'string' || candidate.key.length === 0) {
-    throw new InvalidOptionError(option, 'must be an issuer with a string `key` and an issue() method');
+export function validateIssuer(issuer: unknown, option: string): asserts issuer is IssuerSpec {
+  const candidate = issuer as (Partial<Issuer> & { type?: unknown }) | null;
+  if (typeof candidate !== 'object' || candidate === null) throw new InvalidOptionError(option, 'must be an issuer object or spec');
+  if (candidate.type === 'acme' || candidate.type === 'internal') return;
+  if (typeof candidate.issue !== 'function' || typeof candidate.key !== 'string' || candidate.key.length === 0) {
+    throw new InvalidOptionError(option, "must be { type: 'acme' | 'internal', ... } or an issuer with a string `key` and an issue() method");
   }
 }
 
@@ -347,22 +359,8 @@ function resolveDns01(value: Dns01Options | false | undefined, option: string): 
   }
   const p = value.propagation;
   if (p !== undefined && (typeof p !== 'object' || p === null)) throw new InvalidOptionError(`${option}.propagation`, 'must be an object');
-  let resolvers: readonly string[] | undefined;
-  if (p?.resolvers !== undefined) {
-    if (!Array.isArray(p.resolvers) || p.resolvers.some((r) => typeof r !== 'string' || !/^[^\s]+:\d+$|^[^\s:]+$/.test(r))) {
-      throw new InvalidOptionError(`${option}.propagation.resolvers`, 'must be an array of "host:port" strings');
-    }
-    resolvers = Object.freeze([...p.resolvers]);
-  }
-  return Object.freeze({
-    provider: value.provider,
-    propagation: Object.freeze({
-      timeoutMs: positiveInteger(p?.timeoutMs, `${option}.propagation.timeoutMs`) ?? DEFAULT_DNS_PROPAGATION_TIMEOUT_MS,
-      intervalMs: positiveInteger(p?.intervalMs, `${option}.propagation.intervalMs`) ?? DEFAULT_DNS_PROPAGATION_INTERVAL_MS,
-      skip: optionalBoolean(p?.skip, `${option}.propagation.skip`) ?? false,
-      resolvers,
-    }),
-  });
+  // Field-by-field validation is done by the DNS-01 solver when it is built.
+  return Object.freeze({ provider: value.provider, propagation: Object.freeze({ ...(p ?? {}) }) });
 }
 
 function resolveRateLimit(value: RateLimitOptions, option: string): Readonly<RateLimitOptions> {

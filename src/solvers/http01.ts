@@ -288,6 +288,7 @@ export class Http01Solver implements Solver {
   readonly #issuerKeys: Set<string>;
   readonly #listener: Http01Listener | undefined;
   readonly #log: Logger | undefined;
+  #listenerDisabled = false;
   #pending = 0;
   /** Listener start/stop runs one at a time, so a close never races a start. */
   #listenerOps: Promise<void> = Promise.resolve();
@@ -322,7 +323,7 @@ export class Http01Solver implements Solver {
     if (this.#storage) {
       await this.#storage.store(challengeTokenKey(challenge.issuerKey, identifier, challenge.token), Buffer.from(JSON.stringify(entry)));
     }
-    if (this.#listener) await this.#runListenerOp(() => this.#listener?.listen());
+    if (this.#listener && !this.#listenerDisabled) await this.#runListenerOp(() => this.#listener?.listen());
     this.#log?.debug({ identifier }, 'HTTP-01 challenge presented');
   }
 
@@ -341,6 +342,11 @@ export class Http01Solver implements Solver {
         if (this.#pending === 0) await this.#listener?.close();
       });
     }
+  }
+
+  /** Never open the standalone listener again: the user's own server answers through `responder`. */
+  disableListener(): void {
+    this.#listenerDisabled = true;
   }
 
   /** Closes the standalone listener. */

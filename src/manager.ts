@@ -1,0 +1,994 @@
+/**
+ * CertKeeper: keeps certificates alive and serves them. This class only
+ * orchestrates; the logic lives in small modules (storage/certificates,
+ * maintenance/*, tls/context-cache, issuers/*, solvers/*).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type * as tls from 'node:tls';
+import { createKeyAndCsr } from './acme/csr.js';
+import { shouldQueryAri } from './acme/ari.js';
+import type { CertKeeperOptions, IssuerSpec, ManageSettings, ResolvedChallenges, ResolvedConfig } from './config.js';
+import { resolveChallenges, resolveConfig, resolveKeyType, validateIssuer } from './config.js';
+import {
+  AbortedError,
+  AcmeProblemError,
+  CertificateInvalidError,
+  CertKeeperError,
+  ClosedError,
+  InvalidOptionError,
+  ManageError,
+  StorageNotFoundError,
+  type NameFailure,
+} from './errors.js';
+import { TypedEmitter, type EventName, type Listener } from './events.js';
+import { AcmeIssuer } from './issuers/acme.js';
+import { InternalIssuer } from './issuers/internal.js';
+import type { Issuer, KeyType, RenewalInfo } from './issuers/types.js';
+import type { Logger } from './logger.js';
+import { recordFailure, type BackoffState } from './maintenance/backoff.js';
+import { Semaphore, Singleflight } from './maintenance/concurrency.js';
+import { DueQueue } from './maintenance/due-queue.js';
+import { isEmergency, planRenewal } from './maintenance/renewal-policy.js';
+import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
+import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
+import { decideOnDemand } from './on-demand.js';
+import { Dns01Solver } from './solvers/dns01.js';
+import { Http01Solver } from './solvers/http01.js';
+import { TlsAlpn01Solver } from './solvers/tls-alpn01.js';
+import type { ChallengeType, Solver } from './solvers/types.js';
+import {
+  buildCertificateMeta,
+  loadCertificateSet,
+  saveCertificateSet,
+  updateCertificateMeta,
+  type CertificateMeta,
+  type CertificateSet,
+} from './storage/certificates.js';
+import { checkStorageWritable } from './storage/check.js';
+import { FileStorage } from './storage/file.js';
+import { certificateKeys, certificateLockName } from './storage/layout.js';
+import { hasLockLeaseCheck, type Storage } from './storage/types.js';
+import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
+import { ContextCache } from './tls/context-cache.js';
+import { buildTlsOptions } from './tls/tls-options.js';
+
+/** Above this many names in one call, stored certificates are read as sidecars only and loaded on their first handshake. */
+export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
+/** Concurrent storage reads while loading many stored certificates. */
+export const DEFAULT_LOAD_CONCURRENCY = 32;
+/** ARI problem types after which retrying the same order is pointless. */
+const FINAL_PROBLEMS = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'caa', 'externalAccountRequired']);
+const ARI_KEY_PREFIX = 'ari:';
+
+/** A manageSync/manageAsync entry: one name, or a group of names sharing one certificate. */
+export type ManageEntry = string | readonly string[];
+
+export interface CertificateStatus {
+  names: string[];
+  /** Issuer key of the certificate being served. */
+  issuer: string | undefined;
+  notBefore: Date | undefined;
+  notAfter: Date | undefined;
+  serialNumber: string | undefined;
+  /** When the next renewal (or retry) is scheduled. */
+  nextRenewalAt: Date | undefined;
+  /** `valid`: a certificate is served; `obtaining`: none yet; `failed`: none, and the last attempt failed. */
+  state: 'valid' | 'obtaining' | 'failed';
+  failures: number;
+  lastError: { code: string | undefined; message: string; at: Date } | undefined;
+}
+
+export interface RenewOptions {
+  /** Renew even if not due, and ignore the failure backoff (an operator's "retry now"). */
+  force?: boolean;
+  signal?: AbortSignal;
+}
+
+interface ResolvedSettings {
+  readonly issuers: readonly Issuer[];
+  readonly keyType: KeyType;
+}
+
+interface ManagedRecord {
+  readonly certName: string;
+  readonly names: string[];
+  readonly identifiers: Identifier[];
+  settings: ResolvedSettings;
+  /** What is served (or stored) now. */
+  issuerKey: string | undefined;
+  notBefore: number | undefined;
+  notAfter: number | undefined;
+  serialNumber: string | undefined;
+  certPem: string | undefined;
+  materialId: string | undefined;
+  ariSelectedTime: number | undefined;
+  ariWindow: { windowStart: number; windowEnd: number } | undefined;
+  backoff: BackoffState | undefined;
+  /** An ACME problem that retrying will not fix; no automatic retries until renew(). */
+  finalError: boolean;
+}
+
+type ObtainOutcome = 'obtained' | 'adopted';
+
+export class CertKeeper {
+  readonly #config: ResolvedConfig;
+  readonly #log: Logger;
+  readonly #events: TypedEmitter;
+  readonly #storage: Storage;
+  readonly #ownsStorage: boolean;
+  readonly #cache: ContextCache;
+  readonly #queue: DueQueue<string>;
+  readonly #orders: Semaphore;
+  readonly #inflight = new Singleflight<string, ObtainOutcome>();
+  readonly #records = new Map<string, ManagedRecord>();
+  /** Every managed name (and wildcard) -> its certificate's name. */
+  readonly #nameIndex = new Map<string, string>();
+  readonly #limiters = new Map<string, RateLimiter>();
+  readonly #onDemandLimiter: RateLimiter | undefined;
+  readonly #http01: Http01Solver | undefined;
+  readonly #tlsAlpn01: TlsAlpn01Solver;
+  readonly #defaultSettings: ResolvedSettings;
+  readonly #ownedIssuers = new Set<Issuer>();
+  readonly #acmeIssuers = new Map<string, AcmeIssuer>();
+  readonly #abort = new AbortController();
+  readonly #work = new Set<Promise<unknown>>();
+  #httpHandlerMounted = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: CertKeeperOptions = {}) {
+    this.#config = resolveConfig(options);
+    const config = this.#config;
+    this.#log = config.logger.child({ component: 'manager' });
+    this.#events = new TypedEmitter((event, error) => this.#log.error({ err: error, event }, 'event listener threw'));
+    for (const [event, listener] of Object.entries(config.on)) this.#events.on(event as EventName, listener as Listener<EventName>);
+
+    this.#ownsStorage = config.storage === undefined;
+    this.#storage = config.storage ?? new FileStorage({ logger: config.logger });
+    this.#cache = new ContextCache({
+      capacity: config.cacheCapacity,
+      loader: (name, { signal }) => this.#loadForHandshake(name, signal),
+      loadTimeoutMs: config.onDemand ? config.onDemand.timeoutMs : 10_000,
+      onEvict: ({ names }) => this.#events.emit('cert_evicted', { names }),
+      logger: config.logger.child({ component: 'tls' }),
+      clock: config.clock,
+    });
+    this.#queue = new DueQueue<string>({
+      clock: config.clock,
+      onDue: (key) => this.#onDue(key),
+      onError: (error, key) => this.#log.error({ err: error, key }, 'scheduled work failed to start'),
+    });
+    this.#orders = new Semaphore(config.maxConcurrentOrders);
+    this.#onDemandLimiter = config.onDemand ? createRateLimiter(config.onDemand.rateLimit, config.clock, 'onDemand.rateLimit') : undefined;
+
+    const challenges = config.challenges;
+    this.#http01 =
+      challenges.http01 === false
+        ? undefined
+        : new Http01Solver({
+            storage: this.#storage,
+            port: challenges.http01.port,
+            host: challenges.http01.host,
+            listener: challenges.http01.listener,
+            logger: config.logger,
+          });
+    this.#tlsAlpn01 = new TlsAlpn01Solver({
+      listener: challenges.tlsAlpn01 !== false && challenges.tlsAlpn01.listener,
+      ...(challenges.tlsAlpn01 !== false ? { port: challenges.tlsAlpn01.port, host: challenges.tlsAlpn01.host } : {}),
+      logger: config.logger,
+    });
+    this.#defaultSettings = {
+      issuers: this.#buildIssuers(config.issuers ?? [{ type: 'acme' }], challenges, 'issuers'),
+      keyType: config.keyType,
+    };
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Subscribes to a typed event; returns a function that unsubscribes. */
+  on<E extends EventName>(event: E, listener: Listener<E>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /**
+   * Serves every entry: a valid certificate from storage when there is one
+   * (even if its renewal is due and then fails), otherwise a newly obtained
+   * one. Resolves when all are served; otherwise rejects with a ManageError
+   * listing each failed entry, after serving all the others.
+   */
+  async manageSync(entries: readonly ManageEntry[], settings?: ManageSettings): Promise<void> {
+    this.#assertOpen();
+    const records = this.#register(entries, settings);
+    const eager = records.length <= DEFAULT_EAGER_LOAD_LIMIT;
+    const failures: NameFailure[] = [];
+    const loads = new Semaphore(DEFAULT_LOAD_CONCURRENCY);
+    await Promise.all(
+      records.map(async (record) => {
+        try {
+          const stored = await loads.run(() => this.#loadStored(record, { eager }));
+          if (stored) {
+            this.#scheduleNext(record);
+            if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
+            return;
+          }
+          await this.#obtain(record, { renewal: false, force: false, signal: this.#abort.signal });
+        } catch (error) {
+          failures.push({ names: [...record.names], error: error as Error });
+          this.#scheduleNext(record);
+        }
+      }),
+    );
+    if (failures.length > 0) throw new ManageError(failures);
+  }
+
+  /** Like manageSync, but returns at once; obtains in the background with retries and reports through events. */
+  manageAsync(entries: readonly ManageEntry[], settings?: ManageSettings): void {
+    this.#assertOpen();
+    const records = this.#register(entries, settings);
+    const eager = records.length <= DEFAULT_EAGER_LOAD_LIMIT;
+    const loads = new Semaphore(DEFAULT_LOAD_CONCURRENCY);
+    for (const record of records) {
+      this.#track(
+        (async () => {
+          const stored = await loads.run(() => this.#loadStored(record, { eager }));
+          if (stored && !this.#isDue(record)) {
+            this.#scheduleNext(record);
+            return;
+          }
+          await this.#renewInBackground(record);
+        })().catch((error: unknown) => this.#log.error({ err: error, names: record.names }, 'background manage failed')),
+      );
+    }
+  }
+
+  /**
+   * Obtains a certificate for the names now and stores it, without serving
+   * or scheduling it (the foundation entry point; manageSync uses the same path).
+   */
+  async obtain(names: ManageEntry, settings?: ManageSettings & { signal?: AbortSignal }): Promise<CertificateSet> {
+    this.#assertOpen();
+    const [record] = this.#prepare([names], settings);
+    if (!record) throw new InvalidOptionError('names', 'must name at least one identifier');
+    const signal = settings?.signal ? AbortSignal.any([settings.signal, this.#abort.signal]) : this.#abort.signal;
+    return this.#track(this.#issueAndStore(record, signal, undefined));
+  }
+
+  /** Server options for tls.createServer, https.createServer and http2.createSecureServer, merged with yours. */
+  tlsOptions(userOptions: tls.TlsOptions = {}): tls.TlsOptions {
+    return buildTlsOptions(this.#cache, userOptions, {
+      alpnChallenges: this.#tlsAlpn01.store,
+      logger: this.#config.logger.child({ component: 'tls' }),
+    });
+  }
+
+  /**
+   * A node:http listener answering ACME HTTP-01 requests; everything else goes
+   * to `next`, or without one is redirected to HTTPS (308). Mounting it stops
+   * certkeeper from opening its own HTTP-01 listener.
+   */
+  httpChallengeHandler(next?: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+    const solver = this.#http01;
+    if (!solver) throw new InvalidOptionError('challenges.http01', 'HTTP-01 is disabled, so there is no challenge handler');
+    this.#httpHandlerMounted = true;
+    solver.disableListener();
+    return (req, res) => {
+      solver.responder.respond(req, res).then(
+        (handled) => {
+          if (handled) return;
+          if (next) next(req, res);
+          else redirectToHttps(req, res);
+        },
+        (error: unknown) => {
+          this.#log.error({ err: error }, 'HTTP-01 responder failed');
+          if (!res.headersSent) res.writeHead(500).end();
+        },
+      );
+    };
+  }
+
+  /** The framework-neutral responder (for the Express/Fastify/Koa adapters). Resolves true when it answered. */
+  get httpChallengeResponder(): { respond(req: IncomingMessage, res: ServerResponse): Promise<boolean> } {
+    const solver = this.#http01;
+    if (!solver) throw new InvalidOptionError('challenges.http01', 'HTTP-01 is disabled, so there is no challenge responder');
+    if (!this.#httpHandlerMounted) {
+      this.#httpHandlerMounted = true;
+      solver.disableListener();
+    }
+    return solver.responder;
+  }
+
+  /** Stops managing and serving these names (stored certificates are kept). */
+  unmanage(names: readonly string[]): void {
+    for (const input of names) {
+      const name = parseIdentifier(input).value;
+      const certName = this.#nameIndex.get(name);
+      if (!certName) continue;
+      const record = this.#records.get(certName);
+      this.#queue.unschedule(certName);
+      this.#queue.unschedule(ARI_KEY_PREFIX + certName);
+      this.#records.delete(certName);
+      for (const n of record?.names ?? [name]) this.#nameIndex.delete(n);
+      this.#cache.remove(record?.names ?? [name]);
+    }
+  }
+
+  /** Renews now if due (or always, with force), bypassing the failure backoff when forced. */
+  async renew(name: string, options: RenewOptions = {}): Promise<CertificateStatus> {
+    this.#assertOpen();
+    const record = this.#recordFor(name);
+    if (options.force !== true && !this.#isDue(record)) return this.#statusOf(record);
+    if (options.force === true) record.finalError = false;
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal;
+    await this.#track(this.#obtain(record, { renewal: record.serialNumber !== undefined, force: options.force === true, signal }));
+    return this.#statusOf(record);
+  }
+
+  status(name: string): CertificateStatus {
+    return this.#statusOf(this.#recordFor(name));
+  }
+
+  /** Status of every managed certificate. */
+  list(): CertificateStatus[] {
+    return [...this.#records.values()].map((r) => this.#statusOf(r));
+  }
+
+  /** The storage in use (for tools such as the CLI). */
+  get storage(): Storage {
+    return this.#storage;
+  }
+
+  /** The context cache's counters (hits, misses, loads, evictions). */
+  cacheStats(): ReturnType<ContextCache['stats']> {
+    return this.#cache.stats();
+  }
+
+  /** Peak and current number of orders in flight. */
+  orderStats(): { inFlight: number; peakInFlight: number; waiting: number } {
+    return { inFlight: this.#orders.inFlight, peakInFlight: this.#orders.peakInFlight, waiting: this.#orders.waiting };
+  }
+
+  /** Stops timers, waits for work in flight, closes listeners and releases this process's locks. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  // ------------------------------------------------------------ registration
+
+  #prepare(entries: readonly ManageEntry[], settings: ManageSettings | undefined): ManagedRecord[] {
+    if (!Array.isArray(entries)) throw new InvalidOptionError('names', 'must be an array of names or of name groups');
+    const resolved = settings === undefined ? this.#defaultSettings : this.#resolveSettings(settings);
+    const records: ManagedRecord[] = [];
+    for (const entry of entries) {
+      const group = typeof entry === 'string' ? [entry] : entry;
+      if (!Array.isArray(group) || group.length === 0) throw new InvalidOptionError('names', 'each entry must be a name or a non-empty array of names');
+      const identifiers: Identifier[] = [];
+      for (const input of group) {
+        const id = parseIdentifier(input);
+        if (!identifiers.some((i) => i.value === id.value)) identifiers.push(id);
+      }
+      const names = identifiers.map((i) => i.value);
+      records.push({
+        certName: names[0] as string,
+        names,
+        identifiers,
+        settings: resolved,
+        issuerKey: undefined,
+        notBefore: undefined,
+        notAfter: undefined,
+        serialNumber: undefined,
+        certPem: undefined,
+        materialId: undefined,
+        ariSelectedTime: undefined,
+        ariWindow: undefined,
+        backoff: undefined,
+        finalError: false,
+      });
+    }
+    return records;
+  }
+
+  #register(entries: readonly ManageEntry[], settings: ManageSettings | undefined): ManagedRecord[] {
+    const prepared = this.#prepare(entries, settings);
+    const records: ManagedRecord[] = [];
+    for (const record of prepared) {
+      const existing = this.#records.get(record.certName);
+      if (existing) {
+        existing.settings = record.settings;
+        records.push(existing);
+        continue;
+      }
+      this.#records.set(record.certName, record);
+      for (const name of record.names) this.#nameIndex.set(name, record.certName);
+      records.push(record);
+    }
+    return records;
+  }
+
+  #resolveSettings(settings: ManageSettings): ResolvedSettings {
+    if (typeof settings !== 'object' || settings === null) throw new InvalidOptionError('settings', 'must be an object');
+    const challenges = settings.challenges === undefined ? this.#config.challenges : resolveChallenges(settings.challenges, 'settings.challenges');
+    let issuers: readonly Issuer[];
+    if (settings.issuers !== undefined) {
+      if (!Array.isArray(settings.issuers) || settings.issuers.length === 0) throw new InvalidOptionError('settings.issuers', 'must be a non-empty array');
+      issuers = this.#buildIssuers(settings.issuers, challenges, 'settings.issuers');
+    } else if (settings.challenges !== undefined) {
+      issuers = this.#buildIssuers(this.#config.issuers ?? [{ type: 'acme' }], challenges, 'settings.issuers');
+    } else {
+      issuers = this.#defaultSettings.issuers;
+    }
+    return { issuers, keyType: resolveKeyType(settings.keyType, 'settings.keyType') ?? this.#config.keyType };
+  }
+
+  #buildIssuers(specs: readonly IssuerSpec[], challenges: ResolvedChallenges, option: string): Issuer[] {
+    return specs.map((spec, index) => {
+      validateIssuer(spec, `${option}[${index}]`);
+      if (!('type' in spec)) return spec;
+      if (spec.type === 'internal') {
+        const issuer = new InternalIssuer({
+          storage: this.#storage,
+          name: spec.name,
+          leafLifetimeMs: spec.leafLifetimeMs,
+          clock: this.#config.clock,
+          logger: this.#config.logger,
+        });
+        this.#ownedIssuers.add(issuer);
+        return issuer;
+      }
+      const config = this.#config;
+      const solvers = this.#solversFor(challenges);
+      const caCertificates = spec.caCertificates ?? [...config.caCertificates];
+      const acmeOptions = {
+        ca: spec.ca ?? config.ca,
+        caCertificates,
+        email: spec.email ?? config.email,
+        agreeToTerms: spec.agreeToTerms ?? config.agreeToTerms,
+        externalAccountBinding: spec.externalAccountBinding ?? config.externalAccountBinding,
+        preferredChain: spec.preferredChain ?? config.preferredChain,
+      };
+      const cacheKey = JSON.stringify({ ...acmeOptions, externalAccountBinding: acmeOptions.externalAccountBinding?.kid, solvers: Object.keys(solvers), preference: challenges.preference, dns: challenges.dns01 !== false });
+      const cached = challenges === config.challenges ? this.#acmeIssuers.get(cacheKey) : undefined;
+      if (cached) return cached;
+      const issuer = new AcmeIssuer({
+        ...(isUrl(acmeOptions.ca) ? { directoryUrl: acmeOptions.ca } : { ca: acmeOptions.ca as never }),
+        ...(caCertificates.length > 0 ? { caCertificates: [...caCertificates] } : {}),
+        ...(acmeOptions.email !== undefined ? { email: acmeOptions.email } : {}),
+        agreeToTerms: acmeOptions.agreeToTerms,
+        ...(acmeOptions.externalAccountBinding !== undefined ? { externalAccountBinding: { ...acmeOptions.externalAccountBinding } } : {}),
+        ...(acmeOptions.preferredChain !== undefined ? { preferredChain: acmeOptions.preferredChain } : {}),
+        storage: this.#storage,
+        solvers,
+        challengePreference: [...challenges.preference],
+        logger: config.logger,
+        clock: config.clock,
+      });
+      this.#ownedIssuers.add(issuer);
+      if (challenges === config.challenges) this.#acmeIssuers.set(cacheKey, issuer);
+      return issuer;
+    });
+  }
+
+  #solversFor(challenges: ResolvedChallenges): Partial<Record<ChallengeType, Solver>> {
+    const solvers: Partial<Record<ChallengeType, Solver>> = {};
+    if (challenges.http01 !== false && this.#http01) solvers['http-01'] = this.#http01;
+    if (challenges.tlsAlpn01 !== false) solvers['tls-alpn-01'] = this.#tlsAlpn01;
+    if (challenges.dns01 !== false) {
+      solvers['dns-01'] = new Dns01Solver({
+        provider: challenges.dns01.provider,
+        propagation: challenges.dns01.propagation,
+        clock: this.#config.clock,
+        logger: this.#config.logger,
+      });
+    }
+    return solvers;
+  }
+
+  // ----------------------------------------------------------------- loading
+
+  /**
+   * Reads the stored certificate of a record (first issuer that has one).
+   * Eager: the full set is verified and its context built. Otherwise only the
+   * sidecar is read, and the set is loaded on its first handshake.
+   * Returns false when nothing usable is stored (missing, corrupt, expired).
+   */
+  async #loadStored(record: ManagedRecord, { eager }: { eager: boolean }): Promise<boolean> {
+    for (const issuer of record.settings.issuers) {
+      if (eager) {
+        const set = await this.#readSet(issuer.key, record.certName);
+        if (set && this.#usable(set.meta, record)) {
+          this.#adopt(record, set, 'storage');
+          return true;
+        }
+        if (set) this.#adoptBackoff(record, set.meta);
+      } else {
+        const meta = await this.#readMeta(issuer.key, record.certName);
+        if (meta && this.#usable(meta, record)) {
+          this.#adoptMeta(record, meta);
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  async #readSet(issuerKey: string, certName: string): Promise<CertificateSet | undefined> {
+    try {
+      return await loadCertificateSet(this.#storage, issuerKey, certName);
+    } catch (error) {
+      if (error instanceof StorageNotFoundError) return undefined;
+      if (error instanceof CertificateInvalidError) {
+        // A truncated or mismatched set: obtain this name again, keep everything else.
+        this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  async #readMeta(issuerKey: string, certName: string): Promise<CertificateMeta | undefined> {
+    try {
+      const raw = await this.#storage.load(certificateKeys(issuerKey, certName).meta);
+      const meta = JSON.parse(raw.toString('utf8')) as CertificateMeta;
+      if (!Array.isArray(meta.names) || typeof meta.notAfter !== 'string') return undefined;
+      return meta;
+    } catch (error) {
+      if (error instanceof StorageNotFoundError || error instanceof SyntaxError) return undefined;
+      throw error;
+    }
+  }
+
+  #usable(meta: CertificateMeta, record: ManagedRecord): boolean {
+    const notAfter = Date.parse(meta.notAfter);
+    if (!(notAfter > this.#config.clock.now())) return false;
+    return record.names.every((name) => meta.names.includes(name));
+  }
+
+  #adoptMeta(record: ManagedRecord, meta: CertificateMeta): void {
+    record.issuerKey = meta.issuerKey;
+    record.notBefore = Date.parse(meta.notBefore);
+    record.notAfter = Date.parse(meta.notAfter);
+    record.serialNumber = meta.serialNumber;
+    this.#adoptBackoff(record, meta);
+    const ari = meta.renewal?.ari;
+    if (ari) {
+      record.ariWindow = { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) };
+      record.ariSelectedTime = Date.parse(ari.selectedTime);
+    }
+  }
+
+  #adoptBackoff(record: ManagedRecord, meta: CertificateMeta): void {
+    const renewal = meta.renewal;
+    if (renewal && renewal.failures > 0 && renewal.nextAttemptAt) {
+      record.backoff = {
+        failures: renewal.failures,
+        nextAttemptAt: Date.parse(renewal.nextAttemptAt),
+        ...(renewal.lastError ? { lastError: { code: renewal.lastError.code, message: renewal.lastError.message, at: Date.parse(renewal.lastError.at) } } : {}),
+      };
+    } else {
+      record.backoff = undefined;
+    }
+  }
+
+  /** Serves a set: builds its context and swaps it in for the record's names. */
+  #adopt(record: ManagedRecord, set: CertificateSet, source: 'storage' | 'obtained'): CertificateMaterial {
+    const material = buildMaterial(set.certPem, set.keyPem, { managed: true, now: this.#config.clock.now() });
+    const previous = record.materialId;
+    this.#adoptMeta(record, set.meta);
+    record.certPem = set.certPem;
+    record.materialId = material.id;
+    this.#cache.add(material, previous !== undefined ? { replaces: previous } : {});
+    if (this.#config.defaultServerName !== undefined && record.names.includes(this.#config.defaultServerName)) {
+      this.#cache.setDefault(material);
+    }
+    if (source === 'storage') {
+      this.#events.emit('cert_loaded', { names: [...record.names], issuer: record.issuerKey, notAfter: material.notAfter, source: 'storage' });
+    }
+    this.#refreshAriSoon(record);
+    return material;
+  }
+
+  /** The cache's loader: names that are managed but not cached, then on-demand names. No I/O before a name is known to be ours. */
+  async #loadForHandshake(name: string, signal: AbortSignal): Promise<CertificateMaterial | undefined> {
+    const certName = this.#nameIndex.get(name) ?? (wildcardFor(name) !== undefined ? this.#nameIndex.get(wildcardFor(name) as string) : undefined);
+    const record = certName !== undefined ? this.#records.get(certName) : undefined;
+    if (record) {
+      if (record.issuerKey !== undefined) {
+        const set = await this.#readSet(record.issuerKey, record.certName);
+        if (set && this.#usable(set.meta, record)) return this.#adopt(record, set, 'storage');
+      }
+      if (this.#inflight.has(record.certName)) {
+        await this.#inflight.run(record.certName, () => Promise.resolve('adopted' as const), signal);
+        return record.materialId !== undefined ? this.#cache.peek(name) : undefined;
+      }
+      // Stored set vanished or broke: obtain again in the background.
+      this.#track(this.#renewInBackground(record));
+      return undefined;
+    }
+    const onDemand = this.#config.onDemand;
+    if (onDemand === false) return undefined;
+    const decision = await decideOnDemand(name, { decide: onDemand.decide, askUrl: onDemand.askUrl });
+    if (!decision.allowed) {
+      this.#events.emit('on_demand_denied', { name, reason: decision.reason });
+      this.#log.debug({ name, reason: decision.reason }, 'on-demand certificate denied');
+      return undefined;
+    }
+    const [fresh] = this.#register([name], undefined);
+    if (!fresh) return undefined;
+    if (!this.#inflight.has(fresh.certName) && fresh.materialId === undefined) {
+      // Stored by an earlier run? Then no order is needed.
+      if (await this.#loadStored(fresh, { eager: true })) {
+        this.#scheduleNext(fresh);
+        return this.#cache.peek(name);
+      }
+      if (!this.#onDemandLimiter?.tryTake()) {
+        this.#unregister(fresh);
+        this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
+        return undefined;
+      }
+    }
+    try {
+      await this.#obtain(fresh, { renewal: false, force: false, signal });
+    } catch (error) {
+      this.#log.warn({ err: error, name }, 'on-demand certificate could not be obtained');
+      return undefined;
+    }
+    return this.#cache.peek(name);
+  }
+
+  #unregister(record: ManagedRecord): void {
+    if (this.#records.get(record.certName) !== record) return;
+    this.#records.delete(record.certName);
+    for (const name of record.names) this.#nameIndex.delete(name);
+  }
+
+  // --------------------------------------------------------------- obtaining
+
+  /** Obtains (or adopts what another process stored) with coalescing and the order concurrency limit. */
+  #obtain(record: ManagedRecord, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    return this.#inflight.run(
+      record.certName,
+      () => this.#orders.run(() => this.#obtainLocked(record, options), options.signal),
+      options.signal,
+    );
+  }
+
+  async #obtainLocked(record: ManagedRecord, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    const lockName = certificateLockName(record.certName);
+    const servedSerial = record.serialNumber;
+    await this.#storage.lock(lockName, { signal });
+    try {
+      // Another process may have obtained or renewed it while we waited for the lock.
+      for (const issuer of record.settings.issuers) {
+        const set = await this.#readSet(issuer.key, record.certName);
+        if (!set || !this.#usable(set.meta, record)) continue;
+        const renewedElsewhere = servedSerial !== undefined && set.meta.serialNumber !== servedSerial;
+        const due = this.#dueAtFor(set.meta) <= this.#config.clock.now();
+        if (renewedElsewhere || (!force && !due) || (servedSerial === undefined && !due)) {
+          this.#adopt(record, set, 'storage');
+          this.#scheduleNext(record);
+          return 'adopted';
+        }
+        break;
+      }
+
+      let vetoReason: string | undefined;
+      this.#events.emit('cert_obtaining', {
+        names: [...record.names],
+        issuer: record.settings.issuers[0]?.key,
+        renewal,
+        veto: (reason: string) => {
+          vetoReason = reason;
+        },
+      });
+      if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
+
+      try {
+        const set = await this.#issueAndStore(record, signal, lockName);
+        this.#adopt(record, set, 'obtained');
+        record.backoff = undefined;
+        record.finalError = false;
+        this.#scheduleNext(record);
+        const payload = {
+          names: [...record.names],
+          issuer: set.meta.issuerKey,
+          renewal,
+          notBefore: new Date(set.meta.notBefore),
+          notAfter: new Date(set.meta.notAfter),
+          serialNumber: set.meta.serialNumber,
+        };
+        this.#events.emit('cert_obtained', payload);
+        if (renewal) this.#events.emit('cert_renewed', payload);
+        this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
+        return 'obtained';
+      } catch (error) {
+        await this.#recordFailure(record, error, renewal);
+        throw error;
+      }
+    } finally {
+      await this.#storage.unlock(lockName).catch((error: unknown) => this.#log.warn({ err: error, lock: lockName }, 'could not release lock'));
+    }
+  }
+
+  /** Makes a key and CSR, asks each issuer in turn, stores the first certificate obtained. */
+  async #issueAndStore(record: ManagedRecord, signal: AbortSignal, heldLock: string | undefined): Promise<CertificateSet> {
+    await checkStorageWritable(this.#storage);
+    const errors: Error[] = [];
+    for (const issuer of record.settings.issuers) {
+      if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
+      try {
+        await this.#limiterFor(issuer).take(signal);
+        const { keyPem, csr } = await createKeyAndCsr(record.identifiers, record.settings.keyType);
+        const issued = await issuer.issue({
+          identifiers: record.identifiers,
+          csr,
+          signal,
+          ...(record.certPem !== undefined && record.issuerKey === issuer.key ? { replacesCertificatePem: record.certPem } : {}),
+        });
+        const meta = buildCertificateMeta({
+          certPem: issued.chainPem,
+          keyPem,
+          issuerKey: issuer.key,
+          names: record.names,
+          issuerData: issued.issuerData,
+        });
+        // A paused process whose lease expired must not overwrite what the new holder stored.
+        if (heldLock !== undefined && hasLockLeaseCheck(this.#storage)) await this.#storage.assertLockHeld(heldLock);
+        return await saveCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta: { ...meta, keyType: record.settings.keyType } });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        errors.push(error as Error);
+        this.#log.warn({ err: error, names: record.names, issuer: issuer.key }, 'issuer failed');
+      }
+    }
+    throw errors.length === 1 ? errors[0] : new CertKeeperError(
+      (errors[errors.length - 1] as CertKeeperError | undefined)?.code ?? 'ERR_CHALLENGE_FAILED',
+      `every issuer failed: ${errors.map((e) => e.message).join('; ')}`,
+      { cause: errors[errors.length - 1] },
+    );
+  }
+
+  async #recordFailure(record: ManagedRecord, error: unknown, renewal: boolean): Promise<void> {
+    const now = this.#config.clock.now();
+    const retryAt = (error as { retryAt?: unknown }).retryAt;
+    record.backoff = recordFailure(record.backoff, error, now, {
+      ...(record.notAfter !== undefined ? { notAfter: record.notAfter } : {}),
+      ...(typeof retryAt === 'number' ? { retryAfter: retryAt } : {}),
+    });
+    record.finalError = error instanceof AcmeProblemError && FINAL_PROBLEMS.has(error.shortType);
+    const emergency = record.notBefore !== undefined && record.notAfter !== undefined && isEmergency({ notBefore: record.notBefore, notAfter: record.notAfter }, now);
+    const nextAttemptAt = record.finalError ? undefined : new Date(record.backoff.nextAttemptAt);
+    const level = emergency ? 'error' : 'warn';
+    this.#log[level]({ err: error, names: record.names, attempt: record.backoff.failures, nextAttemptAt, emergency }, renewal ? 'certificate renewal failed' : 'certificate could not be obtained');
+    this.#events.emit('cert_failed', {
+      names: [...record.names],
+      issuer: record.issuerKey,
+      renewal,
+      error: error as Error,
+      attempt: record.backoff.failures,
+      nextAttemptAt,
+    });
+    // Persist the backoff beside the certificate so a restart does not reset it.
+    if (record.issuerKey !== undefined) {
+      const backoff = record.backoff;
+      await updateCertificateMeta(this.#storage, record.issuerKey, record.certName, (meta) => ({
+        ...meta,
+        renewal: {
+          ...meta.renewal,
+          failures: backoff.failures,
+          nextAttemptAt: new Date(backoff.nextAttemptAt).toISOString(),
+          ...(backoff.lastError
+            ? { lastError: { code: backoff.lastError.code ?? 'ERR_UNKNOWN', message: backoff.lastError.message, at: new Date(backoff.lastError.at).toISOString() } }
+            : {}),
+        },
+      })).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist renewal state'));
+    }
+  }
+
+  #limiterFor(issuer: Issuer): RateLimiter {
+    let limiter = this.#limiters.get(issuer.key);
+    if (!limiter) {
+      const configured = this.#config.rateLimit;
+      if (configured === false) limiter = new UnlimitedRateLimiter();
+      else if (configured !== undefined) limiter = createRateLimiter(configured, this.#config.clock);
+      else if (issuer instanceof AcmeIssuer && issuer.config.directoryUrl.includes('api.letsencrypt.org')) {
+        limiter = createRateLimiter(RATE_LIMIT_PRESETS.letsencrypt, this.#config.clock);
+      } else limiter = new UnlimitedRateLimiter();
+      this.#limiters.set(issuer.key, limiter);
+    }
+    return limiter;
+  }
+
+  // -------------------------------------------------------------- scheduling
+
+  #dueAtFor(meta: CertificateMeta): number {
+    const ari = meta.renewal?.ari;
+    return planRenewal({
+      notBefore: Date.parse(meta.notBefore),
+      notAfter: Date.parse(meta.notAfter),
+      ratio: this.#config.renewalWindowRatio,
+      random: () => 0.5,
+      ...(ari ? { ari: { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) }, ariSelectedTime: Date.parse(ari.selectedTime) } : {}),
+    }).dueAt;
+  }
+
+  #renewalDueAt(record: ManagedRecord): number | undefined {
+    if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
+    return planRenewal({
+      notBefore: record.notBefore,
+      notAfter: record.notAfter,
+      ratio: this.#config.renewalWindowRatio,
+      // Stable per certificate, so a restart keeps the same jittered time.
+      random: () => seededUnit(record.serialNumber ?? record.certName),
+      ...(record.ariWindow ? { ari: record.ariWindow, ariSelectedTime: record.ariSelectedTime } : {}),
+    }).dueAt;
+  }
+
+  #isDue(record: ManagedRecord): boolean {
+    const dueAt = this.#renewalDueAt(record);
+    return dueAt === undefined || dueAt <= this.#config.clock.now();
+  }
+
+  #scheduleNext(record: ManagedRecord): void {
+    if (this.#closing || this.#records.get(record.certName) !== record) return;
+    if (record.finalError) {
+      this.#queue.unschedule(record.certName);
+      return;
+    }
+    const renewalAt = this.#renewalDueAt(record) ?? this.#config.clock.now();
+    const dueAt = record.backoff !== undefined ? Math.max(record.backoff.nextAttemptAt, Math.min(renewalAt, record.backoff.nextAttemptAt)) : renewalAt;
+    this.#queue.schedule(record.certName, dueAt);
+  }
+
+  #onDue(key: string): void {
+    if (key.startsWith(ARI_KEY_PREFIX)) {
+      const record = this.#records.get(key.slice(ARI_KEY_PREFIX.length));
+      if (record) this.#track(this.#refreshAri(record));
+      return;
+    }
+    const record = this.#records.get(key);
+    if (record) this.#track(this.#renewInBackground(record));
+  }
+
+  /** Renewal or first obtain in the background; failures are reported and rescheduled, never thrown. */
+  async #renewInBackground(record: ManagedRecord): Promise<void> {
+    if (this.#closing) return;
+    try {
+      await this.#obtain(record, { renewal: record.serialNumber !== undefined, force: false, signal: this.#abort.signal });
+    } catch (error) {
+      if (!this.#closing) this.#log.debug({ err: error, names: record.names }, 'background obtain failed; rescheduled');
+    } finally {
+      this.#scheduleNext(record);
+    }
+  }
+
+  #refreshAriSoon(record: ManagedRecord): void {
+    const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
+    if (!issuer?.renewalInfo || record.certPem === undefined || this.#closing) return;
+    this.#queue.schedule(ARI_KEY_PREFIX + record.certName, this.#config.clock.now());
+  }
+
+  /** Fetches ARI for the served certificate, reschedules renewal, persists the window, and schedules the next fetch. */
+  async #refreshAri(record: ManagedRecord): Promise<void> {
+    const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
+    const certPem = record.certPem;
+    if (!issuer?.renewalInfo || certPem === undefined || record.notAfter === undefined) return;
+    if (!shouldQueryAri({ notAfter: record.notAfter }, this.#config.clock.now())) return;
+    let info: RenewalInfo | undefined;
+    try {
+      info = await issuer.renewalInfo(certPem, this.#abort.signal);
+    } catch (error) {
+      this.#log.debug({ err: error, names: record.names }, 'ARI request failed');
+      this.#queue.schedule(ARI_KEY_PREFIX + record.certName, this.#config.clock.now() + 6 * 3_600_000);
+      return;
+    }
+    if (info === undefined) return;
+    if (info.explanationUrl) this.#log.info({ names: record.names, explanationUrl: info.explanationUrl }, 'CA suggests a renewal window');
+    const changed = record.ariWindow?.windowStart !== info.windowStart || record.ariWindow?.windowEnd !== info.windowEnd;
+    record.ariWindow = { windowStart: info.windowStart, windowEnd: info.windowEnd };
+    if (changed) record.ariSelectedTime = undefined;
+    const plan = planRenewal({
+      notBefore: record.notBefore ?? 0,
+      notAfter: record.notAfter,
+      ratio: this.#config.renewalWindowRatio,
+      ari: record.ariWindow,
+      ariSelectedTime: record.ariSelectedTime,
+    });
+    record.ariSelectedTime = plan.ariSelectedTime;
+    this.#scheduleNext(record);
+    this.#queue.schedule(ARI_KEY_PREFIX + record.certName, info.retryAfter);
+    if (record.issuerKey !== undefined && plan.ariSelectedTime !== undefined) {
+      const selected = plan.ariSelectedTime;
+      await updateCertificateMeta(this.#storage, record.issuerKey, record.certName, (meta) => ({
+        ...meta,
+        renewal: {
+          ...meta.renewal,
+          ari: {
+            windowStart: new Date(info.windowStart).toISOString(),
+            windowEnd: new Date(info.windowEnd).toISOString(),
+            selectedTime: new Date(selected).toISOString(),
+            retryAfter: new Date(info.retryAfter).toISOString(),
+            ...(info.explanationUrl ? { explanationUrl: info.explanationUrl } : {}),
+          },
+        },
+      })).catch((e: unknown) => this.#log.debug({ err: e }, 'could not persist ARI state'));
+    }
+  }
+
+  // ------------------------------------------------------------------ status
+
+  #recordFor(name: string): ManagedRecord {
+    const normalized = parseIdentifier(name).value;
+    const certName = this.#nameIndex.get(normalized);
+    const record = certName !== undefined ? this.#records.get(certName) : undefined;
+    if (!record) throw new InvalidOptionError('name', `${normalized} is not managed by this keeper`);
+    return record;
+  }
+
+  #statusOf(record: ManagedRecord): CertificateStatus {
+    const dueAt = this.#queue.dueAt(record.certName);
+    const lastError = record.backoff?.lastError;
+    return {
+      names: [...record.names],
+      issuer: record.issuerKey,
+      notBefore: record.notBefore !== undefined ? new Date(record.notBefore) : undefined,
+      notAfter: record.notAfter !== undefined ? new Date(record.notAfter) : undefined,
+      serialNumber: record.serialNumber,
+      nextRenewalAt: dueAt !== undefined ? new Date(dueAt) : undefined,
+      state: record.serialNumber !== undefined ? 'valid' : record.backoff ? 'failed' : 'obtaining',
+      failures: record.backoff?.failures ?? 0,
+      lastError: lastError ? { code: lastError.code, message: lastError.message, at: new Date(lastError.at) } : undefined,
+    };
+  }
+
+  // --------------------------------------------------------------- lifecycle
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#work.add(promise);
+    const forget = (): void => {
+      this.#work.delete(promise);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new ClosedError();
+  }
+
+  async #doClose(): Promise<void> {
+    this.#abort.abort(new ClosedError());
+    this.#queue.close();
+    this.#orders.close();
+    for (const limiter of this.#limiters.values()) limiter.close();
+    this.#onDemandLimiter?.close();
+    // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
+    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    await Promise.allSettled([this.#http01?.close(), this.#tlsAlpn01.close(), ...[...this.#ownedIssuers].map((i) => i.close?.())]);
+    this.#cache.close();
+    this.#events.removeAll();
+    if (this.#ownsStorage) await this.#storage.close?.();
+  }
+}
+
+function redirectToHttps(req: IncomingMessage, res: ServerResponse): void {
+  const host = req.headers.host;
+  if (!host || !/^[A-Za-z0-9.:[\]-]+$/.test(host)) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end('Bad Request\n');
+    return;
+  }
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  res.writeHead(308, { location: `https://${hostname}${req.url ?? '/'}`, connection: 'close' }).end();
+}
+
+function isUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+/** A number in [0, 1) derived from a string, so jitter is stable across restarts. */
+function seededUnit(seed: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < seed.length; i++) {
+    hash ^= seed.charCodeAt(i);
+    hash = Math.imul(hash, 16777619);
+  }
+  return (hash >>> 0) / 2 ** 32;
+}
