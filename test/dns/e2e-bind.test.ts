@@ -4,7 +4,12 @@
  * provider with an nsupdate script).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
@@ -23,6 +28,8 @@ import { findInChain, leafNames, RecordingProvider } from './e2e-helpers.js';
 
 const skip = skipUnlessInstalled('pebble', 'named', 'nsupdate', 'dig');
 const HOOK = fileURLToPath(new URL('./fixtures/nsupdate-hook.sh', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/dns-rfc2136/index.ts', import.meta.url));
+const execFileAsync = promisify(execFile);
 
 describe('DNS-01 end to end with Pebble resolving through BIND9', { skip }, () => {
   const mainSecret = randomBytes(32).toString('base64');
@@ -120,6 +127,35 @@ describe('DNS-01 end to end with Pebble resolving through BIND9', { skip }, () =
     assert.deepEqual(leafNames(chain), ['hook.example.test']);
     assert.equal(provider.removed.length, 1);
     assert.deepEqual(await bind.txt('_acme-challenge.hook.example.test'), []);
+  });
+
+  test('examples/dns-rfc2136 gets a wildcard certificate', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'certkeeper-example-'));
+    try {
+      const keyFile = join(out, 'main.key');
+      await writeFile(keyFile, `key "main" {\n\talgorithm hmac-sha256;\n\tsecret "${mainSecret}";\n};\n`);
+      const caFile = join(out, 'pebble-ca.pem');
+      await writeFile(caFile, pebble.pebbleCaPem);
+      const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', EXAMPLE], {
+        env: {
+          ...process.env,
+          DOMAIN: 'example.test',
+          DNS_SERVER: bind.server,
+          TSIG_KEY_FILE: keyFile,
+          DNS_CHECK_SERVERS: bind.server,
+          DNS_PROPAGATION_INTERVAL_MS: '100',
+          ACME_DIRECTORY_URL: pebble.directoryUrl,
+          ACME_CA_CERT: caFile,
+          OUT_DIR: out,
+        },
+      });
+      assert.match(stdout, /certificate written/);
+      assert.ok(!stdout.includes(mainSecret), 'the secret is in the example output');
+      assert.deepEqual(leafNames(await readFile(join(out, 'cert.pem'), 'utf8')), ['*.example.test', 'example.test']);
+      assert.deepEqual(await bind.txt('_acme-challenge.example.test'), []);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 
   test('a record written where nobody looks ends in DnsPropagationTimeoutError within the timeout', async () => {
