@@ -192,7 +192,8 @@ export function verifyResponse(response: Buffer, key: TsigKey, requestMac: Buffe
   if (!timingSafeEqual(expected, tsig.mac)) {
     throw new TsigVerificationError('BADSIG', 'the MAC of the server response does not verify');
   }
-  if (Math.abs(Math.floor(nowSeconds) - tsig.timeSigned) > tsig.fudge) {
+  // A BADTIME answer is signed with the server's clock, which is the very disagreement it reports.
+  if (serverError === undefined && Math.abs(Math.floor(nowSeconds) - tsig.timeSigned) > tsig.fudge) {
     throw new TsigVerificationError('BADTIME', 'the server response was signed outside the allowed time window');
   }
   return { serverError, verified: true };

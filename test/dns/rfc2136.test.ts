@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
+import { systemClock } from '../../src/clock.js';
 import { DnsProviderError, InvalidOptionError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 import { dnsQuery, txtValues } from '../../src/dns/query.js';
@@ -121,6 +122,19 @@ describe('Rfc2136Provider against BIND9', { skip }, () => {
     await provider.removeTxtRecord({ name: NAME, value: 'logged', ttl: 60 });
     assert.ok(lines.length >= 2, 'expected debug lines for add and remove');
     for (const line of lines) assert.ok(!line.includes(secret256));
+  });
+
+  test('a clock far from the server\'s is BADTIME', async () => {
+    const skewed = { now: () => Date.now() - 3_600_000, setTimer: systemClock.setTimer };
+    const provider = new Rfc2136Provider({ server: bind.server, keyName: 'k256', secret: secret256, clock: skewed });
+    const name = '_acme-challenge.badtime.example.test';
+    await assert.rejects(provider.addTxtRecord({ name, value: 'late', ttl: 60 }), (e: unknown) => {
+      assert.ok(e instanceof DnsProviderError);
+      assert.equal(e.reason, 'BADTIME');
+      assert.match(e.message, /clock/);
+      return true;
+    });
+    assert.deepEqual(await bind.txt(name), []);
   });
 
   test('an unknown key name is BADKEY', async () => {
