@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Clock, systemClock } from '../clock.js';
-import { InvalidOptionError } from '../errors.js';
+import { ChallengeFailedError, InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { type DnsServer, resolveCname, systemResolvers } from '../dns/query.js';
 import type { DnsProvider, DnsRecord } from '../dns/types.js';
@@ -67,6 +67,9 @@ export class Dns01Solver implements Solver {
   }
 
   async present(challenge: ChallengeContext): Promise<void> {
+    if (challenge.identifier.type === 'ip') {
+      throw new ChallengeFailedError(challenge.identifier.value, 'dns-01', 'DNS-01 cannot validate an IP address (RFC 8738); use http-01 or tls-alpn-01');
+    }
     const name = await this.#recordName(challenge);
     const record: DnsRecord = { name, value: dns01TxtValue(challenge.keyAuthorization), ttl: this.#ttl };
     this.#records.set(challengeKey(challenge), record);

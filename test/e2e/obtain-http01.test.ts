@@ -27,6 +27,28 @@ describe('obtain a certificate through HTTP-01 (real Pebble validation)', { skip
     await pebble?.stop();
   });
 
+  test('an IP address identifier is answered by its Host (RFC 8738)', async () => {
+    const storage = new MemoryStorage();
+    const ipSolver = new Http01Solver({ storage, port: pebble.httpPort, host: '127.0.0.1' });
+    const ipIssuer = new AcmeIssuer({
+      directoryUrl: pebble.directoryUrl,
+      caCertificates: pebble.pebbleCaPem,
+      agreeToTerms: true,
+      storage,
+      solvers: { 'http-01': ipSolver },
+      pollIntervalMs: 50,
+    });
+    try {
+      const identifiers = [parseIdentifier('127.0.0.1')];
+      const { keyPem, csr } = await createKeyAndCsr(identifiers);
+      const { chainPem } = await ipIssuer.issue({ identifiers, csr });
+      assertValidChain(chainPem, await pebble.rootPem(), keyPem, ['127.0.0.1']);
+    } finally {
+      await ipSolver.close();
+      await ipIssuer.close();
+    }
+  });
+
   test('one certificate for two names, answered by the standalone listener; chain verifies to the Pebble root', async () => {
     const storage = new MemoryStorage();
     const log = captureLogger('debug');

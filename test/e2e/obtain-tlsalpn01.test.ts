@@ -68,7 +68,8 @@ describe('obtain a certificate through TLS-ALPN-01 (real Pebble validation)', { 
   test('through the standalone TLS-ALPN-01 listener, closed again afterwards', async () => {
     const solver = new TlsAlpn01Solver({ listener: true, port: pebble.tlsPort, host: '127.0.0.1' });
     closers.push(() => solver.close());
-    await obtain(issuerWith(solver), ['standalone.example.test']);
+    // 127.0.0.1 is validated with SNI 1.0.0.127.in-addr.arpa (RFC 8738).
+    await obtain(issuerWith(solver), ['standalone.example.test', '127.0.0.1']);
     assert.equal(solver.listenerAddress(), undefined);
     assert.equal(solver.store.size, 0);
   });

@@ -41,6 +41,19 @@ describe('propagation options', () => {
     assert.throws(() => resolvePropagationOptions({ resolvers: ['a:53'], authoritativeServers: ['b:53'] }), { code: 'ERR_INVALID_OPTION' });
     assert.throws(() => new Dns01Solver({ provider: {} as DnsProvider }), { code: 'ERR_INVALID_OPTION', option: 'dns01.provider' });
   });
+
+  test('an IP identifier is refused before the provider is called', async () => {
+    const calls: string[] = [];
+    const provider: DnsProvider = {
+      name: 'recording',
+      addTxtRecord: async (r) => void calls.push(`add ${r.name}`),
+      removeTxtRecord: async (r) => void calls.push(`remove ${r.name}`),
+    };
+    const solver = new Dns01Solver({ provider, followCname: false });
+    await assert.rejects(solver.present(challenge('192.0.2.1', 'tokenIp')), { code: 'ERR_CHALLENGE_FAILED' });
+    await solver.cleanUp(challenge('192.0.2.1', 'tokenIp'));
+    assert.deepEqual(calls, []);
+  });
 });
 
 const skip = skipUnlessInstalled('pebble-challtestsrv');

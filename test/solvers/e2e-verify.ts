@@ -1,15 +1,16 @@
 /** Checks shared by the obtain-* end-to-end tests: chain order, signatures up to Pebble's root, SANs. */
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /**
  * Asserts that `chainPem` is leaf-first, each certificate issued and signed by
  * the next, the last one issued and signed by `rootPem`, the leaf matches the
- * private key, and its SANs are exactly `dnsNames`.
+ * private key, and its SANs are exactly `names` (DNS names and IP addresses).
  */
-export function assertValidChain(chainPem: string, rootPem: string, keyPem: string, dnsNames: string[]): void {
+export function assertValidChain(chainPem: string, rootPem: string, keyPem: string, names: string[]): void {
   const blocks = chainPem.match(CERT_BLOCK) ?? [];
   assert.ok(blocks.length >= 2, 'leaf and at least one intermediate');
   const certs = blocks.map((pem) => new X509Certificate(pem));
@@ -24,7 +25,7 @@ export function assertValidChain(chainPem: string, rootPem: string, keyPem: stri
   const leaf = certs[0] as X509Certificate;
   assert.ok(leaf.checkPrivateKey(createPrivateKey(keyPem)), 'the leaf matches the certificate key');
   const sans = (leaf.subjectAltName ?? '').split(', ').filter(Boolean).sort();
-  assert.deepEqual(sans, dnsNames.map((n) => `DNS:${n}`).sort());
+  assert.deepEqual(sans, names.map((n) => (isIP(n) ? `IP Address:${n}` : `DNS:${n}`)).sort());
   const now = Date.now();
   assert.ok(Date.parse(leaf.validFrom) <= now + 60_000 && Date.parse(leaf.validTo) > now, 'the leaf is currently valid');
 }

@@ -12,6 +12,7 @@ import {
 import type { ChallengeContext } from '../../src/solvers/types.js';
 import { challengeTokenKey } from '../../src/storage/layout.js';
 import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
+import { captureLogger } from '../helpers/logging.js';
 
 const TOKEN = 'evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA';
 const KEY_AUTH = `${TOKEN}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`;
@@ -197,8 +198,9 @@ describe('HTTP-01 standalone listener', () => {
     }
   });
 
-  test('listener: false never binds; the responder still answers from memory', async () => {
-    const solver = new Http01Solver({ port: 0, host: '127.0.0.1', listener: false });
+  test('listener: false never binds; the responder still answers from memory; the key authorization is never logged', async () => {
+    const log = captureLogger('trace');
+    const solver = new Http01Solver({ port: 0, host: '127.0.0.1', listener: false, logger: log.logger });
     const ch = challenge('mounted.example.test');
     await solver.present(ch);
     assert.equal(solver.listenerAddress(), undefined);
@@ -210,6 +212,8 @@ describe('HTTP-01 standalone listener', () => {
       await solver.cleanUp(ch);
       await closeServer(app);
     }
+    assert.match(log.text(), /answered HTTP-01 challenge/);
+    assert.ok(!log.text().includes(KEY_AUTH));
   });
 
   test('a port that is taken gives a typed error from present', async () => {
