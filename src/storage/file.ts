@@ -120,6 +120,8 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #held = new Map<string, HeldLock>();
   /** Locks being taken, by lock directory, so refreshes seen during acquisition are recorded. */
   readonly #byLockDir = new Map<string, HeldLock>();
+  /** Identity of each lock directory we created, kept after losing it (see rmdirSync). */
+  readonly #acquiredIdentity = new Map<string, string>();
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
   /** The fs proper-lockfile uses: records our own refreshes, creates lock directories 0700. */
@@ -134,7 +136,20 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       mkdir: (path: string, cb: Callback) => fs.mkdir(path, DIRECTORY_MODE, cb),
       stat: fs.stat,
       rmdir: fs.rmdir,
-      rmdirSync: fs.rmdirSync,
+      // Only used by proper-lockfile's exit handler, which removes every lock
+      // it still lists, including one another holder has taken over from us
+      // in the meantime (not noticed yet): leave such a directory alone.
+      rmdirSync: (path: string) => {
+        const expected = this.#acquiredIdentity.get(path);
+        if (expected !== undefined) {
+          try {
+            if (directoryIdentity(fs.statSync(path)) !== expected) return;
+          } catch {
+            return;
+          }
+        }
+        fs.rmdirSync(path);
+      },
       realpath: fs.realpath,
       utimes: (path: string, atime: Date, mtime: Date, cb: Callback) => {
         const held = this.#byLockDir.get(path);
@@ -300,6 +315,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     }
     try {
       await held.release();
+      this.#acquiredIdentity.delete(held.lockDir);
     } catch (err) {
       // Compromised meanwhile: proper-lockfile already let it go.
       if (errorCode(err) === 'ERELEASED') return;
@@ -370,6 +386,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       const info = await stat(lockDir);
       held.mtimeMs = info.mtime.getTime();
       held.identity = directoryIdentity(info);
+      this.#acquiredIdentity.set(lockDir, held.identity);
     } catch (err) {
       this.#byLockDir.delete(lockDir);
       if (errorCode(err) === 'ELOCKED') return false;

@@ -237,6 +237,22 @@ describe('FileStorage', () => {
       assert.equal((await import('node:fs/promises').then((f) => f.readFile(counter, 'utf8'))).trim(), '30');
     });
 
+    it("does not remove a lock taken over from it when it exits", { timeout: 60_000 }, async () => {
+      const root = freshDir();
+      // Long stale period: the child will not refresh (and so notice) before it exits.
+      const holder = startWorker(['hold', root, 'overtaken', '20000']);
+      const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
+      assert.equal(line.toString().trim(), 'locked');
+      const past = new Date(Date.now() - 60_000);
+      await utimes(join(root, 'locks', 'overtaken.lock'), past, past);
+      const storage = new FileStorage({ root, lockStaleMs: STALE_MS });
+      assert.equal(await storage.tryLock('overtaken'), true);
+      holder.kill('SIGTERM');
+      await once(holder, 'exit');
+      await storage.assertLockHeld('overtaken');
+      await storage.close();
+    });
+
     it('takes over the lock of a process killed while holding it', { timeout: 60_000 }, async () => {
       const root = freshDir();
       const holder = startWorker(['hold', root, 'crashy']);
