@@ -212,6 +212,26 @@ describe('Rfc2136Provider against BIND9', { skip }, () => {
     }
   });
 
+  test('SERVFAIL from the server is a typed error naming it', async () => {
+    const proxy = await startProxy(bind.port, (request) => {
+      const reply = Buffer.from(request.subarray(0, 12));
+      reply.writeUInt16BE((request.readUInt16BE(2) & ~0x000f) | 0x8000 | 2, 2); // QR set, rcode 2 (SERVFAIL)
+      reply.fill(0, 4, 12);
+      return reply;
+    });
+    try {
+      const provider = new Rfc2136Provider({ server: `127.0.0.1:${proxy.port}`, zone: 'example.test', keyName: 'k256', secret: secret256 });
+      await assert.rejects(provider.addTxtRecord({ name: NAME, value: 'x', ttl: 60 }), (e: unknown) => {
+        assert.ok(e instanceof DnsProviderError);
+        assert.equal(e.reason, 'SERVFAIL');
+        assert.match(e.message, /failed while applying the update/);
+        return true;
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('a response whose TSIG MAC does not verify is rejected', async () => {
     // Relay UDP to BIND and flip the RD bit of its signed answer.
     const proxy = await startProxy(bind.port, undefined, (response) => {
