@@ -284,18 +284,19 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
       throw new InvalidOptionError('timeoutMs', 'must be a non-negative number of milliseconds');
     }
-    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    // Not AbortSignal.any: combined signals on a long-lived one have leaked in Node 20/22.
+    const stops = signal ? [signal, this.#closing.signal] : [this.#closing.signal];
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     let delay = LOCK_POLL_INITIAL_MS;
     for (;;) {
-      if (stop.aborted) throw this.#abortedWaiting(n, signal);
+      if (stops.some((s) => s.aborted)) throw this.#abortedWaiting(n, signal);
       if (await this.#tryAcquire(n)) return;
       const now = Date.now();
       if (deadline !== undefined && now >= deadline) throw new LockTimeoutError(n);
       // Jitter keeps several waiters from polling in lockstep.
       let wait = Math.round(delay * (0.5 + Math.random() / 2));
       if (deadline !== undefined) wait = Math.min(wait, deadline - now);
-      if (!(await pollDelay(wait, stop))) throw this.#abortedWaiting(n, signal);
+      if (!(await pollDelay(wait, stops))) throw this.#abortedWaiting(n, signal);
       delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
     }
   }
@@ -481,21 +482,20 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
  * Waits `ms` (a referenced timer: a caller is awaiting the lock, so a CLI must
  * not exit meanwhile); false when aborted first.
  */
-function pollDelay(ms: number, signal: AbortSignal): Promise<boolean> {
+function pollDelay(ms: number, signals: AbortSignal[]): Promise<boolean> {
   return new Promise((resolve) => {
-    if (signal.aborted) {
+    if (signals.some((s) => s.aborted)) {
       resolve(false);
       return;
     }
-    const onAbort = (): void => {
+    const done = (result: boolean): void => {
       clearTimeout(timer);
-      resolve(false);
+      for (const s of signals) s.removeEventListener('abort', onAbort);
+      resolve(result);
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = (): void => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildCertificateMeta, loadCertificateSet, saveCertificateSet } from '../../src/storage/certificates.js';
 import { FileStorage } from '../../src/storage/file.js';
+import { certificateKeys } from '../../src/storage/layout.js';
 import { type TestCertificate, selfSignedCertificate } from '../helpers/certs.js';
 
 const KILLS = 50;
@@ -84,9 +85,10 @@ describe('certificate sets survive SIGKILL at random moments', () => {
         }
 
         for (const name of NAMES) {
-          const pendingExisted = await reader.exists(`certificates/${ISSUER}/${name.replace('*', 'wildcard_')}/${name.replace('*', 'wildcard_')}.pending`);
+          const { pending } = certificateKeys(ISSUER, name);
+          if (await reader.exists(pending)) rolledForward++;
           const set = await loadCertificateSet(reader, ISSUER, name);
-          if (pendingExisted) rolledForward++;
+          assert.equal(await reader.exists(pending), false, `${name}: the interrupted save was completed`);
           const known = sets[name]?.find((s) => s.certPem === set.certPem);
           assert.ok(known, `${name}: the loaded certificate is one that was written`);
           assert.equal(set.keyPem, known.keyPem, `${name}: the key is the one written with this certificate`);
