@@ -199,11 +199,21 @@ function udpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadl
       if (matches(reply)) settle(undefined, reply);
     });
     // connect() makes the kernel drop datagrams from any other address.
-    socket.connect(server.port, server.host, () => {
-      socket.send(message, (error) => {
-        if (error) settle(new DnsQueryError(where, 'network', error.message, undefined, { cause: error }));
-      });
-    });
+    // On failure Node calls this callback with the error instead of emitting 'error'.
+    socket.connect(server.port, server.host, ((connectError?: Error) => {
+      if (connectError) {
+        settle(new DnsQueryError(where, 'network', connectError.message, undefined, { cause: connectError }));
+        return;
+      }
+      try {
+        socket.send(message, (error) => {
+          if (error) settle(new DnsQueryError(where, 'network', error.message, undefined, { cause: error }));
+        });
+      } catch (error) {
+        // The socket was closed meanwhile (timeout or abort): already settled.
+        settle(new DnsQueryError(where, 'network', (error as Error).message, undefined, { cause: error }));
+      }
+    }) as () => void);
     return () => {
       try {
         socket.close();

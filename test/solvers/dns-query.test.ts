@@ -106,6 +106,16 @@ describe('DNS lookups against BIND9', { skip: skipBind }, () => {
         { name: 'acme.test', records: ['app IN TXT "delegated"'] },
       ],
     });
+    // named logs "running" slightly before its UDP listener answers when the machine is busy: wait until it does.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await dnsQuery({ host: '127.0.0.1', port: bind.port }, 'example.test', 'SOA', { timeoutMs: 1_000 });
+        break;
+      } catch (error) {
+        if (attempt >= 50) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   });
   after(() => bind?.stop());
 
