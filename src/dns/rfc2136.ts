@@ -133,7 +133,9 @@ export class Rfc2136Provider implements DnsProvider {
       tsigError = check.serverError;
       verified = check.verified;
     } catch (error) {
-      if (!(error instanceof TsigVerificationError)) throw error;
+      if (!(error instanceof TsigVerificationError)) {
+        throw new DnsProviderError(PROVIDER, `the response of ${where} is malformed`, 'MALFORMED', { cause: error });
+      }
       throw new DnsProviderError(
         PROVIDER,
         `the response of ${where} failed the TSIG check (${error.message}); the update may or may not have been applied`,
