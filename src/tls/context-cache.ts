@@ -209,6 +209,16 @@ export class ContextCache {
   }
 
   /**
+   * Synchronous lookup of a raw SNI value among cached certificates:
+   * normalise (throws InvalidNameError), exact, then wildcard. No loader.
+   */
+  find(servername: string): tls.SecureContext | undefined {
+    const context = this.#lookupIndexed(this.#opts.normalize(servername));
+    if (context !== undefined) this.#stats.hits++;
+    return context;
+  }
+
+  /**
    * Full lookup for a raw SNI value: normalise (an invalid value throws
    * InvalidNameError and reaches no loader), exact, wildcard, loader, default.
    * Resolves undefined when nothing serves the name.

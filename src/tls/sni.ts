@@ -57,7 +57,30 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
     cb(null, context);
   };
 
+  const invalid = (error: InvalidNameError, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    // A bad SNI value is treated like no SNI: the default certificate, if any.
+    log?.debug({ servername: error.input }, 'invalid SNI value');
+    const fallback = cache.defaultContext();
+    if (fallback !== undefined) cb(null, fallback);
+    else fail(cb, error, servername);
+  };
+
   const slowPath = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+    // Names in another case, with a trailing dot, or served by a wildcard: still synchronous.
+    try {
+      const found = cache.find(servername);
+      if (found !== undefined) {
+        cb(null, found);
+        return;
+      }
+    } catch (error) {
+      if (error instanceof InvalidNameError) {
+        invalid(error, servername, cb);
+        return;
+      }
+      fail(cb, error instanceof Error ? error : new NoCertificateError(servername), servername);
+      return;
+    }
     cache.resolve(servername).then(
       (context) => {
         if (context !== undefined) cb(null, context);
@@ -65,11 +88,7 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
       },
       (error: unknown) => {
         if (error instanceof InvalidNameError) {
-          // A bad SNI value is treated like no SNI: the default certificate, if any.
-          log?.debug({ servername: error.input }, 'invalid SNI value');
-          const fallback = cache.defaultContext();
-          if (fallback !== undefined) cb(null, fallback);
-          else fail(cb, error, servername);
+          invalid(error, servername, cb);
           return;
         }
         log?.warn({ err: error }, 'SNI lookup failed');
