@@ -46,8 +46,13 @@ interface AcmeClientInternals {
   };
   http: {
     getDirectory(): Promise<unknown>;
+    getNonce(): Promise<string>;
+    request(url: string, method: string, opts?: Record<string, unknown>): Promise<RawResponse>;
   };
 }
+
+/** Nonces kept from earlier responses; more would only go stale. */
+const MAX_POOLED_NONCES = 16;
 
 export interface ConnectionOptions {
   directoryUrl: string;
@@ -90,6 +95,32 @@ export class AcmeConnection {
       ...(options.externalAccountBinding ? { externalAccountBinding: { ...options.externalAccountBinding } } : {}),
     });
     this.#internals = this.client as unknown as AcmeClientInternals;
+    this.#poolNonces();
+  }
+
+  /**
+   * RFC 8555 7.2: every response carries a fresh Replay-Nonce. acme-client
+   * ignores it and sends HEAD newNonce before each signed request; keeping
+   * them halves the number of round trips. A badNonce answer's nonce is left
+   * to acme-client, which retries with it, so no nonce is used twice.
+   */
+  #poolNonces(): void {
+    const http = this.#internals.http;
+    const pool: string[] = [];
+    const request = http.request.bind(http);
+    const getNonce = http.getNonce.bind(http);
+    http.request = async (url, method, opts) => {
+      const resp = await request(url, method, opts);
+      const nonce = resp.headers['replay-nonce'];
+      const data = resp.data as { type?: unknown } | null;
+      const badNonce = resp.status === 400 && typeof data === 'object' && data !== null && data.type === 'urn:ietf:params:acme:error:badNonce';
+      if (method !== 'head' && !badNonce && typeof nonce === 'string' && nonce !== '') {
+        pool.push(nonce);
+        if (pool.length > MAX_POOLED_NONCES) pool.shift();
+      }
+      return resp;
+    };
+    http.getNonce = async () => pool.pop() ?? getNonce();
   }
 
   get accountUrl(): string | undefined {

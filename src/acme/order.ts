@@ -117,15 +117,23 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   let order = created.order;
   logger.debug({ names, order: orderUrl }, 'ACME order created');
 
+  const finalize = async (): Promise<AcmeOrder> =>
+    (await conn.post(order.finalize, { csr: csrToB64u(request.csr) }, { ok: [200], what: 'finalize', signal })).data as AcmeOrder;
   if (order.status === 'pending') {
     await solveAuthorizations(ctx, order.authorizations, signal);
-  }
-  if (order.status !== 'valid' && order.status !== 'processing') {
-    order = await pollOrder(ctx, orderUrl, ['ready', 'valid', 'processing'], signal);
-  }
-  if (order.status === 'ready') {
-    const resp = await conn.post(order.finalize, { csr: csrToB64u(request.csr) }, { ok: [200], what: 'finalize', signal });
-    order = resp.data as AcmeOrder;
+    // Every authorization is valid, so the order should be ready: finalize without polling it first.
+    try {
+      order = await finalize();
+    } catch (error) {
+      if (!isProblem(error, 'orderNotReady')) throw error;
+      order = await pollOrder(ctx, orderUrl, ['ready', 'valid', 'processing'], signal);
+      if (order.status === 'ready') order = await finalize();
+    }
+  } else {
+    if (order.status !== 'valid' && order.status !== 'processing') {
+      order = await pollOrder(ctx, orderUrl, ['ready', 'valid', 'processing'], signal);
+    }
+    if (order.status === 'ready') order = await finalize();
   }
   if (order.status !== 'valid') order = await pollOrder(ctx, orderUrl, ['valid'], signal);
   if (!order.certificate) throw new AcmeOrderError(`Order ${orderUrl} is valid but has no certificate URL`);

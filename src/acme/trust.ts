@@ -139,12 +139,12 @@ export class TrustHandle {
       existing.refs++;
     } else if (existing) {
       // Two issuers, same origin, different CA lists: trust the union rather than break one of them.
-      const merged = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...this.#cas, ...caList(existing)] });
+      const merged = new https.Agent({ keepAlive: true, noDelay: true, ca: [...tls.rootCertificates, ...this.#cas, ...caList(existing)] });
       existing.agent.destroy();
       byOrigin.set(origin, { agent: merged, caFingerprints: `${existing.caFingerprints}+${this.#fingerprint}`, refs: existing.refs + 1 });
       agentCas.set(merged, [...this.#cas, ...caList(existing)]);
     } else {
-      const agent = new https.Agent({ keepAlive: true, ca: [...tls.rootCertificates, ...this.#cas] });
+      const agent = new https.Agent({ keepAlive: true, noDelay: true, ca: [...tls.rootCertificates, ...this.#cas] });
       agentCas.set(agent, this.#cas);
       byOrigin.set(origin, { agent, caFingerprints: this.#fingerprint, refs: 1 });
     }

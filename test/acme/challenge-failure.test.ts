@@ -26,8 +26,14 @@ describe('failed challenges (real validation, nobody answering)', { skip }, () =
     const cleaned: string[] = [];
     // fail.example.test: presented but unanswerable, so the CA marks it invalid.
     // wait.example.test: its solver waits until the order gives up on it (abort), so its authorization stays pending.
+    // fail.example.test is only presented once wait.example.test has been, so both are in flight.
+    let waitPresented!: () => void;
+    const waitIsPresented = new Promise<void>((resolve) => { waitPresented = resolve; });
     const solver: Solver = {
-      async present() {},
+      async present(challenge: ChallengeContext) {
+        if (challenge.identifier.value === 'wait.example.test') waitPresented();
+        else await waitIsPresented;
+      },
       async wait(challenge: ChallengeContext) {
         if (challenge.identifier.value !== 'wait.example.test') return;
         await new Promise<void>((resolve) => challenge.signal?.addEventListener('abort', () => resolve(), { once: true }));
