@@ -4,10 +4,13 @@
  * without a real DNS server.
  *
  * challtestsrv keeps several TXT values per name (each /set-txt adds one), but
- * /clear-txt drops all of them. To remove exactly one value, this provider
- * clears the name and writes back the values it still holds there. Values
- * added at the same name by anyone else are therefore lost on removal: use one
- * provider instance per challtestsrv.
+ * /clear-txt drops all of them and there is no way to remove just one. Clearing
+ * and writing back the others would leave the name empty for a moment, failing
+ * a validation of the other value (the wildcard and the apex of one name are
+ * validated at the same time). So a removed value stays published until the
+ * last value this provider holds at that name is removed; then the name is
+ * cleared. An extra stale value never fails a validation. Values added at the
+ * same name by anyone else are cleared too: use one provider per challtestsrv.
  */
 import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
 import type { DnsProvider, DnsRecord } from './types.js';
@@ -59,10 +62,12 @@ export class ChalltestsrvDnsProvider implements DnsProvider {
       const index = held.indexOf(record.value);
       if (index === -1) return;
       const remaining = held.filter((_, i) => i !== index);
+      if (remaining.length > 0) {
+        this.#values.set(host, remaining);
+        return;
+      }
       await this.#post('/clear-txt', { host }, signal);
-      if (remaining.length === 0) this.#values.delete(host);
-      else this.#values.set(host, remaining);
-      for (const value of remaining) await this.#post('/set-txt', { host, value }, signal);
+      this.#values.delete(host);
     });
   }
 
