@@ -15,6 +15,9 @@ import type { AcmeConnection } from './connection.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
+/** Registration takes a few requests; a holder stuck far longer than this has a problem of its own. */
+export const DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS = 120_000;
+
 export interface ExternalAccountBinding {
   kid: string;
   /** base64url HMAC key. Never logged. */
@@ -89,9 +92,11 @@ export async function ensureAccount(
   ctx: AccountContext,
   connect: (keyPem: string, accountUrl?: string) => AcmeConnection,
   signal?: AbortSignal,
+  /** An account URL the CA no longer knows (accountDoesNotExist): register the stored key again. */
+  staleUrl?: string,
 ): Promise<StoredAccount> {
   const found = await loadAccount(ctx.storage, ctx.issuerKey, ctx.email);
-  if (found.keyPem && found.url) return { keyPem: found.keyPem, url: found.url };
+  if (found.keyPem && found.url && found.url !== staleUrl) return { keyPem: found.keyPem, url: found.url };
 
   // Checked before taking the lock: these need no storage and fail fast.
   const candidateKeyPem = found.keyPem ?? (await createAccountKeyPem());
@@ -103,11 +108,11 @@ export async function ensureAccount(
   }
 
   const lockName = accountLockName(ctx.issuerKey, ctx.email);
-  await ctx.storage.lock(lockName, { signal, timeoutMs: ctx.lockTimeoutMs });
+  await ctx.storage.lock(lockName, { signal, timeoutMs: ctx.lockTimeoutMs ?? DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS });
   try {
     // Another process may have registered while this one waited for the lock.
     const again = await loadAccount(ctx.storage, ctx.issuerKey, ctx.email);
-    if (again.keyPem && again.url) {
+    if (again.keyPem && again.url && again.url !== staleUrl) {
       ctx.logger.debug({ email: ctx.email ?? null }, 'ACME account registered by another holder, reusing it');
       return { keyPem: again.keyPem, url: again.url };
     }

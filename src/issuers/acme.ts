@@ -23,6 +23,7 @@ import {
 } from '../acme/order.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../acme/retry.js';
 import { TrustHandle } from '../acme/trust.js';
+import { isProblem } from '../acme/problem.js';
 import type { IssueRequest, IssuedCertificate, Issuer, RenewalInfo, RevocationReason } from './types.js';
 
 export const DEFAULT_ACME_CA: DirectoryPreset = 'letsencrypt';
@@ -223,8 +224,14 @@ export class AcmeIssuer implements Issuer {
   }
 
   /** The account (loaded or registered once per issuer instance) and a connection signed by it. */
-  async #session(signal: AbortSignal | undefined): Promise<{ conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount }> {
+  async #session(
+    signal: AbortSignal | undefined,
+    staleAccountUrl?: string,
+  ): Promise<{ conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount }> {
     if (this.#closed) throw new ClosedError('AcmeIssuer');
+    if (staleAccountUrl !== undefined && (await this.#account?.catch(() => undefined))?.url === staleAccountUrl) {
+      this.#account = undefined;
+    }
     if (!this.#account) {
       const pending = ensureAccount(
         {
@@ -238,6 +245,7 @@ export class AcmeIssuer implements Issuer {
         },
         (keyPem, accountUrl) => this.#connect(keyPem, accountUrl),
         signal,
+        staleAccountUrl,
       );
       this.#account = pending;
       // A failed registration is not cached: the next call tries again.
@@ -261,7 +269,22 @@ export class AcmeIssuer implements Issuer {
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
     if (!Buffer.isBuffer(request.csr) || request.csr.length === 0) throw new InvalidOptionError('csr', 'must be a non-empty Buffer');
-    const { conn, directory, account } = await this.#session(request.signal);
+    try {
+      return await this.#order(request, identifiers, await this.#session(request.signal));
+    } catch (error) {
+      // The CA forgot the account (a test CA restarted, or an operator deleted it): register the key again, once.
+      if (!isProblem(error, 'accountDoesNotExist')) throw error;
+      const stale = (await this.#account?.catch(() => undefined))?.url;
+      this.#log.warn({ account: stale }, 'the CA does not know the stored ACME account; registering again');
+      return await this.#order(request, identifiers, await this.#session(request.signal, stale));
+    }
+  }
+
+  async #order(
+    request: IssueRequest,
+    identifiers: Identifier[],
+    { conn, directory, account }: { conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount },
+  ): Promise<IssuedCertificate> {
     let replaces: string | undefined;
     if (request.replacesCertificatePem !== undefined && directory.renewalInfo !== undefined) {
       try {

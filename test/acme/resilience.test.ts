@@ -5,6 +5,7 @@ import { AcmeUnreachableError } from '../../src/errors.js';
 import type { AcmeIssuer } from '../../src/issuers/acme.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';
+import { accountKeys } from '../../src/storage/layout.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 import { captureLogger, ids, pebbleIssuer } from './helpers.js';
@@ -74,5 +75,25 @@ describe('ACME resilience against Pebble', { skip }, () => {
     issuers.push(cold);
     await assert.rejects(cold.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr }), AcmeUnreachableError);
     assert.equal((await snapshot(fresh)).size, 0);
+  });
+
+  it('re-registers the stored key when the CA no longer knows the account (Pebble restarted)', { timeout: 60_000 }, async () => {
+    const pebble = await startPebble({ alwaysValid: true, startChalltestsrv: false });
+    pebbles.push(pebble);
+    const storage = new MemoryStorage();
+    const issuer = pebbleIssuer(pebble, { storage });
+    issuers.push(issuer);
+    const identifiers = ids('restart.example.test');
+    const first = await issuer.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr });
+    const keyBefore = (await snapshot(storage)).get(accountKeys(issuer.key, 'admin@example.test').key);
+    await pebble.restart();
+    const second = await issuer.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr });
+    assert.ok(second.chainPem.includes('BEGIN CERTIFICATE'));
+    const after = await snapshot(storage);
+    assert.equal(after.get(accountKeys(issuer.key, 'admin@example.test').key), keyBefore, 'the account key is kept');
+    const meta = JSON.parse((await storage.load(accountKeys(issuer.key, 'admin@example.test').meta)).toString()) as { url: string };
+    assert.equal(meta.url, second.issuerData?.accountUrl);
+    assert.ok(first.issuerData?.accountUrl);
+    assert.equal(pebble.output().match(/POST \/sign-me-up/g)?.length, 2, 'registered once per Pebble life');
   });
 });
