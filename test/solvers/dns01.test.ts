@@ -119,6 +119,28 @@ describe('DNS-01 against pebble-challtestsrv', { skip }, () => {
     }
   });
 
+  test('the check keeps polling until a value that appears later is visible', async () => {
+    const clock = new FakeClock();
+    const options = resolvePropagationOptions({ resolvers: [chall.dnsServer], intervalMs: 2_000, timeoutMs: 60_000 });
+    const name = '_acme-challenge.later.example.test';
+    let done = false;
+    const pending = waitForTxtRecord(name, 'late-value', options, { clock }).then(() => (done = true));
+    // Wait until the first round has found nothing and the check sleeps on the clock.
+    while (clock.pendingTimers === 0) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(done, false);
+    await chall.post('/set-txt', { host: `${name}.`, value: 'late-value' });
+    try {
+      for (let i = 0; i < 100 && !done; i++) {
+        await clock.advance(2_000);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await pending;
+      assert.equal(done, true);
+    } finally {
+      await chall.post('/clear-txt', { host: `${name}.` });
+    }
+  });
+
   test('a value that never appears: DnsPropagationTimeoutError naming the resolver, driven by an injected clock', async () => {
     const clock = new FakeClock();
     const options = resolvePropagationOptions({ resolvers: [chall.dnsServer], intervalMs: 2_000, timeoutMs: 10_000 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { parseIdentifier } from '../../src/names.js';
@@ -138,6 +139,45 @@ describe('HTTP-01 responder', () => {
       assert.ok(!JSON.stringify(reply.headers).includes(TOKEN));
     });
   }
+});
+
+describe('HTTP-01 responder over HTTP/2', () => {
+  test('reads the :authority pseudo-header as the Host', async () => {
+    const memory = new HttpChallengeMemory();
+    memory.set({ identifier: 'h2.example.test', token: TOKEN, keyAuthorization: KEY_AUTH });
+    const responder = createHttpChallengeResponder({ memory });
+    const server = http2.createServer((req, res) => {
+      void responder.respond(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse).then((answered) => {
+        if (!answered) {
+          res.writeHead(418);
+          res.end('app');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const get = (authority: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const client = http2.connect(`http://127.0.0.1:${port}`);
+        client.on('error', reject);
+        const stream = client.request({ ':path': `/.well-known/acme-challenge/${TOKEN}`, ':authority': authority });
+        let status = 0;
+        let body = '';
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.on('data', (c: Buffer) => (body += c.toString()));
+        stream.on('end', () => {
+          client.close();
+          resolve({ status, body });
+        });
+        stream.end();
+      });
+    try {
+      assert.deepEqual(await get(`h2.example.test:${port}`), { status: 200, body: KEY_AUTH });
+      assert.deepEqual(await get('other.example.test'), { status: 418, body: 'app' });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
 
 describe('HTTP-01 through shared storage', () => {
