@@ -4,7 +4,7 @@
  * Node TLS server holding one static certificate. Same client, TLS 1.3,
  * ECDSA P-256, a new connection for every handshake, loopback only.
  *
- *   node --import tsx bench/handshakes.ts [--names 10000] [--seconds 3] [--rounds 3] [--concurrency 8]
+ *   node --import tsx bench/handshakes.ts [--names 10000] [--seconds 2] [--rounds 4] [--concurrency 8]
  *
  * The servers run in a child process so its CPU time is the servers' alone;
  * the variants alternate over the rounds so drift hits both alike.
@@ -22,8 +22,8 @@ const { values: args } = parseArgs({
   options: {
     server: { type: 'boolean', default: false },
     names: { type: 'string', default: '10000' },
-    seconds: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
   },
 });

@@ -16,7 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import tls, { createSecureContext } from 'node:tls';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { CertificateInvalidError, ClosedError, InvalidOptionError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { validateLogger, type Logger } from '../logger.js';
 import { normalizeServerName, wildcardFor } from '../names.js';
 import { createContext, splitPemCertificates, type CertificateMaterial } from './certificate-material.js';
 
@@ -136,7 +136,7 @@ function resolveOptions(options: ContextCacheOptions): Resolved {
     negativeTtlMs: count('negativeTtlMs', options.negativeTtlMs, DEFAULT_NEGATIVE_TTL_MS, 0),
     negativeCapacity: count('negativeCapacity', options.negativeCapacity, DEFAULT_NEGATIVE_CAPACITY, 1),
     onEvict: options.onEvict,
-    logger: options.logger?.child({ component: 'tls-cache' }),
+    logger: options.logger === undefined ? undefined : validateLogger(options.logger).child({ component: 'tls-cache' }),
     clock: options.clock ?? systemClock,
     normalize: options.normalize ?? normalizeServerName,
   });
