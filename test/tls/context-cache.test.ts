@@ -209,6 +209,30 @@ describe('ContextCache', () => {
     cache.close();
   });
 
+  it('serves new options from the moment setContextOptions returns, before the background rebuild', async () => {
+    const cache = new ContextCache();
+    const many = await Promise.all(Array.from({ length: 40 }, (_, i) => material([`r${i}.test`])));
+    for (const m of many) cache.add(m);
+    const before = many.map((m) => cache.getCached(m.names[0]!));
+    const done = cache.setContextOptions({ minVersion: 'TLSv1.3' });
+    // The last entries are not reached by the first background batch yet: used now, they are rebuilt now.
+    assert.notEqual(cache.getCached('r39.test'), before[39]);
+    await done;
+    many.forEach((m, i) => assert.notEqual(cache.getCached(m.names[0]!), before[i]));
+    cache.close();
+  });
+
+  it('finds names in another case or under a wildcard synchronously, without the loader', () => {
+    let loads = 0;
+    const cache = new ContextCache({ loader: async () => (loads++, undefined) });
+    cache.add(wildcard);
+    assert.ok(cache.find('X.Example.Test.'));
+    assert.equal(cache.find('example.test'), undefined);
+    assert.throws(() => cache.find('a/b'), InvalidNameError);
+    assert.equal(loads, 0);
+    cache.close();
+  });
+
   it('validates its options', () => {
     assert.throws(() => new ContextCache({ capacity: 0 }), InvalidOptionError);
     assert.throws(() => new ContextCache({ loadTimeoutMs: -1 }), InvalidOptionError);
