@@ -1,0 +1,317 @@
+/**
+ * Redis storage for certkeeper fleets: every instance that points at the same
+ * Redis (and prefix) shares certificates, accounts, challenge tokens and locks.
+ *
+ * Layout under the prefix (default `certkeeper:`):
+ *   <prefix>v:<key>      hash { v: value bytes, m: modified epoch ms }
+ *   <prefix>index        sorted set of every key (all scores 0), ordered bytewise,
+ *                        so a folder is a ZRANGEBYLEX range: no KEYS, no SCAN
+ *   <prefix>lock:<name>  lock token, always with a PX expiry
+ *
+ * A value and its index entry are written in one MULTI, and a recursive delete
+ * is one Lua script, so readers never see a key in the index without a value.
+ */
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { ClosedError, InvalidOptionError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
+import type { Logger } from '../../../src/logger.js';
+import { validateLogger } from '../../../src/logger.js';
+import { createKeyEncryptor, type KeyEncryptor } from '../../../src/storage/encryption.js';
+import { joinKey, validateKey, validatePrefix } from '../../../src/storage/keys.js';
+import {
+  LeaseLocks,
+  resolveLeaseLockOptions,
+  type LeaseBackend,
+  type LeaseLockOptions,
+} from '../../../src/storage/lease-locks.js';
+import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from '../../../src/storage/types.js';
+
+export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
+/** Index entries fetched per round trip when listing. */
+const LIST_PAGE_SIZE = 1000;
+
+export interface RedisStorageOptions extends LeaseLockOptions {
+  /** Your own ioredis client; it is used as is and not closed by close(). */
+  client?: Redis | undefined;
+  /** Connection URL (`redis://host:port/db`) for a client this storage creates and closes. */
+  url?: string | undefined;
+  /** ioredis options for a client this storage creates (combined with url when both are given). */
+  redisOptions?: RedisOptions | undefined;
+  /** Prefix of every Redis key this storage uses (default `certkeeper:`). Instances sharing data must use the same one. */
+  prefix?: string | undefined;
+  /** Encrypts private keys and pending bundles at rest (AES-256-GCM): 32 bytes, or base64/hex of them. */
+  encryptionKey?: Uint8Array | string | undefined;
+  logger?: Logger | undefined;
+}
+
+// Extends a lease only if this holder still owns it.
+const REFRESH_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
+// Deletes a lock only if this holder still owns it, so a late unlock never frees another holder's lock.
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
+
+// KEYS[1] index; ARGV: data key prefix, key, range start and end of the keys below it.
+const DELETE_SCRIPT = `
+redis.call('DEL', ARGV[1] .. ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+while true do
+  local batch = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, 500)
+  if #batch == 0 then break end
+  for _, k in ipairs(batch) do
+    redis.call('DEL', ARGV[1] .. k)
+    redis.call('ZREM', KEYS[1], k)
+  end
+end
+return 0`;
+
+export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
+  readonly #client: Redis;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  /** The data-key prefix as Redis sees it, including the client's own keyPrefix (Lua builds keys from it). */
+  readonly #dataPrefixInLua: string;
+  readonly #encryptor: KeyEncryptor | undefined;
+  readonly #locks: LeaseLocks;
+  readonly #log: Logger | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RedisStorageOptions = {}) {
+    const { client, url, redisOptions, prefix = DEFAULT_REDIS_PREFIX, encryptionKey, logger } = options;
+    if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.hset !== 'function')) {
+      throw new InvalidOptionError('client', 'must be an ioredis client');
+    }
+    if (client !== undefined && (url !== undefined || redisOptions !== undefined)) {
+      throw new InvalidOptionError('client', 'give either client or url/redisOptions, not both');
+    }
+    if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+      throw new InvalidOptionError('url', 'must be a redis:// or rediss:// URL');
+    }
+    if (redisOptions !== undefined && (typeof redisOptions !== 'object' || redisOptions === null)) {
+      throw new InvalidOptionError('redisOptions', 'must be an ioredis options object');
+    }
+    if (typeof prefix !== 'string' || prefix.length === 0) {
+      throw new InvalidOptionError('prefix', 'must be a non-empty string');
+    }
+    this.#log = logger === undefined ? undefined : validateLogger(logger).child({ component: 'redis-storage' });
+    const lockOptions = resolveLeaseLockOptions(options);
+    this.#encryptor = encryptionKey === undefined ? undefined : createKeyEncryptor(encryptionKey);
+    this.#prefix = prefix;
+
+    if (client) {
+      this.#client = client;
+      this.#ownsClient = false;
+    } else {
+      // Copy: never mutate the caller's options object.
+      const own = { ...redisOptions };
+      this.#client = url === undefined ? new Redis(own) : new Redis(url, own);
+      this.#ownsClient = true;
+      // Without a listener ioredis prints every reconnect error; commands still fail with their own errors.
+      this.#client.on('error', (error: unknown) => this.#log?.warn({ err: error }, 'redis connection error'));
+    }
+    const clientKeyPrefix = (this.#client.options as { keyPrefix?: string } | undefined)?.keyPrefix ?? '';
+    this.#dataPrefixInLua = `${clientKeyPrefix}${prefix}v:`;
+    this.#locks = new LeaseLocks(this.#leaseBackend(), lockOptions, 'RedisStorage', this.#log);
+  }
+
+  async store(key: string, value: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const stored = Buffer.from(this.#encryptor ? this.#encryptor.seal(k, value) : value);
+    const results = await this.#run('store', k, () =>
+      this.#client.multi().hset(this.#dataKey(k), 'v', stored, 'm', String(Date.now())).zadd(this.#indexKey(), 0, k).exec(),
+    );
+    const failed = results?.find(([error]) => error !== null);
+    if (results === null || failed) {
+      throw new StorageError(`RedisStorage: store ${k} failed`, { cause: failed?.[0] ?? undefined });
+    }
+  }
+
+  async load(key: string): Promise<Buffer> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const value = await this.#run('load', k, () => this.#client.hgetBuffer(this.#dataKey(k), 'v'));
+    if (value === null) throw new StorageNotFoundError(k);
+    return this.#encryptor ? this.#encryptor.open(k, value) : value;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const [start, end] = below(k);
+    await this.#run('delete', k, () => this.#script(DELETE_SCRIPT, [this.#indexKey()], [this.#dataPrefixInLua, k, start, end]));
+  }
+
+  async exists(key: string): Promise<boolean> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    if ((await this.#run('exists', k, () => this.#client.exists(this.#dataKey(k)))) === 1) return true;
+    const [start, end] = below(k);
+    const child = await this.#run('exists', k, () => this.#client.zrangebylex(this.#indexKey(), start, end, 'LIMIT', 0, 1));
+    return child.length > 0;
+  }
+
+  async list(prefix: string, recursive: boolean): Promise<string[]> {
+    this.#assertOpen();
+    const p = validatePrefix(prefix);
+    const base = p === '' ? '' : `${p}/`;
+    let [start, end] = p === '' ? ['-', '+'] : below(p);
+    const found = new Set<string>();
+    for (;;) {
+      const page = await this.#run('list', p, () =>
+        this.#client.zrangebylex(this.#indexKey(), start, end, 'LIMIT', 0, LIST_PAGE_SIZE),
+      );
+      for (const existing of page) addListed(found, p, existing.slice(base.length), recursive);
+      if (page.length < LIST_PAGE_SIZE) break;
+      const last = page[page.length - 1]!;
+      const rest = last.slice(base.length);
+      const slash = rest.indexOf('/');
+      // Listing one level: skip the rest of a sub-folder in one jump instead of reading all of it.
+      start = !recursive && slash !== -1 ? `[${base}${rest.slice(0, slash)}0` : `(${last}`;
+    }
+    if (found.size === 0) throw new StorageNotFoundError(p);
+    return [...found].sort();
+  }
+
+  async stat(key: string): Promise<KeyInfo> {
+    this.#assertOpen();
+    const k = validateKey(key);
+    const [[, size], [, modified]] = (await this.#run('stat', k, () =>
+      this.#client.multi().hstrlen(this.#dataKey(k), 'v').hget(this.#dataKey(k), 'm').exec(),
+    )) as [[Error | null, number], [Error | null, string | null]];
+    if (modified !== null && modified !== undefined) {
+      return { key: k, modified: new Date(Number(modified)), size, isTerminal: true };
+    }
+    const [start, end] = below(k);
+    const children = await this.#run('stat', k, () => this.#client.zrangebylex(this.#indexKey(), start, end));
+    if (children.length === 0) throw new StorageNotFoundError(k);
+    const pipeline = this.#client.pipeline();
+    for (const child of children) pipeline.hget(this.#dataKey(child), 'm');
+    const times = (await this.#run('stat', k, () => pipeline.exec())) ?? [];
+    const latest = Math.max(0, ...times.map(([, m]) => Number(m ?? 0)));
+    return { key: k, modified: new Date(latest), size: 0, isTerminal: false };
+  }
+
+  lock(name: string, options?: LockOptions): Promise<void> {
+    return this.#locks.lock(name, options);
+  }
+
+  tryLock(name: string): Promise<boolean> {
+    return this.#locks.tryLock(name);
+  }
+
+  unlock(name: string): Promise<void> {
+    return this.#locks.unlock(name);
+  }
+
+  /** Throws LockLostError unless this instance still holds `name` in Redis; call it right before a final write. */
+  assertLockHeld(name: string): Promise<void> {
+    return this.#locks.assertLockHeld(name);
+  }
+
+  /** Test aid: stop refreshing `name` without releasing it, as a crashed holder would. */
+  async abandonLock(name: string): Promise<void> {
+    this.#locks.abandon(name);
+  }
+
+  /** Releases held locks and stops their refresh; quits the Redis client only when this storage created it. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#locks.close();
+      if (this.#ownsClient) {
+        try {
+          await this.#client.quit();
+        } catch {
+          this.#client.disconnect();
+        }
+      }
+    })();
+    return this.#closing;
+  }
+
+  #leaseBackend(): LeaseBackend {
+    return {
+      acquire: async (name, token, ttlMs) =>
+        (await this.#run('lock', name, () => this.#client.set(this.#lockKey(name), token, 'PX', Math.ceil(ttlMs), 'NX'))) === 'OK',
+      refresh: async (name, token, ttlMs) =>
+        (await this.#run('refresh lock', name, () => this.#script(REFRESH_SCRIPT, [this.#lockKey(name)], [token, String(Math.ceil(ttlMs))]))) === 1,
+      release: async (name, token) => {
+        await this.#run('unlock', name, () => this.#script(RELEASE_SCRIPT, [this.#lockKey(name)], [token]));
+      },
+      isHeld: async (name, token) => (await this.#run('check lock', name, () => this.#client.get(this.#lockKey(name)))) === token,
+    };
+  }
+
+  /** Runs a script by SHA, sending its text only the first time a server sees it. */
+  async #script(script: string, keys: string[], args: string[]): Promise<unknown> {
+    const sha = scriptSha(script);
+    try {
+      return await this.#client.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.#client.eval(script, keys.length, ...keys, ...args);
+    }
+  }
+
+  async #run<T>(operation: string, key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw new StorageError(`RedisStorage: ${operation} ${key} failed: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #dataKey(key: string): string {
+    return `${this.#prefix}v:${key}`;
+  }
+
+  #indexKey(): string {
+    return `${this.#prefix}index`;
+  }
+
+  #lockKey(name: string): string {
+    return `${this.#prefix}lock:${name}`;
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new ClosedError('RedisStorage');
+  }
+}
+
+/** ZRANGEBYLEX bounds of every key strictly below `key`: "key/" up to (not including) "key0" ('0' follows '/'). */
+function below(key: string): [string, string] {
+  return [`[${key}/`, `(${key}0`];
+}
+
+/** Adds what `relative` (a key below the listed prefix) contributes to a listing: its first component, or every level. */
+function addListed(found: Set<string>, prefix: string, relative: string, recursive: boolean): void {
+  const parts = relative.split('/');
+  if (!recursive) {
+    found.add(joinKey(prefix, parts[0] ?? ''));
+    return;
+  }
+  let path = prefix;
+  for (const part of parts) {
+    path = joinKey(path, part);
+    found.add(path);
+  }
+}
+
+const shas = new Map<string, string>();
+function scriptSha(script: string): string {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    shas.set(script, sha);
+  }
+  return sha;
+}
