@@ -94,6 +94,20 @@ async function runServer(): Promise<void> {
   for (const s of [staticServer, cacheServer, plainServer]) s.on('tlsClientError', () => {});
   await Promise.all([staticServer, cacheServer, plainServer].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))));
 
+  // The SNICallback alone, called directly: what the cache adds to a handshake for a cached name.
+  const sni = buildTlsOptions(cache, common).SNICallback as unknown as (this: object, name: string, cb: (e: Error | null, c?: tls.SecureContext) => void) => void;
+  const fakeSocket = {};
+  const names = Array.from({ length: 1024 }, (_, i) => nameOf((i * 7919) % NAME_COUNT));
+  let served = 0;
+  const done = (_e: Error | null, c?: tls.SecureContext): void => {
+    if (c) served++;
+  };
+  const calls = 1_000_000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < calls; i++) sni.call(fakeSocket, names[i & 1023]!, done);
+  const sniNsPerCall = Number(process.hrtime.bigint() - t0) / calls;
+  if (served !== calls) throw new Error('SNICallback micro-benchmark: a cached name was not served');
+
   let cpuAtStart = process.cpuUsage();
   const send = (message: unknown): void => {
     process.send?.(message);
@@ -120,6 +134,7 @@ async function runServer(): Promise<void> {
     plainPort: (plainServer.address() as AddressInfo).port,
     setupMs: Math.round(performance.now() - started),
     rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+    sniNsPerCall,
   });
 }
 
@@ -131,6 +146,7 @@ interface Ready {
   plainPort: number;
   setupMs: number;
   rssMiB: number;
+  sniNsPerCall: number;
 }
 
 function request<T>(child: ChildProcess, cmd: string, reply: string): Promise<T> {
@@ -188,6 +204,7 @@ async function runClient(): Promise<void> {
       child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
     });
     console.log(`server ready in ${ready.setupMs} ms, RSS ${ready.rssMiB} MiB`);
+    console.log(`SNICallback for a cached name, called directly: ${ready.sniNsPerCall.toFixed(0)} ns per call`);
 
     // Names spread over the whole cache, in an order unrelated to insertion (a multiplicative stride).
     const stride = 7919;
