@@ -110,3 +110,6 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
     slowPath(servername, cb);
   };
 }
+
+// The ALPNCallback lives beside the ALPN helpers; re-exported here because the two callbacks work as a pair.
+export { createAlpnCallback } from './alpn.js';
