@@ -23,13 +23,11 @@ export const DEFAULT_ARI_FETCH_TIMEOUT_MS = 30_000;
  * renewalInfo URL and as a new order's `replaces`.
  */
 export function certId(certificate: string | Uint8Array): string {
-  const der = leafDer(certificate);
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(der);
-  } catch (error) {
-    throw new CertificateInvalidError('Cannot parse the certificate to compute its ARI identifier', { cause: error });
-  }
+  const { der, cert } = parseLeaf(certificate);
+  return certIdOf(der, cert);
+}
+
+function certIdOf(der: Buffer, cert: X509Certificate): string {
   const aki = cert.getExtension(AuthorityKeyIdentifierExtension);
   if (!aki?.keyId) {
     throw new CertificateInvalidError('The certificate has no Authority Key Identifier keyIdentifier; ARI cannot name it');
@@ -85,7 +83,8 @@ export interface FetchRenewalInfoOptions {
 /**
  * GETs `<renewalInfoBaseUrl>/<certID>` (a plain GET, not POST-as-GET, per
  * RFC 9773 §4.1). Resolves with the validated info, or undefined when the
- * answer holds no usable window. Throws AcmeProblemError for an HTTP error
+ * answer holds no usable window or the certificate has expired (then
+ * without any request). Throws AcmeProblemError for an HTTP error
  * status, AcmeUnreachableError when the CA cannot be reached, AbortedError
  * when aborted.
  */
@@ -96,7 +95,10 @@ export async function fetchRenewalInfo(
 ): Promise<RenewalInfo | undefined> {
   const fetchImpl = options.fetchImpl ?? fetch;
   const clock = options.clock ?? systemClock;
-  const url = `${renewalInfoBaseUrl.replace(/\/+$/, '')}/${certId(certificatePem)}`;
+  const { der, cert } = parseLeaf(certificatePem);
+  // RFC 9773 §4.2: nothing to schedule for an expired certificate, so no request.
+  if (clock.now() >= cert.notAfter.getTime()) return undefined;
+  const url = `${renewalInfoBaseUrl.replace(/\/+$/, '')}/${certIdOf(der, cert)}`;
   const signals = [AbortSignal.timeout(options.timeoutMs ?? DEFAULT_ARI_FETCH_TIMEOUT_MS)];
   if (options.signal) signals.push(options.signal);
   const signal = AbortSignal.any(signals);
@@ -179,6 +181,15 @@ function parseJson(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
+  }
+}
+
+function parseLeaf(certificate: string | Uint8Array): { der: Buffer; cert: X509Certificate } {
+  const der = leafDer(certificate);
+  try {
+    return { der, cert: new X509Certificate(der) };
+  } catch (error) {
+    throw new CertificateInvalidError('Cannot parse the certificate to compute its ARI identifier', { cause: error });
   }
 }
 

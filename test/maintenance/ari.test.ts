@@ -148,11 +148,15 @@ describe('fetchRenewalInfo against a local HTTP server', () => {
   let pem: string;
   const requests: { method: string | undefined; url: string | undefined }[] = [];
   let mode: 'ok' | 'malformed' | 'hang' = 'ok';
+  let onRequest: (() => void) | undefined;
+  /** The certificates are valid in 2026-01: every call runs on a clock set then. */
+  const clock = new FakeClock(NOW);
 
   before(async () => {
     pem = await makeCert(RFC_SERIAL_HEX, RFC_AKI_HEX);
     server = createServer((req, res) => {
       requests.push({ method: req.method, url: req.url });
+      onRequest?.();
       if (mode === 'hang') return; // never answers
       if (req.url !== `/acme/renewal-info/${RFC_CERT_ID}`) {
         res.writeHead(404, { 'content-type': 'application/problem+json' });
@@ -180,7 +184,6 @@ describe('fetchRenewalInfo against a local HTTP server', () => {
 
   test('a plain GET of <base>/<certID> returns the validated window', async () => {
     mode = 'ok';
-    const clock = new FakeClock(NOW);
     const info = await fetchRenewalInfo(`${base}/`, pem, { clock });
     assert.deepEqual(info, {
       windowStart: Date.UTC(2026, 1, 1),
@@ -193,25 +196,37 @@ describe('fetchRenewalInfo against a local HTTP server', () => {
 
   test('an inverted window yields undefined (lifetime rule)', async () => {
     mode = 'malformed';
-    assert.equal(await fetchRenewalInfo(base, pem, { clock: new FakeClock(NOW) }), undefined);
+    const count = requests.length;
+    assert.equal(await fetchRenewalInfo(base, pem, { clock }), undefined);
+    assert.equal(requests.length, count + 1, 'the CA was asked');
   });
 
   test('an HTTP error is an AcmeProblemError with the status', async () => {
     mode = 'ok';
     const other = await makeCert('77', RFC_AKI_HEX);
-    await assert.rejects(fetchRenewalInfo(base, other), (e: unknown) => e instanceof AcmeProblemError && e.status === 404 && e.shortType === 'malformed');
+    await assert.rejects(fetchRenewalInfo(base, other, { clock }), (e: unknown) => e instanceof AcmeProblemError && e.status === 404 && e.shortType === 'malformed');
   });
 
   test('abort while the server hangs: AbortedError', async () => {
     mode = 'hang';
     const controller = new AbortController();
-    const pending = fetchRenewalInfo(base, pem, { signal: controller.signal });
+    const arrived = new Promise<void>((resolve) => {
+      onRequest = resolve;
+    });
+    const pending = fetchRenewalInfo(base, pem, { signal: controller.signal, clock });
     // Abort once the request has reached the server.
-    const before = requests.length;
-    while (requests.length === before) await new Promise((resolve) => setImmediate(resolve));
+    await arrived;
+    onRequest = undefined;
     controller.abort();
     await assert.rejects(pending, AbortedError);
     mode = 'ok';
+  });
+
+  test('an expired certificate makes no request', async () => {
+    const count = requests.length;
+    const later = new FakeClock(NOW + 91 * 24 * HOUR);
+    assert.equal(await fetchRenewalInfo(base, pem, { clock: later }), undefined);
+    assert.equal(requests.length, count);
   });
 
   test('a refused connection is AcmeUnreachableError', async () => {
@@ -219,6 +234,6 @@ describe('fetchRenewalInfo against a local HTTP server', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    await assert.rejects(fetchRenewalInfo(`http://127.0.0.1:${port}/ari`, pem), AcmeUnreachableError);
+    await assert.rejects(fetchRenewalInfo(`http://127.0.0.1:${port}/ari`, pem, { clock }), AcmeUnreachableError);
   });
 });
