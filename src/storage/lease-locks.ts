@@ -208,14 +208,15 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
         return;
       }
       const finish = (error?: Error): void => {
-        timer.cancel();
+        clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.#waits.delete(finish);
         if (error) reject(error);
         else resolve();
       };
       const onAbort = (): void => finish(aborted());
-      const timer = systemClock.setTimer(() => finish(), ms);
+      // Not unref'd, unlike the refresh timer: a caller awaiting lock() must not see the process exit under it.
+      const timer = setTimeout(() => finish(), ms);
       this.#waits.add(finish);
       signal?.addEventListener('abort', onAbort, { once: true });
     });

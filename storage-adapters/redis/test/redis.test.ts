@@ -13,7 +13,7 @@ const runId = randomUUID();
 const STALE_LOCK_MS = 500;
 
 if (skip) {
-  describe('storage conformance: redis', { skip }, () => {});
+  it('storage conformance: redis', { skip }, () => {});
 } else {
   const conformancePrefix = `certkeeper-test:${runId}:conformance:`;
   const encryptionKey = randomBytes(32);

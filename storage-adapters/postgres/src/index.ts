@@ -1,0 +1,359 @@
+/**
+ * PostgreSQL storage for certkeeper fleets: every instance that points at the
+ * same database (and schema/tables) shares certificates, accounts, challenge
+ * tokens and locks.
+ *
+ * Two tables, created on first use when missing:
+ *   <tableName> (key text COLLATE "C" PRIMARY KEY, value bytea, modified timestamptz)
+ *   <lockTable> (name text PRIMARY KEY, token text, expires_at timestamptz)
+ *
+ * The "C" collation orders keys bytewise and lets the primary-key index serve
+ * `LIKE 'prefix/%'` folder queries. Locks are leases in a table rather than
+ * advisory locks: a session-level advisory lock belongs to one connection, and
+ * with a pool the connection goes back to be reused by any other query (the
+ * lock leaks to whoever gets it next, or is lost when the pool recycles it),
+ * while a transaction-level one would pin a connection for the whole lock. All
+ * lease times come from the database clock, so machines' clock skew does not
+ * matter.
+ */
+import pg from 'pg';
+import type { Pool, PoolConfig, QueryResultRow } from 'pg';
+import { ClosedError, InvalidOptionError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
+import { type Logger, validateLogger } from '../../../src/logger.js';
+import { createKeyEncryptor, type KeyEncryptor } from '../../../src/storage/encryption.js';
+import { joinKey, validateKey, validatePrefix } from '../../../src/storage/keys.js';
+import {
+  LeaseLocks,
+  resolveLeaseLockOptions,
+  type LeaseBackend,
+  type LeaseLockOptions,
+} from '../../../src/storage/lease-locks.js';
+import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from '../../../src/storage/types.js';
+
+export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
+export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
+/** Serialises table creation between processes starting at once (CREATE TABLE IF NOT EXISTS can race). */
+const SCHEMA_LOCK_ID = 0x63_6b_73_74; // "ckst"
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export interface PostgresStorageOptions extends LeaseLockOptions {
+  /** Your own pg Pool; it is used as is and not ended by close(). */
+  pool?: Pool | undefined;
+  /** Connection string (`postgres://user@host:5432/db`) for a pool this storage creates and ends. */
+  connectionString?: string | undefined;
+  /** pg Pool options for a pool this storage creates (combined with connectionString when both are given). */
+  poolConfig?: PoolConfig | undefined;
+  /** Schema for both tables, created if missing (default: the connection's search_path, usually `public`). */
+  schema?: string | undefined;
+  /** Table holding the values (default `certkeeper_storage`). */
+  tableName?: string | undefined;
+  /** Table holding the locks (default `certkeeper_locks`). */
+  lockTable?: string | undefined;
+  /** Encrypts private keys and pending bundles at rest (AES-256-GCM): 32 bytes, or base64/hex of them. */
+  encryptionKey?: Uint8Array | string | undefined;
+  logger?: Logger | undefined;
+}
+
+export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
+  readonly #pool: Pool;
+  readonly #ownsPool: boolean;
+  readonly #schema: string | undefined;
+  readonly #table: string;
+  readonly #lockTable: string;
+  readonly #encryptor: KeyEncryptor | undefined;
+  readonly #locks: LeaseLocks;
+  readonly #log: Logger | undefined;
+  #ready: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: PostgresStorageOptions = {}) {
+    const {
+      pool,
+      connectionString,
+      poolConfig,
+      schema,
+      tableName = DEFAULT_TABLE_NAME,
+      lockTable = DEFAULT_LOCK_TABLE,
+      encryptionKey,
+      logger,
+    } = options;
+    if (pool !== undefined && (typeof pool !== 'object' || pool === null || typeof pool.query !== 'function')) {
+      throw new InvalidOptionError('pool', 'must be a pg Pool');
+    }
+    if (pool !== undefined && (connectionString !== undefined || poolConfig !== undefined)) {
+      throw new InvalidOptionError('pool', 'give either pool or connectionString/poolConfig, not both');
+    }
+    if (connectionString !== undefined && typeof connectionString !== 'string') {
+      throw new InvalidOptionError('connectionString', 'must be a string');
+    }
+    if (poolConfig !== undefined && (typeof poolConfig !== 'object' || poolConfig === null)) {
+      throw new InvalidOptionError('poolConfig', 'must be a pg Pool options object');
+    }
+    this.#schema = schema === undefined ? undefined : checkIdentifier(schema, 'schema');
+    const table = checkIdentifier(tableName, 'tableName');
+    const locks = checkIdentifier(lockTable, 'lockTable');
+    if (table === locks) throw new InvalidOptionError('lockTable', 'must differ from tableName');
+    this.#table = this.#qualified(table);
+    this.#lockTable = this.#qualified(locks);
+    this.#log = logger === undefined ? undefined : validateLogger(logger).child({ component: 'postgres-storage' });
+    const lockOptions = resolveLeaseLockOptions(options);
+    this.#encryptor = encryptionKey === undefined ? undefined : createKeyEncryptor(encryptionKey);
+
+    if (pool) {
+      this.#pool = pool;
+      this.#ownsPool = false;
+    } else {
+      // Idle connections must not keep the process alive; the caller's object is not modified.
+      this.#pool = new pg.Pool({ allowExitOnIdle: true, ...poolConfig, ...(connectionString === undefined ? {} : { connectionString }) });
+      this.#ownsPool = true;
+      // An idle client's error is emitted on the pool; unhandled, it would crash the process.
+      this.#pool.on('error', (error) => this.#log?.warn({ err: error }, 'postgres idle connection error'));
+    }
+    this.#locks = new LeaseLocks(this.#leaseBackend(), lockOptions, 'PostgresStorage', this.#log);
+  }
+
+  async store(key: string, value: Uint8Array): Promise<void> {
+    const k = validateKey(key);
+    const stored = Buffer.from(this.#encryptor ? this.#encryptor.seal(k, value) : value);
+    await this.#query(
+      'store',
+      k,
+      `INSERT INTO ${this.#table} (key, value, modified) VALUES ($1, $2, clock_timestamp())
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified`,
+      [k, stored],
+    );
+  }
+
+  async load(key: string): Promise<Buffer> {
+    const k = validateKey(key);
+    const { rows } = await this.#query<{ value: Buffer }>('load', k, `SELECT value FROM ${this.#table} WHERE key = $1`, [k]);
+    const row = rows[0];
+    if (!row) throw new StorageNotFoundError(k);
+    return this.#encryptor ? this.#encryptor.open(k, row.value) : row.value;
+  }
+
+  async delete(key: string): Promise<void> {
+    const k = validateKey(key);
+    await this.#query('delete', k, `DELETE FROM ${this.#table} WHERE key = $1 OR key LIKE $2 ESCAPE '\\'`, [k, belowPattern(k)]);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const k = validateKey(key);
+    const { rows } = await this.#query<{ found: boolean }>(
+      'exists',
+      k,
+      `SELECT EXISTS (SELECT 1 FROM ${this.#table} WHERE key = $1 OR key LIKE $2 ESCAPE '\\') AS found`,
+      [k, belowPattern(k)],
+    );
+    return rows[0]?.found === true;
+  }
+
+  async list(prefix: string, recursive: boolean): Promise<string[]> {
+    const p = validatePrefix(prefix);
+    const pattern = p === '' ? '%' : belowPattern(p);
+    const found = new Set<string>();
+    if (recursive) {
+      const { rows } = await this.#query<{ key: string }>('list', p, `SELECT key FROM ${this.#table} WHERE key LIKE $1 ESCAPE '\\'`, [pattern]);
+      const skip = p === '' ? 0 : p.length + 1;
+      for (const { key } of rows) {
+        let path = p;
+        for (const part of key.slice(skip).split('/')) {
+          path = joinKey(path, part);
+          found.add(path);
+        }
+      }
+    } else {
+      // One level: let the database reduce each key to its first component below the prefix.
+      const { rows } = await this.#query<{ child: string }>(
+        'list',
+        p,
+        `SELECT DISTINCT split_part(substr(key, char_length($2) + 1), '/', 1) AS child
+         FROM ${this.#table} WHERE key LIKE $1 ESCAPE '\\'`,
+        [pattern, p === '' ? '' : `${p}/`],
+      );
+      for (const { child } of rows) found.add(joinKey(p, child));
+    }
+    if (found.size === 0) throw new StorageNotFoundError(p);
+    return [...found].sort();
+  }
+
+  async stat(key: string): Promise<KeyInfo> {
+    const k = validateKey(key);
+    const { rows } = await this.#query<{ size: number; modified: Date }>(
+      'stat',
+      k,
+      `SELECT octet_length(value) AS size, modified FROM ${this.#table} WHERE key = $1`,
+      [k],
+    );
+    const row = rows[0];
+    if (row) return { key: k, modified: row.modified, size: Number(row.size), isTerminal: true };
+    const folder = await this.#query<{ modified: Date | null }>(
+      'stat',
+      k,
+      `SELECT max(modified) AS modified FROM ${this.#table} WHERE key LIKE $1 ESCAPE '\\'`,
+      [belowPattern(k)],
+    );
+    const latest = folder.rows[0]?.modified;
+    if (!latest) throw new StorageNotFoundError(k);
+    return { key: k, modified: latest, size: 0, isTerminal: false };
+  }
+
+  lock(name: string, options?: LockOptions): Promise<void> {
+    return this.#locks.lock(name, options);
+  }
+
+  tryLock(name: string): Promise<boolean> {
+    return this.#locks.tryLock(name);
+  }
+
+  unlock(name: string): Promise<void> {
+    return this.#locks.unlock(name);
+  }
+
+  /** Throws LockLostError unless this instance still holds an unexpired lease on `name`; call it right before a final write. */
+  assertLockHeld(name: string): Promise<void> {
+    return this.#locks.assertLockHeld(name);
+  }
+
+  /** Test aid: stop refreshing `name` without releasing it, as a crashed holder would. */
+  async abandonLock(name: string): Promise<void> {
+    this.#locks.abandon(name);
+  }
+
+  /** Releases held locks and stops their refresh; ends the pool only when this storage created it. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#locks.close();
+      if (this.#ownsPool) await this.#pool.end();
+    })();
+    return this.#closing;
+  }
+
+  #leaseBackend(): LeaseBackend {
+    return {
+      acquire: async (name, token, ttlMs) => {
+        // Inserts a new lease, or takes over one whose holder stopped refreshing it; no row back means held by someone else.
+        const { rowCount } = await this.#query(
+          'lock',
+          name,
+          `INSERT INTO ${this.#lockTable} AS held (name, token, expires_at)
+           VALUES ($1, $2, clock_timestamp() + $3::double precision * interval '1 millisecond')
+           ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+           WHERE held.expires_at <= clock_timestamp()
+           RETURNING token`,
+          [name, token, ttlMs],
+          true,
+        );
+        return rowCount === 1;
+      },
+      refresh: async (name, token, ttlMs) => {
+        const { rowCount } = await this.#query(
+          'refresh lock',
+          name,
+          `UPDATE ${this.#lockTable} SET expires_at = clock_timestamp() + $3::double precision * interval '1 millisecond'
+           WHERE name = $1 AND token = $2 AND expires_at > clock_timestamp()`,
+          [name, token, ttlMs],
+          true,
+        );
+        return rowCount === 1;
+      },
+      release: async (name, token) => {
+        await this.#query('unlock', name, `DELETE FROM ${this.#lockTable} WHERE name = $1 AND token = $2`, [name, token], true);
+      },
+      isHeld: async (name, token) => {
+        const { rowCount } = await this.#query(
+          'check lock',
+          name,
+          `SELECT 1 FROM ${this.#lockTable} WHERE name = $1 AND token = $2 AND expires_at > clock_timestamp()`,
+          [name, token],
+          true,
+        );
+        return rowCount === 1;
+      },
+    };
+  }
+
+  /** Runs one parameterised statement; wraps failures in StorageError naming the operation and key (never the values). */
+  async #query<R extends QueryResultRow = QueryResultRow>(
+    operation: string,
+    key: string,
+    text: string,
+    values: unknown[],
+    lockOperation = false,
+  ): Promise<pg.QueryResult<R>> {
+    // Lock release must still work during close(), so only data operations are refused.
+    if (this.#closing && !lockOperation) throw new ClosedError('PostgresStorage');
+    await this.#ensureTables();
+    try {
+      return await this.#pool.query<R>(text, values);
+    } catch (error) {
+      throw new StorageError(`PostgresStorage: ${operation} ${key} failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  #ensureTables(): Promise<void> {
+    this.#ready ??= this.#createTables().catch((error: unknown) => {
+      this.#ready = undefined; // try again on the next call (the server may come back)
+      throw error instanceof StorageError ? error : new StorageError(`PostgresStorage: creating tables failed: ${messageOf(error)}`, { cause: error });
+    });
+    return this.#ready;
+  }
+
+  async #createTables(): Promise<void> {
+    // Skip DDL when the tables exist, so a role without CREATE rights can use tables an administrator made.
+    const existing = await this.#pool.query<{ data: string | null; locks: string | null }>(
+      'SELECT to_regclass($1) AS data, to_regclass($2) AS locks',
+      [this.#table, this.#lockTable],
+    );
+    if (existing.rows[0]?.data && existing.rows[0]?.locks) return;
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
+      if (this.#schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quote(this.#schema)}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#table} (
+           key text COLLATE "C" PRIMARY KEY,
+           value bytea NOT NULL,
+           modified timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      );
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#lockTable} (
+           name text PRIMARY KEY,
+           token text NOT NULL,
+           expires_at timestamptz NOT NULL)`,
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  #qualified(name: string): string {
+    return this.#schema === undefined ? quote(name) : `${quote(this.#schema)}.${quote(name)}`;
+  }
+}
+
+/** Identifiers cannot be parameters, so they are restricted to plain names and then quoted. */
+function checkIdentifier(value: unknown, option: string): string {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
+    throw new InvalidOptionError(option, 'must be a SQL identifier: a letter or _, then letters, digits or _ (at most 63)');
+  }
+  return value;
+}
+
+function quote(identifier: string): string {
+  return `"${identifier}"`;
+}
+
+/** LIKE pattern matching every key below `key`, with the key's own `%`, `_` and `\` taken literally. */
+function belowPattern(key: string): string {
+  return `${key.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
