@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { InvalidOptionError, StorageError } from '../../src/errors.js';
 import {
   createKeyEncryptor,
@@ -8,8 +11,12 @@ import {
   isEncryptedValue,
   isSecretStorageKey,
 } from '../../src/storage/encryption.js';
+import { buildCertificateMeta, loadCertificateSet, saveCertificateSet } from '../../src/storage/certificates.js';
+import { FileStorage } from '../../src/storage/file.js';
 import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from '../../src/storage/types.js';
+import { runStorageConformance } from '../../src/testing/conformance.js';
+import { createTestLeaf } from '../helpers/tls-certs.js';
 
 const privateKeyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   .privateKey.export({ format: 'pem', type: 'pkcs8' })
@@ -76,7 +83,7 @@ describe('createKeyEncryptor', () => {
   it('detects a modified ciphertext', () => {
     const enc = createKeyEncryptor(KEY);
     const sealed = enc.encrypt(Buffer.from(privateKeyPem));
-    sealed[sealed.length - 1] ^= 0x01;
+    sealed.writeUInt8(sealed.readUInt8(sealed.length - 1) ^ 0x01, sealed.length - 1);
     assert.throws(() => enc.decrypt(sealed, CERT_KEY), (error: unknown) => {
       assert.ok(error instanceof StorageError);
       assert.match(error.message, /authentication failed/);
@@ -163,5 +170,70 @@ describe('encryptPrivateKeys', () => {
     assert.equal(hasTryLock(wrapped), false);
     assert.equal(hasLockLeaseCheck(wrapped), false);
     assert.equal(wrapped.close, undefined);
+  });
+});
+
+describe('encryptPrivateKeys over FileStorage', () => {
+  const roots: string[] = [];
+  const newRoot = async (): Promise<string> => {
+    const root = await mkdtemp(join(tmpdir(), 'certkeeper-enc-'));
+    roots.push(root);
+    return root;
+  };
+  after(async () => {
+    for (const root of roots) await rm(root, { recursive: true, force: true });
+  });
+
+  it('leaves no private key in plaintext on disk, in the set or in its pending bundle', async () => {
+    const root = await newRoot();
+    const file = new FileStorage({ root });
+    // Records what reaches the disk for the write-ahead bundle, which saveCertificateSet deletes at the end.
+    const pendingWrites: Buffer[] = [];
+    const spy: Storage = Object.assign(Object.create(null) as Storage, {
+      store: async (key: string, value: Uint8Array) => {
+        if (key.endsWith('.pending')) pendingWrites.push(Buffer.from(value));
+        await file.store(key, value);
+      },
+      load: (key: string) => file.load(key),
+      delete: (key: string) => file.delete(key),
+      exists: (key: string) => file.exists(key),
+      list: (prefix: string, recursive: boolean) => file.list(prefix, recursive),
+      stat: (key: string) => file.stat(key),
+      lock: (name: string) => file.lock(name),
+      unlock: (name: string) => file.unlock(name),
+    });
+    const storage = encryptPrivateKeys(spy, KEY);
+    try {
+      const leaf = await createTestLeaf(undefined, { names: ['enc.example.test'] });
+      const meta = buildCertificateMeta({ certPem: leaf.chainPem, keyPem: leaf.keyPem, issuerKey: 'test-ca' });
+      await saveCertificateSet(storage, { certPem: leaf.chainPem, keyPem: leaf.keyPem, meta });
+
+      assert.equal(pendingWrites.length, 1);
+      assert.ok(isEncryptedValue(pendingWrites[0]!));
+      assert.ok(!pendingWrites[0]!.toString('latin1').includes('PRIVATE KEY'));
+
+      const files = (await readdir(root, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+      const keyFiles = files.filter((e) => e.name.endsWith('.key'));
+      assert.equal(keyFiles.length, 1);
+      for (const entry of files) {
+        const raw = await readFile(join(entry.parentPath, entry.name));
+        assert.ok(!raw.toString('latin1').includes('PRIVATE KEY'), `${entry.name} holds a plaintext private key`);
+      }
+      const crt = files.find((e) => e.name.endsWith('.crt'))!;
+      assert.match(await readFile(join(crt.parentPath, crt.name), 'utf8'), /BEGIN CERTIFICATE/);
+
+      const loaded = await loadCertificateSet(storage, 'test-ca', 'enc.example.test');
+      assert.equal(loaded.keyPem, leaf.keyPem);
+      await assert.rejects(loadCertificateSet(encryptPrivateKeys(file, randomBytes(32)), 'test-ca', 'enc.example.test'), StorageError);
+    } finally {
+      await file.close();
+    }
+  });
+
+  const conformanceRoot = mkdtemp(join(tmpdir(), 'certkeeper-enc-conf-'));
+  after(async () => rm(await conformanceRoot, { recursive: true, force: true }));
+  runStorageConformance({
+    name: 'encrypted FileStorage',
+    createStorage: async () => encryptPrivateKeys(new FileStorage({ root: await conformanceRoot }), KEY),
   });
 });
