@@ -106,6 +106,8 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
     const deadline = timeoutMs === undefined ? undefined : systemClock.now() + timeoutMs;
     for (;;) {
       if (await this.#attempt(n)) return;
+      // close() may have run during the attempt, before this wait could be registered for cancelling.
+      if (this.#closed) throw new AbortedError(`${this.#what} was closed while waiting for lock "${n}"`);
       if (deadline !== undefined && systemClock.now() >= deadline) throw new LockTimeoutError(n);
       // Jitter spreads out waiters so they do not all retry at once when the lock frees up.
       let delay = this.#options.lockPollMs * (0.8 + Math.random() * 0.4);
