@@ -102,7 +102,7 @@ export class MemoryBackend {
     if (!record || record.holder !== holder) return;
     record.holder = undefined;
     record.expiresAt = undefined;
-    this.#handOver(name, record, now);
+    this.#handOver(name, record);
   }
 
   isHeldBy(name: string, holder: object, now: number): boolean {
@@ -122,10 +122,10 @@ export class MemoryBackend {
     if (record.expiresAt > now) return;
     record.holder = undefined;
     record.expiresAt = undefined;
-    this.#handOver(name, record, now);
+    this.#handOver(name, record);
   }
 
-  #handOver(name: string, record: LockRecord, _now: number): void {
+  #handOver(name: string, record: LockRecord): void {
     const next = record.waiters.shift();
     if (next) {
       next.grant();
