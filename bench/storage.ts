@@ -173,10 +173,10 @@ async function main(): Promise<void> {
     const ratio = base ? ` x${(rate(r) / rate(base)).toFixed(2)}` : '';
     return `${rate(r).toFixed(0).padStart(7)}/s${ratio}${partial}`;
   };
-  console.log(`\n${'backend'.padEnd(12)} ${'store sets'.padEnd(28)} ${'load sets'.padEnd(28)} lock+unlock`);
+  console.log(`\n${'backend'.padEnd(12)} ${'store sets'.padEnd(38)} ${'load sets'.padEnd(38)} lock+unlock`);
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(12)} ${cell(r.store, file?.store, SETS).padEnd(28)} ${cell(r.load, file?.load, r.store.done).padEnd(28)} ${cell(r.lock, file?.lock, LOCKS)}`,
+      `${r.name.padEnd(12)} ${cell(r.store, file?.store, SETS).padEnd(38)} ${cell(r.load, file?.load, r.store.done).padEnd(38)} ${cell(r.lock, file?.lock, LOCKS)}`,
     );
   }
   console.log('\n(ratios are to FileStorage in the same run; one process, loopback servers)');
