@@ -226,9 +226,10 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#closing ??= (async () => {
       await this.#locks.close();
       if (this.#ownsClient) {
-        try {
-          await this.#client.quit();
-        } catch {
+        // QUIT waits for the connection; when the server is away, drop the reconnect loop at once instead.
+        if (this.#client.status === 'ready') {
+          await this.#client.quit().catch(() => this.#client.disconnect());
+        } else {
           this.#client.disconnect();
         }
       }
