@@ -247,6 +247,7 @@ async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortS
   logger.debug({ identifier: identifier.value, type }, 'presenting challenge');
   try {
     await solver.present(challengeContext);
+    throwIfAborted(signal);
     if (solver.wait) await solver.wait(challengeContext);
     throwIfAborted(signal);
     await conn.post(challenge.url, {}, { ok: [200], what: 'challenge', signal });

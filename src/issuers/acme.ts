@@ -197,6 +197,9 @@ export class AcmeIssuer implements Issuer {
   #connection: AcmeConnection | undefined;
   #directoryProbe: AcmeConnection | undefined;
   #closed = false;
+  /** Fires on close(), stopping every operation in flight. */
+  readonly #closing = new AbortController();
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(options: AcmeIssuerOptions) {
     this.config = resolveAcmeIssuerOptions(options);
@@ -262,7 +265,7 @@ export class AcmeIssuer implements Issuer {
   }
 
   issue(request: IssueRequest): Promise<IssuedCertificate> {
-    return keepingProcessAlive(() => this.#issue(request));
+    return this.#track(request.signal, (signal) => this.#issue({ ...request, signal }));
   }
 
   async #issue(request: IssueRequest): Promise<IssuedCertificate> {
@@ -317,7 +320,7 @@ export class AcmeIssuer implements Issuer {
 
   /** Revokes a certificate this account obtained (RFC 8555 7.6), with an RFC 5280 reason code. */
   revoke(certificatePem: string, reason: RevocationReason = 0, signal?: AbortSignal): Promise<void> {
-    return keepingProcessAlive(() => this.#revoke(certificatePem, reason, signal));
+    return this.#track(signal, (combined) => this.#revoke(certificatePem, reason, combined));
   }
 
   async #revoke(certificatePem: string, reason: RevocationReason, signal: AbortSignal | undefined): Promise<void> {
@@ -347,10 +350,29 @@ export class AcmeIssuer implements Issuer {
     });
   }
 
-  /** Releases this issuer's TLS agents. Idempotent; storage is the caller's to close. */
+  /** Runs an operation that close() can stop and waits for, with the caller's signal joined to the issuer's. */
+  #track<T>(callerSignal: AbortSignal | undefined, operation: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new ClosedError('AcmeIssuer'));
+    const signal = callerSignal ? AbortSignal.any([callerSignal, this.#closing.signal]) : this.#closing.signal;
+    const promise = keepingProcessAlive(() => operation(signal));
+    this.#inFlight.add(promise);
+    const forget = (): void => {
+      this.#inFlight.delete(promise);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /**
+   * Stops operations in flight (they reject with ClosedError once their
+   * challenge clean-up has run), then releases this issuer's TLS agents.
+   * Idempotent; storage is the caller's to close.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(new ClosedError('AcmeIssuer'));
+    await Promise.allSettled([...this.#inFlight]);
     this.#trust.release();
   }
 }

@@ -6,7 +6,7 @@ import type { AcmeIssuer } from '../../src/issuers/acme.js';
 import type { ChallengeContext, Solver } from '../../src/solvers/types.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { captureLogger, ids, pebbleIssuer } from './helpers.js';
+import { captureLogger, ids, pebbleIssuer, untilAborted } from './helpers.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 
@@ -36,7 +36,7 @@ describe('failed challenges (real validation, nobody answering)', { skip }, () =
       },
       async wait(challenge: ChallengeContext) {
         if (challenge.identifier.value !== 'wait.example.test') return;
-        await new Promise<void>((resolve) => challenge.signal?.addEventListener('abort', () => resolve(), { once: true }));
+        await untilAborted(challenge.signal);
       },
       async cleanUp(challenge) {
         cleaned.push(challenge.identifier.value);

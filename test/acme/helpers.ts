@@ -56,3 +56,11 @@ export function captureLogger(): { logger: Logger; text: () => string } {
   const logger = pino({ level: 'trace' }, sink) as unknown as Logger;
   return { logger, text: () => buffer };
 }
+
+/** Resolves when the signal fires (at once if it already has). */
+export function untilAborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!signal || signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

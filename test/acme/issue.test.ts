@@ -3,7 +3,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { chainIssuerNames } from '../../src/acme/chain.js';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
-import { AbortedError, InvalidNameError, NoSolverError, TermsNotAgreedError } from '../../src/errors.js';
+import { AbortedError, ClosedError, InvalidNameError, NoSolverError, TermsNotAgreedError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import type { Identifier } from '../../src/names.js';
 import type { ChallengeContext, Solver } from '../../src/solvers/types.js';
@@ -11,7 +11,7 @@ import { accountKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { RecordingSolver, captureLogger, ids, leafSans, pebbleIssuer } from './helpers.js';
+import { RecordingSolver, captureLogger, ids, leafSans, pebbleIssuer, untilAborted } from './helpers.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -160,6 +160,33 @@ describe('AcmeIssuer against Pebble (challenges always valid)', { skip }, () => 
     await assert.rejects(issuer.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr, signal: controller.signal }), AbortedError);
     assert.equal(cleaned.length, 1);
     assert.equal(pebble.issuedCount(), before);
+  });
+
+  it('close() stops an issuance in flight, after its clean-up, and refuses new ones', async () => {
+    const cleaned: string[] = [];
+    let presented!: () => void;
+    const isPresented = new Promise<void>((resolve) => { presented = resolve; });
+    const solver: Solver = {
+      async present() {
+        presented();
+      },
+      async wait(challenge) {
+        await untilAborted(challenge.signal);
+      },
+      async cleanUp(challenge) {
+        cleaned.push(challenge.identifier.value);
+      },
+    };
+    const issuer = pebbleIssuer(pebble, { solvers: { 'http-01': solver } });
+    const identifiers = ids('close.example.test');
+    const pending = issuer.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr });
+    pending.catch(() => undefined);
+    await isPresented;
+    await issuer.close();
+    assert.deepEqual(cleaned, ['close.example.test'], 'clean-up ran before close() resolved');
+    await assert.rejects(pending, (e: unknown) => ['ERR_CLOSED', 'ERR_ABORTED'].includes((e as { code?: string }).code ?? ''));
+    await assert.rejects(issuer.issue({ identifiers, csr: (await createKeyAndCsr(identifiers)).csr }), ClosedError);
+    await issuer.close(); // idempotent
   });
 
   it('picks the alternate chain by issuer common name, and the default chain when none matches', async () => {
