@@ -289,8 +289,8 @@ async function pollOrder(ctx: OrderContext, url: string, wanted: readonly string
  * finish within a few hundred ms), backs off, and waits at least the
  * Retry-After the CA asks for. The order timeout bounds it.
  */
-async function poll(
-  ctx: OrderContext,
+export async function poll(
+  ctx: Pick<OrderContext, 'conn' | 'clock' | 'pollIntervalMs' | 'maxPollIntervalMs'>,
   url: string,
   what: string,
   done: (status: string) => boolean,
