@@ -71,6 +71,10 @@ export interface PebbleHandle {
   stop(): Promise<void>;
   /** Stops and starts Pebble again on the same ports with the same HTTPS certificate (the issuing root changes). */
   restart(): Promise<void>;
+  /** Stops the Pebble process only (ports stay reserved for resume(); challtestsrv keeps running). */
+  pause(): Promise<void>;
+  /** Starts Pebble again after pause(), on the same ports. */
+  resume(): Promise<void>;
 }
 
 export class PebbleNotInstalledError extends Error {
@@ -197,6 +201,14 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
     async restart() {
       if (stopped) throw new Error('Pebble handle already stopped');
       if (pebble) await killAndWait(pebble);
+      await startPebbleProcess();
+    },
+    async pause() {
+      if (stopped) throw new Error('Pebble handle already stopped');
+      if (pebble) await killAndWait(pebble);
+    },
+    async resume() {
+      if (stopped) throw new Error('Pebble handle already stopped');
       await startPebbleProcess();
     },
   };
