@@ -1,5 +1,6 @@
 /** Certificate chains from the CA: validation and preferred-chain selection. */
 import { X509Certificate } from 'node:crypto';
+import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { CertificateInvalidError } from '../errors.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
@@ -72,4 +73,25 @@ export function alternateLinks(header: unknown): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The leaf must certify the key of the CSR that was finalized: a CA bug (or a
+ * mixed-up order) would otherwise store a certificate the new key cannot use.
+ */
+export function assertLeafMatchesCsr(chainPem: string, csr: Buffer): void {
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(chainPem);
+  if (!leaf) throw new CertificateInvalidError('The certificate chain holds no certificate');
+  const leafSpki = new X509Certificate(leaf[0]).publicKey.export({ type: 'spki', format: 'der' });
+  let csrSpki: Buffer;
+  try {
+    const text = csr.toString('latin1');
+    const request = new Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : new Uint8Array(csr));
+    csrSpki = Buffer.from(request.publicKey.rawData);
+  } catch (error) {
+    throw new CertificateInvalidError('The CSR does not parse', { cause: error });
+  }
+  if (!leafSpki.equals(csrSpki)) {
+    throw new CertificateInvalidError("The issued certificate's public key does not match the CSR");
+  }
 }

@@ -14,7 +14,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../solvers/types.js';
-import { alternateLinks, selectPreferredChain, validateChainPem } from './chain.js';
+import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateChainPem } from './chain.js';
 import type { AcmeConnection, AcmeDirectory } from './connection.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
 
@@ -139,6 +139,7 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   if (!order.certificate) throw new AcmeOrderError(`Order ${orderUrl} is valid but has no certificate URL`);
 
   const chainPem = await downloadChain(ctx, order.certificate, signal);
+  assertLeafMatchesCsr(chainPem, request.csr);
   logger.debug({ names, order: orderUrl, directory: conn.directoryUrl, hasRenewalInfo: directory.renewalInfo !== undefined }, 'ACME certificate downloaded');
   return { chainPem, orderUrl };
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { alternateLinks, chainIssuerNames, selectPreferredChain, validateChainPem } from '../../src/acme/chain.js';
+import { alternateLinks, assertLeafMatchesCsr, chainIssuerNames, selectPreferredChain, validateChainPem } from '../../src/acme/chain.js';
 import { CertificateInvalidError } from '../../src/errors.js';
 import { makeChain } from './certs.js';
+import { createKeyAndCsr } from '../../src/acme/csr.js';
+import { ids } from './helpers.js';
 
 describe('certificate chain checks', () => {
   let chainA: string;
@@ -42,6 +44,12 @@ describe('certificate chain checks', () => {
     assert.equal(selectPreferredChain([chainA, chainB], 'Intermediate of Root B'), chainB);
     assert.equal(selectPreferredChain([chainA, chainB], 'Root C'), chainA);
     assert.equal(selectPreferredChain([chainA, chainB], undefined), chainA);
+  });
+
+  it('rejects a leaf whose key is not the CSR key', async () => {
+    const { csr } = await createKeyAndCsr(ids('leaf.test'));
+    assert.throws(() => assertLeafMatchesCsr(chainA, csr), CertificateInvalidError);
+    assert.throws(() => assertLeafMatchesCsr(chainA, Buffer.from('not a csr')), CertificateInvalidError);
   });
 
   it('parses alternate links from Link headers', () => {
