@@ -204,7 +204,7 @@ export class AcmeConnection {
  * acme-client takes no AbortSignal: stop waiting when the signal fires (the
  * request itself ends by its own timeout, see trust.ts).
  */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => {

@@ -13,7 +13,7 @@ import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import { createAccountKeyPem, ensureAccount, type ExternalAccountBinding, type StoredAccount } from '../acme/account.js';
 import { certId, fetchRenewalInfo } from '../acme/ari.js';
-import { AcmeConnection, type AcmeDirectory } from '../acme/connection.js';
+import { AcmeConnection, untilAborted, type AcmeDirectory } from '../acme/connection.js';
 import { resolveDirectoryUrl, DIRECTORY_PRESETS, type DirectoryPreset } from '../acme/directories.js';
 import {
   DEFAULT_MAX_POLL_INTERVAL_MS,
@@ -247,7 +247,8 @@ export class AcmeIssuer implements Issuer {
           logger: this.#log,
         },
         (keyPem, accountUrl) => this.#connect(keyPem, accountUrl),
-        signal,
+        // Shared by concurrent callers: only close() stops it; each caller stops waiting on its own signal.
+        this.#closing.signal,
         staleAccountUrl,
       );
       this.#account = pending;
@@ -256,7 +257,7 @@ export class AcmeIssuer implements Issuer {
         if (this.#account === pending) this.#account = undefined;
       });
     }
-    const account = await this.#account;
+    const account = await untilAborted(this.#account, signal);
     if (!this.#connection || this.#connection.accountUrl !== account.url) {
       this.#connection = this.#connect(account.keyPem, account.url);
     }
