@@ -25,8 +25,11 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 interface TrustEntry {
   agent: https.Agent;
+  cas: readonly string[];
   caFingerprints: string;
   refs: number;
+  /** Agents replaced by a merged one; destroyed when the entry goes. */
+  retired: https.Agent[];
 }
 
 const byOrigin = new Map<string, TrustEntry>();
@@ -114,6 +117,10 @@ function fingerprint(cas: readonly string[]): string {
   return createHash('sha256').update([...cas].sort().join('\n')).digest('hex');
 }
 
+function makeAgent(cas: readonly string[]): https.Agent {
+  return new https.Agent({ keepAlive: true, noDelay: true, ca: [...tls.rootCertificates, ...cas] });
+}
+
 /**
  * Trust registration for one issuer. Register the directory's origin, then the
  * origins of the URLs the directory lists (a CA may serve them elsewhere).
@@ -135,18 +142,19 @@ export class TrustHandle {
     const origin = originOf(url);
     if (!origin || this.#released || this.#origins.has(origin)) return;
     const existing = byOrigin.get(origin);
-    if (existing && existing.caFingerprints === this.#fingerprint) {
+    if (!existing) {
+      byOrigin.set(origin, { agent: makeAgent(this.#cas), cas: this.#cas, caFingerprints: this.#fingerprint, refs: 1, retired: [] });
+    } else if (existing.caFingerprints === this.#fingerprint) {
       existing.refs++;
-    } else if (existing) {
-      // Two issuers, same origin, different CA lists: trust the union rather than break one of them.
-      const merged = new https.Agent({ keepAlive: true, noDelay: true, ca: [...tls.rootCertificates, ...this.#cas, ...caList(existing)] });
-      existing.agent.destroy();
-      byOrigin.set(origin, { agent: merged, caFingerprints: `${existing.caFingerprints}+${this.#fingerprint}`, refs: existing.refs + 1 });
-      agentCas.set(merged, [...this.#cas, ...caList(existing)]);
     } else {
-      const agent = new https.Agent({ keepAlive: true, noDelay: true, ca: [...tls.rootCertificates, ...this.#cas] });
-      agentCas.set(agent, this.#cas);
-      byOrigin.set(origin, { agent, caFingerprints: this.#fingerprint, refs: 1 });
+      // Two issuers, same origin, different CA lists: trust the union rather than break one of them.
+      // The old agent may have requests in flight; it is destroyed with the entry.
+      const cas = [...new Set([...existing.cas, ...this.#cas])];
+      existing.retired.push(existing.agent);
+      existing.agent = makeAgent(cas);
+      existing.cas = cas;
+      existing.caFingerprints = fingerprint(cas);
+      existing.refs++;
     }
     this.#origins.add(origin);
   }
@@ -160,7 +168,7 @@ export class TrustHandle {
       if (!entry) continue;
       entry.refs--;
       if (entry.refs <= 0) {
-        entry.agent.destroy();
+        for (const agent of [entry.agent, ...entry.retired]) agent.destroy();
         byOrigin.delete(origin);
       }
     }
@@ -168,8 +176,7 @@ export class TrustHandle {
   }
 }
 
-const agentCas = new WeakMap<https.Agent, readonly string[]>();
-
-function caList(entry: TrustEntry): readonly string[] {
-  return agentCas.get(entry.agent) ?? [];
+/** Number of origins with a registered agent (for tests: close() must leave none behind). */
+export function registeredOriginCount(): number {
+  return byOrigin.size;
 }
