@@ -39,7 +39,7 @@ if (files.length === 0) {
 const concurrency = process.env.CERTKEEPER_TEST_CONCURRENCY ?? '2';
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${process.env.CERTKEEPER_TEST_TIMEOUT_MS ?? '240000'}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: { ...process.env, CERTKEEPER_TEST: '1' } },
 );
 process.exit(result.status ?? 1);

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
-import { shouldQueryAri } from './acme/ari.js';
+import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
 import type { CertKeeperOptions, IssuerSpec, ManageSettings, ResolvedChallenges, ResolvedConfig } from './config.js';
 import { resolveChallenges, resolveConfig, resolveKeyType, validateIssuer } from './config.js';
 import {
@@ -59,6 +59,8 @@ export const DEFAULT_LOAD_CONCURRENCY = 32;
 /** ARI problem types after which retrying the same order is pointless. */
 const FINAL_PROBLEMS = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'caa', 'externalAccountRequired']);
 const ARI_KEY_PREFIX = 'ari:';
+/** A freshly obtained certificate is not renewed again sooner than this (or a tenth of its lifetime, if shorter). */
+export const MIN_RENEWAL_INTERVAL_MS = 3_600_000;
 
 /** A manageSync/manageAsync entry: one name, or a group of names sharing one certificate. */
 export type ManageEntry = string | readonly string[];
@@ -106,6 +108,8 @@ interface ManagedRecord {
   backoff: BackoffState | undefined;
   /** An ACME problem that retrying will not fix; no automatic retries until renew(). */
   finalError: boolean;
+  /** When this process last obtained the served certificate. */
+  obtainedAt: number | undefined;
 }
 
 type ObtainOutcome = 'obtained' | 'adopted';
@@ -382,6 +386,7 @@ export class CertKeeper {
         ariWindow: undefined,
         backoff: undefined,
         finalError: false,
+        obtainedAt: undefined,
       });
     }
     return records;
@@ -459,7 +464,7 @@ export class CertKeeper {
         solvers,
         challengePreference: [...challenges.preference],
         logger: config.logger,
-        clock: config.clock,
+        // Protocol waits (polling, Retry-After) run on real time; the injected clock drives scheduling only.
       });
       this.#ownedIssuers.add(issuer);
       if (challenges === config.challenges) this.#acmeIssuers.set(cacheKey, issuer);
@@ -475,7 +480,6 @@ export class CertKeeper {
       solvers['dns-01'] = new Dns01Solver({
         provider: challenges.dns01.provider,
         propagation: challenges.dns01.propagation,
-        clock: this.#config.clock,
         logger: this.#config.logger,
       });
     }
@@ -570,7 +574,8 @@ export class CertKeeper {
 
   /** Serves a set: builds its context and swaps it in for the record's names. */
   #adopt(record: ManagedRecord, set: CertificateSet, source: 'storage' | 'obtained'): CertificateMaterial {
-    const material = buildMaterial(set.certPem, set.keyPem, { managed: true, now: this.#config.clock.now() });
+    // Expiry was checked by #usable; a notBefore seconds ahead of our clock (CA clock skew) must not refuse a fresh certificate.
+    const material = buildMaterial(set.certPem, set.keyPem, { managed: true, checkValidity: false });
     const previous = record.materialId;
     this.#adoptMeta(record, set.meta);
     record.certPem = set.certPem;
@@ -686,6 +691,7 @@ export class CertKeeper {
         this.#adopt(record, set, 'obtained');
         record.backoff = undefined;
         record.finalError = false;
+        record.obtainedAt = this.#config.clock.now();
         this.#scheduleNext(record);
         const payload = {
           names: [...record.names],
@@ -799,26 +805,31 @@ export class CertKeeper {
 
   // -------------------------------------------------------------- scheduling
 
+  /** Due time of a stored certificate, computed exactly as for a served one (same jitter seed), so both agree. */
   #dueAtFor(meta: CertificateMeta): number {
     const ari = meta.renewal?.ari;
-    return planRenewal({
-      notBefore: Date.parse(meta.notBefore),
-      notAfter: Date.parse(meta.notAfter),
-      ratio: this.#config.renewalWindowRatio,
-      random: () => 0.5,
-      ...(ari ? { ari: { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) }, ariSelectedTime: Date.parse(ari.selectedTime) } : {}),
-    }).dueAt;
+    return this.#plannedDueAt(
+      Date.parse(meta.notBefore),
+      Date.parse(meta.notAfter),
+      meta.serialNumber,
+      ari ? { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) } : undefined,
+      ari ? Date.parse(ari.selectedTime) : undefined,
+    );
   }
 
   #renewalDueAt(record: ManagedRecord): number | undefined {
     if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
+    return this.#plannedDueAt(record.notBefore, record.notAfter, record.serialNumber ?? record.certName, record.ariWindow, record.ariSelectedTime);
+  }
+
+  #plannedDueAt(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): number {
     return planRenewal({
-      notBefore: record.notBefore,
-      notAfter: record.notAfter,
+      notBefore,
+      notAfter,
       ratio: this.#config.renewalWindowRatio,
-      // Stable per certificate, so a restart keeps the same jittered time.
-      random: () => seededUnit(record.serialNumber ?? record.certName),
-      ...(record.ariWindow ? { ari: record.ariWindow, ariSelectedTime: record.ariSelectedTime } : {}),
+      // Jitter seeded by the serial: stable across restarts and across processes sharing storage.
+      random: () => seededUnit(seed),
+      ...(ari ? { ari, ariSelectedTime } : {}),
     }).dueAt;
   }
 
@@ -833,7 +844,12 @@ export class CertKeeper {
       this.#queue.unschedule(record.certName);
       return;
     }
-    const renewalAt = this.#renewalDueAt(record) ?? this.#config.clock.now();
+    let renewalAt = this.#renewalDueAt(record) ?? this.#config.clock.now();
+    if (record.obtainedAt !== undefined && record.notBefore !== undefined && record.notAfter !== undefined) {
+      // A certificate that is due the moment it arrives (CA clock skew, an ARI window in the past) must not renew in a loop.
+      const minimumAge = Math.min(MIN_RENEWAL_INTERVAL_MS, (record.notAfter - record.notBefore) / 10);
+      renewalAt = Math.max(renewalAt, record.obtainedAt + minimumAge);
+    }
     const dueAt = record.backoff !== undefined ? Math.max(record.backoff.nextAttemptAt, Math.min(renewalAt, record.backoff.nextAttemptAt)) : renewalAt;
     this.#queue.schedule(record.certName, dueAt);
   }
@@ -877,10 +893,14 @@ export class CertKeeper {
       info = await issuer.renewalInfo(certPem, this.#abort.signal);
     } catch (error) {
       this.#log.debug({ err: error, names: record.names }, 'ARI request failed');
-      this.#queue.schedule(ARI_KEY_PREFIX + record.certName, this.#config.clock.now() + 6 * 3_600_000);
+      this.#queue.schedule(ARI_KEY_PREFIX + record.certName, ariRetryAt(undefined, this.#config.clock.now()));
       return;
     }
-    if (info === undefined) return;
+    if (info === undefined) {
+      // No usable answer: keep the lifetime rule, ask again later.
+      this.#queue.schedule(ARI_KEY_PREFIX + record.certName, ariRetryAt(undefined, this.#config.clock.now()));
+      return;
+    }
     if (info.explanationUrl) this.#log.info({ names: record.names, explanationUrl: info.explanationUrl }, 'CA suggests a renewal window');
     const changed = record.ariWindow?.windowStart !== info.windowStart || record.ariWindow?.windowEnd !== info.windowEnd;
     record.ariWindow = { windowStart: info.windowStart, windowEnd: info.windowEnd };

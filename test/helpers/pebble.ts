@@ -174,9 +174,11 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
   };
 
   let stopped = false;
+  let placeholder: net.Server | undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    placeholder?.close();
     await Promise.all([pebble && killAndWait(pebble), chall && killAndWait(chall)]);
     await rm(dir, { recursive: true, force: true });
   };
@@ -206,14 +208,27 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
     async pause() {
       if (stopped) throw new Error('Pebble handle already stopped');
       if (pebble) await killAndWait(pebble);
+      // Hold the directory port while paused, so another test process cannot take it; connections are reset at once.
+      placeholder = await holdPort(Number(new URL(directoryUrl).port));
     },
     async resume() {
       if (stopped) throw new Error('Pebble handle already stopped');
+      await new Promise<void>((resolve) => (placeholder ? placeholder.close(() => resolve()) : resolve()));
+      placeholder = undefined;
       await startPebbleProcess();
     },
   };
   if (challtestsrv) handle.challtestsrv = challtestsrv;
   return handle;
+}
+
+/** Listens on 127.0.0.1:port and resets every connection. */
+function holdPort(port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => socket.resetAndDestroy());
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
 }
 
 function spawnTracked(bin: string, args: string[], env: NodeJS.ProcessEnv, onOutput: (text: string) => void): ChildProcess {

@@ -32,10 +32,11 @@ export function httpsGet(port: number, servername: string, ca: string | string[]
   return new Promise((resolve, reject) => {
     const req = https.get({ host: '127.0.0.1', port, servername, path, ca, headers: { host: servername }, ...(agent ? { agent } : { agent: false }) }, (res) => {
       const chunks: Buffer[] = [];
+      // Read now: a keep-alive socket is detached from the response once it ends.
+      const serialNumber = String((res.socket as tls.TLSSocket).getPeerCertificate().serialNumber ?? '').toUpperCase();
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const socket = res.socket as tls.TLSSocket;
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), serialNumber: String(socket.getPeerCertificate?.().serialNumber ?? '').toUpperCase() });
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), serialNumber });
       });
     });
     req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
