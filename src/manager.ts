@@ -16,6 +16,7 @@ import {
   CertKeeperError,
   ClosedError,
   InvalidOptionError,
+  LockLostError,
   ManageError,
   StorageNotFoundError,
   type NameFailure,
@@ -740,7 +741,8 @@ export class CertKeeper {
         if (heldLock !== undefined && hasLockLeaseCheck(this.#storage)) await this.#storage.assertLockHeld(heldLock);
         return await saveCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta: { ...meta, keyType: record.settings.keyType } });
       } catch (error) {
-        if (signal.aborted) throw error;
+        // Lost lease: another process owns this name now; asking the next issuer would only order a duplicate.
+        if (signal.aborted || error instanceof LockLostError) throw error;
         errors.push(error as Error);
         this.#log.warn({ err: error, names: record.names, issuer: issuer.key }, 'issuer failed');
       }
