@@ -96,6 +96,8 @@ export interface OnDemandOptions {
   rateLimit?: RateLimitOptions;
   /** Longest a handshake waits for an on-demand certificate (default 60 s). */
   timeoutMs?: number;
+  /** Longest the askUrl endpoint may take to answer before the name is denied (default 10 s). */
+  askTimeoutMs?: number;
 }
 
 /** An ACME CA to build with the keeper's solvers; unset fields come from the keeper's options. */
@@ -191,6 +193,7 @@ export interface ResolvedConfig {
         readonly askUrl: string | undefined;
         readonly rateLimit: Readonly<RateLimitOptions>;
         readonly timeoutMs: number;
+        readonly askTimeoutMs: number;
       }
     | false;
   readonly cacheCapacity: number;
@@ -396,6 +399,7 @@ function resolveOnDemand(value: OnDemandOptions | false | undefined): ResolvedCo
     askUrl,
     rateLimit: value.rateLimit === undefined ? DEFAULT_ON_DEMAND_RATE : resolveRateLimit(value.rateLimit, 'onDemand.rateLimit'),
     timeoutMs: positiveInteger(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
+    askTimeoutMs: positiveInteger(value.askTimeoutMs, 'onDemand.askTimeoutMs') ?? DEFAULT_ASK_TIMEOUT_MS,
   });
 }
 

@@ -611,7 +611,7 @@ export class CertKeeper {
     }
     const onDemand = this.#config.onDemand;
     if (onDemand === false) return undefined;
-    const decision = await decideOnDemand(name, { decide: onDemand.decide, askUrl: onDemand.askUrl });
+    const decision = await decideOnDemand(name, { decide: onDemand.decide, askUrl: onDemand.askUrl, askTimeoutMs: onDemand.askTimeoutMs });
     if (!decision.allowed) {
       this.#events.emit('on_demand_denied', { name, reason: decision.reason });
       this.#log.debug({ name, reason: decision.reason }, 'on-demand certificate denied');
