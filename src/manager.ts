@@ -468,6 +468,8 @@ export class CertKeeper {
         // Protocol waits (polling, Retry-After) run on real time; the injected clock drives scheduling only.
       });
       this.#ownedIssuers.add(issuer);
+      // A peer process sharing storage may start challenges this one must answer.
+      if (solvers['http-01']) this.#http01?.addIssuerKey(issuer.key);
       if (challenges === config.challenges) this.#acmeIssuers.set(cacheKey, issuer);
       return issuer;
     });

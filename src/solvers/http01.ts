@@ -344,6 +344,15 @@ export class Http01Solver implements Solver {
     }
   }
 
+  /**
+   * Look for challenge tokens of this issuer in storage too, so this process
+   * answers challenges that a peer sharing the storage started, before (or
+   * without) presenting any itself.
+   */
+  addIssuerKey(issuerKey: string): void {
+    this.#issuerKeys.add(issuerKey);
+  }
+
   /** Never open the standalone listener again: the user's own server answers through `responder`. */
   disableListener(): void {
     this.#listenerDisabled = true;

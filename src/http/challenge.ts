@@ -1,0 +1,63 @@
+/**
+ * Framework-neutral pieces shared by the HTTP adapters: where the challenge
+ * responder comes from, a cheap synchronous pre-check that keeps ordinary
+ * requests off the asynchronous path, and the HTTPS redirect.
+ *
+ * Adapters receive a responder (or something that has one, such as a
+ * CertKeeper), never the manager itself, so no framework reaches the core.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidOptionError } from '../errors.js';
+import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost } from '../solvers/http01.js';
+
+export { HTTP_CHALLENGE_PATH_PREFIX };
+
+/** Answers an ACME HTTP-01 request and resolves true, or resolves false having written nothing. */
+export interface ChallengeResponder {
+  respond(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+}
+
+/** A CertKeeper (anything exposing `httpChallengeResponder`) or a responder itself. */
+export type ChallengeResponderSource = ChallengeResponder | { readonly httpChallengeResponder: ChallengeResponder };
+
+export const DEFAULT_HTTPS_PORT = 443;
+
+/**
+ * The responder of a keeper or the responder given. Reading the keeper's
+ * responder tells it that a server of the user's answers challenges, so it
+ * stops opening its own HTTP-01 listener: done once, when the adapter is built.
+ */
+export function resolveResponder(source: ChallengeResponderSource, option = 'keeper'): ChallengeResponder {
+  if (typeof source !== 'object' || source === null) throw new InvalidOptionError(option, 'must be a CertKeeper or an HTTP challenge responder');
+  const responder = 'httpChallengeResponder' in source ? source.httpChallengeResponder : source;
+  if (typeof responder !== 'object' || responder === null || typeof responder.respond !== 'function') {
+    throw new InvalidOptionError(option, 'must be a CertKeeper or an HTTP challenge responder');
+  }
+  return responder;
+}
+
+/**
+ * True when the request could be a challenge request (GET or HEAD under the
+ * challenge path). Everything else goes straight to the application, with no
+ * promise or storage lookup in between.
+ */
+export function mayBeChallengeRequest(method: string | undefined, url: string | undefined): boolean {
+  return (method === 'GET' || method === 'HEAD') && url !== undefined && url.startsWith(HTTP_CHALLENGE_PATH_PREFIX);
+}
+
+/**
+ * Redirects to the same host and path over HTTPS with 308 (method and body
+ * kept). The host is rebuilt from its normalised form, not copied, and an
+ * unusable Host or a request target that is not a path gets 400.
+ */
+export function redirectToHttps(req: IncomingMessage, res: ServerResponse, httpsPort = DEFAULT_HTTPS_PORT): void {
+  const identifier = identifierFromHost(req.headers.host);
+  const path = req.url ?? '/';
+  if (identifier === undefined || !path.startsWith('/')) {
+    res.writeHead(400, { 'content-type': 'text/plain', 'content-length': 12, connection: 'close' }).end('Bad Request\n');
+    return;
+  }
+  const host = identifier.includes(':') ? `[${identifier}]` : identifier;
+  const port = httpsPort === DEFAULT_HTTPS_PORT ? '' : `:${httpsPort}`;
+  res.writeHead(308, { location: `https://${host}${port}${path}`, 'content-length': 0, connection: 'close' }).end();
+}
