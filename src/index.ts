@@ -1,5 +1,5 @@
 // Public API: re-exports only.
-export { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT } from './manager.js';
+export { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT, MIN_RENEWAL_INTERVAL_MS } from './manager.js';
 export type { CertificateStatus, ManageEntry, RenewOptions } from './manager.js';
 export * from './config.js';
 export * from './errors.js';
@@ -9,19 +9,40 @@ export { validateLogger, type Logger, type LogLevel } from './logger.js';
 export { parseIdentifier, normalizeName, normalizeServerName, type Identifier } from './names.js';
 
 export type * from './storage/types.js';
-export { FileStorage } from './storage/file.js';
-export { MemoryStorage } from './storage/memory.js';
-export { encryptPrivateKeys } from './storage/encryption.js';
-export type { CertificateMeta, CertificateSet } from './storage/certificates.js';
+export { FileStorage, DEFAULT_LOCK_STALE_MS, type FileStorageOptions } from './storage/file.js';
+export { MemoryStorage, MemoryBackend, type MemoryStorageOptions } from './storage/memory.js';
+export { encryptPrivateKeys, createKeyEncryptor, type KeyEncryptor } from './storage/encryption.js';
+export { LeaseLocks, resolveLeaseLockOptions, type LeaseBackend, type LeaseLockOptions } from './storage/lease-locks.js';
+export { validateKey, validatePrefix, validateLockName, joinKey } from './storage/keys.js';
+export {
+  loadCertificateSet,
+  saveCertificateSet,
+  listCertificateNames,
+  type CertificateMeta,
+  type CertificateSet,
+  type CertificateRef,
+} from './storage/certificates.js';
+export { checkStorageWritable } from './storage/check.js';
 
 export type * from './issuers/types.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme.js';
 export { InternalIssuer, type InternalIssuerOptions } from './issuers/internal.js';
 export { toPkcs12, type Pkcs12Options } from './issuers/pkcs12.js';
-export { DIRECTORY_PRESETS } from './acme/directories.js';
+export { createKeyAndCsr } from './acme/csr.js';
+export { DIRECTORY_PRESETS, resolveDirectoryUrl } from './acme/directories.js';
+export { DEFAULT_RETRY_POLICY } from './acme/retry.js';
 
 export type * from './solvers/types.js';
+export { Http01Solver, createHttpChallengeResponder } from './solvers/http01.js';
+export { TlsAlpn01Solver, TlsAlpnChallengeStore } from './solvers/tls-alpn01.js';
+export { Dns01Solver } from './solvers/dns01.js';
 export type * from './dns/types.js';
-export { Rfc2136Provider } from './dns/rfc2136.js';
-export { PowerDnsProvider } from './dns/powerdns.js';
-export { ExecDnsProvider } from './dns/exec.js';
+export { Rfc2136Provider, type Rfc2136Options } from './dns/rfc2136.js';
+export { PowerDnsProvider, type PowerDnsOptions } from './dns/powerdns.js';
+export { ExecDnsProvider, type ExecDnsOptions } from './dns/exec.js';
+export { ChalltestsrvDnsProvider } from './dns/challtestsrv.js';
+export { parseTsigKeyFile } from './dns/tsig.js';
+
+export { ContextCache, type ContextCacheOptions, type ContextCacheStats } from './tls/context-cache.js';
+export { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
+export { buildTlsOptions, attachServer } from './tls/tls-options.js';
