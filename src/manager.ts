@@ -51,7 +51,9 @@ import { certificateKeys, certificateLockName } from './storage/layout.js';
 import { hasLockLeaseCheck, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
-import { buildTlsOptions } from './tls/tls-options.js';
+import { buildTlsOptions, attachServer } from './tls/tls-options.js';
+import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
+import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
 
 /** Above this many names in one call, stored certificates are read as sidecars only and loaded on their first handshake. */
 export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
@@ -122,6 +124,8 @@ export class CertKeeper {
   readonly #storage: Storage;
   readonly #ownsStorage: boolean;
   readonly #cache: ContextCache;
+  readonly #unmanaged: UnmanagedCertificates;
+  readonly #clientCas: ClientCaBundles;
   readonly #queue: DueQueue<string>;
   readonly #orders: Semaphore;
   readonly #inflight = new Singleflight<string, ObtainOutcome>();
@@ -157,6 +161,9 @@ export class CertKeeper {
       logger: config.logger.child({ component: 'tls' }),
       clock: config.clock,
     });
+    const reloadDeps = { cache: this.#cache, events: this.#events, logger: config.logger, clock: config.clock };
+    this.#unmanaged = new UnmanagedCertificates({ ...reloadDeps, defaultServerName: config.defaultServerName });
+    this.#clientCas = new ClientCaBundles(reloadDeps);
     this.#queue = new DueQueue<string>({
       clock: config.clock,
       onDue: (key) => this.#onDue(key),
@@ -254,15 +261,42 @@ export class CertKeeper {
     const [record] = this.#prepare([names], settings);
     if (!record) throw new InvalidOptionError('names', 'must name at least one identifier');
     const signal = settings?.signal ? AbortSignal.any([settings.signal, this.#abort.signal]) : this.#abort.signal;
-    return this.#track(this.#issueAndStore(record, signal, undefined));
+    return this.#track(this.#withCertificateLock(record, signal, (lockName) => this.#issueAndStore(record, signal, lockName)));
   }
 
   /** Server options for tls.createServer, https.createServer and http2.createSecureServer, merged with yours. */
-  tlsOptions(userOptions: tls.TlsOptions = {}): tls.TlsOptions {
-    return buildTlsOptions(this.#cache, userOptions, {
+  tlsOptions(userOptions: TlsOptionsWithClientCa = {}): tls.TlsOptions {
+    // clientCA: a watched client-CA bundle, handed to the cache as its `ca` (see tls/client-ca.ts).
+    return buildTlsOptions(this.#cache, this.#clientCas.apply(userOptions), {
       alpnChallenges: this.#tlsAlpn01.store,
       logger: this.#config.logger.child({ component: 'tls' }),
     });
+  }
+
+  /**
+   * Serves a certificate issued elsewhere (certbot, a Kubernetes secret...)
+   * from files, reloaded when they change (unless `watch: false`); never
+   * renewed here. Rejects with ERR_CERTIFICATE_FILE or ERR_CERTIFICATE_INVALID.
+   */
+  loadCertificateFiles(options: LoadCertificateFilesOptions): Promise<UnmanagedHandle> {
+    this.#assertOpen();
+    return this.#track(this.#unmanaged.loadFiles(options));
+  }
+
+  /** Serves a certificate given in memory (PEM); never renewed here. */
+  loadCertificatePem(options: LoadCertificatePemOptions): UnmanagedHandle {
+    this.#assertOpen();
+    return this.#unmanaged.loadPem(options);
+  }
+
+  /**
+   * Keeps a server's own context (used by clients that send no SNI) in step
+   * with reloaded default certificates and client-CA bundles. Pass the same
+   * options given to tlsOptions(). Returns a function that detaches.
+   */
+  attachServer(server: tls.Server, userOptions: TlsOptionsWithClientCa = {}): () => void {
+    const { clientCA: _clientCA, ...rest } = userOptions;
+    return attachServer(server, this.#cache, rest);
   }
 
   /**
@@ -659,61 +693,70 @@ export class CertKeeper {
     );
   }
 
-  async #obtainLocked(record: ManagedRecord, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+  /** Runs `fn` holding the certificate's storage lock: every write of a certificate set happens under it. */
+  async #withCertificateLock<T>(record: ManagedRecord, signal: AbortSignal, fn: (lockName: string) => Promise<T>): Promise<T> {
     const lockName = certificateLockName(record.certName);
-    const servedSerial = record.serialNumber;
     await this.#storage.lock(lockName, { signal });
     try {
-      // Another process may have obtained or renewed it while we waited for the lock.
-      for (const issuer of record.settings.issuers) {
-        const set = await this.#readSet(issuer.key, record.certName);
-        if (!set || !this.#usable(set.meta, record)) continue;
-        const renewedElsewhere = servedSerial !== undefined && set.meta.serialNumber !== servedSerial;
-        const due = this.#dueAtFor(set.meta) <= this.#config.clock.now();
-        if (renewedElsewhere || (!force && !due) || (servedSerial === undefined && !due)) {
-          this.#adopt(record, set, 'storage');
-          this.#scheduleNext(record);
-          return 'adopted';
-        }
-        break;
-      }
-
-      let vetoReason: string | undefined;
-      this.#events.emit('cert_obtaining', {
-        names: [...record.names],
-        issuer: record.settings.issuers[0]?.key,
-        renewal,
-        veto: (reason: string) => {
-          vetoReason = reason;
-        },
-      });
-      if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
-
-      try {
-        const set = await this.#issueAndStore(record, signal, lockName);
-        this.#adopt(record, set, 'obtained');
-        record.backoff = undefined;
-        record.finalError = false;
-        record.obtainedAt = this.#config.clock.now();
-        this.#scheduleNext(record);
-        const payload = {
-          names: [...record.names],
-          issuer: set.meta.issuerKey,
-          renewal,
-          notBefore: new Date(set.meta.notBefore),
-          notAfter: new Date(set.meta.notAfter),
-          serialNumber: set.meta.serialNumber,
-        };
-        this.#events.emit('cert_obtained', payload);
-        if (renewal) this.#events.emit('cert_renewed', payload);
-        this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
-        return 'obtained';
-      } catch (error) {
-        await this.#recordFailure(record, error, renewal);
-        throw error;
-      }
+      return await fn(lockName);
     } finally {
       await this.#storage.unlock(lockName).catch((error: unknown) => this.#log.warn({ err: error, lock: lockName }, 'could not release lock'));
+    }
+  }
+
+  #obtainLocked(record: ManagedRecord, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    return this.#withCertificateLock(record, options.signal, (lockName) => this.#obtainHoldingLock(record, lockName, options));
+  }
+
+  async #obtainHoldingLock(record: ManagedRecord, lockName: string, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    const servedSerial = record.serialNumber;
+    // Another process may have obtained or renewed it while we waited for the lock.
+    for (const issuer of record.settings.issuers) {
+      const set = await this.#readSet(issuer.key, record.certName);
+      if (!set || !this.#usable(set.meta, record)) continue;
+      const renewedElsewhere = servedSerial !== undefined && set.meta.serialNumber !== servedSerial;
+      const due = this.#dueAtFor(set.meta) <= this.#config.clock.now();
+      if (renewedElsewhere || (!force && !due) || (servedSerial === undefined && !due)) {
+        this.#adopt(record, set, 'storage');
+        this.#scheduleNext(record);
+        return 'adopted';
+      }
+      break;
+    }
+
+    let vetoReason: string | undefined;
+    this.#events.emit('cert_obtaining', {
+      names: [...record.names],
+      issuer: record.settings.issuers[0]?.key,
+      renewal,
+      veto: (reason: string) => {
+        vetoReason = reason;
+      },
+    });
+    if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
+
+    try {
+      const set = await this.#issueAndStore(record, signal, lockName);
+      this.#adopt(record, set, 'obtained');
+      record.backoff = undefined;
+      record.finalError = false;
+      record.obtainedAt = this.#config.clock.now();
+      this.#scheduleNext(record);
+      const payload = {
+        names: [...record.names],
+        issuer: set.meta.issuerKey,
+        renewal,
+        notBefore: new Date(set.meta.notBefore),
+        notAfter: new Date(set.meta.notAfter),
+        serialNumber: set.meta.serialNumber,
+      };
+      this.#events.emit('cert_obtained', payload);
+      if (renewal) this.#events.emit('cert_renewed', payload);
+      this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
+      return 'obtained';
+    } catch (error) {
+      await this.#recordFailure(record, error, renewal);
+      throw error;
     }
   }
 
@@ -980,6 +1023,8 @@ export class CertKeeper {
 
   async #doClose(): Promise<void> {
     this.#abort.abort(new ClosedError());
+    this.#unmanaged.close();
+    this.#clientCas.close();
     this.#queue.close();
     this.#orders.close();
     for (const limiter of this.#limiters.values()) limiter.close();
