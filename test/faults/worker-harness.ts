@@ -1,0 +1,99 @@
+/**
+ * Test side of fixtures/keeper-worker.ts: spawns a worker, collects its JSON
+ * reports, and kills it (SIGKILL on request, and always on process exit).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KeeperWorkerConfig } from './fixtures/keeper-worker.js';
+
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'keeper-worker.ts');
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export interface WorkerReport {
+  event: string;
+  [field: string]: unknown;
+}
+
+export class KeeperWorker {
+  readonly child: ChildProcess;
+  readonly reports: WorkerReport[] = [];
+  readonly exited: Promise<void>;
+  stderr = '';
+  #waiters = new Set<() => void>();
+
+  constructor(config: KeeperWorkerConfig) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', SCRIPT], {
+      env: { ...process.env, CERTKEEPER_KEEPER_WORKER: JSON.stringify(config) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    live.add(this.child);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', () => {
+        live.delete(this.child);
+        this.#notify();
+        resolve();
+      });
+    });
+    let buffered = '';
+    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      buffered += text;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        try {
+          this.reports.push(JSON.parse(line) as WorkerReport);
+        } catch {
+          this.stderr += `(stdout) ${line}\n`;
+        }
+      }
+      this.#notify();
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      this.stderr += text;
+    });
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+
+  /** Resolves with the first report of this event; rejects if the worker exits or reports an error first. */
+  waitFor(event: string, timeoutMs = 60_000): Promise<WorkerReport> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = this.reports.find((r) => r.event === event);
+        const failed = this.reports.find((r) => r.event === 'error');
+        if (found) done(() => resolve(found));
+        else if (failed) done(() => reject(new Error(`worker failed: ${String(failed.message)}\n${this.stderr}`)));
+        else if (this.child.exitCode !== null || this.child.signalCode !== null) done(() => reject(new Error(`worker exited before "${event}"\n${this.stderr}`)));
+      };
+      const timer = setTimeout(() => done(() => reject(new Error(`no "${event}" from the worker in ${timeoutMs} ms\n${this.stderr}`))), timeoutMs);
+      const done = (fn: () => void): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        fn();
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    await this.exited;
+  }
+
+  /** Clean stop: SIGTERM (the worker closes its keeper), SIGKILL after 10 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    this.child.kill('SIGTERM');
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
