@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ERR_CLOSED: 'The object has been closed.',
   ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
   ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
+  ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -317,5 +318,16 @@ export function printable(input: unknown, max = 80): string {
 export class NoCertificateError extends CertKeeperError {
   constructor(servername: string) {
     super('ERR_NO_CERTIFICATE', `No certificate for server name ${JSON.stringify(printable(servername))}`);
+  }
+}
+
+export class CertificateFileError extends CertKeeperError {
+  readonly path: string;
+  /** The system error code (ENOENT, EACCES...), when there is one. */
+  readonly errno: string | undefined;
+  constructor(path: string, errno: string | undefined, options?: CertKeeperErrorOptions) {
+    super('ERR_CERTIFICATE_FILE', `Cannot read ${JSON.stringify(printable(path, 200))}${errno ? ` (${errno})` : ''}`, options);
+    this.path = path;
+    this.errno = errno;
   }
 }

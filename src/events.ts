@@ -39,11 +39,47 @@ export interface OnDemandDeniedEvent {
   name: string;
   reason: string;
 }
+/** Why a reload of an unmanaged certificate or a client-CA bundle was refused. */
+export type ReloadFailureReason =
+  | 'unreadable'
+  | 'certificate_malformed'
+  | 'key_malformed'
+  | 'key_mismatch'
+  | 'passphrase'
+  | 'chain_order'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'no_names'
+  | 'not_ca'
+  | 'invalid';
 export interface CertReloadFailedEvent {
+  /** Names the previous (still served) certificate covers; empty for a client-CA bundle. */
   names: string[];
   certFile?: string | undefined;
   keyFile?: string | undefined;
+  /** The client-CA bundle file, when a bundle reload failed. */
+  caFile?: string | undefined;
+  /** Machine-readable cause; `error` holds the typed error (ERR_CERTIFICATE_INVALID or ERR_CERTIFICATE_FILE). */
+  reason?: ReloadFailureReason | undefined;
   error: Error;
+}
+/** A reloaded unmanaged certificate covers other names than the one it replaced (it is served anyway). */
+export interface CertNamesChangedEvent {
+  /** Names of the new certificate. */
+  names: string[];
+  previousNames: string[];
+  added: string[];
+  removed: string[];
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+/** A client-CA bundle was loaded or reloaded; new handshakes verify client certificates against it. */
+export interface ClientCaLoadedEvent {
+  file: string;
+  /** CA certificates in the bundle. */
+  certificates: number;
+  /** Subjects of those certificates (one line each). */
+  subjects: string[];
 }
 export interface CertExpiringEvent {
   names: string[];
@@ -63,6 +99,8 @@ export interface CertKeeperEvents {
   on_demand_denied: OnDemandDeniedEvent;
   cert_reload_failed: CertReloadFailedEvent;
   cert_expiring: CertExpiringEvent;
+  cert_names_changed: CertNamesChangedEvent;
+  client_ca_loaded: ClientCaLoadedEvent;
 }
 
 export type EventName = keyof CertKeeperEvents;
