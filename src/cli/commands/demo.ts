@@ -1,0 +1,42 @@
+import { Option, type Command } from 'commander';
+import { InvalidOptionError } from '../../errors.js';
+import { startDemo } from '../demo.js';
+import { formatDate } from '../format.js';
+import { writeLine } from '../io.js';
+import { DEFAULT_DEMO_PORT, defaultDemoStorageRoot } from '../settings.js';
+import { commandOf, type Registry } from './index.js';
+
+export function registerDemo(program: Command, registry: Registry): void {
+  program
+    .command('demo')
+    .description('serve https://localhost:8443 with a certificate from the internal CA (no network, no root); Ctrl-C stops it')
+    .addOption(new Option('--port <port>', 'HTTPS port on 127.0.0.1 and ::1').default(String(DEFAULT_DEMO_PORT)))
+    .addHelpText('after', '\nStorage defaults to $XDG_DATA_HOME/certkeeper-demo (~/.local/share/certkeeper-demo); --storage overrides it.')
+    .action(async (...args: unknown[]) => {
+      const command = commandOf(args);
+      const { io, settings, logger } = registry.contextFor(command, { storage: defaultDemoStorageRoot(registry.io.env) });
+      const portText = command.opts<{ port: string }>().port;
+      const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
+      if (!Number.isInteger(port) || port > 65_535) throw new InvalidOptionError('--port', 'must be a port number');
+      if (io.signal.aborted) return registry.finish(0);
+      const demo = await startDemo({
+        port,
+        storageRoot: settings.storage,
+        logger,
+        onRenewed: (notAfter) => writeLine(io.stdout, `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
+      });
+      writeLine(io.stdout, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
+      writeLine(io.stdout, `Certificate for localhost and 127.0.0.1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
+      writeLine(io.stdout, `Root certificate: ${demo.rootCertificatePath}`);
+      writeLine(io.stdout, 'Verify it with:');
+      writeLine(io.stdout, `  ${demo.curlCommand}`);
+      writeLine(io.stdout, 'Press Ctrl-C to stop.');
+      await new Promise<void>((resolve) => {
+        if (io.signal.aborted) resolve();
+        else io.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      await demo.close();
+      writeLine(io.stdout, 'certkeeper demo: stopped');
+      registry.finish(0);
+    });
+}

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { CertKeeper } from '../../manager.js';
+import { formatDate } from '../format.js';
+import { keeperOptions, openStorage } from '../keeper.js';
+import { Progress } from '../progress.js';
+import { commandOf, type Registry } from './index.js';
+
+export function registerObtain(program: Command, registry: Registry): void {
+  program
+    .command('obtain')
+    .description('obtain a new certificate now for each name (or one for all names with --together) and store it')
+    .argument('<names...>', 'domain names, wildcards (*.example.com, needs DNS-01) or IP addresses')
+    .option('--together', 'one certificate covering all the names, instead of one per name')
+    .action(async (...args: unknown[]) => {
+      const names = args[0] as string[];
+      const command = commandOf(args);
+      const { io, settings, logger } = registry.contextFor(command);
+      const entries: (string | string[])[] = command.opts<{ together?: boolean }>().together ? [names] : names;
+      const storage = openStorage(settings, logger);
+      const keeper = new CertKeeper(keeperOptions(settings, storage, logger));
+      const progress = new Progress(io.stdout, 'obtaining');
+      let failed = 0;
+      try {
+        await Promise.all(
+          entries.map(async (entry) => {
+            const label = Array.isArray(entry) ? entry.join(', ') : entry;
+            progress.start(label);
+            try {
+              const set = await keeper.obtain(entry, { signal: io.signal });
+              progress.done(label, `obtained from ${set.meta.issuerKey}, valid until ${formatDate(new Date(set.meta.notAfter))}`);
+            } catch (error) {
+              failed++;
+              progress.fail(label, error);
+            }
+          }),
+        );
+      } finally {
+        await keeper.close();
+        await storage.close();
+      }
+      registry.finish(failed > 0 ? 1 : 0);
+    });
+}

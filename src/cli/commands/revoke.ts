@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { InvalidOptionError } from '../../errors.js';
+import { AcmeIssuer } from '../../issuers/acme.js';
+import type { RevocationReason } from '../../issuers/types.js';
+import { loadCertificateSet } from '../../storage/certificates.js';
+import { certificateKeys, certificateLockName } from '../../storage/layout.js';
+import { findStoredCertificates } from '../inventory.js';
+import { caCertificates, configuredIssuerKey, directoryUrl, openStorage } from '../keeper.js';
+import { commandOf, type Registry } from './index.js';
+
+/** RFC 5280 CRLReason codes ACME accepts (RFC 8555 section 7.6), by name. */
+export const REVOCATION_REASON_NAMES: Readonly<Record<string, RevocationReason>> = {
+  unspecified: 0,
+  keyCompromise: 1,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  privilegeWithdrawn: 9,
+};
+
+export function parseRevocationReason(value: string): RevocationReason {
+  if (/^\d+$/.test(value)) {
+    const code = Number(value);
+    if ((Object.values(REVOCATION_REASON_NAMES) as number[]).includes(code)) return code as RevocationReason;
+  } else {
+    const byName = Object.entries(REVOCATION_REASON_NAMES).find(([name]) => name.toLowerCase() === value.toLowerCase());
+    if (byName) return byName[1];
+  }
+  const allowed = Object.entries(REVOCATION_REASON_NAMES).map(([name, code]) => `${code}/${name}`).join(', ');
+  throw new InvalidOptionError('--reason', `must be one of ${allowed}`);
+}
+
+export function registerRevoke(program: Command, registry: Registry): void {
+  program
+    .command('revoke')
+    .description('revoke the stored certificate covering <name> at its ACME CA, then delete it from storage')
+    .argument('<name>', 'a name the certificate covers')
+    .option('--reason <code|name>', 'unspecified (0, default), keyCompromise (1), affiliationChanged (3), superseded (4), cessationOfOperation (5), privilegeWithdrawn (9)', 'unspecified')
+    .action(async (...args: unknown[]) => {
+      const name = args[0] as string;
+      const command = commandOf(args);
+      const { io, settings, logger } = registry.contextFor(command);
+      const reason = parseRevocationReason(command.opts<{ reason: string }>().reason);
+      if (settings.issuer === 'internal') throw new InvalidOptionError('--issuer', 'the internal CA publishes no revocation; revoke works with an ACME CA');
+      const storage = openStorage(settings, logger);
+      const issuer = new AcmeIssuer({
+        directoryUrl: directoryUrl(settings),
+        caCertificates: caCertificates(settings),
+        agreeToTerms: settings.agreeToTerms,
+        ...(settings.email !== undefined ? { email: settings.email } : {}),
+        storage,
+        solvers: {},
+        logger,
+      });
+      try {
+        const [found] = await findStoredCertificates(storage, name, { now: Date.now(), issuerKey: issuer.key });
+        if (!found) throw new InvalidOptionError('name', `no stored certificate of ${configuredIssuerKey(settings)} covers ${name}`);
+        const lock = certificateLockName(found.certName);
+        await storage.lock(lock, { signal: io.signal });
+        try {
+          const set = await loadCertificateSet(storage, found.issuer, found.certName);
+          await issuer.revoke(set.certPem, reason, io.signal);
+          // A revoked certificate must not be served again: a keeper finding nothing stored obtains a new one.
+          await storage.delete(certificateKeys(found.issuer, found.certName).prefix);
+        } finally {
+          await storage.unlock(lock);
+        }
+        io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
+      } finally {
+        await issuer.close();
+        await storage.close();
+      }
+      registry.finish(0);
+    });
+}

@@ -1,0 +1,55 @@
+/** Turns CLI settings into library objects: storage, keeper options, the configured issuer's storage key. */
+import { readFileSync } from 'node:fs';
+import { resolveDirectoryUrl } from '../acme/directories.js';
+import type { CertKeeperOptions } from '../config.js';
+import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
+import type { Logger } from '../logger.js';
+import { FileStorage } from '../storage/file.js';
+import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
+import type { CliSettings } from './settings.js';
+
+export function openStorage(settings: CliSettings, logger: Logger): FileStorage {
+  return new FileStorage({ root: settings.storage, logger });
+}
+
+/** PEM text of `--ca-root`, read once. */
+export function caCertificates(settings: CliSettings): string[] {
+  if (settings.caRoot === undefined) return [];
+  let pem: string;
+  try {
+    pem = readFileSync(settings.caRoot, 'utf8');
+  } catch (error) {
+    throw new InvalidOptionError('--ca-root', `cannot read ${settings.caRoot}: ${(error as Error).message}`, { cause: error });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidOptionError('--ca-root', `${settings.caRoot} holds no PEM certificate`);
+  return [pem];
+}
+
+/** The ACME directory URL of `--ca` (a preset name or an https URL). */
+export function directoryUrl(settings: CliSettings): string {
+  return resolveDirectoryUrl(settings.ca, '--ca');
+}
+
+/** The storage folder name of the configured issuer (certificates/<issuer key>/...). */
+export function configuredIssuerKey(settings: CliSettings): string {
+  return settings.issuer === 'internal' ? `internal-${DEFAULT_INTERNAL_CA_NAME}` : issuerKeyFromDirectoryUrl(directoryUrl(settings));
+}
+
+/** Options for a CertKeeper doing one CLI command: the CLI has no server, so it opens its own challenge listeners. */
+export function keeperOptions(settings: CliSettings, storage: FileStorage, logger: Logger): CertKeeperOptions {
+  return {
+    storage,
+    logger,
+    ca: settings.ca,
+    caCertificates: caCertificates(settings),
+    agreeToTerms: settings.agreeToTerms,
+    ...(settings.email !== undefined ? { email: settings.email } : {}),
+    ...(settings.keyType !== undefined ? { keyType: settings.keyType } : {}),
+    ...(settings.issuer === 'internal' ? { issuers: [{ type: 'internal' as const }] } : {}),
+    challenges: {
+      http01: { port: settings.httpPort, host: settings.httpHost, listener: true },
+      tlsAlpn01: { port: settings.tlsAlpnPort, host: settings.tlsAlpnHost, listener: true },
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * The `certkeeper` command line: commander parses, each command calls the
+ * library and formats the result. Exit codes: 0 success, 1 failure, 2 usage
+ * (unknown command or option, bad value, missing argument).
+ */
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { CertKeeperError, InvalidNameError, InvalidOptionError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { cliLogger, type CliIo } from './io.js';
+import { errorText } from './progress.js';
+import { CONFIG_ENV, readConfigFile, resolveCliSettings, type CliSettings, type SettingsInput } from './settings.js';
+import { registerCommands } from './commands/index.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** What every command gets: resolved settings, a logger on stderr, and the run's streams and stop signal. */
+export interface CommandContext {
+  io: CliIo;
+  settings: CliSettings;
+  logger: Logger;
+}
+
+/** A command's action: returns its exit code (a failure it has already reported) or throws. */
+export type CommandAction<A extends unknown[]> = (context: CommandContext, ...args: A) => Promise<number>;
+
+/** A failure the command already printed; only its exit code is left to apply. */
+export class ReportedFailure extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
+const GLOBAL_FLAGS: Record<string, keyof CliSettings> = {
+  storage: 'storage',
+  issuer: 'issuer',
+  ca: 'ca',
+  email: 'email',
+  agreeToTerms: 'agreeToTerms',
+  caRoot: 'caRoot',
+  httpPort: 'httpPort',
+  httpHost: 'httpHost',
+  tlsAlpnPort: 'tlsAlpnPort',
+  tlsAlpnHost: 'tlsAlpnHost',
+  keyType: 'keyType',
+  resolver: 'resolver',
+  logLevel: 'logLevel',
+};
+
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command('certkeeper');
+  program
+    .description('Obtain, renew, inspect and export TLS certificates (ACME or the internal CA).')
+    .version(packageVersion(), '-V, --version')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .option('--config <file>', `JSON config file with any of the settings below (env ${CONFIG_ENV})`)
+    .option('--storage <dir>', 'storage directory (env CERTKEEPER_STORAGE; default $XDG_DATA_HOME/certkeeper)')
+    .addOption(new Option('--issuer <type>', 'acme or internal (env CERTKEEPER_ISSUER; default acme)').choices(['acme', 'internal']))
+    .option('--ca <url|preset>', 'ACME directory URL or letsencrypt, letsencrypt-staging, zerossl, google, google-staging (env CERTKEEPER_CA)')
+    .option('--email <address>', 'ACME account contact (env CERTKEEPER_EMAIL)')
+    .option('--agree-to-terms', "accept the CA's terms of service (env CERTKEEPER_AGREE_TO_TERMS=1)")
+    .option('--ca-root <file>', "PEM file to trust for the CA's own HTTPS (env CERTKEEPER_CA_ROOT)")
+    .option('--http-port <port>', 'port of the HTTP-01 listener (env CERTKEEPER_HTTP_PORT; default 80)')
+    .option('--http-host <address>', 'address of the HTTP-01 listener (env CERTKEEPER_HTTP_HOST; default all)')
+    .option('--tls-alpn-port <port>', 'port of the TLS-ALPN-01 listener (env CERTKEEPER_TLS_ALPN_PORT; default 443)')
+    .option('--tls-alpn-host <address>', 'address of the TLS-ALPN-01 listener (env CERTKEEPER_TLS_ALPN_HOST)')
+    .option('--key-type <type>', 'ecdsa-p256 (default), ecdsa-p384, rsa2048, rsa3072, rsa4096 (env CERTKEEPER_KEY_TYPE)')
+    .option('--resolver <host:port>', 'DNS server for doctor lookups (env CERTKEEPER_RESOLVER; default the system resolvers)')
+    .option('--log-level <level>', 'log level on stderr: trace, debug, info, warn (default), error, silent (env CERTKEEPER_LOG_LEVEL)')
+    .addHelpText('after', '\nExit codes: 0 success, 1 failure, 2 usage error.\nPrecedence: flags > CERTKEEPER_* environment > --config file > defaults.');
+
+  const contextFor = (command: Command, defaults: { storage?: string } = {}): CommandContext => {
+    const opts = command.optsWithGlobals<Record<string, unknown>>();
+    const flags: SettingsInput = {};
+    for (const [flag, key] of Object.entries(GLOBAL_FLAGS)) {
+      if (opts[flag] !== undefined) (flags as Record<string, unknown>)[key] = opts[flag];
+    }
+    const configPath = (opts.config as string | undefined) ?? (io.env[CONFIG_ENV] || undefined);
+    const absoluteConfig = configPath !== undefined ? resolve(io.cwd, configPath) : undefined;
+    const settings = resolveCliSettings(
+      {
+        flags,
+        env: io.env,
+        file: absoluteConfig !== undefined ? readConfigFile(absoluteConfig) : undefined,
+        fileDir: absoluteConfig !== undefined ? dirname(absoluteConfig) : undefined,
+        cwd: io.cwd,
+      },
+      defaults,
+    );
+    return { io, settings, logger: cliLogger(settings.logLevel, io.stderr) };
+  };
+
+  registerCommands(program, {
+    io,
+    contextFor,
+    finish: (code) => setExitCode(code),
+  });
+  return program;
+}
+
+/** Runs one command line; resolves with the exit code. Never throws. */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return EXIT_OK;
+      // commander has printed its message; any parse problem is a usage error.
+      return EXIT_USAGE;
+    }
+    if (error instanceof ReportedFailure) return error.exitCode;
+    if (error instanceof InvalidOptionError || error instanceof InvalidNameError) {
+      io.stderr.write(`certkeeper: ${error.message}\n(run with --help for usage)\n`);
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`certkeeper: ${errorText(error)}\n`);
+    if (!(error instanceof CertKeeperError) && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function packageVersion(): string {
+  // src/cli/ and dist/cli/ are both two levels below the package root.
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+}

@@ -1,0 +1,184 @@
+/**
+ * The CLI's settings, taken from three sources in this order of precedence:
+ * command-line flags, then CERTKEEPER_* environment variables, then an
+ * optional JSON config file (`--config` or CERTKEEPER_CONFIG). Resolution is
+ * a pure function so the precedence rule is tested without a process.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { InvalidOptionError } from '../errors.js';
+import type { KeyType } from '../issuers/types.js';
+import { KEY_TYPES } from '../issuers/types.js';
+import type { LogLevel } from '../logger.js';
+
+export const DEFAULT_CLI_CA = 'letsencrypt';
+export const DEFAULT_CLI_HTTP_PORT = 80;
+export const DEFAULT_CLI_TLS_ALPN_PORT = 443;
+export const DEFAULT_CLI_LOG_LEVEL: LogLevel = 'warn';
+export const DEFAULT_DEMO_PORT = 8443;
+
+export type CliIssuer = 'acme' | 'internal';
+
+/** Every setting a command may use; each one can come from a flag, the environment or the config file. */
+export interface CliSettings {
+  readonly storage: string;
+  readonly issuer: CliIssuer;
+  readonly ca: string;
+  readonly email: string | undefined;
+  readonly agreeToTerms: boolean;
+  /** PEM file trusted for the CA's own HTTPS (a private ACME server). */
+  readonly caRoot: string | undefined;
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly tlsAlpnPort: number;
+  readonly tlsAlpnHost: string;
+  readonly keyType: KeyType | undefined;
+  /** DNS server (host:port) for doctor's A/AAAA/CAA lookups; default the system's resolvers. */
+  readonly resolver: string | undefined;
+  readonly logLevel: LogLevel;
+}
+
+/** Raw values as a source gives them (strings from flags and env, any JSON type from the file). */
+export type SettingsInput = { [K in keyof CliSettings]?: unknown };
+
+interface SettingSpec {
+  env: string;
+  flag: string;
+  parse: (value: unknown, from: string) => unknown;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
+  storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: nonEmptyString },
+  issuer: { env: 'CERTKEEPER_ISSUER', flag: '--issuer', parse: (v, from) => oneOf(v, from, ['acme', 'internal']) },
+  ca: { env: 'CERTKEEPER_CA', flag: '--ca', parse: nonEmptyString },
+  email: { env: 'CERTKEEPER_EMAIL', flag: '--email', parse: nonEmptyString },
+  agreeToTerms: { env: 'CERTKEEPER_AGREE_TO_TERMS', flag: '--agree-to-terms', parse: booleanValue },
+  caRoot: { env: 'CERTKEEPER_CA_ROOT', flag: '--ca-root', parse: nonEmptyString },
+  httpPort: { env: 'CERTKEEPER_HTTP_PORT', flag: '--http-port', parse: portValue },
+  httpHost: { env: 'CERTKEEPER_HTTP_HOST', flag: '--http-host', parse: stringValue },
+  tlsAlpnPort: { env: 'CERTKEEPER_TLS_ALPN_PORT', flag: '--tls-alpn-port', parse: portValue },
+  tlsAlpnHost: { env: 'CERTKEEPER_TLS_ALPN_HOST', flag: '--tls-alpn-host', parse: stringValue },
+  keyType: { env: 'CERTKEEPER_KEY_TYPE', flag: '--key-type', parse: (v, from) => oneOf(v, from, KEY_TYPES) },
+  resolver: { env: 'CERTKEEPER_RESOLVER', flag: '--resolver', parse: nonEmptyString },
+  logLevel: { env: 'CERTKEEPER_LOG_LEVEL', flag: '--log-level', parse: (v, from) => oneOf(v, from, LOG_LEVELS) },
+};
+
+export const CONFIG_ENV = 'CERTKEEPER_CONFIG';
+
+export interface SettingsSources {
+  flags: SettingsInput;
+  env: NodeJS.ProcessEnv;
+  /** Parsed JSON config file, if any. */
+  file?: SettingsInput | undefined;
+  /** Directory relative paths in the config file are resolved against (the file's directory). */
+  fileDir?: string | undefined;
+  cwd: string;
+}
+
+/** Default storage root of the CLI: the library's FileStorage default. */
+export function defaultStorageRoot(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'certkeeper');
+  return join(env.HOME && isAbsolute(env.HOME) ? env.HOME : homedir(), '.local', 'share', 'certkeeper');
+}
+
+/** The demo's own storage root, kept apart from real certificates. */
+export function defaultDemoStorageRoot(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'certkeeper-demo');
+  return join(env.HOME && isAbsolute(env.HOME) ? env.HOME : homedir(), '.local', 'share', 'certkeeper-demo');
+}
+
+/** Flags win over the environment, which wins over the config file; unset settings get their defaults. */
+export function resolveCliSettings(sources: SettingsSources, defaults: { storage?: string } = {}): CliSettings {
+  const pick = <K extends keyof CliSettings>(key: K): CliSettings[K] | undefined => {
+    const spec = SETTINGS[key];
+    const flag = sources.flags[key];
+    if (flag !== undefined) return spec.parse(flag, spec.flag) as CliSettings[K];
+    const env = sources.env[spec.env];
+    if (env !== undefined && env !== '') return spec.parse(env, spec.env) as CliSettings[K];
+    const file = sources.file?.[key];
+    if (file !== undefined) return spec.parse(file, `config file "${key}"`) as CliSettings[K];
+    return undefined;
+  };
+  const fromFile = (key: 'storage' | 'caRoot'): boolean =>
+    sources.flags[key] === undefined && !sources.env[SETTINGS[key].env] && sources.file?.[key] !== undefined;
+  const path = (key: 'storage' | 'caRoot', value: string | undefined): string | undefined =>
+    value === undefined ? undefined : resolve(fromFile(key) ? (sources.fileDir ?? sources.cwd) : sources.cwd, value);
+
+  const issuer = pick('issuer') ?? 'acme';
+  return Object.freeze({
+    storage: path('storage', pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
+    issuer,
+    ca: pick('ca') ?? DEFAULT_CLI_CA,
+    email: pick('email'),
+    agreeToTerms: pick('agreeToTerms') ?? false,
+    caRoot: path('caRoot', pick('caRoot')),
+    httpPort: pick('httpPort') ?? DEFAULT_CLI_HTTP_PORT,
+    httpHost: pick('httpHost') ?? '',
+    tlsAlpnPort: pick('tlsAlpnPort') ?? DEFAULT_CLI_TLS_ALPN_PORT,
+    tlsAlpnHost: pick('tlsAlpnHost') ?? '',
+    keyType: pick('keyType'),
+    resolver: pick('resolver'),
+    logLevel: pick('logLevel') ?? DEFAULT_CLI_LOG_LEVEL,
+  });
+}
+
+/** Reads the JSON config file; unknown keys are refused so a typo is not silently ignored. */
+export function readConfigFile(path: string): SettingsInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new InvalidOptionError('--config', `cannot read ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidOptionError('--config', `${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${path} must hold a JSON object`);
+  for (const key of Object.keys(parsed)) {
+    if (!Object.hasOwn(SETTINGS, key)) {
+      throw new InvalidOptionError('--config', `${path}: unknown setting "${key}" (known: ${Object.keys(SETTINGS).join(', ')})`);
+    }
+  }
+  return parsed as SettingsInput;
+}
+
+function stringValue(value: unknown, from: string): string {
+  if (typeof value !== 'string') throw new InvalidOptionError(from, 'must be a string');
+  return value;
+}
+
+function nonEmptyString(value: unknown, from: string): string {
+  const text = stringValue(value, from);
+  if (text.length === 0) throw new InvalidOptionError(from, 'must not be empty');
+  return text;
+}
+
+function oneOf<T extends string>(value: unknown, from: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new InvalidOptionError(from, `must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+function booleanValue(value: unknown, from: string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string') {
+    if (/^(1|true|yes|on)$/i.test(value)) return true;
+    if (/^(0|false|no|off)$/i.test(value)) return false;
+  }
+  throw new InvalidOptionError(from, 'must be true or false (1/0, yes/no)');
+}
+
+function portValue(value: unknown, from: string): number {
+  const port = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError(from, 'must be a port number (0-65535)');
+  return port;
+}
