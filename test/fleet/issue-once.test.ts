@@ -68,6 +68,7 @@ describe('fleet: ten names, three processes, one storage', { skip: pebbleSkip },
         const exits = await Promise.all(fleet.map((w) => w.stop()));
         assert.deepEqual(exits, fleet.map(() => ({ code: 0, signal: null })), 'every process closes cleanly on SIGTERM');
       } finally {
+        await stopAll(workers.splice(0));
         await storage.cleanup();
       }
     });
