@@ -10,7 +10,8 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ChallengeListenerError, InvalidOptionError, StorageNotFoundError } from '../errors.js';
+import { InvalidOptionError, StorageNotFoundError } from '../errors.js';
+import { listenForChallenges, validateListenerPort } from './listen.js';
 import type { Logger } from '../logger.js';
 import { parseIdentifier } from '../names.js';
 import { challengeTokenKey } from '../storage/layout.js';
@@ -191,9 +192,8 @@ export class Http01Listener {
 
   constructor(responder: HttpChallengeResponder, options: Http01ListenerOptions = {}) {
     const port = options.port ?? DEFAULT_HTTP01_LISTENER_PORT;
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError('http01.port', 'must be an integer port number');
     this.#responder = responder;
-    this.#port = port;
+    this.#port = validateListenerPort(port, 'http01.port');
     this.#host = options.host === '' ? undefined : options.host;
     this.#log = options.logger?.child({ component: 'http-01-listener' });
   }
@@ -231,17 +231,10 @@ export class Http01Listener {
     server.keepAliveTimeout = 5_000;
     this.#server = server;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port: this.#port, host: this.#host }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listenForChallenges(server, this.#port, this.#host);
     } catch (error) {
       this.#server = undefined;
-      const where = `${this.#host ?? '*'}:${this.#port}`;
-      throw new ChallengeListenerError(where, (error as Error).message, { cause: error });
+      throw error;
     }
     server.on('error', (error) => this.#log?.warn({ err: error }, 'HTTP-01 listener error'));
     this.#log?.info({ port: this.address()?.port }, 'HTTP-01 listener started');

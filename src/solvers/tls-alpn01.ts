@@ -13,7 +13,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { isIPv4, type Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import acme from 'acme-client';
-import { ChallengeListenerError, InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../errors.js';
+import { listenForChallenges, validateListenerPort } from './listen.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import type { ChallengeContext, Solver } from './types.js';
@@ -157,9 +158,8 @@ export class TlsAlpn01Listener {
 
   constructor(store: TlsAlpnChallengeStore, options: TlsAlpn01ListenerOptions = {}) {
     const port = options.port ?? DEFAULT_TLS_ALPN01_LISTENER_PORT;
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError('tlsAlpn01.port', 'must be an integer port number');
     this.#store = store;
-    this.#port = port;
+    this.#port = validateListenerPort(port, 'tlsAlpn01.port');
     this.#host = options.host === '' ? undefined : options.host;
     this.#log = options.logger?.child({ component: 'tls-alpn-01-listener' });
   }
@@ -193,16 +193,10 @@ export class TlsAlpn01Listener {
     });
     this.#server = server;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port: this.#port, host: this.#host }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listenForChallenges(server, this.#port, this.#host);
     } catch (error) {
       this.#server = undefined;
-      throw new ChallengeListenerError(`${this.#host ?? '*'}:${this.#port}`, (error as Error).message, { cause: error });
+      throw error;
     }
     server.on('error', (error) => this.#log?.warn({ err: error }, 'TLS-ALPN-01 listener error'));
     this.#log?.info({ port: this.address()?.port }, 'TLS-ALPN-01 listener started');
