@@ -1,0 +1,61 @@
+/**
+ * A Fastify application gets HTTPS. A Fastify instance listens on one port,
+ * so there are two: the HTTPS one (the keeper's TLS options) and a small one
+ * on the HTTP port with certkeeper's plugin, which answers challenges and
+ * sends everything else to HTTPS. See README.md.
+ *
+ *   CERTKEEPER_NAMES=example.com CERTKEEPER_AGREE_TO_TERMS=1 node --import tsx examples/fastify/index.ts
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
+import { CertKeeper, FileStorage, type CertKeeperOptions } from '../../src/index.js';
+import { redirectToHttps } from '../../src/http/challenge.js'; // exported by 'certkeeper' once installed
+import { certkeeperChallenges } from '../../src/http/fastify.js'; // 'certkeeper/fastify' once installed
+
+function keeperOptionsFromEnv(): { names: string[]; options: CertKeeperOptions } {
+  const env = process.env;
+  const names = (env.CERTKEEPER_NAMES ?? '').split(',').map((n) => n.trim()).filter((n) => n.length > 0);
+  if (names.length === 0) throw new Error('set CERTKEEPER_NAMES (comma-separated names pointing at this machine)');
+  if (env.CERTKEEPER_AGREE_TO_TERMS !== '1') throw new Error("set CERTKEEPER_AGREE_TO_TERMS=1 to accept the CA's terms of service");
+  const options: CertKeeperOptions = {
+    // Staging unless told otherwise: its certificates are not trusted, but its rate limits forgive experiments.
+    ca: env.CERTKEEPER_CA ?? 'letsencrypt-staging',
+    agreeToTerms: true,
+    ...(env.CERTKEEPER_CA_ROOT ? { caCertificates: readFileSync(env.CERTKEEPER_CA_ROOT, 'utf8') } : {}),
+    ...(env.CERTKEEPER_EMAIL ? { email: env.CERTKEEPER_EMAIL } : {}),
+    ...(env.CERTKEEPER_STORAGE ? { storage: new FileStorage({ root: env.CERTKEEPER_STORAGE }) } : {}),
+  };
+  return { names, options };
+}
+
+const { names, options } = keeperOptionsFromEnv();
+const host = process.env.HOST || '0.0.0.0';
+const httpsPort = Number(process.env.HTTPS_PORT ?? 443);
+const keeper = new CertKeeper(options);
+
+// The application, on HTTPS.
+const app = Fastify({ https: keeper.tlsOptions() });
+app.get('/', async (request) => `hello from ${request.hostname} over HTTPS\n`);
+
+// The HTTP port: challenges, then a redirect for everything else.
+const plain = Fastify();
+await plain.register(certkeeperChallenges, { keeper });
+plain.all('/*', (request, reply) => {
+  reply.hijack();
+  redirectToHttps(request.raw, reply.raw, httpsPort);
+});
+
+await plain.listen({ port: Number(process.env.HTTP_PORT ?? 80), host });
+await app.listen({ port: httpsPort, host });
+await keeper.manageSync(names);
+console.log(`listening https://${names[0]}:${(app.server.address() as AddressInfo).port}/`);
+
+async function shutdown(): Promise<void> {
+  // A stuck connection must not keep the process alive for ever.
+  setTimeout(() => process.exit(1), 15_000).unref();
+  await Promise.all([plain.close(), app.close()]);
+  await keeper.close();
+}
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());
