@@ -10,6 +10,9 @@ export const INSTALL_HINTS: Record<string, string> = {
   pdns_server: 'apt-get install -y pdns-server pdns-backend-sqlite3',
   openssl: 'apt-get install -y openssl',
   curl: 'apt-get install -y curl',
+  chromium: 'apt-get install -y chromium',
+  certutil: 'apt-get install -y libnss3-tools',
+  'tsig-keygen': 'apt-get install -y bind9',
 };
 
 const found = new Map<string, string | undefined>();
