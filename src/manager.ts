@@ -12,6 +12,7 @@ import { resolveChallenges, resolveConfig, resolveKeyType, validateIssuer } from
 import {
   AbortedError,
   AcmeProblemError,
+  AcmeRateLimitedError,
   CertificateInvalidError,
   CertKeeperError,
   ClosedError,
@@ -27,6 +28,7 @@ import { InternalIssuer } from './issuers/internal.js';
 import type { Issuer, KeyType, RenewalInfo } from './issuers/types.js';
 import type { Logger } from './logger.js';
 import { recordFailure, type BackoffState } from './maintenance/backoff.js';
+import { clearObtainWait, loadObtainWait, saveObtainWait } from './maintenance/obtain-wait.js';
 import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
 import { isEmergency, planRenewal } from './maintenance/renewal-policy.js';
@@ -222,6 +224,9 @@ export class CertKeeper {
             if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
             return;
           }
+          // The CA said when to come back (persisted before a restart): do not ask it earlier.
+          const wait = await this.#restoreObtainWait(record);
+          if (wait) throw wait;
           await this.#obtain(record, { renewal: false, force: false, signal: this.#abort.signal });
         } catch (error) {
           failures.push({ names: [...record.names], error: error as Error });
@@ -242,7 +247,8 @@ export class CertKeeper {
       this.#track(
         (async () => {
           const stored = await loads.run(() => this.#loadStored(record, { eager }));
-          if (stored && !this.#isDue(record)) {
+          if (!stored) await this.#restoreObtainWait(record);
+          if (!this.#isDue(record)) {
             this.#scheduleNext(record);
             return;
           }
@@ -737,7 +743,11 @@ export class CertKeeper {
 
     try {
       const set = await this.#issueAndStore(record, signal, lockName);
+      const hadObtainWait = !renewal && record.backoff !== undefined;
       this.#adopt(record, set, 'obtained');
+      if (hadObtainWait) {
+        await clearObtainWait(this.#storage, record.certName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted CA wait'));
+      }
       record.backoff = undefined;
       record.finalError = false;
       record.obtainedAt = this.#config.clock.now();
@@ -833,6 +843,9 @@ export class CertKeeper {
             : {}),
         },
       })).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist renewal state'));
+    } else if (typeof retryAt === 'number') {
+      // No sidecar yet: keep the CA's Retry-After on its own, so a restart waits for it too.
+      await saveObtainWait(this.#storage, record.certName, record.backoff).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist the CA wait'));
     }
   }
 
@@ -880,9 +893,24 @@ export class CertKeeper {
     }).dueAt;
   }
 
+  /** Time to (re)try: renewal due, and no failure backoff (possibly loaded from storage) still running. */
   #isDue(record: ManagedRecord): boolean {
+    const now = this.#config.clock.now();
+    if (record.backoff !== undefined && record.backoff.nextAttemptAt > now) return false;
     const dueAt = this.#renewalDueAt(record);
-    return dueAt === undefined || dueAt <= this.#config.clock.now();
+    return dueAt === undefined || dueAt <= now;
+  }
+
+  /** Loads a persisted CA wait for a name with no certificate; returns the error to report while it runs. */
+  async #restoreObtainWait(record: ManagedRecord): Promise<AcmeRateLimitedError | undefined> {
+    const wait = await loadObtainWait(this.#storage, record.certName).catch((error: unknown) => {
+      this.#log.warn({ err: error, name: record.certName }, 'could not read the persisted CA wait');
+      return undefined;
+    });
+    if (!wait || wait.nextAttemptAt <= this.#config.clock.now()) return undefined;
+    record.backoff = wait;
+    const at = new Date(wait.nextAttemptAt).toISOString();
+    return new AcmeRateLimitedError(`the CA asked not to be asked again before ${at}${wait.lastError ? ` (${wait.lastError.message})` : ''}`, wait.nextAttemptAt);
   }
 
   #scheduleNext(record: ManagedRecord): void {

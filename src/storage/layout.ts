@@ -115,3 +115,11 @@ export function internalCaKeys(caName: string): InternalCaKeys {
 export function internalCaLockName(caName: string): string {
   return `internal_ca_${safeKeyComponent(caName)}`;
 }
+
+/**
+ * The CA's "not before" for a name that has no certificate yet (a first
+ * obtain has no sidecar to hold its backoff): backoff/<name>.json.
+ */
+export function obtainWaitKey(certName: string): string {
+  return `backoff/${safeKeyComponent(certName)}.json`;
+}
