@@ -54,7 +54,8 @@ app.get('/', (req, res) => {
 });
 
 const httpServer = http.createServer(app);
-const httpsServer = https.createServer(keeper.tlsOptions(), app);
+// An https server speaks HTTP/1.1 only: say so, or a client offering h2 first could be given h2.
+const httpsServer = https.createServer(keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] }), app);
 
 await listen(httpServer, Number(process.env.HTTP_PORT ?? 80), host);
 const httpsPort = await listen(httpsServer, Number(process.env.HTTPS_PORT ?? 443), host);

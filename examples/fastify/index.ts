@@ -35,7 +35,8 @@ const httpsPort = Number(process.env.HTTPS_PORT ?? 443);
 const keeper = new CertKeeper(options);
 
 // The application, on HTTPS.
-const app = Fastify({ https: keeper.tlsOptions() });
+// HTTP/1.1 only (Fastify's http2 option would need ['h2', 'http/1.1']).
+const app = Fastify({ https: keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] }) });
 app.get('/', async (request) => `hello from ${request.hostname} over HTTPS\n`);
 
 // The HTTP port: challenges, then a redirect for everything else.

@@ -55,7 +55,8 @@ app.use((ctx) => {
 });
 
 const httpServer = http.createServer(app.callback());
-const httpsServer = https.createServer(keeper.tlsOptions(), app.callback());
+// An https server speaks HTTP/1.1 only: say so, or a client offering h2 first could be given h2.
+const httpsServer = https.createServer(keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] }), app.callback());
 
 await listen(httpServer, Number(process.env.HTTP_PORT ?? 80), host);
 const httpsPort = await listen(httpsServer, Number(process.env.HTTPS_PORT ?? 443), host);

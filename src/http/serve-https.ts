@@ -213,7 +213,8 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
   };
 
   try {
-    const tlsOptions = keeper.tlsOptions({ ...config.tls, ...(config.http2 ? { ALPNProtocols: ['h2', 'http/1.1'] } : {}) });
+    // Name the protocols: with none, the keeper's ALPN callback would accept a client's h2 on an HTTP/1-only server.
+    const tlsOptions = keeper.tlsOptions({ ...config.tls, ALPNProtocols: config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
     if (config.http2) {
       const h2 = http2.createSecureServer({ ...tlsOptions, allowHTTP1: true });
       const closer = new GracefulCloser(h2);
@@ -235,7 +236,8 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
       const closer = new GracefulCloser(plain);
       const httpsPortForRedirect = (): number => boundPort(httpsServer, config.httpsPort);
       // Everything that is not a challenge moves to HTTPS, to the port actually bound.
-      plain.on('request', closer.wrap(keeper.httpChallengeHandler((req, res) => redirectToHttps(req, res, httpsPortForRedirect()))));
+      const redirect: RequestListener = (req, res) => redirectToHttps(req, res, httpsPortForRedirect());
+      plain.on('request', closer.wrap(challengeHandlerOrRedirect(keeper, redirect)));
       applyTimeouts(plain, config);
       httpServer = plain;
       closers.push(closer);
@@ -249,6 +251,16 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
     throw error;
   }
   return { keeper, httpsServer, httpServer, close };
+}
+
+/** The keeper's challenge handler in front of the redirect; just the redirect when HTTP-01 is disabled. */
+function challengeHandlerOrRedirect(keeper: CertKeeper, redirect: RequestListener): RequestListener {
+  try {
+    return keeper.httpChallengeHandler(redirect);
+  } catch (error) {
+    if (error instanceof InvalidOptionError && error.option === 'challenges.http01') return redirect;
+    throw error;
+  }
 }
 
 async function manageUnlessAborted(keeper: CertKeeper, names: readonly ManageEntry[], signal: AbortSignal | undefined): Promise<void> {
