@@ -17,11 +17,13 @@ export interface CountingStorage {
   stores: string[];
   /** When set, store() calls for which it returns an error reject with it (nothing is written). */
   failStore: ((key: string) => Error | undefined) | undefined;
+  /** When set, awaited after each successful store() (to act at a precise point of an order). */
+  afterStore: ((key: string) => Promise<void>) | undefined;
 }
 
 /** Wraps a storage: every store() is recorded, and may be made to fail. Everything else passes through. */
 export function countingStorage(inner: Storage): CountingStorage {
-  const handle: CountingStorage = { storage: inner, stores: [], failStore: undefined };
+  const handle: CountingStorage = { storage: inner, stores: [], failStore: undefined, afterStore: undefined };
   handle.storage = new Proxy(inner, {
     get(target, property, receiver) {
       if (property === 'store') {
@@ -29,7 +31,8 @@ export function countingStorage(inner: Storage): CountingStorage {
           handle.stores.push(key);
           const error = handle.failStore?.(key);
           if (error) throw error;
-          return target.store(key, value);
+          await target.store(key, value);
+          await handle.afterStore?.(key);
         };
       }
       const value = Reflect.get(target, property, receiver) as unknown;
