@@ -53,6 +53,7 @@ import { certificateKeys, certificateLockName } from './storage/layout.js';
 import { hasLockLeaseCheck, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
+import { KeeperMetrics } from './metrics.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
@@ -143,6 +144,7 @@ export class CertKeeper {
   readonly #acmeIssuers = new Map<string, AcmeIssuer>();
   readonly #abort = new AbortController();
   readonly #work = new Set<Promise<unknown>>();
+  readonly #metrics = new KeeperMetrics();
   #httpHandlerMounted = false;
   #closing: Promise<void> | undefined;
 
@@ -152,9 +154,11 @@ export class CertKeeper {
     this.#log = config.logger.child({ component: 'manager' });
     this.#events = new TypedEmitter((event, error) => this.#log.error({ err: error, event }, 'event listener threw'));
     for (const [event, listener] of Object.entries(config.on)) this.#events.on(event as EventName, listener as Listener<EventName>);
+    this.#metrics.observe(this.#events);
 
     this.#ownsStorage = config.storage === undefined;
-    this.#storage = config.storage ?? new FileStorage({ logger: config.logger });
+    // Lock calls are timed for metrics(); the proxy keeps the storage's identity and capabilities.
+    this.#storage = this.#metrics.instrumentStorage(config.storage ?? new FileStorage({ logger: config.logger }));
     this.#cache = new ContextCache({
       capacity: config.cacheCapacity,
       loader: (name, { signal }) => this.#loadForHandshake(name, signal),
@@ -379,6 +383,11 @@ export class CertKeeper {
   /** The storage in use (for tools such as the CLI). */
   get storage(): Storage {
     return this.#storage;
+  }
+
+  /** Prometheus text exposition of this keeper's certificates and counters (serve it with PROMETHEUS_CONTENT_TYPE). */
+  metrics(): string {
+    return this.#metrics.render({ certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() });
   }
 
   /** The context cache's counters (hits, misses, loads, evictions). */
