@@ -14,7 +14,7 @@ import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type tls from 'node:tls';
-import type { Clock } from '../clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import { CertificateFileError, CertificateInvalidError, CertKeeperError, ClosedError, InvalidOptionError } from '../errors.js';
 import type { ReloadFailureReason, TypedEmitter } from '../events.js';
 import type { Logger } from '../logger.js';
@@ -171,6 +171,10 @@ class WatchedBundle {
   #pem: string;
   #lastSeen: string;
   #watcher: FileWatcher | undefined;
+  /** A refused bundle seen once: reported only if still there after maxWaitMs (a writer may be mid-write). */
+  #suspect: string | undefined;
+  #settleTimer: TimerHandle | undefined;
+  #reportNow = false;
   #closed = false;
 
   constructor(options: ClientCaBundlesOptions, log: Logger, config: ResolvedClientCa, parsed: ParsedClientCaBundle, seen: string) {
@@ -207,6 +211,7 @@ class WatchedBundle {
   }
 
   async check(): Promise<boolean> {
+    this.#reportNow = true;
     if (this.#watcher) {
       await this.#watcher.trigger();
       return !this.#closed;
@@ -218,26 +223,35 @@ class WatchedBundle {
     this.#closed = true;
     this.#watcher?.close();
     this.#watcher = undefined;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
   }
 
   async #check(): Promise<boolean> {
     if (this.#closed) return false;
     const file = this.#config.file;
+    const reportNow = this.#reportNow || this.#watcher === undefined;
+    this.#reportNow = false;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
     let bytes: Buffer;
     try {
       bytes = await readReloadFile(file);
     } catch (error) {
       const seen = `unreadable:${(error as CertificateFileError).errno ?? ''}`;
-      if (seen !== this.#lastSeen) this.#fail(error, seen);
+      if (seen !== this.#lastSeen) this.#refuse(error, seen, reportNow);
       return false;
     }
     const seen = digest(bytes);
-    if (seen === this.#lastSeen || this.#closed) return false;
+    if (seen === this.#lastSeen || this.#closed) {
+      this.#suspect = undefined;
+      return false;
+    }
     let parsed: ParsedClientCaBundle;
     try {
       parsed = parseClientCaBundle(bytes);
     } catch (error) {
-      this.#fail(error, seen);
+      this.#refuse(error, seen, reportNow);
       return false;
     }
     const cache = this.#opts.cache;
@@ -255,10 +269,24 @@ class WatchedBundle {
       return false;
     }
     this.#lastSeen = seen;
+    this.#suspect = undefined;
     this.#pem = parsed.pem;
     this.#log.info({ file, certificates: parsed.subjects.length }, 'client-CA bundle reloaded');
     this.#opts.events.emit('client_ca_loaded', { file, certificates: parsed.subjects.length, subjects: parsed.subjects });
     return true;
+  }
+
+  #refuse(error: unknown, seen: string, reportNow: boolean): void {
+    if (!reportNow && this.#suspect !== seen) {
+      this.#suspect = seen;
+      this.#settleTimer = this.#opts.clock.setTimer(() => {
+        this.#settleTimer = undefined;
+        void this.#watcher?.trigger();
+      }, this.#config.tuning.maxWaitMs);
+      return;
+    }
+    this.#suspect = undefined;
+    this.#fail(error, seen);
   }
 
   #fail(error: unknown, seen: string): void {

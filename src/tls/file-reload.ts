@@ -199,6 +199,11 @@ class UnmanagedCertificate implements UnmanagedHandle {
   /** Content fingerprint of the last pair tried (served or refused), so an unchanged refused pair is not reported again. */
   #lastSeen: string | undefined;
   #lastOutcome: ReloadOutcome = 'unchanged';
+  /** A refused pair seen once while watching: reported only if it is still there after a settle time (a writer may be between its two renames). */
+  #suspect: string | undefined;
+  #settleTimer: TimerHandle | undefined;
+  /** The next check reports a refused pair at once (an explicit reload()). */
+  #reportNow = false;
   #keyModeWarned: string | undefined;
   #watcher: FileWatcher | undefined;
   #expiryTimer: TimerHandle | undefined;
@@ -240,6 +245,7 @@ class UnmanagedCertificate implements UnmanagedHandle {
 
   async reload(): Promise<ReloadOutcome> {
     if (this.#files === undefined || this.#closed) return 'unchanged';
+    this.#reportNow = true;
     if (this.#watcher) {
       await this.#watcher.trigger();
       return this.#lastOutcome;
@@ -254,6 +260,8 @@ class UnmanagedCertificate implements UnmanagedHandle {
     this.#watcher = undefined;
     this.#expiryTimer?.cancel();
     this.#expiryTimer = undefined;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
     this.#onClose();
   }
 
@@ -313,6 +321,10 @@ class UnmanagedCertificate implements UnmanagedHandle {
   async #check(): Promise<ReloadOutcome> {
     const files = this.#files;
     if (files === undefined || this.#closed) return 'unchanged';
+    const reportNow = this.#reportNow || this.#watcher === undefined;
+    this.#reportNow = false;
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
     let cert: Buffer;
     let key: Buffer;
     try {
@@ -320,19 +332,23 @@ class UnmanagedCertificate implements UnmanagedHandle {
       key = await readReloadFile(files.keyFile);
     } catch (error) {
       const seen = `unreadable:${(error as CertificateFileError).path}:${(error as CertificateFileError).errno ?? ''}`;
-      return this.#outcome(seen === this.#lastSeen ? 'unchanged' : this.#fail(error, seen));
+      return this.#outcome(seen === this.#lastSeen ? 'unchanged' : this.#refuse(error, seen, reportNow));
     }
     const seen = fingerprint(cert, key);
-    if (seen === this.#lastSeen || this.#closed) return this.#outcome('unchanged');
+    if (seen === this.#lastSeen || this.#closed) {
+      this.#suspect = undefined;
+      return this.#outcome('unchanged');
+    }
     await this.warnLooseKeyMode();
     let material: CertificateMaterial;
     try {
       material = buildMaterial(cert, key, { passphrase: files.passphrase, managed: false, now: this.#opts.clock.now() });
     } catch (error) {
-      return this.#outcome(this.#fail(error, seen));
+      return this.#outcome(this.#refuse(error, seen, reportNow));
     }
     if (this.#closed) return 'unchanged';
     this.#lastSeen = seen;
+    this.#suspect = undefined;
     const previous = this.#material;
     if (material.id === previous.id) return this.#outcome('unchanged');
     this.#material = material;
@@ -350,6 +366,25 @@ class UnmanagedCertificate implements UnmanagedHandle {
   #outcome(outcome: ReloadOutcome): ReloadOutcome {
     this.#lastOutcome = outcome;
     return outcome;
+  }
+
+  /**
+   * A refused pair. Seen for the first time by the watcher, it may be a
+   * writer caught between replacing the certificate and the key: look again
+   * after maxWaitMs and report only if the same content is still there.
+   */
+  #refuse(error: unknown, seen: string, reportNow: boolean): 'failed' {
+    if (!reportNow && this.#suspect !== seen && this.#files !== undefined) {
+      this.#suspect = seen;
+      this.#log.debug({ certFile: this.#files.certFile, reason: reloadFailureReason(error) }, 'refused certificate pair; looking again before reporting');
+      this.#settleTimer = this.#opts.clock.setTimer(() => {
+        this.#settleTimer = undefined;
+        void this.#watcher?.trigger();
+      }, this.#files.tuning.maxWaitMs);
+      return 'failed';
+    }
+    this.#suspect = undefined;
+    return this.#fail(error, seen);
   }
 
   #fail(error: unknown, seen: string): 'failed' {

@@ -32,7 +32,7 @@ before(async () => {
 
   keeper = new CertKeeper({ storage: new MemoryStorage(), logger: silentLogger() });
   keeper.loadCertificatePem({ cert: serverLeaf.chainPem, key: serverLeaf.keyPem });
-  const options = { clientCA: { file: bundle, debounceMs: 20, recheckIntervalMs: 0 }, requestCert: true, rejectUnauthorized: true };
+  const options = { clientCA: { file: bundle, debounceMs: 20, maxWaitMs: 200, recheckIntervalMs: 0 }, requestCert: true, rejectUnauthorized: true };
   server = await startTlsServer(keeper.tlsOptions(options));
   // Clients without SNI use the server's own context: keep it in step too.
   keeper.attachServer(server.server, options);

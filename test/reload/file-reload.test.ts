@@ -15,7 +15,7 @@ import { makeTempDir, nextEvent, startTlsServer, writeAtomic, type TestServer } 
 
 const NAME = 'files.reload.test';
 const DAY = 86_400_000;
-const FAST = { debounceMs: 20, recheckIntervalMs: 0 } as const;
+const FAST = { debounceMs: 20, maxWaitMs: 200, recheckIntervalMs: 0 } as const;
 
 let ca: TestCa;
 let temp: { dir: string; cleanup: () => Promise<void> };
@@ -139,6 +139,50 @@ describe('loadCertificateFiles: validation, rollback, retry', () => {
     await writeAtomic(join(dir, 'b.key'), other.keyPem);
     await assert.rejects(keeper.loadCertificateFiles({ cert: join(dir, 'a.crt'), key: join(dir, 'b.key') }), { code: 'ERR_CERTIFICATE_INVALID', message: /does not match/ });
     await assert.rejects(keeper.loadCertificateFiles({ cert: '', key: 'x' }), { code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+describe('loadCertificateFiles: a writer between its two renames', () => {
+  it('does not report a refused pair fixed within maxWaitMs, and reports one that stays (fake clock drives debounce and settle)', async () => {
+    const clock = new FakeClock(Date.now());
+    const capture = captureLogger('debug');
+    const keeper = new CertKeeper({ storage: new MemoryStorage(), logger: capture.logger, clock });
+    cleanups.push(() => keeper.close());
+    const failures: string[] = [];
+    keeper.on('cert_reload_failed', (e) => failures.push(e.reason ?? ''));
+    const dir = await subdir('settle');
+    const [first, second, third] = await Promise.all([0, 1, 2].map(() => createTestLeaf(ca, { names: [NAME] }))) as [TestLeaf, TestLeaf, TestLeaf];
+    const paths = await writePair(dir, first);
+    const handle = await keeper.loadCertificateFiles({ ...paths, debounceMs: 100, maxWaitMs: 10_000, recheckIntervalMs: 0 });
+    const refusals = (): number => (capture.text().match(/looking again before reporting/g) ?? []).length;
+    // File-system events arrive in real time; the debounce and settle timers run on the fake clock.
+    const stepUntil = async (condition: () => boolean, stepMs: number): Promise<void> => {
+      const deadline = Date.now() + 15_000;
+      while (!condition()) {
+        if (Date.now() > deadline) throw new Error('condition not reached');
+        await clock.advance(stepMs);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+
+    // The new certificate is in place, its key not yet: refused, not reported.
+    await writeAtomic(paths.cert, second.chainPem);
+    await stepUntil(() => refusals() === 1, 20);
+    assert.deepEqual(failures, []);
+    assert.equal(handle.material.serialNumber, first.serialNumber);
+
+    // The key follows: the pair is served, and the refusal is never reported.
+    await writeAtomic(paths.key, second.keyPem);
+    await stepUntil(() => handle.material.serialNumber === second.serialNumber, 20);
+    assert.deepEqual(failures, []);
+
+    // A key that does not match and stays: reported once the settle time has passed.
+    await writeAtomic(paths.key, third.keyPem);
+    await stepUntil(() => refusals() === 2, 20);
+    assert.deepEqual(failures, []);
+    await stepUntil(() => failures.length > 0, 1_000);
+    assert.deepEqual(failures, ['key_mismatch']);
+    assert.equal(handle.material.serialNumber, second.serialNumber);
   });
 });
 
