@@ -40,8 +40,8 @@ const names = Array.from({ length: NAMES }, (_, i) => benchName(i));
 
 async function runServer(root: string): Promise<void> {
   const keeper = benchKeeper(root, { maxConcurrentOrders: Number(args['renew-concurrency']) });
-  await keeper.manageSync(names);
   const server = https.createServer(keeper.tlsOptions({ minVersion: 'TLSv1.3' }), (_req, res) => res.end('ok'));
+  await keeper.manageSync(names);
   server.on('tlsClientError', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const cpu = cpuMeter();

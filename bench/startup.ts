@@ -17,7 +17,7 @@
  *
  * Targets: manageSync ≤ 3 s; RSS ≤ 300 MB.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -56,11 +56,11 @@ async function runKeeper(root: string): Promise<void> {
   const keeper = benchKeeper(root);
   let obtaining = 0;
   keeper.on('cert_obtaining', () => obtaining++);
+  const server = https.createServer(keeper.tlsOptions({ minVersion: 'TLSv1.3' }), (_req, res) => res.end('ok'));
   await keeper.manageSync(all);
   const manageMs = performance.now() - t0;
   const sinceProcessStart = performance.now();
   const rss = process.memoryUsage().rss;
-  const server = https.createServer(keeper.tlsOptions({ minVersion: 'TLSv1.3' }), (_req, res) => res.end('ok'));
   server.on('tlsClientError', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   serveCommands(
@@ -109,20 +109,29 @@ interface KeeperReady {
 
 /** Self time per function from a .cpuprofile, top `limit`. */
 async function summarizeProfile(dir: string, limit = 15): Promise<string[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).sort();
-  const file = files[files.length - 1];
-  if (!file) return ['no profile written'];
-  const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as {
+  type Profile = {
     nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
     samples: number[];
     timeDeltas: number[];
   };
+  // One profile per thread (tsx runs a loader thread too): the main thread's is the busiest one.
+  const busy = (p: Profile): number => {
+    const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+    return p.samples.filter((id) => !idle.has(id)).length;
+  };
+  let profile: Profile | undefined;
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'))) {
+    const candidate = JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile;
+    if (!profile || busy(candidate) > busy(profile)) profile = candidate;
+  }
+  if (!profile) return ['no profile written'];
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
   let total = 0;
+  const deltas = profile.timeDeltas;
   profile.samples.forEach((id, i) => {
     const node = byId.get(id);
-    const dt = profile.timeDeltas[i] ?? 0;
+    const dt = deltas[i] ?? 0;
     total += dt;
     if (!node) return;
     const { functionName, url, lineNumber } = node.callFrame;
@@ -188,6 +197,7 @@ async function runParent(): Promise<void> {
   }
   if (args.profile) {
     const dir = join(BENCH_CACHE_DIR, 'profiles');
+    await rm(dir, { recursive: true, force: true });
     const profiled = await startServerProcessProfiled(script, root, dir);
     console.log(`profiled run: manageSync ${(profiled.manageMs / 1000).toFixed(2)} s (slower under the profiler); self time during the process:`);
     for (const line of await summarizeProfile(dir)) console.log(`  ${line}`);
