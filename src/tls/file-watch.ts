@@ -97,6 +97,9 @@ export class FileWatcher {
         // A swapped symlink may now point into another directory.
         await this.#refreshDirectories();
       } while (this.#again && !this.#closed);
+    } catch (error) {
+      // check() reports its own failures; this is a bug guard, so a timer's promise never rejects unhandled.
+      this.#opts.logger.error({ paths: this.#paths, err: error }, 'file watch check failed');
     } finally {
       this.#running = undefined;
     }
