@@ -57,6 +57,7 @@ import { KeeperMetrics } from './metrics.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
+import { mayBeChallengeRequest } from './http/challenge.js';
 
 /** Above this many names in one call, stored certificates are read as sidecars only and loaded on their first handshake. */
 export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
@@ -320,6 +321,12 @@ export class CertKeeper {
     this.#httpHandlerMounted = true;
     solver.disableListener();
     return (req, res) => {
+      // Ordinary requests skip the asynchronous responder: no promise, no lookup.
+      if (!mayBeChallengeRequest(req.method, req.url)) {
+        if (next) next(req, res);
+        else redirectToHttps(req, res);
+        return;
+      }
       solver.responder.respond(req, res).then(
         (handled) => {
           if (handled) return;
