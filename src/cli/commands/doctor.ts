@@ -1,4 +1,53 @@
 import type { Command } from 'commander';
-import type { Registry } from './index.js';
+import { parseDnsServer } from '../../dns/query.js';
+import { doctorFailed, runDoctor, serverResolver, type CheckResult } from '../../doctor.js';
+import { formatTable } from '../format.js';
+import { caCertificates, configuredIssuerKey, directoryUrl, openStorage } from '../keeper.js';
+import { commandOf, type Registry } from './index.js';
 
-export function registerDoctor(_program: Command, _registry: Registry): void {}
+export function registerDoctor(program: Command, registry: Registry): void {
+  program
+    .command('doctor')
+    .description('check the CA, clock, storage, challenge ports, DNS and CAA records before obtaining certificates')
+    .argument('[names...]', 'names to check (A/AAAA, CAA, and the HTTP-01 path through each name)')
+    .option('--caa-identity <domains...>', "the CA's CAA domain(s), when its directory does not publish caaIdentities (e.g. letsencrypt.org)")
+    .option('--json', 'print the results as JSON')
+    .addHelpText('after', '\nExit code 1 when any check fails; warnings do not fail.')
+    .action(async (...args: unknown[]) => {
+      const names = (args[0] as string[] | undefined) ?? [];
+      const command = commandOf(args);
+      const { io, settings, logger } = registry.contextFor(command);
+      const flags = command.opts<{ caaIdentity?: string[]; json?: boolean }>();
+      const storage = openStorage(settings, logger);
+      let results: CheckResult[];
+      try {
+        const acme = settings.issuer === 'acme';
+        results = await runDoctor({
+          names,
+          storage,
+          issuer: settings.issuer,
+          ...(acme ? { directoryUrl: directoryUrl(settings), caCertificates: caCertificates(settings), issuerKey: configuredIssuerKey(settings) } : {}),
+          agreeToTerms: settings.agreeToTerms,
+          caaIdentities: flags.caaIdentity,
+          http01: { port: settings.httpPort, host: settings.httpHost },
+          tlsAlpn01: { port: settings.tlsAlpnPort, host: settings.tlsAlpnHost },
+          resolver: settings.resolver !== undefined ? serverResolver(parseDnsServer(settings.resolver, '--resolver')) : undefined,
+          signal: io.signal,
+          logger,
+        });
+      } finally {
+        await storage.close();
+      }
+      if (flags.json) {
+        io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      } else {
+        io.stdout.write(
+          formatTable(
+            ['RESULT', 'CHECK', 'SUBJECT', 'DETAIL', 'REMEDY'],
+            results.map((r) => [r.status.toUpperCase(), r.check, r.subject ?? '-', r.detail, r.remedy ?? '']),
+          ),
+        );
+      }
+      registry.finish(doctorFailed(results) ? 1 : 0);
+    });
+}

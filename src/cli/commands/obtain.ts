@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CertKeeper } from '../../manager.js';
+import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
 import { keeperOptions, openStorage } from '../keeper.js';
 import { Progress } from '../progress.js';
@@ -15,6 +16,8 @@ export function registerObtain(program: Command, registry: Registry): void {
       const names = args[0] as string[];
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);
+      // Bad names are usage errors, found before any CA is contacted.
+      for (const name of names) parseIdentifier(name);
       const entries: (string | string[])[] = command.opts<{ together?: boolean }>().together ? [names] : names;
       const storage = openStorage(settings, logger);
       const keeper = new CertKeeper(keeperOptions(settings, storage, logger));
