@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
   ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
   ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
+  ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -329,5 +330,15 @@ export class CertificateFileError extends CertKeeperError {
     super('ERR_CERTIFICATE_FILE', `Cannot read ${JSON.stringify(printable(path, 200))}${errno ? ` (${errno})` : ''}`, options);
     this.path = path;
     this.errno = errno;
+  }
+}
+
+/** A server certkeeper opens for the application (serveHttps) could not listen. */
+export class ListenError extends CertKeeperError {
+  /** host:port ('*' for all interfaces). */
+  readonly address: string;
+  constructor(address: string, what: string, options?: CertKeeperErrorOptions & { reason?: string }) {
+    super('ERR_LISTEN', `Cannot listen for ${what} on ${address}${options?.reason ? `: ${options.reason}` : ''}`, options);
+    this.address = address;
   }
 }

@@ -13,7 +13,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { CertKeeperOptions } from '../config.js';
-import { AbortedError, CertKeeperError, InvalidOptionError } from '../errors.js';
+import { AbortedError, InvalidOptionError, ListenError } from '../errors.js';
 import { CertKeeper, type ManageEntry } from '../manager.js';
 import { DEFAULT_HTTPS_PORT, redirectToHttps } from './challenge.js';
 import { GracefulCloser } from './graceful.js';
@@ -147,7 +147,7 @@ function listen(server: http.Server | https.Server | Http2SecureServer, portNumb
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       signal?.removeEventListener('abort', onAbort);
-      reject(new ServeListenError(`${host ?? '*'}:${portNumber}`, what, error));
+      reject(new ListenError(`${host ?? '*'}:${portNumber}`, what, { cause: error, reason: error.code ?? error.message }));
     };
     const onAbort = (): void => {
       server.off('error', onError);
@@ -161,15 +161,6 @@ function listen(server: http.Server | https.Server | Http2SecureServer, portNumb
       resolve();
     });
   });
-}
-
-/** A server of serveHttps() could not listen (port in use, no permission for a port below 1024). */
-export class ServeListenError extends CertKeeperError {
-  readonly address: string;
-  constructor(address: string, what: string, cause: NodeJS.ErrnoException) {
-    super('ERR_INVALID_OPTION', `Cannot listen for ${what} on ${address}: ${cause.code ?? cause.message}`, { cause });
-    this.address = address;
-  }
 }
 
 function boundPort(server: { address(): AddressInfo | string | null }, fallback: number): number {

@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { ClosedError } from '../../src/errors.js';
-import { ServeListenError, serveHttps } from '../../src/http/serve-https.js';
+import { ClosedError, ListenError } from '../../src/errors.js';
+import { serveHttps } from '../../src/http/serve-https.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { silentLogger } from '../helpers/logging.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
@@ -184,14 +184,14 @@ describe('serveHttps against Pebble', { skip }, () => {
     }
   });
 
-  test('a port in use fails start-up with ServeListenError and closes what was opened', async () => {
+  test('a port in use fails start-up with ListenError and closes what was opened', async () => {
     const blocker = http.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
     const busyPort = portOf(blocker);
     try {
       await assert.rejects(
         serveHttps(['busy.example.test'], (_req, res) => res.end(), { ...keeperOptions('busy'), httpPort: pebble.httpPort, httpsPort: busyPort, host: '127.0.0.1' }),
-        (error: unknown) => error instanceof ServeListenError && error.address === `127.0.0.1:${busyPort}`,
+        (error: unknown) => error instanceof ListenError && error.address === `127.0.0.1:${busyPort}`,
       );
       // The HTTP server it had opened is closed again: the port can be bound.
       const probe = http.createServer();
