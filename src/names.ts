@@ -76,6 +76,11 @@ export function normalizeName(input: unknown): string {
  * not valid server names in SNI (RFC 6066), so they are rejected here.
  */
 export function normalizeServerName(input: unknown): string {
+  // SNI carries A-labels only (RFC 6066 3). Node hands raw bytes over as latin1,
+  // so a UTF-8 name arrives garbled; converting that to punycode would name a stranger.
+  if (typeof input === 'string' && /[^\x00-\x7f]/.test(input)) {
+    throw new InvalidNameError(input, 'an SNI server name must be ASCII (internationalised names are sent as xn-- A-labels)');
+  }
   const id = parseIdentifier(input);
   if (id.type === 'ip') throw new InvalidNameError(String(input), 'an IP address is not a valid SNI server name');
   if (id.wildcard) throw new InvalidNameError(String(input), 'a wildcard is not a valid SNI server name');
