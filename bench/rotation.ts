@@ -7,7 +7,9 @@
  * latency against the same load for the same time without renewals.
  * Each round runs both phases; figures are medians over the rounds.
  *
- *   node --import tsx bench/rotation.ts [--names 1000] [--rounds 2] [--concurrency 8] [--renew-concurrency 10] [--timeout-seconds 180]
+ *   node --import tsx bench/rotation.ts [--names 1000] [--rounds 2] [--concurrency 8] [--renew-concurrency 10] [--timeout-seconds 180] [--profile]
+ *
+ * --profile: the server process runs under --cpu-prof; prints where its CPU time went.
  *
  * The store is fabricated fresh in a temporary directory (renewals write to it).
  * Targets: 0 failed handshakes; p99 with renewals ≤ 1.2 x p99 without.
@@ -19,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchName, fabricateStore } from './lib/fabricate.js';
+import { BENCH_CACHE_DIR, benchName, fabricateStore } from './lib/fabricate.js';
+import { summarizeProfile } from './lib/profile.js';
 import { benchKeeper } from './lib/keeper.js';
 import { emitResult, loadAverage, median, onTermination, percentile } from './lib/report.js';
 import { cpuMeter, serveCommands, startServerProcess, type ServerProcess } from './lib/server-process.js';
@@ -33,6 +36,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     'renew-concurrency': { type: 'string', default: '10' },
     'timeout-seconds': { type: 'string', default: '180' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const NAMES = Number(args.names);
@@ -106,7 +110,9 @@ async function runClient(): Promise<void> {
   try {
     console.log(`fabricating ${NAMES} certificate sets...`);
     await fabricateStore(root, NAMES);
-    server = await startServerProcess(fileURLToPath(import.meta.url), ['--server', root, ...process.argv.slice(2)], 120_000);
+    const profileDir = join(BENCH_CACHE_DIR, 'profiles-rotation');
+    if (args.profile) await rm(profileDir, { recursive: true, force: true });
+    server = await startServerProcess(fileURLToPath(import.meta.url), ['--server', root, ...process.argv.slice(2).filter((a) => a !== '--profile')], 120_000, args.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []);
     const port = (server.ready as { port: number }).port;
     const stride = 7919;
     const name = (i: number): string => benchName((i * stride) % NAMES);
@@ -149,6 +155,10 @@ async function runClient(): Promise<void> {
   } finally {
     await server?.stop();
     await rm(root, { recursive: true, force: true });
+  }
+  if (args.profile) {
+    console.log('server process self time (whole run, profiled: slower):');
+    for (const line of await summarizeProfile(join(BENCH_CACHE_DIR, 'profiles-rotation'), 25)) console.log(`  ${line}`);
   }
   const p99Ratio = median(p99With) / median(p99Without);
   notes.push(`${rounds} rounds, ${concurrency} connections in flight, ${args['renew-concurrency']} renewals at once; load average before ${loadBefore}, after ${loadAverage()} (2 shared cores: the client, the server and its renewals share them; noisy)`);

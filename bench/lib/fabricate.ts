@@ -196,3 +196,39 @@ export async function cachedStore(label: string, count: number, log: (line: stri
   log(`built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return root;
 }
+
+/**
+ * The same fabricated certificates in certmagic's (Caddy 2.6) storage layout:
+ * certificates/<issuer key>/<name>/<name>.crt|.key|.json, where the issuer key
+ * is certmagic's for `acmeCa` (host and path, `:` and `/` as `-`). Caddy then
+ * finds them at start-up and obtains nothing.
+ */
+export async function cachedCaddyStore(label: string, count: number, acmeCa: string, log: (line: string) => void = console.log): Promise<string> {
+  const root = join(BENCH_CACHE_DIR, label);
+  try {
+    const manifest = JSON.parse(await readFile(join(root, MANIFEST), 'utf8')) as Manifest & { acmeCa?: string };
+    if (manifest.v === MANIFEST_VERSION && manifest.count === count && manifest.acmeCa === acmeCa && Date.now() - Date.parse(manifest.createdAt) < STORE_MAX_AGE_MS) return root;
+  } catch {
+    // build it
+  }
+  log(`building ${count} fabricated certificates in Caddy's layout in ${root} (once)...`);
+  await rm(root, { recursive: true, force: true });
+  const url = new URL(acmeCa);
+  const issuerKey = `${url.host}-${url.pathname.replace(/^\/+|\/+$/g, '').replaceAll('/', '-')}`.toLowerCase().replaceAll(':', '-');
+  const ca = createBenchCa();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const name = benchName(i);
+      const dir = join(root, 'certificates', issuerKey, name);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeFile(join(dir, `${name}.crt`), leafChainPem(ca, name, i + 1), { mode: 0o600 });
+      await writeFile(join(dir, `${name}.key`), ca.leafKeyPem, { mode: 0o600 });
+      await writeFile(join(dir, `${name}.json`), JSON.stringify({ sans: [name], issuer_data: { url: `${acmeCa}/cert/${i}` } }), { mode: 0o600 });
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  await writeFile(join(root, MANIFEST), JSON.stringify({ v: MANIFEST_VERSION, count, createdAt: new Date().toISOString(), acmeCa }));
+  return root;
+}

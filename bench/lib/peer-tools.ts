@@ -166,3 +166,18 @@ export async function rssOf(pid: number | undefined): Promise<number> {
 }
 
 export { freePorts };
+
+/** User + system CPU time of a process in microseconds, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export async function cpuMicrosOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    return ticks * 10_000;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -10,17 +10,17 @@ export interface ServerProcess {
   /** The child's first message (its ports and set-up figures). */
   ready: Record<string, unknown>;
   request<T = Record<string, unknown>>(cmd: string, extra?: Record<string, unknown>): Promise<T>;
-  /** Asks the child to exit, then kills it if it has not after 3 s. */
+  /** Asks the child to exit, then kills it if it has not after 10 s (a CPU profile takes a moment to write). */
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(script: string, args: string[], readyTimeoutMs: number): Promise<ServerProcess> {
-  const child = fork(script, args, { execArgv: ['--import', 'tsx', ...process.execArgv.filter((a) => a.startsWith('--max-old-space-size'))], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function startServerProcess(script: string, args: string[], readyTimeoutMs: number, extraExecArgv: string[] = []): Promise<ServerProcess> {
+  const child = fork(script, args, { execArgv: ['--import', 'tsx', ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     if (child.connected) child.send({ cmd: 'exit' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
   };
