@@ -172,7 +172,7 @@ class WatchedBundle {
   #lastSeen: string;
   #watcher: FileWatcher | undefined;
   /** A refused bundle seen once: reported only if still there after maxWaitMs (a writer may be mid-write). */
-  #suspect: string | undefined;
+  #suspect: { seen: string; since: number } | undefined;
   #settleTimer: TimerHandle | undefined;
   #reportNow = false;
   #closed = false;
@@ -277,13 +277,18 @@ class WatchedBundle {
   }
 
   #refuse(error: unknown, seen: string, reportNow: boolean): void {
-    if (!reportNow && this.#suspect !== seen) {
-      this.#suspect = seen;
-      this.#settleTimer = this.#opts.clock.setTimer(() => {
-        this.#settleTimer = undefined;
-        void this.#watcher?.trigger();
-      }, this.#config.tuning.maxWaitMs);
-      return;
+    if (!reportNow) {
+      const now = this.#opts.clock.now();
+      if (this.#suspect?.seen !== seen) this.#suspect = { seen, since: now };
+      // Other events may run checks sooner: report only once the settle time has passed.
+      const remaining = this.#suspect.since + this.#config.tuning.maxWaitMs - now;
+      if (remaining > 0) {
+        this.#settleTimer = this.#opts.clock.setTimer(() => {
+          this.#settleTimer = undefined;
+          void this.#watcher?.trigger();
+        }, remaining);
+        return;
+      }
     }
     this.#suspect = undefined;
     this.#fail(error, seen);

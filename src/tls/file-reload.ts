@@ -200,7 +200,7 @@ class UnmanagedCertificate implements UnmanagedHandle {
   #lastSeen: string | undefined;
   #lastOutcome: ReloadOutcome = 'unchanged';
   /** A refused pair seen once while watching: reported only if it is still there after a settle time (a writer may be between its two renames). */
-  #suspect: string | undefined;
+  #suspect: { seen: string; since: number } | undefined;
   #settleTimer: TimerHandle | undefined;
   /** The next check reports a refused pair at once (an explicit reload()). */
   #reportNow = false;
@@ -374,14 +374,22 @@ class UnmanagedCertificate implements UnmanagedHandle {
    * after maxWaitMs and report only if the same content is still there.
    */
   #refuse(error: unknown, seen: string, reportNow: boolean): 'failed' {
-    if (!reportNow && this.#suspect !== seen && this.#files !== undefined) {
-      this.#suspect = seen;
-      this.#log.debug({ certFile: this.#files.certFile, reason: reloadFailureReason(error) }, 'refused certificate pair; looking again before reporting');
-      this.#settleTimer = this.#opts.clock.setTimer(() => {
-        this.#settleTimer = undefined;
-        void this.#watcher?.trigger();
-      }, this.#files.tuning.maxWaitMs);
-      return 'failed';
+    const files = this.#files;
+    if (!reportNow && files !== undefined) {
+      const now = this.#opts.clock.now();
+      if (this.#suspect?.seen !== seen) {
+        this.#suspect = { seen, since: now };
+        this.#log.debug({ certFile: files.certFile, reason: reloadFailureReason(error) }, 'refused certificate pair; looking again before reporting');
+      }
+      // Other events (the writer's temp file) may run checks sooner: report only once the settle time has passed.
+      const remaining = this.#suspect.since + files.tuning.maxWaitMs - now;
+      if (remaining > 0) {
+        this.#settleTimer = this.#opts.clock.setTimer(() => {
+          this.#settleTimer = undefined;
+          void this.#watcher?.trigger();
+        }, remaining);
+        return 'failed';
+      }
     }
     this.#suspect = undefined;
     return this.#fail(error, seen);
