@@ -157,7 +157,7 @@ async function runClient(): Promise<void> {
     ],
     notes: [
       `${rounds} round(s) of ${seconds} s per phase, ${concurrency} connections in flight, files replaced every ${intervalMs} ms, debounce ${args['debounce-ms']} ms`,
-      `refused intermediate pairs (new certificate with the old key between the two renames; the old certificate stays): ${reloadFailuresTotal}`,
+      `cert_reload_failed events (a pair caught between its two renames is re-checked before it is reported): ${reloadFailuresTotal}`,
       ...(errors.size > 0 ? [`errors: ${[...errors].map(([r, n]) => `${r} x${n}`).join(', ')}`] : []),
       `load average before: ${loadBefore}, after: ${loadAverage()}`,
     ],
