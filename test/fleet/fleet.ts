@@ -118,6 +118,13 @@ export class Worker {
     this.port = report.port as number;
   }
 
+  /** Waits until the worker stops at its pause point; fails at once if its order failed before getting there. */
+  async paused(): Promise<WorkerReport> {
+    const report = await this.waitFor((r) => r.event === 'paused' || r.event === 'failed', 'pause point');
+    if (report.event !== 'paused') throw new Error(`worker ${this.id} failed before its pause point: ${JSON.stringify(report)}`);
+    return report;
+  }
+
   /** Sends a command and returns its request number (the reply carries it). */
   send(command: DistributiveOmit<Command, 'req'>): number {
     const req = this.#nextReq++;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
-import { issuerKeyFromDirectoryUrl } from '../../src/storage/layout.js';
+import { certificateLockName, issuerKeyFromDirectoryUrl } from '../../src/storage/layout.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 import { handshake } from '../helpers/tls-client.js';
@@ -80,7 +80,8 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
 
         // The victim holds the name's lock, has placed its order and filed its token; then it dies.
         victim!.send({ cmd: 'manage', names: [name] });
-        await victim!.waitFor((r) => r.event === 'paused', 'pause after filing the token');
+        const pause = await victim!.paused();
+        assert.ok((pause.key as string).includes(`/challenge_tokens/${name}/`), JSON.stringify(pause));
         const waiting = survivor!.send({ cmd: 'manage', names: [name] });
         victim!.child.kill('SIGKILL');
         assert.equal((await victim!.exited).signal, 'SIGKILL');
@@ -117,7 +118,8 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
 
         // The sleeper's certificate is issued; it is frozen right before its lease check and store.
         const sleeperRequest = sleeper!.send({ cmd: 'manage', names: [name] });
-        await sleeper!.waitFor((r) => r.event === 'paused', 'pause before the final store');
+        const pause = await sleeper!.paused();
+        assert.equal(pause.lock, certificateLockName(name));
         sleeper!.child.kill('SIGSTOP');
 
         // Its lease can no longer be refreshed: the peer takes the lock once it expires and stores its own certificate.
