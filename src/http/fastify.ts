@@ -26,6 +26,17 @@ export interface FastifyChallengeOptions {
 }
 
 function plugin(instance: FastifyInstance, options: FastifyChallengeOptions, done: (error?: Error) => void): void {
+  // A callback plugin reports failures through done(): a throw here would escape Fastify's loader.
+  try {
+    register(instance, options);
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  done();
+}
+
+function register(instance: FastifyInstance, options: FastifyChallengeOptions): void {
   const keeper = options?.keeper;
   const responder = resolveResponder(keeper, 'keeper');
   const closeKeeper = options.closeKeeper ?? false;
@@ -54,7 +65,6 @@ function plugin(instance: FastifyInstance, options: FastifyChallengeOptions, don
     closed = true;
     if (closeKeeper) await (close as () => Promise<void>).call(keeper);
   });
-  done();
 }
 
 /** Register with `fastify.register(certkeeperChallenges, { keeper })`. */
