@@ -83,6 +83,11 @@ export class KeeperWorker {
     });
   }
 
+  /** Sends one command line to the worker's stdin. */
+  send(line: string): void {
+    this.child.stdin?.write(`${line}\n`);
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     await this.exited;
