@@ -28,6 +28,13 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** Inactivity after which a connection or HTTP/2 session is closed. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/**
+ * How often HTTP/1 servers look for connections past those timeouts (Node's
+ * default is 30 s, which would let a slow client hold a connection that much
+ * longer). Node's HTTP/2 server with allowHTTP1 ignores this option and checks
+ * every 30 s.
+ */
+export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 /** How long close() lets requests in flight finish before it cuts connections. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
@@ -214,7 +221,7 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
       httpsServer = h2;
       closers.push(closer);
     } else {
-      const h1 = https.createServer(tlsOptions);
+      const h1 = https.createServer({ ...tlsOptions, connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS });
       const closer = new GracefulCloser(h1);
       h1.on('request', closer.wrap(app));
       httpsServer = h1;
@@ -223,7 +230,7 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
     applyTimeouts(httpsServer, config);
 
     if (config.httpPort !== false) {
-      const plain = http.createServer();
+      const plain = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS });
       const closer = new GracefulCloser(plain);
       const httpsPortForRedirect = (): number => boundPort(httpsServer, config.httpsPort);
       // Everything that is not a challenge moves to HTTPS, to the port actually bound.

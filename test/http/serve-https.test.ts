@@ -63,6 +63,17 @@ function connectRefused(port: number): Promise<boolean> {
   });
 }
 
+/** Sends an unfinished request head and resolves with what the server wrote before closing. */
+function slowClient(socket: net.Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = '';
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => socket.write('GET / HTTP/1.1\r\nHost: slow.example\r\n'));
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    socket.once('close', () => resolve(received));
+    socket.once('error', reject);
+  });
+}
+
 describe('serveHttps against Pebble', { skip }, () => {
   let pebble: PebbleHandle;
   let dir: string;
@@ -163,6 +174,8 @@ describe('serveHttps against Pebble', { skip }, () => {
       httpPort: 0,
       httpsPort: pebble.tlsPort,
       host: '127.0.0.1',
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 600,
     });
     try {
       assert.equal(service.keeper.status(name).state, 'valid');
@@ -179,6 +192,10 @@ describe('serveHttps against Pebble', { skip }, () => {
       const httpPort = portOf(service.httpServer as http.Server);
       const challenge = await rawRequest(httpPort, '/.well-known/acme-challenge/abc', { host: name });
       assert.equal(challenge.status, 308);
+
+      // A client that never finishes its headers is answered 408 and cut off, on both ports.
+      assert.match(await slowClient(net.connect(httpPort, '127.0.0.1')), /^HTTP\/1\.1 408/);
+      assert.match(await slowClient(tls.connect({ host: '127.0.0.1', port: pebble.tlsPort, servername: name, ca: root })), /^HTTP\/1\.1 408/);
     } finally {
       await service.close();
     }
