@@ -781,6 +781,12 @@ export class CertKeeper {
       this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
       return 'obtained';
     } catch (error) {
+      if (error instanceof LockLostError) {
+        // Another process took this name over and stores its own result: not a failure of the stored certificate,
+        // so no backoff (and no write to a sidecar we no longer own); the next attempt finds its certificate and adopts it.
+        this.#log.warn({ names: record.names, lock: lockName }, 'lock lost while obtaining; another process took over this name');
+        throw error;
+      }
       await this.#recordFailure(record, error, renewal);
       throw error;
     }

@@ -66,6 +66,40 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
     }
   });
 
+  test('redis: a renewal frozen past its lease neither overwrites the newer renewal nor marks it as failed', { skip: pebbleSkip || storageSkip.redis }, async () => {
+    const storage = await sharedStorage('redis', LEASE_MS);
+    try {
+      const [peer, sleeper] = await startWorkers([
+        workerConfig('peer', storage, pebble, { challengePort: pebble.httpPort }),
+        workerConfig('sleeper', storage, pebble, { pauseAt: 'before-assert' }),
+      ]);
+      workers.push(peer!, sleeper!);
+      const name = 'renew-stop.fleet.test';
+      assert.equal((await peer!.request({ cmd: 'manage', names: [name] })).event, 'managed');
+      assert.equal((await sleeper!.request({ cmd: 'manage', names: [name] })).event, 'managed');
+      const issuedBefore = pebble.issuedCount();
+
+      const sleeperRequest = sleeper!.send({ cmd: 'renew', name });
+      assert.equal((await sleeper!.paused()).lock, certificateLockName(name));
+      sleeper!.child.kill('SIGSTOP');
+      const peerReply = await peer!.request({ cmd: 'renew', name });
+      assert.equal(peerReply.event, 'renewed', JSON.stringify(peerReply));
+      sleeper!.child.kill('SIGCONT');
+      sleeper!.send({ cmd: 'continue' });
+      const sleeperReply = await sleeper!.reply(sleeperRequest);
+      assert.deepEqual((sleeperReply.failures as { code: string }[] | undefined)?.map((f) => f.code), ['ERR_LOCK_LOST'], JSON.stringify(sleeperReply));
+
+      assert.equal(pebble.issuedCount() - issuedBefore, 2);
+      const stored = await loadCertificateSet(storage.inspector, issuerKey, name);
+      assert.equal(stored.meta.serialNumber, peerReply.serial, 'the newer renewal stays in storage');
+      // The lost race is not a failure of the stored certificate: peers loading it must not inherit a backoff.
+      assert.equal(stored.meta.renewal?.failures ?? 0, 0, JSON.stringify(stored.meta.renewal));
+    } finally {
+      await stopAll(workers.splice(0));
+      await storage.cleanup();
+    }
+  });
+
   for (const kind of KINDS) {
     test(`${kind}: SIGKILL of the lock holder mid-order; another process completes the name after the lease, storage stays sound`, { skip: pebbleSkip || storageSkip[kind] }, async () => {
       const storage = await sharedStorage(kind, LEASE_MS);
