@@ -7,6 +7,7 @@ import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';
 import { FileStorage } from '../storage/file.js';
 import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
+import { dns01From } from './dns.js';
 import type { CliSettings } from './settings.js';
 
 export function openStorage(settings: CliSettings, logger: Logger): FileStorage {
@@ -50,6 +51,7 @@ export function keeperOptions(settings: CliSettings, storage: FileStorage, logge
     challenges: {
       http01: { port: settings.httpPort, host: settings.httpHost, listener: true },
       tlsAlpn01: { port: settings.tlsAlpnPort, host: settings.tlsAlpnHost, listener: true },
+      ...(settings.dns !== undefined ? { dns01: dns01From(settings.dns, logger) } : {}),
     },
   };
 }

@@ -11,6 +11,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
+import { dnsSettingsFrom } from './dns.js';
 
 export const DEFAULT_CLI_CA = 'letsencrypt';
 export const DEFAULT_CLI_HTTP_PORT = 80;
@@ -37,6 +38,8 @@ export interface CliSettings {
   /** DNS server (host:port) for doctor's A/AAAA/CAA lookups; default the system's resolvers. */
   readonly resolver: string | undefined;
   readonly logLevel: LogLevel;
+  /** DNS-01 provider settings (see cli/dns.ts); from the config file or CERTKEEPER_DNS (JSON), no flag: it may hold secrets. */
+  readonly dns: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** Raw values as a source gives them (strings from flags and env, any JSON type from the file). */
@@ -64,6 +67,7 @@ export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
   keyType: { env: 'CERTKEEPER_KEY_TYPE', flag: '--key-type', parse: (v, from) => oneOf(v, from, KEY_TYPES) },
   resolver: { env: 'CERTKEEPER_RESOLVER', flag: '--resolver', parse: nonEmptyString },
   logLevel: { env: 'CERTKEEPER_LOG_LEVEL', flag: '--log-level', parse: (v, from) => oneOf(v, from, LOG_LEVELS) },
+  dns: { env: 'CERTKEEPER_DNS', flag: '(config file or CERTKEEPER_DNS only)', parse: dnsSettingsFrom },
 };
 
 export const CONFIG_ENV = 'CERTKEEPER_CONFIG';
@@ -124,6 +128,7 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
     keyType: pick('keyType'),
     resolver: pick('resolver'),
     logLevel: pick('logLevel') ?? DEFAULT_CLI_LOG_LEVEL,
+    dns: pick('dns'),
   });
 }
 

@@ -158,6 +158,23 @@ describe('certkeeper CLI against Pebble', { skip }, () => {
     await storage.close();
   });
 
+  test('a wildcard through DNS-01 with the provider from CERTKEEPER_DNS; one certificate for several names with --together', async () => {
+    const dns = JSON.stringify({
+      provider: 'challtestsrv',
+      managementUrl: pebble.challtestsrv?.managementUrl,
+      propagation: { resolvers: [pebble.challtestsrv?.dnsServer], intervalMs: 50, timeoutMs: 10_000 },
+    });
+    const wildcard = await runCli(['obtain', '*.wild.example.test'], { ...env, CERTKEEPER_DNS: dns });
+    assert.equal(wildcard.code, 0, wildcard.stdout + wildcard.stderr);
+    const together = await runCli(['obtain', '--together', 'a.group.example.test', 'b.group.example.test'], env);
+    assert.equal(together.code, 0, together.stdout + together.stderr);
+    const list = await listJson();
+    assert.deepEqual(list.find((c) => c.name === 'wildcard_.wild.example.test')?.names, ['*.wild.example.test']);
+    assert.deepEqual(list.find((c) => c.name === 'a.group.example.test')?.names, ['a.group.example.test', 'b.group.example.test']);
+    // A bad provider setting is a usage error.
+    assert.equal((await runCli(['obtain', '*.wild.example.test'], { ...env, CERTKEEPER_DNS: '{"provider":"route53"}' })).code, 2);
+  });
+
   test('exit codes: 1 for a failed obtain, 2 for usage errors', async () => {
     const failed = await runCli(['obtain', 'blocked.example.test'], env);
     assert.equal(failed.code, 1, failed.stdout + failed.stderr);

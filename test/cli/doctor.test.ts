@@ -103,6 +103,15 @@ describe('certkeeper doctor against Pebble and challtestsrv', { skip }, () => {
     assert.match(check?.remedy ?? '', /--ca-root/);
   });
 
+  test('doctor runs the DNS provider check when CERTKEEPER_DNS configures one', async () => {
+    const dns = JSON.stringify({ provider: 'challtestsrv', managementUrl: pebble.challtestsrv?.managementUrl });
+    const result = await runCli(['doctor', 'good.example.test', '--json', '--caa-identity', 'pebble.letsencrypt.org'], { ...env, CERTKEEPER_DNS: dns });
+    assert.equal(result.code, 0, result.stdout);
+    const check = find(JSON.parse(result.stdout) as CheckResult[], 'dns-provider');
+    assert.equal(check?.status, 'pass');
+    assert.equal(check?.subject, 'challtestsrv: _acme-challenge.good.example.test');
+  });
+
   test('the DNS provider check adds and removes a TXT record through challtestsrv', async () => {
     const provider = new ChalltestsrvDnsProvider({ managementUrl: pebble.challtestsrv?.managementUrl as string });
     assert.equal((await checkDnsProvider(provider, 'good.example.test')).status, 'pass');

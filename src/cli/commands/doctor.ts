@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseDnsServer } from '../../dns/query.js';
 import { doctorFailed, runDoctor, serverResolver, type CheckResult } from '../../doctor.js';
+import { dns01From } from '../dns.js';
 import { formatTable } from '../format.js';
 import { caCertificates, configuredIssuerKey, directoryUrl, openStorage } from '../keeper.js';
 import { commandOf, type Registry } from './index.js';
@@ -31,6 +32,7 @@ export function registerDoctor(program: Command, registry: Registry): void {
           caaIdentities: flags.caaIdentity,
           http01: { port: settings.httpPort, host: settings.httpHost },
           tlsAlpn01: { port: settings.tlsAlpnPort, host: settings.tlsAlpnHost },
+          dnsProvider: settings.dns !== undefined ? dns01From(settings.dns, logger).provider : undefined,
           resolver: settings.resolver !== undefined ? serverResolver(parseDnsServer(settings.resolver, '--resolver')) : undefined,
           signal: io.signal,
           logger,
