@@ -50,7 +50,7 @@ export interface ServeHttpsServerOptions {
   httpPort?: number | false;
   /** Address both servers bind (default: all interfaces). */
   host?: string;
-  /** Serve HTTP/2 besides HTTP/1.1 on the HTTPS port (default true). */
+  /** Serve HTTP/2 besides HTTP/1.1 on the HTTPS port (default true; false for an Express app, which cannot answer HTTP/2). */
   http2?: boolean;
   /** Extra TLS options (e.g. minVersion) merged into the keeper's. */
   tls?: tls.TlsOptions;
@@ -105,8 +105,20 @@ function duration(value: unknown, option: string, fallback: number): number {
   return value;
 }
 
-function resolveServeOptions(options: ServeHttpsServerOptions): Readonly<ResolvedServeOptions> {
+/**
+ * Express swaps each request's prototype for its own, built on
+ * http.IncomingMessage; under HTTP/2's compatibility API that request cannot
+ * be read and the process crashes on the first HTTP/2 request.
+ */
+function isExpressApp(app: RequestListener): boolean {
+  const request = (app as { request?: unknown }).request;
+  return typeof request === 'object' && request !== null && Object.prototype.isPrototypeOf.call(http.IncomingMessage.prototype, request);
+}
+
+function resolveServeOptions(options: ServeHttpsServerOptions, app: RequestListener): Readonly<ResolvedServeOptions> {
   if (options.http2 !== undefined && typeof options.http2 !== 'boolean') throw new InvalidOptionError('http2', 'must be a boolean');
+  const express = isExpressApp(app);
+  if (options.http2 === true && express) throw new InvalidOptionError('http2', 'an Express app cannot answer HTTP/2 requests (Node compatibility API); leave http2 unset or false');
   if (options.host !== undefined && typeof options.host !== 'string') throw new InvalidOptionError('host', 'must be a string');
   if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null)) throw new InvalidOptionError('tls', 'must be an object of TLS options');
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidOptionError('signal', 'must be an AbortSignal');
@@ -118,7 +130,7 @@ function resolveServeOptions(options: ServeHttpsServerOptions): Readonly<Resolve
     httpsPort: port(options.httpsPort, 'httpsPort', DEFAULT_HTTPS_PORT),
     httpPort: options.httpPort === false ? false : port(options.httpPort, 'httpPort', DEFAULT_HTTP_PORT),
     host: options.host === '' ? undefined : options.host,
-    http2: options.http2 ?? true,
+    http2: options.http2 ?? !express,
     tls: { ...options.tls },
     headersTimeoutMs,
     requestTimeoutMs,
@@ -185,7 +197,7 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
   if (typeof app !== 'function') throw new InvalidOptionError('app', 'must be a request listener (req, res) => void');
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
   const split = splitOptions(options);
-  const config = resolveServeOptions(split.serve);
+  const config = resolveServeOptions(split.serve, app);
   const signal = split.serve.signal;
   if (signal?.aborted) throw new AbortedError('serveHttps was aborted');
 

@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import express from 'express';
 import Fastify from 'fastify';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { InvalidOptionError } from '../../src/errors.js';
 import { mayBeChallengeRequest, redirectToHttps, resolveResponder, type ChallengeResponder } from '../../src/http/challenge.js';
 import { challengeMiddleware as expressMiddleware } from '../../src/http/express.js';
@@ -108,6 +112,39 @@ describe('serveHttps options', () => {
     ];
     for (const [option, call] of cases) {
       await assert.rejects(call(), (e: unknown) => e instanceof InvalidOptionError && e.option === option, option);
+    }
+  });
+
+  test('HTTP/2 is refused for an Express app, and off by default for one', async () => {
+    const app = express();
+    app.get('/', (req, res) => void res.send(`express ${req.httpVersion}`));
+    await assert.rejects(
+      serveHttps(['a.example'], app, { http2: true }),
+      (e: unknown) => e instanceof InvalidOptionError && e.option === 'http2',
+    );
+    // The internal CA needs no network: a full start on free ports.
+    const service = await serveHttps(['express.example.test'], app, {
+      issuers: [{ type: 'internal', name: 'express-h2' }],
+      storage: new MemoryStorage(),
+      logger: silentLogger(),
+      httpPort: 0,
+      httpsPort: 0,
+      host: '127.0.0.1',
+    });
+    try {
+      assert.ok(service.httpsServer instanceof https.Server, 'an HTTP/1.1 server');
+      const port = (service.httpsServer.address() as AddressInfo).port;
+      const response = await new Promise<{ body: string; alpn: string | false | null }>((resolve, reject) => {
+        const req = https.get({ host: '127.0.0.1', port, servername: 'express.example.test', rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], agent: false, headers: { host: 'express.example.test' } } as https.RequestOptions, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ body, alpn: (res.socket as TLSSocket).alpnProtocol }));
+        });
+        req.on('error', reject);
+      });
+      assert.deepEqual(response, { body: 'express 1.1', alpn: 'http/1.1' });
+    } finally {
+      await service.close();
     }
   });
 
