@@ -11,7 +11,7 @@ import Fastify from 'fastify';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError } from '../../src/errors.js';
+import { AbortedError, InvalidOptionError } from '../../src/errors.js';
 import { mayBeChallengeRequest, redirectToHttps, resolveResponder, type ChallengeResponder } from '../../src/http/challenge.js';
 import { challengeMiddleware as expressMiddleware } from '../../src/http/express.js';
 import { certkeeperChallenges } from '../../src/http/fastify.js';
@@ -146,6 +146,10 @@ describe('serveHttps options', () => {
     } finally {
       await service.close();
     }
+  });
+
+  test('an aborted signal stops start-up before anything is opened', async () => {
+    await assert.rejects(serveHttps(['a.example'], (_req, res) => res.end(), { signal: AbortSignal.abort() }), AbortedError);
   });
 
   test('a keeper and keeper options together are refused, and the given keeper is left open', async () => {
