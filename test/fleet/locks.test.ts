@@ -59,7 +59,6 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
       }
       const served = await handshake(orderer!.port, name, root);
       assert.ok(served.authorized, served.authorizationError);
-      await stopAll([responder!, orderer!]);
     } finally {
       await stopAll(workers.splice(0));
       await storage.cleanup();
@@ -132,7 +131,6 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
         const { sets, pending } = await loadAllSets(storage.inspector);
         assert.deepEqual(sets.map((s) => s.meta.names), [[name]]);
         assert.deepEqual(pending, [], 'no half-written set left behind');
-        await stopAll([survivor!]);
       } finally {
         await stopAll(workers.splice(0));
         await storage.cleanup();
@@ -176,7 +174,6 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
         assert.equal(served.serialNumber, newer.toUpperCase());
         const { pending } = await loadAllSets(storage.inspector);
         assert.deepEqual(pending, []);
-        await stopAll([peer!, sleeper!]);
       } finally {
         await stopAll(workers.splice(0));
         await storage.cleanup();
