@@ -479,7 +479,11 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
     }
     if (options.tlsAlpn01) results.push(await checkTlsAlpnPort(options.tlsAlpn01));
   }
-  for (const name of names) results.push(await checkAddressRecords(name, resolver, signal));
+  for (const name of names) {
+    const addresses = await checkAddressRecords(name, resolver, signal);
+    // The internal CA validates nothing: missing records only matter to the clients that must reach the server.
+    results.push(options.issuer === 'internal' && addresses.status === 'fail' ? { ...addresses, status: 'warn' } : addresses);
+  }
   if (options.issuer === 'acme') {
     const identities = options.caaIdentities ?? directory?.caaIdentities ?? [];
     for (const name of names) results.push(await checkCaa(name, identities, resolver, signal));

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import * as dnsPacket from 'dns-packet';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,5 +172,29 @@ describe('CAA evaluation (RFC 8659) and clock check', () => {
     assert.equal(checkClock(1_000_000, 1_000_000 - 120_000).status, 'warn');
     assert.equal(checkClock(1_000_000, 1_000_000 + 600_000).status, 'fail');
     assert.equal(checkClock(undefined, 0).status, 'skip');
+  });
+});
+
+describe('certkeeper doctor with the internal issuer', () => {
+  test('no CA or port checks; a name without addresses only warns; exit 0', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'certkeeper-doctor-internal-'));
+    // A loopback DNS server answering NXDOMAIN to everything.
+    const server = dgram.createSocket('udp4');
+    server.on('message', (message, remote) => {
+      const query = dnsPacket.decode(message);
+      const reply = dnsPacket.encode({ type: 'response', id: query.id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | 3, questions: query.questions ?? [] });
+      server.send(reply, remote.port, remote.address);
+    });
+    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
+    try {
+      const resolver = `127.0.0.1:${server.address().port}`;
+      const result = await runCli(['doctor', 'nothing.example.test', '--json', '--issuer', 'internal', '--resolver', resolver, '--storage', join(dir, 's')], { CERTKEEPER_LOG_LEVEL: 'silent' });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const results = JSON.parse(result.stdout) as CheckResult[];
+      assert.deepEqual(results.map((r) => [r.check, r.status]), [['ca-directory', 'skip'], ['storage', 'pass'], ['dns-addresses', 'warn']]);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
