@@ -50,7 +50,7 @@ import {
 import { checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
 import { certificateKeys, certificateLockName } from './storage/layout.js';
-import { hasLockLeaseCheck, type Storage } from './storage/types.js';
+import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
 import { KeeperMetrics } from './metrics.js';
@@ -1012,9 +1012,14 @@ export class CertKeeper {
     record.ariSelectedTime = plan.ariSelectedTime;
     this.#scheduleNext(record);
     this.#queue.schedule(ARI_KEY_PREFIX + record.certName, info.retryAfter);
-    if (record.issuerKey !== undefined && plan.ariSelectedTime !== undefined) {
+    if (record.issuerKey !== undefined && plan.ariSelectedTime !== undefined && hasTryLock(this.#storage)) {
+      // Written only under the certificate lock, and only if the stored set is still the one we asked about;
+      // otherwise a peer's newer set could get this set's sidecar. Without tryLock the state stays in memory.
+      const lockName = certificateLockName(record.certName);
+      if (!(await this.#storage.tryLock(lockName).catch(() => false))) return;
       const selected = plan.ariSelectedTime;
-      await updateCertificateMeta(this.#storage, record.issuerKey, record.certName, (meta) => ({
+      const serial = record.serialNumber;
+      await updateCertificateMeta(this.#storage, record.issuerKey, record.certName, (meta) => meta.serialNumber !== serial ? meta : ({
         ...meta,
         renewal: {
           ...meta.renewal,
@@ -1026,7 +1031,9 @@ export class CertKeeper {
             ...(info.explanationUrl ? { explanationUrl: info.explanationUrl } : {}),
           },
         },
-      })).catch((e: unknown) => this.#log.debug({ err: e }, 'could not persist ARI state'));
+      }))
+        .catch((e: unknown) => this.#log.debug({ err: e }, 'could not persist ARI state'))
+        .finally(() => this.#storage.unlock(lockName).catch(() => undefined));
     }
   }
 
