@@ -23,7 +23,7 @@ const keeper = new CertKeeper({
 });
 await keeper.manageSync(['localhost']);
 
-const site = https.createServer(keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] }), (_req, res) => res.end('hello\n'));
+const site = https.createServer(keeper.tlsOptions(), (_req, res) => res.end('hello\n'));
 site.listen(8443, '127.0.0.1');
 
 const metrics = http.createServer((req, res) => {

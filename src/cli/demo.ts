@@ -85,7 +85,7 @@ export async function startDemo(options: DemoOptions): Promise<DemoServer> {
       );
     };
     // node:https speaks HTTP/1.1 only: say so in ALPN, or a client offering h2 first (curl) gets h2 and an empty reply.
-    const tlsOptions = keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] });
+    const tlsOptions = keeper.tlsOptions();
     const v4 = https.createServer(tlsOptions, handler);
     servers.push(v4);
     const port = await listen(v4, options.port, '127.0.0.1').catch((error: unknown) => {

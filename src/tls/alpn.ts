@@ -29,7 +29,7 @@ export type AlpnCallback = (this: tls.TLSSocket, selection: AlpnSelection) => st
  * a name with a presented challenge is marked and answered with
  * `acme-tls/1`; for any other name it gets no protocol, which ends it.
  * Otherwise the first of `userProtocols` the client offers wins (server
- * preference); with no user protocols, the client's first choice.
+ * preference); with no user protocols, http/1.1 when offered, else the client's first choice.
  * Returning undefined aborts with `no_application_protocol`, which is what
  * Node does itself when its ALPNProtocols and the client's list do not meet.
  */
@@ -42,6 +42,9 @@ export function createAlpnCallback(userProtocols?: readonly string[], alpnChalle
       return ACME_TLS_ALPN_PROTOCOL;
     }
     if (preferred.length === 0) {
+      // No protocols configured: the server speaks HTTP/1.1 (as Node's own https.Server assumes), so
+      // pick it when offered; picking the client's first (curl offers h2 first) would break the connection.
+      if (protocols.includes('http/1.1')) return 'http/1.1';
       for (const p of protocols) if (p !== ACME_TLS_ALPN_PROTOCOL) return p;
       return undefined;
     }

@@ -66,8 +66,11 @@ describe('ALPN', () => {
     const stranger = {} as tls.TLSSocket;
     assert.equal(alpn.call(stranger, { servername: 'x.test', protocols: ['acme-tls/1'] }), undefined);
     assert.equal(isMarkedAcmeTlsSocket(stranger), false);
-    // No user protocols: the client's first choice, never acme-tls/1 for an ordinary client.
+    // No user protocols: the server speaks HTTP/1.1, so http/1.1 when offered (curl offers h2 first),
+    // else the client's first choice, never acme-tls/1 for an ordinary client.
     const open = createAlpnCallback();
     assert.equal(open.call({} as tls.TLSSocket, { servername: 'x.test', protocols: ['acme-tls/1', 'http/1.1'] }), 'http/1.1');
+    assert.equal(open.call({} as tls.TLSSocket, { servername: 'x.test', protocols: ['h2', 'http/1.1'] }), 'http/1.1');
+    assert.equal(open.call({} as tls.TLSSocket, { servername: 'x.test', protocols: ['spdy/3', 'acme-tls/1'] }), 'spdy/3');
   });
 });
