@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '10' },
     'run-timeout-seconds': { type: 'string', default: '120' },
+    /** Development aid: certkeeper runs only (no ratio). */
+    'skip-acme-client': { type: 'boolean', default: false },
   },
 });
 const COUNT = Number(args.count);
@@ -139,6 +141,7 @@ async function main(): Promise<void> {
       const k = await withWatchdog(`certkeeper run ${run + 1}`, (signal) => certkeeperRun(p, run, signal));
       keeperRuns.push(k);
       console.log(`run ${run + 1} certkeeper:  ${(k.ms / 1000).toFixed(2)} s for ${k.ok}/${COUNT} certificates`);
+      if (args['skip-acme-client']) continue;
       const a = await withWatchdog(`acme-client run ${run + 1}`, (signal) => acmeClientRun(p, run, caFile, signal));
       clientRuns.push(a);
       console.log(`run ${run + 1} acme-client: ${(a.ms / 1000).toFixed(2)} s for ${a.ok}/${COUNT} certificates`);

@@ -7,7 +7,7 @@
  * measured in the server process (both servers live there; the client is the
  * parent). The variants alternate over the rounds; figures are medians.
  *
- *   node --import tsx bench/serving.ts [--names 10000] [--rounds 5] [--seconds 2] [--concurrency 8]
+ *   node --import tsx bench/serving.ts [--names 10000] [--rounds 8] [--seconds 1.5] [--concurrency 8]
  *
  * The certificates come from a fabricated store cached under bench/.cache/
  * (built once, see bench/lib/fabricate.ts); the keeper loads them from it
@@ -29,8 +29,8 @@ const { values: args } = parseArgs({
   options: {
     server: { type: 'string' },
     names: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '5' },
-    seconds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '8' },
+    seconds: { type: 'string', default: '1.5' },
     concurrency: { type: 'string', default: '8' },
   },
 });
