@@ -46,3 +46,8 @@ export { parseTsigKeyFile } from './dns/tsig.js';
 export { ContextCache, type ContextCacheOptions, type ContextCacheStats } from './tls/context-cache.js';
 export { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 export { buildTlsOptions, attachServer } from './tls/tls-options.js';
+export type { UnmanagedHandle, LoadCertificateFilesOptions, LoadCertificatePemOptions, ReloadOutcome } from './tls/file-reload.js';
+export type { ClientCaOptions, TlsOptionsWithClientCa } from './tls/client-ca.js';
+
+export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor.js';
