@@ -62,6 +62,9 @@ async function runKeeper(root: string): Promise<void> {
   const manageMs = performance.now() - t0;
   const sinceProcessStart = performance.now();
   const rss = process.memoryUsage().rss;
+  // With --expose-gc (the parent passes it): how much of that RSS is garbage not yet collected.
+  (globalThis as { gc?: () => void }).gc?.();
+  const { rss: rssAfterGc, heapUsed } = process.memoryUsage();
   server.on('tlsClientError', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   serveCommands(
@@ -73,7 +76,7 @@ async function runKeeper(root: string): Promise<void> {
       await keeper.close();
     },
   );
-  process.send?.({ port: (server.address() as AddressInfo).port, manageMs, sinceProcessStart, processStartToHere, rss, obtaining, stats: keeper.cacheStats() });
+  process.send?.({ port: (server.address() as AddressInfo).port, manageMs, sinceProcessStart, processStartToHere, rss, rssAfterGc, heapUsed, obtaining, stats: keeper.cacheStats() });
 }
 
 // ---- child: the floor (read and parse every sidecar, nothing else) ----
@@ -104,6 +107,8 @@ interface KeeperReady {
   sinceProcessStart: number;
   processStartToHere: number;
   rss: number;
+  rssAfterGc: number;
+  heapUsed: number;
   obtaining: number;
   stats: Record<string, number>;
 }
@@ -120,6 +125,8 @@ async function runParent(): Promise<void> {
   const fromStart: number[] = [];
   const rss: number[] = [];
   const rssAfterLazy: number[] = [];
+  const rssGc: number[] = [];
+  const heap: number[] = [];
   const floor: number[] = [];
   const lazy: number[] = [];
   const cached: number[] = [];
@@ -127,8 +134,10 @@ async function runParent(): Promise<void> {
   let obtaining = 0;
   let failedHandshakes = 0;
   for (let run = 0; run < runs; run++) {
-    current = await startServerProcess(script, ['--keeper', root, '--names', String(NAMES)], 300_000);
+    current = await startServerProcess(script, ['--keeper', root, '--names', String(NAMES)], 300_000, ['--expose-gc']);
     const ready = current.ready as unknown as KeeperReady;
+    rssGc.push(ready.rssAfterGc);
+    heap.push(ready.heapUsed);
     manage.push(ready.manageMs);
     fromStart.push(ready.sinceProcessStart);
     rss.push(ready.rss);
@@ -149,7 +158,7 @@ async function runParent(): Promise<void> {
     rssAfterLazy.push(after.rss);
     console.log(
       `run ${run + 1} keeper: manageSync ${(ready.manageMs / 1000).toFixed(2)} s (process start to served ${(ready.sinceProcessStart / 1000).toFixed(2)} s, ` +
-        `module loading ${(ready.processStartToHere / 1000).toFixed(2)} s), RSS ${(ready.rss / MiB).toFixed(0)} MiB, ${ready.obtaining} obtaining, cache ${JSON.stringify(after.stats)}`,
+        `module loading ${(ready.processStartToHere / 1000).toFixed(2)} s), RSS ${(ready.rss / MiB).toFixed(0)} MiB (after GC ${(ready.rssAfterGc / MiB).toFixed(0)}, heap ${(ready.heapUsed / MiB).toFixed(0)}), ${ready.obtaining} obtaining, cache ${JSON.stringify(after.stats)}`,
     );
     await current.stop();
     current = await startServerProcess(script, ['--floor', root, '--names', String(NAMES)], 300_000);
@@ -169,7 +178,7 @@ async function runParent(): Promise<void> {
   const rssMedian = median(rss) / MiB;
   notes.push(
     `${runs} runs; names above ${DEFAULT_EAGER_LOAD_LIMIT} per call are read as sidecars only; process start to served (incl. tsx module loading) ${(median(fromStart) / 1000).toFixed(2)} s; ` +
-      `RSS after ${lazyCount * 2} handshakes ${(median(rssAfterLazy) / MiB).toFixed(0)} MiB`,
+      `RSS after a full GC ${(median(rssGc) / MiB).toFixed(0)} MiB (JS heap ${(median(heap) / MiB).toFixed(0)} MiB), after ${lazyCount * 2} handshakes ${(median(rssAfterLazy) / MiB).toFixed(0)} MiB`,
   );
   notes.push(`load average before ${loadBefore}, after ${loadAverage()} (2 shared cores: noisy)`);
   emitResult({
