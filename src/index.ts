@@ -51,3 +51,6 @@ export type { ClientCaOptions, TlsOptionsWithClientCa } from './tls/client-ca.js
 
 export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor.js';
+
+export { serveHttps, type ServeHttpsOptions, type HttpsService } from './http/serve-https.js';
+export { redirectToHttps } from './http/challenge.js';

@@ -57,7 +57,7 @@ import { KeeperMetrics } from './metrics.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
-import { mayBeChallengeRequest } from './http/challenge.js';
+import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
 
 /** Above this many names in one call, stored certificates are read as sidecars only and loaded on their first handshake. */
 export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
@@ -1093,16 +1093,6 @@ export class CertKeeper {
     this.#events.removeAll();
     if (this.#ownsStorage) await this.#storage.close?.();
   }
-}
-
-function redirectToHttps(req: IncomingMessage, res: ServerResponse): void {
-  const host = req.headers.host;
-  if (!host || !/^[A-Za-z0-9.:[\]-]+$/.test(host)) {
-    res.writeHead(400, { 'content-type': 'text/plain' }).end('Bad Request\n');
-    return;
-  }
-  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  res.writeHead(308, { location: `https://${hostname}${req.url ?? '/'}`, connection: 'close' }).end();
 }
 
 function isUrl(value: string): boolean {
