@@ -5,27 +5,10 @@
  *
  *   CERTKEEPER_NAMES=example.com CERTKEEPER_AGREE_TO_TERMS=1 node --import tsx examples/serve-https/index.ts
  */
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileStorage, type CertKeeperOptions } from '../../src/index.js';
 import { serveHttps } from '../../src/http/serve-https.js'; // exported by 'certkeeper' once installed
-
-function keeperOptionsFromEnv(): { names: string[]; options: CertKeeperOptions } {
-  const env = process.env;
-  const names = (env.CERTKEEPER_NAMES ?? '').split(',').map((n) => n.trim()).filter((n) => n.length > 0);
-  if (names.length === 0) throw new Error('set CERTKEEPER_NAMES (comma-separated names pointing at this machine)');
-  if (env.CERTKEEPER_AGREE_TO_TERMS !== '1') throw new Error("set CERTKEEPER_AGREE_TO_TERMS=1 to accept the CA's terms of service");
-  const options: CertKeeperOptions = {
-    // Staging unless told otherwise: its certificates are not trusted, but its rate limits forgive experiments.
-    ca: env.CERTKEEPER_CA ?? 'letsencrypt-staging',
-    agreeToTerms: true,
-    ...(env.CERTKEEPER_CA_ROOT ? { caCertificates: readFileSync(env.CERTKEEPER_CA_ROOT, 'utf8') } : {}),
-    ...(env.CERTKEEPER_EMAIL ? { email: env.CERTKEEPER_EMAIL } : {}),
-    ...(env.CERTKEEPER_STORAGE ? { storage: new FileStorage({ root: env.CERTKEEPER_STORAGE }) } : {}),
-  };
-  return { names, options };
-}
+import { keeperOptionsFromEnv } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();
 
