@@ -34,7 +34,7 @@ describe('real TLS clients', { skip }, () => {
   let port: number;
   let dir: string;
   let rootFile: string;
-  const names = ['app.example.test', 'api.example.test'];
+  const names = ['app.example.test', 'api.example.test'] as const;
 
   before(async () => {
     pebble = await startPebble();
