@@ -131,6 +131,7 @@ async function issuance(): Promise<void> {
     const dir = await mkdtemp(join(work, `${tool}-`));
     const names = Array.from({ length: count }, (_, i) => `${tool}${seq}-${i}.peers.test`);
     seq++;
+    const issuedBefore = pebble.issuedCount();
     const r =
       tool === 'certkeeper'
         ? await certkeeperIssue(pebble, dir, names, RUN_TIMEOUT_MS)
@@ -140,6 +141,13 @@ async function issuance(): Promise<void> {
             ? await certbotIssue(pebble, caFile, dir, names, RUN_TIMEOUT_MS)
             : await caddyIssue(pebble, caFile, dir, names, RUN_TIMEOUT_MS);
     await rm(dir, { recursive: true, force: true });
+    // A tool's exit status is not proof: count what Pebble issued.
+    const issued = pebble.issuedCount() - issuedBefore;
+    if (!r.timedOut && issued < r.ok) {
+      notes.push(`${tool} ${count}: reported ${r.ok} certificate(s) but Pebble issued ${issued}; counted as failed`);
+      r.failed += r.ok - issued;
+      r.ok = issued;
+    }
     console.log(`  ${tool.padEnd(10)} ${count} certificate(s): ${(r.ms / 1000).toFixed(2)} s, ${r.ok} ok${r.failed ? `, ${r.failed} failed ${r.error ?? ''}` : ''}${r.timedOut ? ' (TIMED OUT)' : ''}`);
     if (r.timedOut) {
       pebbleRestarts++;
