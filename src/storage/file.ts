@@ -30,6 +30,7 @@ import {
   StorageNotFoundError,
 } from '../errors.js';
 import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
+import { createKeyEncryptor, type KeyEncryptor } from './encryption.js';
 import { joinKey, keyComponents, validateKey, validateLockName, validatePrefix } from './keys.js';
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 
@@ -55,6 +56,11 @@ export interface FileStorageOptions {
   /** How often a held lock is refreshed (default: half of lockStaleMs; between 1 000 ms and lockStaleMs / 2). */
   lockRefreshMs?: number | undefined;
   logger?: Logger | undefined;
+  /**
+   * Encrypt private keys at rest (`*.key` and `*.pending` values) with AES-256-GCM:
+   * 32 bytes, or base64 of them (`openssl rand -base64 32`). Never logged; not kept in `options`.
+   */
+  encryptionKey?: Uint8Array | string | undefined;
 }
 
 export interface ResolvedFileStorageOptions {
@@ -117,6 +123,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #root: string;
   readonly #locksDir: string;
   readonly #log: Logger;
+  readonly #encryptor: KeyEncryptor | undefined;
   readonly #held = new Map<string, HeldLock>();
   /** Locks being taken, by lock directory, so refreshes seen during acquisition are recorded. */
   readonly #byLockDir = new Map<string, HeldLock>();
@@ -129,6 +136,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
 
   constructor(options: FileStorageOptions = {}) {
     this.options = resolveFileStorageOptions(options);
+    this.#encryptor = options.encryptionKey === undefined ? undefined : createKeyEncryptor(options.encryptionKey);
     this.#root = this.options.root;
     this.#locksDir = join(this.#root, LOCKS_FOLDER);
     this.#log = this.options.logger.child({ component: 'file-storage' });
@@ -172,9 +180,10 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     return this.#root;
   }
 
-  async store(key: string, value: Uint8Array): Promise<void> {
+  async store(key: string, plain: Uint8Array): Promise<void> {
     this.#assertOpen();
     const k = validateKey(key);
+    const value = this.#encryptor ? this.#encryptor.seal(k, plain) : plain;
     const path = this.#pathFor(k);
     const dir = dirname(path);
     const temp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
@@ -207,7 +216,8 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      return await readFile(this.#pathFor(k));
+      const stored = await readFile(this.#pathFor(k));
+      return this.#encryptor ? this.#encryptor.open(k, stored) : stored;
     } catch (err) {
       if (isMissing(err) || errorCode(err) === 'EISDIR') throw new StorageNotFoundError(k, { cause: err });
       throw this.#storageError(`read "${k}"`, err);

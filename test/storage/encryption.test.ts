@@ -237,3 +237,32 @@ describe('encryptPrivateKeys over FileStorage', () => {
     createStorage: async () => encryptPrivateKeys(new FileStorage({ root: await conformanceRoot }), KEY),
   });
 });
+
+describe('FileStorage encryptionKey option', () => {
+  it('stores private keys encrypted on disk, loads them back, and refuses a wrong key', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'certkeeper-file-enc-'));
+    const key = randomBytes(32).toString('base64');
+    const storage = new FileStorage({ root, encryptionKey: key });
+    try {
+      assert.ok(!JSON.stringify(storage.options).includes(key), 'the key is not kept in the public options');
+      const leaf = await createTestLeaf(undefined, { names: ['fileenc.example.test'] });
+      const meta = buildCertificateMeta({ certPem: leaf.chainPem, keyPem: leaf.keyPem, issuerKey: 'test-ca' });
+      await saveCertificateSet(storage, { certPem: leaf.chainPem, keyPem: leaf.keyPem, meta });
+      const files = (await readdir(root, { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && !e.parentPath.includes('rw_test'));
+      const keyFile = files.find((e) => e.name.endsWith('.key'));
+      assert.ok(keyFile, 'a .key file was written');
+      const raw = await readFile(join(keyFile.parentPath, keyFile.name));
+      assert.ok(isEncryptedValue(raw));
+      for (const entry of files) {
+        assert.ok(!(await readFile(join(entry.parentPath, entry.name), 'latin1')).includes('PRIVATE KEY'), `${entry.name} holds a plaintext key`);
+      }
+      assert.equal((await loadCertificateSet(storage, 'test-ca', 'fileenc.example.test')).keyPem, leaf.keyPem);
+      const wrong = new FileStorage({ root, encryptionKey: randomBytes(32) });
+      await assert.rejects(loadCertificateSet(wrong, 'test-ca', 'fileenc.example.test'), StorageError);
+      await wrong.close();
+    } finally {
+      await storage.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
