@@ -3,6 +3,7 @@
  * orchestrates; the logic lives in small modules (storage/certificates,
  * maintenance/*, tls/context-cache, issuers/*, solvers/*).
  */
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
@@ -150,6 +151,8 @@ export class CertKeeper {
   #closing: Promise<void> | undefined;
 
   constructor(options: CertKeeperOptions = {}) {
+    // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
+    setMaxListeners(0, this.#abort.signal);
     this.#config = resolveConfig(options);
     const config = this.#config;
     this.#log = config.logger.child({ component: 'manager' });

@@ -2,6 +2,7 @@
  * AcmeIssuer: an Issuer over an ACME CA (Let's Encrypt, ZeroSSL, Google,
  * step-ca, Pebble...). Accounts live in storage; solvers answer challenges.
  */
+import { setMaxListeners } from 'node:events';
 import acme from 'acme-client';
 import { systemClock, type Clock } from '../clock.js';
 import { ClosedError, InvalidNameError, InvalidOptionError, throwIfAborted } from '../errors.js';
@@ -202,6 +203,8 @@ export class AcmeIssuer implements Issuer {
   readonly #inFlight = new Set<Promise<unknown>>();
 
   constructor(options: AcmeIssuerOptions) {
+    // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     this.config = resolveAcmeIssuerOptions(options);
     this.key = issuerKeyFromDirectoryUrl(this.config.directoryUrl);
     this.#log = (this.config.logger ?? silentLogger).child({ component: 'acme', issuer: this.key });

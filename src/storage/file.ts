@@ -13,6 +13,7 @@
  * Lock files with content were a long source of certmagic bugs (caddy#4448);
  * a directory has no content to get wrong.
  */
+import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -135,6 +136,8 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #lockFs: Record<string, unknown>;
 
   constructor(options: FileStorageOptions = {}) {
+    // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     this.options = resolveFileStorageOptions(options);
     this.#encryptor = options.encryptionKey === undefined ? undefined : createKeyEncryptor(options.encryptionKey);
     this.#root = this.options.root;

@@ -12,6 +12,7 @@
  * certificates (loaded from files or memory) cannot be reloaded from
  * anywhere, so they are never evicted and do not count against `capacity`.
  */
+import { setMaxListeners } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import tls, { createSecureContext } from 'node:tls';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
@@ -190,6 +191,8 @@ export class ContextCache {
   readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, loadTimeouts: 0, negativeHits: 0, evictions: 0 };
 
   constructor(options: ContextCacheOptions = {}) {
+    // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
+    setMaxListeners(0, this.#closeController.signal);
     this.#opts = resolveOptions(options);
     this.#contextOptions = validateContextOptions(options.contextOptions ?? {});
   }
