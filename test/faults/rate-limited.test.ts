@@ -118,6 +118,49 @@ describe('fault: 429 and 503 with Retry-After', { skip }, () => {
       await second.close();
     }
   });
+
+  test('a renewal refused with a long Retry-After: the sidecar backoff survives a restart, the old certificate is served meanwhile', { timeout: 60_000 }, async () => {
+    const name = 'renewlater.example.test';
+    const storage = new MemoryStorage();
+    const clock = new FakeClock(Date.now());
+    const first = new CertKeeper(options(storage, clock));
+    let dueAt: number;
+    let serial: string | undefined;
+    let nextAttemptAt: number;
+    try {
+      await first.manageSync([name]);
+      serial = first.status(name).serialNumber;
+      dueAt = first.status(name).nextRenewalAt!.getTime();
+      proxy.inject = (r) => (isNewOrder(r) ? { status: 429, headers: { 'retry-after': String(HOUR / 1000) }, body: { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'later' } } : undefined);
+      const failed = nextEvent(first, 'cert_failed');
+      await clock.set(dueAt + 1_000);
+      const failure = await failed;
+      assert.equal(failure.renewal, true);
+      nextAttemptAt = failure.nextAttemptAt!.getTime();
+      assert.ok(nextAttemptAt >= Date.now() + HOUR - 60_000, 'the next attempt waits for Retry-After');
+    } finally {
+      await first.close();
+    }
+
+    proxy.seen.length = 0;
+    proxy.inject = () => undefined;
+    const second = new CertKeeper(options(storage, clock));
+    try {
+      await second.manageSync([name]);
+      assert.equal(second.status(name).serialNumber, serial, 'the stored certificate is served');
+      assert.equal(second.status(name).nextRenewalAt?.getTime(), nextAttemptAt, 'renewal waits for the persisted backoff');
+      await settle(200);
+      await clock.set(nextAttemptAt - 60_000);
+      await settle(200);
+      assert.equal(proxy.seen.filter(isNewOrder).length, 0, 'no renewal order before the persisted deadline');
+      const renewed = nextEvent(second, 'cert_renewed');
+      await clock.set(nextAttemptAt + 1_000);
+      await renewed;
+      assert.equal(proxy.seen.filter(isNewOrder).length, 1);
+    } finally {
+      await second.close();
+    }
+  });
 });
 
 function nextAttemptOf(keeper: CertKeeper, name: string): number {
