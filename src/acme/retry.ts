@@ -18,6 +18,12 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
   /** Overall budget for all attempts and waits of one operation. */
   deadlineMs: number;
+  /**
+   * Extra attempts after `badNonce` that survived acme-client's own nonce retries,
+   * not counted in maxAttempts: such an attempt costs nothing and is always safe
+   * to repeat, and a CA rejecting many nonces must not exhaust the budget meant for outages.
+   */
+  maxBadNonceRetries: number;
 }
 
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
@@ -26,6 +32,7 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   maxDelayMs: 10_000,
   maxRetryAfterMs: 60_000,
   deadlineMs: 90_000,
+  maxBadNonceRetries: 20,
 });
 
 export interface RetryContext {
@@ -74,12 +81,19 @@ function decide(error: unknown, attempt: number, policy: Readonly<RetryPolicy>, 
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, ctx: RetryContext): Promise<T> {
   const { policy, clock, signal } = ctx;
   const deadline = clock.now() + policy.deadlineMs;
+  let badNonceRetries = 0;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal);
     try {
       return await operation(attempt);
     } catch (error) {
       throwIfAborted(signal);
+      if (isProblem(error, 'badNonce') && badNonceRetries < policy.maxBadNonceRetries && clock.now() < deadline) {
+        badNonceRetries++;
+        attempt--;
+        ctx.logger?.debug({ operation: ctx.what, badNonceRetries }, 'retrying ACME request after badNonce');
+        continue;
+      }
       if (attempt >= policy.maxAttempts) throw error;
       const decision = decide(error, attempt, policy, clock.now());
       if (!decision.retry) throw error;

@@ -5,7 +5,7 @@ import { DEFAULT_RETRY_POLICY, withRetry, type RetryPolicy } from '../../src/acm
 import { AbortedError, AcmeProblemError, AcmeRateLimitedError } from '../../src/errors.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
-const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1000, maxDelayMs: 4000, maxRetryAfterMs: 60_000, deadlineMs: 600_000 };
+const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1000, maxDelayMs: 4000, maxRetryAfterMs: 60_000, deadlineMs: 600_000, maxBadNonceRetries: 20 };
 
 function problem(type: string, status: number, retryAfterMs?: number): AcmeProblemError {
   return new AcmeProblemError({ type: `urn:ietf:params:acme:error:${type}`, status, detail: type, retryAfterMs });
@@ -35,6 +35,16 @@ describe('withRetry', () => {
     const { promise, times } = await run(clock, [problem('badNonce', 400), problem('badNonce', 400)]);
     assert.equal(await promise, 'ok');
     assert.deepEqual(times, [0, 0, 0]);
+  });
+
+  it('gives badNonce its own budget, not counted against maxAttempts, and stops at it', async () => {
+    const clock = new FakeClock();
+    const nonces = Array.from({ length: 10 }, () => problem('badNonce', 400));
+    const ok = await run(clock, [...nonces, refused(), refused()], { ...policy, maxAttempts: 3, maxBadNonceRetries: 10 });
+    assert.equal(await ok.promise, 'ok', 'ten badNonce and two network errors fit in maxAttempts 3');
+    const tooMany = await run(clock, Array.from({ length: 12 }, () => problem('badNonce', 400)), { ...policy, maxAttempts: 1, maxBadNonceRetries: 10 });
+    await assert.rejects(tooMany.promise, (e: unknown) => e instanceof AcmeProblemError && e.shortType === 'badNonce');
+    assert.equal(tooMany.times.length, 11, 'one attempt plus ten badNonce retries');
   });
 
   it('honours Retry-After on 429 and 503', async () => {
