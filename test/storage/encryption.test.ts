@@ -232,9 +232,12 @@ describe('encryptPrivateKeys over FileStorage', () => {
 
   const conformanceRoot = mkdtemp(join(tmpdir(), 'certkeeper-enc-conf-'));
   after(async () => rm(await conformanceRoot, { recursive: true, force: true }));
+  // The wrapper is run through the suite over Redis (storage-adapters/redis); here FileStorage's own encryptionKey option.
   runStorageConformance({
-    name: 'encrypted FileStorage',
-    createStorage: async () => encryptPrivateKeys(new FileStorage({ root: await conformanceRoot }), KEY),
+    name: 'FileStorage with encryptionKey',
+    createStorage: async () => new FileStorage({ root: await conformanceRoot, lockStaleMs: 2_000, encryptionKey: KEY }),
+    staleLockMs: 2_000,
+    abandonLock: async (storage, name) => (storage as FileStorage).abandonLock(name),
   });
 });
 
