@@ -8,8 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
 import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
-import type { CertKeeperOptions, IssuerSpec, ManageSettings, ResolvedChallenges, ResolvedConfig } from './config.js';
-import { resolveChallenges, resolveConfig, resolveKeyType, validateIssuer } from './config.js';
+import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
+import { resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
 import {
   AbortedError,
   AcmeProblemError,
@@ -25,7 +25,6 @@ import {
 } from './errors.js';
 import { TypedEmitter, type EventName, type Listener } from './events.js';
 import { AcmeIssuer } from './issuers/acme.js';
-import { InternalIssuer } from './issuers/internal.js';
 import type { Issuer, KeyType, RenewalInfo } from './issuers/types.js';
 import type { Logger } from './logger.js';
 import { recordFailure, type BackoffState } from './maintenance/backoff.js';
@@ -36,10 +35,6 @@ import { isEmergency, planRenewal } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
-import { Dns01Solver } from './solvers/dns01.js';
-import { Http01Solver } from './solvers/http01.js';
-import { TlsAlpn01Solver } from './solvers/tls-alpn01.js';
-import type { ChallengeType, Solver } from './solvers/types.js';
 import {
   buildCertificateMeta,
   loadCertificateSet,
@@ -56,6 +51,7 @@ import { buildMaterial, type CertificateMaterial } from './tls/certificate-mater
 import { ContextCache } from './tls/context-cache.js';
 import { KeeperMetrics } from './metrics.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
+import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
 import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
@@ -139,11 +135,8 @@ export class CertKeeper {
   readonly #nameIndex = new Map<string, string>();
   readonly #limiters = new Map<string, RateLimiter>();
   readonly #onDemandLimiter: RateLimiter | undefined;
-  readonly #http01: Http01Solver | undefined;
-  readonly #tlsAlpn01: TlsAlpn01Solver;
+  readonly #issuers: IssuerFactory;
   readonly #defaultSettings: ResolvedSettings;
-  readonly #ownedIssuers = new Set<Issuer>();
-  readonly #acmeIssuers = new Map<string, AcmeIssuer>();
   readonly #abort = new AbortController();
   readonly #work = new Set<Promise<unknown>>();
   readonly #metrics = new KeeperMetrics();
@@ -182,24 +175,9 @@ export class CertKeeper {
     this.#orders = new Semaphore(config.maxConcurrentOrders);
     this.#onDemandLimiter = config.onDemand ? createRateLimiter(config.onDemand.rateLimit, config.clock, 'onDemand.rateLimit') : undefined;
 
-    const challenges = config.challenges;
-    this.#http01 =
-      challenges.http01 === false
-        ? undefined
-        : new Http01Solver({
-            storage: this.#storage,
-            port: challenges.http01.port,
-            host: challenges.http01.host,
-            listener: challenges.http01.listener,
-            logger: config.logger,
-          });
-    this.#tlsAlpn01 = new TlsAlpn01Solver({
-      listener: challenges.tlsAlpn01 !== false && challenges.tlsAlpn01.listener,
-      ...(challenges.tlsAlpn01 !== false ? { port: challenges.tlsAlpn01.port, host: challenges.tlsAlpn01.host } : {}),
-      logger: config.logger,
-    });
+    this.#issuers = new IssuerFactory(config, this.#storage);
     this.#defaultSettings = {
-      issuers: this.#buildIssuers(config.issuers ?? [{ type: 'acme' }], challenges, 'issuers'),
+      issuers: this.#issuers.build(config.issuers ?? [{ type: 'acme' }], config.challenges, 'issuers'),
       keyType: config.keyType,
     };
   }
@@ -282,7 +260,7 @@ export class CertKeeper {
   tlsOptions(userOptions: TlsOptionsWithClientCa = {}): tls.TlsOptions {
     // clientCA: a watched client-CA bundle, handed to the cache as its `ca` (see tls/client-ca.ts).
     return buildTlsOptions(this.#cache, this.#clientCas.apply(userOptions), {
-      alpnChallenges: this.#tlsAlpn01.store,
+      alpnChallenges: this.#issuers.tlsAlpn01.store,
       logger: this.#config.logger.child({ component: 'tls' }),
     });
   }
@@ -319,7 +297,7 @@ export class CertKeeper {
    * certkeeper from opening its own HTTP-01 listener.
    */
   httpChallengeHandler(next?: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
-    const solver = this.#http01;
+    const solver = this.#issuers.http01;
     if (!solver) throw new InvalidOptionError('challenges.http01', 'HTTP-01 is disabled, so there is no challenge handler');
     this.#httpHandlerMounted = true;
     solver.disableListener();
@@ -346,7 +324,7 @@ export class CertKeeper {
 
   /** The framework-neutral responder (for the Express/Fastify/Koa adapters). Resolves true when it answered. */
   get httpChallengeResponder(): { respond(req: IncomingMessage, res: ServerResponse): Promise<boolean> } {
-    const solver = this.#http01;
+    const solver = this.#issuers.http01;
     if (!solver) throw new InvalidOptionError('challenges.http01', 'HTTP-01 is disabled, so there is no challenge responder');
     if (!this.#httpHandlerMounted) {
       this.#httpHandlerMounted = true;
@@ -475,77 +453,13 @@ export class CertKeeper {
     let issuers: readonly Issuer[];
     if (settings.issuers !== undefined) {
       if (!Array.isArray(settings.issuers) || settings.issuers.length === 0) throw new InvalidOptionError('settings.issuers', 'must be a non-empty array');
-      issuers = this.#buildIssuers(settings.issuers, challenges, 'settings.issuers');
+      issuers = this.#issuers.build(settings.issuers, challenges, 'settings.issuers');
     } else if (settings.challenges !== undefined) {
-      issuers = this.#buildIssuers(this.#config.issuers ?? [{ type: 'acme' }], challenges, 'settings.issuers');
+      issuers = this.#issuers.build(this.#config.issuers ?? [{ type: 'acme' }], challenges, 'settings.issuers');
     } else {
       issuers = this.#defaultSettings.issuers;
     }
     return { issuers, keyType: resolveKeyType(settings.keyType, 'settings.keyType') ?? this.#config.keyType };
-  }
-
-  #buildIssuers(specs: readonly IssuerSpec[], challenges: ResolvedChallenges, option: string): Issuer[] {
-    return specs.map((spec, index) => {
-      validateIssuer(spec, `${option}[${index}]`);
-      if (!('type' in spec)) return spec;
-      if (spec.type === 'internal') {
-        const issuer = new InternalIssuer({
-          storage: this.#storage,
-          name: spec.name,
-          leafLifetimeMs: spec.leafLifetimeMs,
-          clock: this.#config.clock,
-          logger: this.#config.logger,
-        });
-        this.#ownedIssuers.add(issuer);
-        return issuer;
-      }
-      const config = this.#config;
-      const solvers = this.#solversFor(challenges);
-      const caCertificates = spec.caCertificates ?? [...config.caCertificates];
-      const acmeOptions = {
-        ca: spec.ca ?? config.ca,
-        caCertificates,
-        email: spec.email ?? config.email,
-        agreeToTerms: spec.agreeToTerms ?? config.agreeToTerms,
-        externalAccountBinding: spec.externalAccountBinding ?? config.externalAccountBinding,
-        preferredChain: spec.preferredChain ?? config.preferredChain,
-      };
-      const cacheKey = JSON.stringify({ ...acmeOptions, externalAccountBinding: acmeOptions.externalAccountBinding?.kid, solvers: Object.keys(solvers), preference: challenges.preference, dns: challenges.dns01 !== false });
-      const cached = challenges === config.challenges ? this.#acmeIssuers.get(cacheKey) : undefined;
-      if (cached) return cached;
-      const issuer = new AcmeIssuer({
-        ...(isUrl(acmeOptions.ca) ? { directoryUrl: acmeOptions.ca } : { ca: acmeOptions.ca as never }),
-        ...(caCertificates.length > 0 ? { caCertificates: [...caCertificates] } : {}),
-        ...(acmeOptions.email !== undefined ? { email: acmeOptions.email } : {}),
-        agreeToTerms: acmeOptions.agreeToTerms,
-        ...(acmeOptions.externalAccountBinding !== undefined ? { externalAccountBinding: { ...acmeOptions.externalAccountBinding } } : {}),
-        ...(acmeOptions.preferredChain !== undefined ? { preferredChain: acmeOptions.preferredChain } : {}),
-        storage: this.#storage,
-        solvers,
-        challengePreference: [...challenges.preference],
-        logger: config.logger,
-        // Protocol waits (polling, Retry-After) run on real time; the injected clock drives scheduling only.
-      });
-      this.#ownedIssuers.add(issuer);
-      // A peer process sharing storage may start challenges this one must answer.
-      if (solvers['http-01']) this.#http01?.addIssuerKey(issuer.key);
-      if (challenges === config.challenges) this.#acmeIssuers.set(cacheKey, issuer);
-      return issuer;
-    });
-  }
-
-  #solversFor(challenges: ResolvedChallenges): Partial<Record<ChallengeType, Solver>> {
-    const solvers: Partial<Record<ChallengeType, Solver>> = {};
-    if (challenges.http01 !== false && this.#http01) solvers['http-01'] = this.#http01;
-    if (challenges.tlsAlpn01 !== false) solvers['tls-alpn-01'] = this.#tlsAlpn01;
-    if (challenges.dns01 !== false) {
-      solvers['dns-01'] = new Dns01Solver({
-        provider: challenges.dns01.provider,
-        propagation: challenges.dns01.propagation,
-        logger: this.#config.logger,
-      });
-    }
-    return solvers;
   }
 
   // ----------------------------------------------------------------- loading
@@ -1091,16 +1005,13 @@ export class CertKeeper {
     this.#onDemandLimiter?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
-    await Promise.allSettled([this.#http01?.close(), this.#tlsAlpn01.close(), ...[...this.#ownedIssuers].map((i) => i.close?.())]);
+    await this.#issuers.close();
     this.#cache.close();
     this.#events.removeAll();
     if (this.#ownsStorage) await this.#storage.close?.();
   }
 }
 
-function isUrl(value: string): boolean {
-  return /^https?:\/\//i.test(value);
-}
 
 /** A number in [0, 1) derived from a string, so jitter is stable across restarts. */
 function seededUnit(seed: string): number {
