@@ -4,7 +4,7 @@
  * (PEBBLE_VA_NOSLEEP=1, HTTP-01, names resolved to 127.0.0.1 by challtestsrv).
  *
  *   node --import tsx bench/peers.ts [--sections issuance,serving,startup] [--runs 3] [--many 50] [--runs-many 1]
- *                                    [--serving-names 1000] [--startup-names 10000] [--run-timeout-seconds 600]
+ *                                    [--serving-names 1000] [--startup-names 10000] [--rounds 6] [--seconds 1.5] [--run-timeout-seconds 600]
  *
  * issuance: wall time for 1 certificate (median of --runs) and for --many
  *   certificates (median of --runs-many; lego and certbot run per certificate,
@@ -47,8 +47,8 @@ const { values: args } = parseArgs({
     'serving-names': { type: 'string', default: '1000' },
     'startup-names': { type: 'string', default: '10000' },
     'run-timeout-seconds': { type: 'string', default: '600' },
-    seconds: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '1.5' },
+    rounds: { type: 'string', default: '6' },
     concurrency: { type: 'string', default: '8' },
   },
 });
