@@ -37,6 +37,7 @@ import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
 import {
   buildCertificateMeta,
+  listCertificateNames,
   loadCertificateSet,
   saveCertificateSet,
   updateCertificateMeta,
@@ -45,7 +46,7 @@ import {
 } from './storage/certificates.js';
 import { checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
-import { certificateKeys, certificateLockName } from './storage/layout.js';
+import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
@@ -60,6 +61,8 @@ import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
 export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
 /** Concurrent storage reads while loading many stored certificates. */
 export const DEFAULT_LOAD_CONCURRENCY = 32;
+/** Concurrent background sidecar reads after a large manageSync. */
+export const DEFAULT_WARM_UP_CONCURRENCY = 8;
 /** ARI problem types after which retrying the same order is pointless. */
 const FINAL_PROBLEMS = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'caa', 'externalAccountRequired']);
 const ARI_KEY_PREFIX = 'ari:';
@@ -129,6 +132,8 @@ export class CertKeeper {
   readonly #clientCas: ClientCaBundles;
   readonly #queue: DueQueue<string>;
   readonly #orders: Semaphore;
+  /** Background sidecar reads after a large manageSync; few at once, so handshakes keep the CPU. */
+  readonly #warmUps = new Semaphore(DEFAULT_WARM_UP_CONCURRENCY);
   readonly #inflight = new Singleflight<string, ObtainOutcome>();
   readonly #records = new Map<string, ManagedRecord>();
   /** Every managed name (and wildcard) -> its certificate's name. */
@@ -198,14 +203,19 @@ export class CertKeeper {
   async manageSync(entries: readonly ManageEntry[], settings?: ManageSettings): Promise<void> {
     this.#assertOpen();
     const records = this.#register(entries, settings);
-    const eager = records.length <= DEFAULT_EAGER_LOAD_LIMIT;
+    // Many names: one listing per issuer says which are stored, and their sidecars are read in the
+    // background, so start-up is proportional to what is served, not to what is stored.
+    const listed = records.length > DEFAULT_EAGER_LOAD_LIMIT ? await this.#listStored(records) : undefined;
     const failures: NameFailure[] = [];
     const loads = new Semaphore(DEFAULT_LOAD_CONCURRENCY);
     await Promise.all(
       records.map(async (record) => {
         try {
-          const stored = await loads.run(() => this.#loadStored(record, { eager }));
-          if (stored) {
+          if (listed ? this.#adoptListed(record, listed) : await loads.run(() => this.#loadStored(record, { eager: true }))) {
+            if (listed) {
+              this.#track(this.#warmUp(record));
+              return;
+            }
             this.#scheduleNext(record);
             if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
             return;
@@ -488,6 +498,45 @@ export class CertKeeper {
       }
     }
     return false;
+  }
+
+  /** Stored certificate folders of the records' issuers: folder name -> issuer key (earlier issuers win). */
+  async #listStored(records: readonly ManagedRecord[]): Promise<Map<string, string>> {
+    const issuerKeys = [...new Set(records.flatMap((r) => r.settings.issuers.map((i) => i.key)))];
+    const stored = new Map<string, string>();
+    for (const issuerKey of issuerKeys) {
+      for (const ref of await listCertificateNames(this.#storage, issuerKey)) {
+        if (!stored.has(ref.name)) stored.set(ref.name, issuerKey);
+      }
+    }
+    return stored;
+  }
+
+  /** Marks a listed record as stored: it is served, loaded on its first handshake. */
+  #adoptListed(record: ManagedRecord, listed: ReadonlyMap<string, string>): boolean {
+    const issuerKey = listed.get(safeKeyComponent(record.certName));
+    if (issuerKey === undefined) return false;
+    record.issuerKey ??= issuerKey;
+    return true;
+  }
+
+  /** Reads a listed record's sidecar in the background to schedule its renewal; obtains again when it is unusable. */
+  async #warmUp(record: ManagedRecord): Promise<void> {
+    try {
+      await this.#warmUps.run(async () => {
+        if (this.#closing || record.notAfter !== undefined) return;
+        const meta = record.issuerKey !== undefined ? await this.#readMeta(record.issuerKey, record.certName) : undefined;
+        if (meta && this.#usable(meta, record)) {
+          this.#adoptMeta(record, meta);
+          this.#scheduleNext(record);
+          if (this.#isDue(record)) await this.#renewInBackground(record);
+          return;
+        }
+        await this.#renewInBackground(record);
+      }, this.#abort.signal);
+    } catch (error) {
+      if (!this.#closing) this.#log.warn({ err: error, names: record.names }, 'could not read a stored certificate');
+    }
   }
 
   async #readSet(issuerKey: string, certName: string): Promise<CertificateSet | undefined> {
@@ -1001,6 +1050,7 @@ export class CertKeeper {
     this.#clientCas.close();
     this.#queue.close();
     this.#orders.close();
+    this.#warmUps.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
