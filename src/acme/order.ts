@@ -18,7 +18,8 @@ import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateCha
 import type { AcmeConnection, AcmeDirectory } from './connection.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
 
-export const DEFAULT_POLL_INTERVAL_MS = 250;
+/** First poll soon after answering a challenge: a CA often validates within ~100 ms; the interval then backs off. */
+export const DEFAULT_POLL_INTERVAL_MS = 100;
 export const DEFAULT_MAX_POLL_INTERVAL_MS = 5_000;
 export const DEFAULT_ORDER_TIMEOUT_MS = 5 * 60_000;
 const POLL_BACKOFF_FACTOR = 1.5;

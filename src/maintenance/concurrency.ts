@@ -16,7 +16,8 @@ export class Semaphore {
   #inFlight = 0;
   #peak = 0;
   #closed = false;
-  readonly #waiters: SlotWaiter[] = [];
+  /** FIFO (a Set keeps insertion order): O(1) to take the oldest and to drop an aborted waiter. */
+  readonly #waiters = new Set<SlotWaiter>();
 
   constructor(max: number) {
     if (!(max === Number.POSITIVE_INFINITY || (Number.isInteger(max) && max >= 1))) {
@@ -37,7 +38,7 @@ export class Semaphore {
 
   /** Tasks waiting for a slot. */
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#waiters.size;
   }
 
   /**
@@ -58,7 +59,9 @@ export class Semaphore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const waiter of this.#waiters.splice(0)) {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const waiter of waiters) {
       detach(waiter);
       waiter.reject(new ClosedError('Semaphore'));
     }
@@ -67,7 +70,7 @@ export class Semaphore {
   #acquire(signal: AbortSignal | undefined): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('Semaphore'));
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
-    if (this.#inFlight < this.max && this.#waiters.length === 0) {
+    if (this.#inFlight < this.max && this.#waiters.size === 0) {
       this.#take();
       return Promise.resolve();
     }
@@ -75,13 +78,12 @@ export class Semaphore {
       const waiter: SlotWaiter = { grant: resolve, reject, signal, onAbort: undefined };
       if (signal) {
         waiter.onAbort = () => {
-          const index = this.#waiters.indexOf(waiter);
-          if (index >= 0) this.#waiters.splice(index, 1);
+          this.#waiters.delete(waiter);
           reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
-      this.#waiters.push(waiter);
+      this.#waiters.add(waiter);
     });
   }
 
@@ -93,8 +95,9 @@ export class Semaphore {
   #release(): void {
     this.#inFlight--;
     // Hand the slot straight to the next waiter so a newcomer cannot jump the queue.
-    const next = this.#waiters.shift();
+    const next = this.#waiters.values().next().value;
     if (next) {
+      this.#waiters.delete(next);
       detach(next);
       this.#take();
       next.grant();

@@ -15,7 +15,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -34,6 +35,9 @@ import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
 import { createKeyEncryptor, type KeyEncryptor } from './encryption.js';
 import { joinKey, keyComponents, validateKey, validateLockName, validatePrefix } from './keys.js';
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+
+// fs/promises.readFile reads in several chunks and is about 2.5x slower for small files (100,000 sidecars at start-up).
+const readFile = promisify(fs.readFile);
 
 export const DEFAULT_LOCK_STALE_MS = 10_000;
 /** proper-lockfile refuses to treat locks younger than 2 s as stale. */
