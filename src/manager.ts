@@ -132,8 +132,10 @@ export class CertKeeper {
   readonly #clientCas: ClientCaBundles;
   readonly #queue: DueQueue<string>;
   readonly #orders: Semaphore;
-  /** Background sidecar reads after a large manageSync; few at once, so handshakes keep the CPU. */
-  readonly #warmUps = new Semaphore(DEFAULT_WARM_UP_CONCURRENCY);
+  /** Records whose sidecars are read in the background after a large manageSync; few at once, so handshakes keep the CPU. */
+  #warmUpQueue: ManagedRecord[] = [];
+  #warmUpHead = 0;
+  #warmUpWorkers = 0;
   readonly #inflight = new Singleflight<string, ObtainOutcome>();
   readonly #records = new Map<string, ManagedRecord>();
   /** Every managed name (and wildcard) -> its certificate's name. */
@@ -213,7 +215,7 @@ export class CertKeeper {
         try {
           if (listed ? this.#adoptListed(record, listed) : await loads.run(() => this.#loadStored(record, { eager: true }))) {
             if (listed) {
-              this.#track(this.#warmUp(record));
+              this.#queueWarmUp(record);
               return;
             }
             this.#scheduleNext(record);
@@ -520,20 +522,42 @@ export class CertKeeper {
     return true;
   }
 
-  /** Reads a listed record's sidecar in the background to schedule its renewal; obtains again when it is unusable. */
-  async #warmUp(record: ManagedRecord): Promise<void> {
+  /** Queues a listed record for a background sidecar read; a few workers drain the queue (no promise per name). */
+  #queueWarmUp(record: ManagedRecord): void {
+    this.#warmUpQueue.push(record);
+    while (this.#warmUpWorkers < Math.min(DEFAULT_WARM_UP_CONCURRENCY, this.#warmUpQueue.length - this.#warmUpHead)) {
+      this.#warmUpWorkers++;
+      this.#track(this.#drainWarmUps());
+    }
+  }
+
+  async #drainWarmUps(): Promise<void> {
     try {
-      await this.#warmUps.run(async () => {
-        if (this.#closing || record.notAfter !== undefined) return;
-        const meta = record.issuerKey !== undefined ? await this.#readMeta(record.issuerKey, record.certName) : undefined;
-        if (meta && this.#usable(meta, record)) {
-          this.#adoptMeta(record, meta);
-          this.#scheduleNext(record);
-          if (this.#isDue(record)) await this.#renewInBackground(record);
-          return;
-        }
-        await this.#renewInBackground(record);
-      }, this.#abort.signal);
+      while (!this.#closing && this.#warmUpHead < this.#warmUpQueue.length) {
+        const record = this.#warmUpQueue[this.#warmUpHead++] as ManagedRecord;
+        await this.#warmUp(record);
+      }
+    } finally {
+      this.#warmUpWorkers--;
+      if (this.#warmUpHead >= this.#warmUpQueue.length) {
+        this.#warmUpQueue = [];
+        this.#warmUpHead = 0;
+      }
+    }
+  }
+
+  /** Reads a listed record's sidecar to schedule its renewal; obtains again when it is unusable. */
+  async #warmUp(record: ManagedRecord): Promise<void> {
+    if (record.notAfter !== undefined || this.#records.get(record.certName) !== record) return;
+    try {
+      const meta = record.issuerKey !== undefined ? await this.#readMeta(record.issuerKey, record.certName) : undefined;
+      if (meta && this.#usable(meta, record)) {
+        if (record.notAfter === undefined) this.#adoptMeta(record, meta);
+        this.#scheduleNext(record);
+        if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
+        return;
+      }
+      this.#track(this.#renewInBackground(record));
     } catch (error) {
       if (!this.#closing) this.#log.warn({ err: error, names: record.names }, 'could not read a stored certificate');
     }
@@ -1050,7 +1074,6 @@ export class CertKeeper {
     this.#clientCas.close();
     this.#queue.close();
     this.#orders.close();
-    this.#warmUps.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.

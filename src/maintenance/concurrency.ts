@@ -1,10 +1,11 @@
+import { onAbort } from '../abort.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
 
 interface SlotWaiter {
   grant: () => void;
   reject: (error: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  /** Unsubscribes from the caller's signal. */
+  detach: (() => void) | undefined;
 }
 
 /**
@@ -75,13 +76,12 @@ export class Semaphore {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: SlotWaiter = { grant: resolve, reject, signal, onAbort: undefined };
+      const waiter: SlotWaiter = { grant: resolve, reject, detach: undefined };
       if (signal) {
-        waiter.onAbort = () => {
+        waiter.detach = onAbort(signal, () => {
           this.#waiters.delete(waiter);
           reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
+        });
       }
       this.#waiters.add(waiter);
     });
@@ -147,15 +147,14 @@ export class Singleflight<K, V> {
 
 function raceAbort<V>(promise: Promise<V>, signal: AbortSignal): Promise<V> {
   return new Promise<V>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError('The operation was aborted', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = onAbort(signal, () => reject(new AbortedError('The operation was aborted', { cause: signal.reason })));
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         reject(error);
       },
     );
@@ -163,5 +162,5 @@ function raceAbort<V>(promise: Promise<V>, signal: AbortSignal): Promise<V> {
 }
 
 function detach(waiter: SlotWaiter): void {
-  if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+  waiter.detach?.();
 }

@@ -1,4 +1,5 @@
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { onAbort } from '../abort.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
 
 export interface RateLimitSpec {
@@ -57,8 +58,8 @@ export interface TokenBucketOptions extends RateLimitSpec {
 interface Waiter {
   resolve: () => void;
   reject: (error: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  /** Unsubscribes from the caller's signal. */
+  detach: (() => void) | undefined;
 }
 
 /**
@@ -111,15 +112,14 @@ export class TokenBucket implements RateLimiter {
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
     if (this.tryTake()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal, onAbort: undefined };
+      const waiter: Waiter = { resolve, reject, detach: undefined };
       if (signal) {
-        waiter.onAbort = () => {
+        waiter.detach = onAbort(signal, () => {
           const index = this.#waiters.indexOf(waiter);
           if (index >= 0) this.#waiters.splice(index, 1);
           if (this.#waiters.length === 0) this.#cancelTimer();
           reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
+        });
       }
       this.#waiters.push(waiter);
       this.#armTimer();
@@ -225,5 +225,5 @@ function validateRateLimitSpec(value: unknown, option: string): RateLimitSpec {
 }
 
 function detach(waiter: Waiter): void {
-  if (waiter.signal && waiter.onAbort) waiter.signal.removeEventListener('abort', waiter.onAbort);
+  waiter.detach?.();
 }
