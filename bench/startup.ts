@@ -177,7 +177,7 @@ async function runParent(): Promise<void> {
   const manageMedian = median(manage);
   const rssMedian = median(rss) / MiB;
   notes.push(
-    `${runs} runs; names above ${DEFAULT_EAGER_LOAD_LIMIT} per call are read as sidecars only; process start to served (incl. tsx module loading) ${(median(fromStart) / 1000).toFixed(2)} s; ` +
+    `${runs} runs; above ${DEFAULT_EAGER_LOAD_LIMIT} names per call, one storage listing decides what is stored and sidecars are read in the background; process start to served (incl. tsx module loading) ${(median(fromStart) / 1000).toFixed(2)} s; ` +
       `RSS after a full GC ${(median(rssGc) / MiB).toFixed(0)} MiB (JS heap ${(median(heap) / MiB).toFixed(0)} MiB), after ${lazyCount * 2} handshakes ${(median(rssAfterLazy) / MiB).toFixed(0)} MiB`,
   );
   notes.push(`load average before ${loadBefore}, after ${loadAverage()} (2 shared cores: noisy)`);
