@@ -723,17 +723,18 @@ export class CertKeeper {
   async #obtainHoldingLock(record: ManagedRecord, lockName: string, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
     const servedSerial = record.serialNumber;
     // Another process may have obtained or renewed it while we waited for the lock.
+    // The sidecar decides; the whole set is read and verified only when it is to be adopted.
     for (const issuer of record.settings.issuers) {
+      const meta = await this.#readMeta(issuer.key, record.certName);
+      if (!meta || !this.#usable(meta, record)) continue;
+      const renewedElsewhere = servedSerial !== undefined && meta.serialNumber !== servedSerial;
+      const due = this.#dueAtFor(meta) <= this.#config.clock.now();
+      if (!renewedElsewhere && (force || due) && (servedSerial !== undefined || due)) break;
       const set = await this.#readSet(issuer.key, record.certName);
       if (!set || !this.#usable(set.meta, record)) continue;
-      const renewedElsewhere = servedSerial !== undefined && set.meta.serialNumber !== servedSerial;
-      const due = this.#dueAtFor(set.meta) <= this.#config.clock.now();
-      if (renewedElsewhere || (!force && !due) || (servedSerial === undefined && !due)) {
-        this.#adopt(record, set, 'storage');
-        this.#scheduleNext(record);
-        return 'adopted';
-      }
-      break;
+      this.#adopt(record, set, 'storage');
+      this.#scheduleNext(record);
+      return 'adopted';
     }
 
     let vetoReason: string | undefined;
