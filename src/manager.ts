@@ -31,7 +31,7 @@ import { recordFailure, type BackoffState } from './maintenance/backoff.js';
 import { clearObtainWait, loadObtainWait, saveObtainWait } from './maintenance/obtain-wait.js';
 import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
-import { isEmergency, planRenewal } from './maintenance/renewal-policy.js';
+import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
@@ -880,14 +880,7 @@ export class CertKeeper {
 
   /** Due time of a stored certificate, computed exactly as for a served one (same jitter seed), so both agree. */
   #dueAtFor(meta: CertificateMeta): number {
-    const ari = meta.renewal?.ari;
-    return this.#plannedDueAt(
-      Date.parse(meta.notBefore),
-      Date.parse(meta.notAfter),
-      meta.serialNumber,
-      ari ? { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) } : undefined,
-      ari ? Date.parse(ari.selectedTime) : undefined,
-    );
+    return storedRenewalDueAt(meta, this.#config.renewalWindowRatio);
   }
 
   #renewalDueAt(record: ManagedRecord): number | undefined {
@@ -901,7 +894,7 @@ export class CertKeeper {
       notAfter,
       ratio: this.#config.renewalWindowRatio,
       // Jitter seeded by the serial: stable across restarts and across processes sharing storage.
-      random: () => seededUnit(seed),
+      random: () => seededRandom(seed),
       ...(ari ? { ari, ariSelectedTime } : {}),
     }).dueAt;
   }
@@ -1084,15 +1077,4 @@ export class CertKeeper {
     this.#events.removeAll();
     if (this.#ownsStorage) await this.#storage.close?.();
   }
-}
-
-
-/** A number in [0, 1) derived from a string, so jitter is stable across restarts. */
-function seededUnit(seed: string): number {
-  let hash = 2166136261;
-  for (let i = 0; i < seed.length; i++) {
-    hash ^= seed.charCodeAt(i);
-    hash = Math.imul(hash, 16777619);
-  }
-  return (hash >>> 0) / 2 ** 32;
 }

@@ -5,7 +5,7 @@
  */
 import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../config.js';
 import { CertKeeperError, StorageNotFoundError } from '../errors.js';
-import { planRenewal } from '../maintenance/renewal-policy.js';
+import { storedRenewalDueAt } from '../maintenance/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import { certificatesPrefix } from '../storage/layout.js';
@@ -68,14 +68,7 @@ function describe(certName: string, meta: CertificateMeta, options: InventoryOpt
   if (renewal.failures > 0 && renewal.nextAttemptAt) {
     next = Date.parse(renewal.nextAttemptAt);
   } else {
-    const ari = renewal.ari;
-    next = planRenewal({
-      notBefore,
-      notAfter,
-      ratio: options.renewalWindowRatio ?? DEFAULT_RENEWAL_WINDOW_RATIO,
-      random: () => seededUnit(meta.serialNumber),
-      ...(ari ? { ari: { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) }, ariSelectedTime: Date.parse(ari.selectedTime) } : {}),
-    }).dueAt;
+    next = storedRenewalDueAt(meta, options.renewalWindowRatio ?? DEFAULT_RENEWAL_WINDOW_RATIO);
   }
   return {
     certName,
@@ -110,17 +103,4 @@ async function readMeta(storage: Storage, key: string): Promise<CertificateMeta 
     if (error instanceof SyntaxError || (error instanceof CertKeeperError && error.code === 'ERR_STORAGE_NOT_FOUND')) return undefined;
     throw error;
   }
-}
-
-/**
- * The manager seeds its renewal jitter with the serial number in the same way
- * (FNV-1a to [0, 1)), so the time shown here is the one a keeper schedules.
- */
-function seededUnit(seed: string): number {
-  let hash = 2166136261;
-  for (let i = 0; i < seed.length; i++) {
-    hash ^= seed.charCodeAt(i);
-    hash = Math.imul(hash, 16777619);
-  }
-  return (hash >>> 0) / 2 ** 32;
 }

@@ -160,3 +160,37 @@ function unit(value: number): number {
   if (!(value >= 0)) return 0;
   return value >= 1 ? 1 - Number.EPSILON : value;
 }
+
+/**
+ * A number in [0, 1) derived from a string (FNV-1a). Renewal jitter seeded by
+ * a certificate's serial number is the same in every process sharing storage
+ * and after a restart.
+ */
+export function seededRandom(seed: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < seed.length; i++) {
+    hash ^= seed.charCodeAt(i);
+    hash = Math.imul(hash, 16777619);
+  }
+  return (hash >>> 0) / 2 ** 32;
+}
+
+/** The sidecar fields a renewal time is computed from (ISO strings, as stored). */
+export interface StoredRenewalFacts {
+  notBefore: string;
+  notAfter: string;
+  serialNumber: string;
+  renewal?: { ari?: { windowStart: string; windowEnd: string; selectedTime: string } | undefined } | undefined;
+}
+
+/** Due time of a stored certificate, computed the same way by every process (and by the CLI's list). */
+export function storedRenewalDueAt(facts: StoredRenewalFacts, ratio: number): number {
+  const ari = facts.renewal?.ari;
+  return planRenewal({
+    notBefore: Date.parse(facts.notBefore),
+    notAfter: Date.parse(facts.notAfter),
+    ratio,
+    random: () => seededRandom(facts.serialNumber),
+    ...(ari ? { ari: { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) }, ariSelectedTime: Date.parse(ari.selectedTime) } : {}),
+  }).dueAt;
+}
