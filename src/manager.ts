@@ -20,6 +20,7 @@ import {
   InvalidOptionError,
   LockLostError,
   ManageError,
+  StorageError,
   StorageNotFoundError,
   type NameFailure,
 } from './errors.js';
@@ -61,6 +62,8 @@ import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
 export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
 /** Concurrent storage reads while loading many stored certificates. */
 export const DEFAULT_LOAD_CONCURRENCY = 32;
+/** How long a passed storage write check is trusted before the next order checks again. */
+export const STORAGE_CHECK_INTERVAL_MS = 60_000;
 /** Concurrent background sidecar reads after a large manageSync. */
 export const DEFAULT_WARM_UP_CONCURRENCY = 8;
 /** ARI problem types after which retrying the same order is pointless. */
@@ -148,6 +151,7 @@ export class CertKeeper {
   readonly #work = new Set<Promise<unknown>>();
   readonly #metrics = new KeeperMetrics();
   #httpHandlerMounted = false;
+  #storageCheckedAt: number | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: CertKeeperOptions = {}) {
@@ -785,7 +789,13 @@ export class CertKeeper {
 
   /** Makes a key and CSR, asks each issuer in turn, stores the first certificate obtained. */
   async #issueAndStore(record: ManagedRecord, signal: AbortSignal, heldLock: string | undefined): Promise<CertificateSet> {
-    await checkStorageWritable(this.#storage);
+    // A broken storage is found before any CA call; a check that passed is trusted for a minute
+    // (a mass renewal would otherwise add three synced writes per certificate).
+    const now = this.#config.clock.now();
+    if (this.#storageCheckedAt === undefined || now - this.#storageCheckedAt > STORAGE_CHECK_INTERVAL_MS || now < this.#storageCheckedAt) {
+      await checkStorageWritable(this.#storage);
+      this.#storageCheckedAt = now;
+    }
     const errors: Error[] = [];
     for (const issuer of record.settings.issuers) {
       if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
@@ -809,6 +819,7 @@ export class CertKeeper {
         if (heldLock !== undefined && hasLockLeaseCheck(this.#storage)) await this.#storage.assertLockHeld(heldLock);
         return await saveCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta: { ...meta, keyType: record.settings.keyType } });
       } catch (error) {
+        if (error instanceof StorageError) this.#storageCheckedAt = undefined;
         // Lost lease: another process owns this name now; asking the next issuer would only order a duplicate.
         if (signal.aborted || error instanceof LockLostError) throw error;
         errors.push(error as Error);
