@@ -657,8 +657,10 @@ export class CertKeeper {
         await this.#inflight.run(record.certName, () => Promise.resolve('adopted' as const), signal);
         return record.materialId !== undefined ? this.#cache.peek(name) : undefined;
       }
-      // Stored set vanished or broke: obtain again in the background.
-      this.#track(this.#renewInBackground(record));
+      // Stored set vanished or broke: obtain again in the background, unless a failure backoff still runs
+      // (handshakes must not turn a broken storage or CA into a retry storm).
+      const backoff = record.backoff;
+      if (backoff === undefined || backoff.nextAttemptAt <= this.#config.clock.now()) this.#track(this.#renewInBackground(record));
       return undefined;
     }
     const onDemand = this.#config.onDemand;
