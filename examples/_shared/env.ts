@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileStorage, type CertKeeperOptions } from '../../src/index.js';
+import { FileStorage, type CertKeeper, type CertKeeperOptions } from '../../src/index.js';
 
 export function keeperOptionsFromEnv(): { names: string[]; options: CertKeeperOptions } {
   const env = process.env;
@@ -36,4 +36,24 @@ export function close(server: http.Server): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
+}
+
+/**
+ * Listens on HTTP_PORT (challenges) and HTTPS_PORT, obtains the names, prints
+ * the ready line, and closes everything on SIGTERM/SIGINT.
+ */
+export async function serveExample(keeper: CertKeeper, names: readonly string[], httpServer: http.Server, httpsServer: http.Server, host: string | undefined): Promise<void> {
+  await listen(httpServer, Number(process.env.HTTP_PORT ?? 80), host);
+  const httpsPort = await listen(httpsServer, Number(process.env.HTTPS_PORT ?? 443), host);
+  await keeper.manageSync(names);
+  console.log(`listening https://${names[0]}:${httpsPort}/`);
+
+  const shutdown = async (): Promise<void> => {
+    // A stuck connection must not keep the process alive for ever.
+    setTimeout(() => process.exit(1), 15_000).unref();
+    await Promise.all([close(httpServer), close(httpsServer)]);
+    await keeper.close();
+  };
+  process.once('SIGTERM', () => void shutdown());
+  process.once('SIGINT', () => void shutdown());
 }

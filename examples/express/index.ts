@@ -10,7 +10,7 @@ import https from 'node:https';
 import express from 'express';
 import { CertKeeper } from '../../src/index.js';
 import { challengeMiddleware } from '../../src/http/express.js'; // 'certkeeper/express' once installed
-import { keeperOptionsFromEnv, listen, close } from '../_shared/env.js';
+import { keeperOptionsFromEnv, serveExample } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();
 const host = process.env.HOST || undefined;
@@ -26,16 +26,4 @@ const httpServer = http.createServer(app);
 // An https server speaks HTTP/1.1 only: say so, or a client offering h2 first could be given h2.
 const httpsServer = https.createServer(keeper.tlsOptions({ ALPNProtocols: ['http/1.1'] }), app);
 
-await listen(httpServer, Number(process.env.HTTP_PORT ?? 80), host);
-const httpsPort = await listen(httpsServer, Number(process.env.HTTPS_PORT ?? 443), host);
-await keeper.manageSync(names);
-console.log(`listening https://${names[0]}:${httpsPort}/`);
-
-async function shutdown(): Promise<void> {
-  // A stuck connection must not keep the process alive for ever.
-  setTimeout(() => process.exit(1), 15_000).unref();
-  await Promise.all([close(httpServer), close(httpsServer)]);
-  await keeper.close();
-}
-process.once('SIGTERM', () => void shutdown());
-process.once('SIGINT', () => void shutdown());
+await serveExample(keeper, names, httpServer, httpsServer, host);
