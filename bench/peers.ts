@@ -235,7 +235,7 @@ async function serving(): Promise<void> {
   const stride = 7919;
   const spread = (i: number): string => benchName((i * stride) % count);
   const variants = [
-    { label: 'static', port: ready.staticPort, name: () => 'static.bench.test', pid: node.child.pid, check: false },
+    { label: 'static', port: ready.staticPort, name: () => 'static.bench.test', pid: node.child.pid, check: true },
     { label: 'certkeeper', port: ready.keeperPort, name: spread, pid: node.child.pid, check: true },
     { label: 'caddy', port: caddyPort, name: spread, pid: caddy.child.pid, check: true },
   ];
