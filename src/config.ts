@@ -33,6 +33,15 @@ export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIn
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 /** Concurrent storage reads when loading many stored certificates at start-up. */
 export const DEFAULT_LOAD_CONCURRENCY = 64;
+/** Renewals are rate-limited while the event loop is busier than this (see RenewalPacer)... */
+export const DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION = 0.5;
+/** ...or while fewer of the machine's CPUs than this are idle... */
+export const DEFAULT_RENEWAL_MIN_IDLE_CPUS = 1;
+/** ...to this many renewals started per second. */
+export const DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY = 10;
+/** Window over which load is measured before renewals start; up to DEFAULT_RENEWAL_IDLE_BURST start per window when not busy. */
+export const DEFAULT_RENEWAL_CHECK_INTERVAL_MS = 100;
+export const DEFAULT_RENEWAL_IDLE_BURST = 10;
 
 export interface ExternalAccountBinding {
   kid: string;
@@ -121,6 +130,19 @@ export interface InternalIssuerSpec {
 
 export type IssuerSpec = Issuer | AcmeIssuerSpec | InternalIssuerSpec;
 
+/**
+ * Renewals of certificates that are still valid yield to traffic: while the
+ * event loop is busier than `maxEventLoopUtilization` (default 0.5) or fewer
+ * than `minIdleCpus` of the machine's CPUs are idle (default 1), at most
+ * `renewalsPerSecondWhenBusy` (default 10) start per second. Obtaining a
+ * certificate that is missing or expired is never held back.
+ */
+export interface RenewalPacingOptions {
+  maxEventLoopUtilization?: number;
+  minIdleCpus?: number;
+  renewalsPerSecondWhenBusy?: number;
+}
+
 /** Settings that may differ per manageSync/manageAsync call. */
 export interface ManageSettings {
   issuers?: IssuerSpec[];
@@ -150,6 +172,8 @@ export interface CertKeeperOptions {
   renewalWindowRatio?: number;
   /** Orders in flight at once (default 10). */
   maxConcurrentOrders?: number;
+  /** How renewals yield to traffic; `false` starts them as soon as an order slot is free. */
+  renewalPacing?: RenewalPacingOptions | false;
   /** Paces new orders per issuer; `false` for none. Default: the CA's published limits. */
   rateLimit?: RateLimitOptions | false;
   /** Obtain certificates during handshakes for names not managed yet. Off by default. */
@@ -186,6 +210,15 @@ export interface ResolvedConfig {
   readonly challenges: ResolvedChallenges;
   readonly renewalWindowRatio: number;
   readonly maxConcurrentOrders: number;
+  readonly renewalPacing:
+    | {
+        readonly maxEventLoopUtilization: number;
+        readonly minIdleCpus: number;
+        readonly renewalsPerSecondWhenBusy: number;
+        readonly checkIntervalMs: number;
+        readonly idleBurst: number;
+      }
+    | false;
   readonly rateLimit: Readonly<RateLimitOptions> | false | undefined;
   readonly onDemand:
     | {
@@ -206,7 +239,7 @@ export interface ResolvedConfig {
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
-  'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'rateLimit', 'onDemand', 'cacheCapacity',
+  'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
   'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on',
 ]);
 
@@ -248,6 +281,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     throw new InvalidOptionError('renewalWindowRatio', 'must be a number between 0 and 1 (exclusive)');
   }
   const maxConcurrentOrders = positiveInteger(options.maxConcurrentOrders, 'maxConcurrentOrders') ?? DEFAULT_MAX_CONCURRENT_ORDERS;
+  const renewalPacing = resolveRenewalPacing(options.renewalPacing);
   const rateLimit = options.rateLimit === false ? false : options.rateLimit === undefined ? undefined : resolveRateLimit(options.rateLimit, 'rateLimit');
   const onDemand = resolveOnDemand(options.onDemand);
   const cacheCapacity = positiveInteger(options.cacheCapacity, 'cacheCapacity') ?? DEFAULT_CACHE_CAPACITY;
@@ -287,6 +321,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     challenges,
     renewalWindowRatio,
     maxConcurrentOrders,
+    renewalPacing,
     rateLimit,
     onDemand,
     cacheCapacity,
@@ -372,6 +407,30 @@ function resolveRateLimit(value: RateLimitOptions, option: string): Readonly<Rat
     capacity: positiveInteger(value.capacity, `${option}.capacity`) ?? fail(`${option}.capacity`, 'is required'),
     refillAmount: positiveInteger(value.refillAmount, `${option}.refillAmount`) ?? fail(`${option}.refillAmount`, 'is required'),
     refillIntervalMs: positiveInteger(value.refillIntervalMs, `${option}.refillIntervalMs`) ?? fail(`${option}.refillIntervalMs`, 'is required'),
+  });
+}
+
+function resolveRenewalPacing(value: RenewalPacingOptions | false | undefined): ResolvedConfig['renewalPacing'] {
+  if (value === false) return false;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError('renewalPacing', 'must be an object or false');
+  const maxEventLoopUtilization = value?.maxEventLoopUtilization ?? DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION;
+  if (typeof maxEventLoopUtilization !== 'number' || !(maxEventLoopUtilization > 0 && maxEventLoopUtilization <= 1)) {
+    throw new InvalidOptionError('renewalPacing.maxEventLoopUtilization', 'must be a number greater than 0 and at most 1');
+  }
+  const minIdleCpus = value?.minIdleCpus ?? DEFAULT_RENEWAL_MIN_IDLE_CPUS;
+  if (typeof minIdleCpus !== 'number' || !Number.isFinite(minIdleCpus) || minIdleCpus < 0) {
+    throw new InvalidOptionError('renewalPacing.minIdleCpus', 'must be a number >= 0');
+  }
+  const renewalsPerSecondWhenBusy = value?.renewalsPerSecondWhenBusy ?? DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY;
+  if (typeof renewalsPerSecondWhenBusy !== 'number' || !Number.isFinite(renewalsPerSecondWhenBusy) || renewalsPerSecondWhenBusy <= 0) {
+    throw new InvalidOptionError('renewalPacing.renewalsPerSecondWhenBusy', 'must be a positive number');
+  }
+  return Object.freeze({
+    maxEventLoopUtilization,
+    minIdleCpus,
+    renewalsPerSecondWhenBusy,
+    checkIntervalMs: DEFAULT_RENEWAL_CHECK_INTERVAL_MS,
+    idleBurst: DEFAULT_RENEWAL_IDLE_BURST,
   });
 }
 

@@ -32,15 +32,17 @@ import { recordFailure, type BackoffState } from './maintenance/backoff.js';
 import { clearObtainWait, loadObtainWait, saveObtainWait } from './maintenance/obtain-wait.js';
 import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
+import { CpuOffload } from './cpu/offload.js';
+import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
 import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
 import {
-  buildCertificateMeta,
+  certificateMetaFrom,
   listCertificateNames,
   loadCertificateSet,
-  saveCertificateSet,
+  storeVerifiedCertificateSet,
   updateCertificateMeta,
   type CertificateMeta,
   type CertificateSet,
@@ -135,6 +137,12 @@ export class CertKeeper {
   readonly #clientCas: ClientCaBundles;
   readonly #queue: DueQueue<string>;
   readonly #orders: Semaphore;
+  /** Renewals of still-valid certificates wait for room on the event loop; undefined when `renewalPacing: false`. */
+  readonly #pacer: RenewalPacer | undefined;
+  /** CPU-heavy steps of obtaining, one per event-loop iteration, so handshakes are answered between them. */
+  readonly #turns = new EventLoopTurns();
+  /** Key generation, CSRs and internal-CA signing of renewals on a worker thread. */
+  readonly #cpu: CpuOffload;
   /** Records whose sidecars are read in the background after a large manageSync; few at once, so handshakes keep the CPU. */
   #warmUpQueue: ManagedRecord[] = [];
   #warmUpHead = 0;
@@ -184,9 +192,19 @@ export class CertKeeper {
       onError: (error, key) => this.#log.error({ err: error, key }, 'scheduled work failed to start'),
     });
     this.#orders = new Semaphore(config.maxConcurrentOrders);
+    this.#pacer = config.renewalPacing
+      ? new RenewalPacer({
+          maxUtilization: config.renewalPacing.maxEventLoopUtilization,
+          minIdleCpus: config.renewalPacing.minIdleCpus,
+          busyRatePerSecond: config.renewalPacing.renewalsPerSecondWhenBusy,
+          checkIntervalMs: config.renewalPacing.checkIntervalMs,
+          idleBurst: config.renewalPacing.idleBurst,
+        })
+      : undefined;
     this.#onDemandLimiter = config.onDemand ? createRateLimiter(config.onDemand.rateLimit, config.clock, 'onDemand.rateLimit') : undefined;
 
-    this.#issuers = new IssuerFactory(config, this.#storage);
+    this.#cpu = new CpuOffload({ logger: config.logger.child({ component: 'cpu' }) });
+    this.#issuers = new IssuerFactory(config, this.#storage, this.#cpu);
     this.#defaultSettings = {
       issuers: this.#issuers.build(config.issuers ?? [{ type: 'acme' }], config.challenges, 'issuers'),
       keyType: config.keyType,
@@ -269,7 +287,7 @@ export class CertKeeper {
     const [record] = this.#prepare([names], settings);
     if (!record) throw new InvalidOptionError('names', 'must name at least one identifier');
     const signal = settings?.signal ? AbortSignal.any([settings.signal, this.#abort.signal]) : this.#abort.signal;
-    return this.#track(this.#withCertificateLock(record, signal, (lockName) => this.#issueAndStore(record, signal, lockName)));
+    return this.#track(this.#withCertificateLock(record, signal, async (lockName) => (await this.#issueAndStore(record, signal, lockName)).set));
   }
 
   /** Server options for tls.createServer, https.createServer and http2.createSecureServer, merged with yours. */
@@ -399,9 +417,24 @@ export class CertKeeper {
     return this.#cache.stats();
   }
 
-  /** Peak and current number of orders in flight. */
-  orderStats(): { inFlight: number; peakInFlight: number; waiting: number } {
-    return { inFlight: this.#orders.inFlight, peakInFlight: this.#orders.peakInFlight, waiting: this.#orders.waiting };
+  /**
+   * Peak and current number of orders in flight; renewals admitted by the pacer (and how many of them while the
+   * server was busy); tasks run by the worker thread that makes keys, CSRs and internal-CA signatures of renewals.
+   */
+  orderStats(): {
+    inFlight: number;
+    peakInFlight: number;
+    waiting: number;
+    pacedRenewals: { admitted: number; admittedWhileBusy: number; waiting: number } | undefined;
+    workerTasks: number;
+  } {
+    return {
+      inFlight: this.#orders.inFlight,
+      peakInFlight: this.#orders.peakInFlight,
+      waiting: this.#orders.waiting,
+      pacedRenewals: this.#pacer?.stats,
+      workerTasks: this.#cpu.stats.tasks,
+    };
   }
 
   /** Stops timers, waits for work in flight, closes listeners and releases this process's locks. Idempotent. */
@@ -626,9 +659,9 @@ export class CertKeeper {
   }
 
   /** Serves a set: builds its context and swaps it in for the record's names. */
-  #adopt(record: ManagedRecord, set: CertificateSet, source: 'storage' | 'obtained'): CertificateMaterial {
+  #adopt(record: ManagedRecord, set: CertificateSet, source: 'storage' | 'obtained', built?: CertificateMaterial): CertificateMaterial {
     // Expiry was checked by #usable; a notBefore seconds ahead of our clock (CA clock skew) must not refuse a fresh certificate.
-    const material = buildMaterial(set.certPem, set.keyPem, { managed: true, checkValidity: false });
+    const material = built ?? buildMaterial(set.certPem, set.keyPem, { managed: true, checkValidity: false });
     const previous = record.materialId;
     this.#adoptMeta(record, set.meta);
     record.certPem = set.certPem;
@@ -706,9 +739,17 @@ export class CertKeeper {
   #obtain(record: ManagedRecord, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
     return this.#inflight.run(
       record.certName,
-      () => this.#orders.run(() => this.#obtainLocked(record, options), options.signal),
+      async () => {
+        // A certificate still being served can wait for a quieter moment; a missing or expired one cannot.
+        if (this.#pacer && this.#servesValidCertificate(record)) await this.#pacer.admit(options.signal);
+        return this.#orders.run(() => this.#obtainLocked(record, options), options.signal);
+      },
       options.signal,
     );
+  }
+
+  #servesValidCertificate(record: ManagedRecord): boolean {
+    return record.materialId !== undefined && record.notAfter !== undefined && record.notAfter > this.#config.clock.now();
   }
 
   /** Runs `fn` holding the certificate's storage lock: every write of a certificate set happens under it. */
@@ -736,8 +777,10 @@ export class CertKeeper {
       const renewedElsewhere = servedSerial !== undefined && meta.serialNumber !== servedSerial;
       const due = this.#dueAtFor(meta) <= this.#config.clock.now();
       if (!renewedElsewhere && (force || due) && (servedSerial !== undefined || due)) break;
+      await this.#turns.turn();
       const set = await this.#readSet(issuer.key, record.certName);
       if (!set || !this.#usable(set.meta, record)) continue;
+      await this.#turns.turn();
       this.#adopt(record, set, 'storage');
       this.#scheduleNext(record);
       return 'adopted';
@@ -755,9 +798,10 @@ export class CertKeeper {
     if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
 
     try {
-      const set = await this.#issueAndStore(record, signal, lockName);
+      const { set, material } = await this.#issueAndStore(record, signal, lockName);
       const hadObtainWait = !renewal && record.backoff !== undefined;
-      this.#adopt(record, set, 'obtained');
+      await this.#turns.turn();
+      this.#adopt(record, set, 'obtained', material);
       if (hadObtainWait) {
         await clearObtainWait(this.#storage, record.certName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted CA wait'));
       }
@@ -790,7 +834,7 @@ export class CertKeeper {
   }
 
   /** Makes a key and CSR, asks each issuer in turn, stores the first certificate obtained. */
-  async #issueAndStore(record: ManagedRecord, signal: AbortSignal, heldLock: string | undefined): Promise<CertificateSet> {
+  async #issueAndStore(record: ManagedRecord, signal: AbortSignal, heldLock: string | undefined): Promise<{ set: CertificateSet; material: CertificateMaterial }> {
     // A broken storage is found before any CA call; a check that passed is trusted for a minute
     // (a mass renewal would otherwise add three synced writes per certificate).
     const now = this.#config.clock.now();
@@ -803,23 +847,38 @@ export class CertKeeper {
       if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
       try {
         await this.#limiterFor(issuer).take(signal);
-        const { keyPem, csr } = await createKeyAndCsr(record.identifiers, record.settings.keyType);
+        // A renewal is background work: its key and CSR are made off the event loop. A first obtain has a caller
+        // waiting (start-up, a handshake) and skips the worker's start-up; it still runs in a turn of its own.
+        const { keyPem, key, csr } = this.#servesValidCertificate(record)
+          ? await this.#cpu.keyAndCsr(record.identifiers, record.settings.keyType)
+          : await this.#turns.exclusive(() => createKeyAndCsr(record.identifiers, record.settings.keyType));
+        await this.#turns.turn();
         const issued = await issuer.issue({
           identifiers: record.identifiers,
           csr,
           signal,
           ...(record.certPem !== undefined && record.issuerKey === issuer.key ? { replacesCertificatePem: record.certPem } : {}),
         });
-        const meta = buildCertificateMeta({
+        await this.#turns.turn();
+        // Parsed and checked once (chain order, key match, names): the same material is stored and then served.
+        const material = buildMaterial(issued.chainPem, key, { managed: true, checkValidity: false });
+        const uncovered = record.names.filter((name) => !material.names.includes(name));
+        if (uncovered.length > 0) throw new CertificateInvalidError(`the issued certificate does not cover ${uncovered.join(', ')}`);
+        const meta = certificateMetaFrom({
           certPem: issued.chainPem,
           keyPem,
           issuerKey: issuer.key,
           names: record.names,
           issuerData: issued.issuerData,
+          notBefore: material.notBefore,
+          notAfter: material.notAfter,
+          serialNumber: material.serialNumber,
+          keyType: record.settings.keyType,
         });
         // A paused process whose lease expired must not overwrite what the new holder stored.
         if (heldLock !== undefined && hasLockLeaseCheck(this.#storage)) await this.#storage.assertLockHeld(heldLock);
-        return await saveCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta: { ...meta, keyType: record.settings.keyType } });
+        const set = await storeVerifiedCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta });
+        return { set, material };
       } catch (error) {
         if (error instanceof StorageError) this.#storageCheckedAt = undefined;
         // Lost lease: another process owns this name now; asking the next issuer would only order a duplicate.
@@ -1081,11 +1140,13 @@ export class CertKeeper {
     this.#clientCas.close();
     this.#queue.close();
     this.#orders.close();
+    this.#pacer?.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
     await this.#issuers.close();
+    await this.#cpu.close();
     this.#cache.close();
     this.#events.removeAll();
     if (this.#ownsStorage) await this.#storage.close?.();

@@ -13,6 +13,7 @@ import type { ChallengeType, Solver } from '../solvers/types.js';
 import type { Storage } from '../storage/types.js';
 import { AcmeIssuer } from './acme.js';
 import { InternalIssuer } from './internal.js';
+import type { CpuOffload } from '../cpu/offload.js';
 import type { Issuer } from './types.js';
 
 export class IssuerFactory {
@@ -25,9 +26,12 @@ export class IssuerFactory {
   /** ACME issuers for the keeper's own challenge settings, by what makes them differ. */
   readonly #shared = new Map<string, AcmeIssuer>();
 
-  constructor(config: ResolvedConfig, storage: Storage) {
+  readonly #offload: CpuOffload;
+
+  constructor(config: ResolvedConfig, storage: Storage, offload: CpuOffload) {
     this.#config = config;
     this.#storage = storage;
+    this.#offload = offload;
     const { http01, tlsAlpn01 } = config.challenges;
     this.http01 =
       http01 === false
@@ -46,7 +50,14 @@ export class IssuerFactory {
       if (!('type' in spec)) return spec;
       if (spec.type === 'internal') {
         return this.#own(
-          new InternalIssuer({ storage: this.#storage, name: spec.name, leafLifetimeMs: spec.leafLifetimeMs, clock: this.#config.clock, logger: this.#config.logger }),
+          new InternalIssuer({
+            storage: this.#storage,
+            name: spec.name,
+            leafLifetimeMs: spec.leafLifetimeMs,
+            clock: this.#config.clock,
+            logger: this.#config.logger,
+            offload: this.#offload,
+          }),
         );
       }
       const config = this.#config;

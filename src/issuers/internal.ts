@@ -27,6 +27,8 @@ import { parseIdentifier, type Identifier } from '../names.js';
 import { internalCaKeys, internalCaLockName, safeKeyComponent, type InternalCaKeys } from '../storage/layout.js';
 import { hasLockLeaseCheck, type Storage } from '../storage/types.js';
 import type { IssuedCertificate, Issuer, IssueRequest } from './types.js';
+import type { CpuOffload } from '../cpu/offload.js';
+import { cryptoProvider, MAX_COMMON_NAME_LENGTH, SIGNING_ALGORITHM, signLeaf, type LeafSigningRequest } from './leaf-signing.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -39,9 +41,7 @@ export const DEFAULT_ROOT_LIFETIME_MS = 3652 * DAY_MS;
 export const CLOCK_SKEW_BACKDATE_MS = 60_000;
 /** A CA certificate is replaced once less than this fraction of its lifetime remains. */
 export const CA_RENEWAL_REMAINING_RATIO = 1 / 3;
-const MIN_RSA_BITS = 2048;
 /** Common names longer than this are not allowed by X.520 (ub-common-name). */
-const MAX_COMMON_NAME_LENGTH = 64;
 
 export interface InternalIssuerOptions {
   /** Where the CA certificates and keys live (required). */
@@ -56,6 +56,8 @@ export interface InternalIssuerOptions {
   rootLifetimeMs?: number | undefined;
   clock?: Clock | undefined;
   logger?: Logger | undefined;
+  /** Signs leaves on this worker thread instead of the caller's (a CertKeeper passes its own; close it yourself otherwise). */
+  offload?: CpuOffload | undefined;
 }
 
 export interface ResolvedInternalIssuerConfig {
@@ -66,6 +68,7 @@ export interface ResolvedInternalIssuerConfig {
   readonly rootLifetimeMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly offload: CpuOffload | undefined;
 }
 
 export function resolveInternalIssuerOptions(options: InternalIssuerOptions): ResolvedInternalIssuerConfig {
@@ -104,6 +107,10 @@ export function resolveInternalIssuerOptions(options: InternalIssuerOptions): Re
     throw new InvalidOptionError('clock', 'must be a Clock with a now() method');
   }
   const logger = options.logger === undefined ? createDefaultLogger('silent') : validateLogger(options.logger);
+  const offload = options.offload;
+  if (offload !== undefined && (typeof offload !== 'object' || offload === null || typeof offload.signLeaf !== 'function')) {
+    throw new InvalidOptionError('offload', 'must be a CpuOffload');
+  }
 
   return Object.freeze({
     storage: options.storage,
@@ -113,6 +120,7 @@ export function resolveInternalIssuerOptions(options: InternalIssuerOptions): Re
     rootLifetimeMs,
     clock,
     logger: logger.child({ component: 'internal-issuer', ca: name }),
+    offload,
   });
 }
 
@@ -146,9 +154,6 @@ interface StoredCa {
 }
 
 const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
-// @peculiar/x509 types its crypto parameter with the DOM Crypto type; Node's webcrypto is that object.
-const cryptoProvider = webcrypto as unknown as NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
 
 export class InternalIssuer implements Issuer {
   readonly key: string;
@@ -180,52 +185,28 @@ export class InternalIssuer implements Issuer {
     if (this.#closed) throw new ClosedError('InternalIssuer');
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
-    const csr = await parseAndVerifyCsr(request.csr);
-    const keyType = checkLeafKey(csr);
     const ca = await this.#currentCa(request.signal);
     throwIfAborted(request.signal);
 
     const now = this.config.clock.now();
-    // A leaf never outlives its issuer: clients would reject the chain before the leaf expires.
-    const notAfter = Math.min(now + this.config.leafLifetimeMs, ca.intermediate.cert.notAfter.getTime());
-    const usages =
-      keyType === 'rsa'
-        ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
-        : x509.KeyUsageFlags.digitalSignature;
-    const primary = identifiers[0]!.value;
-
-    const leaf = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: randomSerial(),
-        // The SANs carry the names; the CN is only for humans and old tools, and is capped at 64 characters.
-        subject: primary.length <= MAX_COMMON_NAME_LENGTH ? [{ CN: [primary] }] : [],
-        issuer: ca.intermediate.cert.subjectName,
-        notBefore: new Date(now - CLOCK_SKEW_BACKDATE_MS),
-        notAfter: new Date(notAfter),
-        publicKey: csr.publicKey,
-        signingKey: ca.intermediate.key,
-        signingAlgorithm: SIGNING_ALGORITHM,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(usages, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-          // SANs come from the identifiers the caller validated, not from the CSR.
-          new x509.SubjectAlternativeNameExtension(
-            identifiers.map((id) => ({ type: id.type === 'ip' ? 'ip' : 'dns', value: id.value })),
-            primary.length > MAX_COMMON_NAME_LENGTH,
-          ),
-          await x509.SubjectKeyIdentifierExtension.create(csr.publicKey, false, cryptoProvider),
-          await x509.AuthorityKeyIdentifierExtension.create(ca.intermediate.cert.publicKey, false, cryptoProvider),
-        ],
-      },
-      cryptoProvider,
-    );
+    const signing: LeafSigningRequest = {
+      csr: request.csr,
+      identifiers,
+      serialNumber: randomSerial(),
+      notBefore: now - CLOCK_SKEW_BACKDATE_MS,
+      // A leaf never outlives its issuer: clients would reject the chain before the leaf expires.
+      notAfter: Math.min(now + this.config.leafLifetimeMs, ca.intermediate.cert.notAfter.getTime()),
+      issuerCertificate: new Uint8Array(ca.intermediate.cert.rawData),
+      signingKey: ca.intermediate.key,
+    };
+    // Parsing and building ASN.1 in JavaScript costs milliseconds per leaf: on a worker when the keeper gave one.
+    const leafDer = this.config.offload ? await this.config.offload.signLeaf(signing) : await signLeaf(signing);
     this.config.logger.debug(
-      { names: identifiers.map((id) => id.value), serial: leaf.serialNumber, notAfter: new Date(notAfter).toISOString() },
+      { names: identifiers.map((id) => id.value), serial: signing.serialNumber, notAfter: new Date(signing.notAfter).toISOString() },
       'leaf certificate signed',
     );
     return {
-      chainPem: `${toPem(leaf)}${ca.intermediate.certPem}`,
+      chainPem: `${pemBlock('CERTIFICATE', Buffer.from(leafDer))}${ca.intermediate.certPem}`,
       issuerData: { internalCa: this.config.name, intermediateSerial: ca.intermediate.cert.serialNumber },
     };
   }
@@ -440,43 +421,6 @@ function checkIdentifiers(identifiers: unknown): Identifier[] {
     }
   }
   return out;
-}
-
-async function parseAndVerifyCsr(input: unknown): Promise<x509.Pkcs10CertificateRequest> {
-  if (!(input instanceof Uint8Array) && typeof input !== 'string') {
-    throw new CertificateInvalidError('The CSR must be a PEM or DER Buffer');
-  }
-  const buffer = Buffer.from(input);
-  const text = buffer.toString('latin1');
-  let csr: x509.Pkcs10CertificateRequest;
-  try {
-    csr = new x509.Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : buffer);
-  } catch (error) {
-    throw new CertificateInvalidError('The CSR could not be parsed', { cause: error });
-  }
-  let valid: boolean;
-  try {
-    valid = await csr.verify(cryptoProvider);
-  } catch (error) {
-    throw new CertificateInvalidError('The CSR signature could not be checked (unsupported key or algorithm)', { cause: error });
-  }
-  // Proof of possession: only the holder of the key may have it certified.
-  if (!valid) throw new CertificateInvalidError('The CSR signature does not verify');
-  return csr;
-}
-
-/** Key types TLS clients accept in a server certificate, at a safe size. */
-function checkLeafKey(csr: x509.Pkcs10CertificateRequest): 'rsa' | 'ec' {
-  const key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
-  const type = key.asymmetricKeyType;
-  if (type === 'rsa') {
-    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
-      throw new CertificateInvalidError(`The CSR's RSA key is shorter than ${MIN_RSA_BITS} bits`);
-    }
-    return type;
-  }
-  if (type === 'ec') return type;
-  throw new CertificateInvalidError(`The CSR's key type ${String(type)} is not supported (use RSA or ECDSA)`);
 }
 
 async function generateCaKeys(): Promise<webcrypto.CryptoKeyPair> {

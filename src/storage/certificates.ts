@@ -98,20 +98,39 @@ export interface BuildCertificateMetaInput {
 /** Builds the sidecar for a certificate and key, reading dates, serial and names from the certificate. */
 export function buildCertificateMeta(input: BuildCertificateMetaInput): CertificateMeta {
   const { cert, key } = parseAndMatch(input.certPem, input.keyPem, 'new certificate');
-  const names = input.names ?? namesFromCertificate(cert);
-  if (names.length === 0) throw new CertificateInvalidError('The certificate names no DNS name or IP address');
-  const meta: CertificateMeta = {
-    v: CERTIFICATE_META_VERSION,
-    names: [...names],
-    issuerKey: input.issuerKey,
-    notBefore: new Date(cert.validFrom).toISOString(),
-    notAfter: new Date(cert.validTo).toISOString(),
+  return certificateMetaFrom({
+    ...input,
+    names: input.names ?? namesFromCertificate(cert),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
     serialNumber: cert.serialNumber,
     keyType: keyTypeOf(key),
-    sha256: { cert: sha256(input.certPem), key: sha256(input.keyPem) },
-    renewal: input.renewal ? { ...input.renewal } : { failures: 0 },
+  });
+}
+
+export interface CertificateFacts extends BuildCertificateMetaInput {
+  names: string[];
+  notBefore: Date;
+  notAfter: Date;
+  serialNumber: string;
+  keyType: string;
+}
+
+/** The sidecar from facts already read from a parsed certificate (e.g. a CertificateMaterial): no parsing here. */
+export function certificateMetaFrom(facts: CertificateFacts): CertificateMeta {
+  if (facts.names.length === 0) throw new CertificateInvalidError('The certificate names no DNS name or IP address');
+  const meta: CertificateMeta = {
+    v: CERTIFICATE_META_VERSION,
+    names: [...facts.names],
+    issuerKey: facts.issuerKey,
+    notBefore: facts.notBefore.toISOString(),
+    notAfter: facts.notAfter.toISOString(),
+    serialNumber: facts.serialNumber,
+    keyType: facts.keyType,
+    sha256: { cert: sha256(facts.certPem), key: sha256(facts.keyPem) },
+    renewal: facts.renewal ? { ...facts.renewal } : { failures: 0 },
   };
-  if (input.issuerData) meta.issuerData = { ...input.issuerData };
+  if (facts.issuerData) meta.issuerData = { ...facts.issuerData };
   return meta;
 }
 
@@ -124,6 +143,15 @@ export function buildCertificateMeta(input: BuildCertificateMetaInput): Certific
  */
 export async function saveCertificateSet(storage: Storage, set: CertificateSet): Promise<CertificateSet> {
   parseAndMatch(set.certPem, set.keyPem, 'certificate set to store');
+  return storeVerifiedCertificateSet(storage, set);
+}
+
+/**
+ * saveCertificateSet for a caller that has just parsed the certificate and
+ * key and checked that they match (the manager does, through buildMaterial,
+ * before it serves them): the same writes without parsing both again.
+ */
+export async function storeVerifiedCertificateSet(storage: Storage, set: CertificateSet): Promise<CertificateSet> {
   const name = set.meta.names[0];
   if (name === undefined) throw new CertificateInvalidError('The certificate set has no names to store it under');
   const meta: CertificateMeta = {

@@ -2,7 +2,7 @@
  * A certificate chain and its key, parsed and checked once, so nothing on the
  * handshake path ever parses PEM or decrypts a key.
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
 import tls from 'node:tls';
 import { CertificateInvalidError } from '../errors.js';
 import { parseIdentifier } from '../names.js';
@@ -51,7 +51,7 @@ export function splitPemCertificates(pem: string): string[] {
  * leaf is within its validity period. Throws CertificateInvalidError with a
  * reason that never includes key material.
  */
-export function buildMaterial(certPem: string | Buffer, keyPem: string | Buffer, options: BuildMaterialOptions = {}): CertificateMaterial {
+export function buildMaterial(certPem: string | Buffer, keyPem: string | Buffer | KeyObject, options: BuildMaterialOptions = {}): CertificateMaterial {
   const blocks = splitPemCertificates(certPem.toString());
   if (blocks.length === 0) throw new CertificateInvalidError('no PEM CERTIFICATE block found (empty or truncated file?)');
   const chain = blocks.map((block, index) => {
@@ -63,7 +63,8 @@ export function buildMaterial(certPem: string | Buffer, keyPem: string | Buffer,
   });
   const leaf = chain[0] as X509Certificate;
 
-  const key = parsePrivateKey(keyPem, options.passphrase);
+  // A KeyObject is a key the caller has parsed (or generated) already: not parsed again.
+  const key = keyPem instanceof KeyObject ? privateKeyObject(keyPem) : parsePrivateKey(keyPem, options.passphrase);
   if (!leaf.checkPrivateKey(key)) throw new CertificateInvalidError('the private key does not match the certificate');
 
   for (let i = 0; i + 1 < chain.length; i++) {
@@ -104,6 +105,11 @@ export function createContext(material: CertificateMaterial, extra: tls.SecureCo
   } catch (error) {
     throw new CertificateInvalidError(`cannot build a TLS context for ${material.names[0] ?? material.id}`, { cause: error });
   }
+}
+
+function privateKeyObject(key: KeyObject): KeyObject {
+  if (key.type !== 'private') throw new CertificateInvalidError(`a ${key.type} key was given where the private key belongs`);
+  return key;
 }
 
 function parsePrivateKey(keyPem: string | Buffer, passphrase: string | undefined): KeyObject {

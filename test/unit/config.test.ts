@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, resolveConfig, type CertKeeperOptions } from '../../src/config.js';
+import {
+  DEFAULT_KEY_TYPE,
+  DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION,
+  DEFAULT_RENEWAL_MIN_IDLE_CPUS,
+  DEFAULT_RENEWAL_WINDOW_RATIO,
+  DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY,
+  resolveConfig,
+  type CertKeeperOptions,
+} from '../../src/config.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { silentLogger } from '../helpers/logging.js';
 
@@ -9,6 +17,10 @@ describe('resolveConfig', () => {
     const config = resolveConfig({ logger: silentLogger() });
     assert.equal(config.keyType, DEFAULT_KEY_TYPE);
     assert.equal(config.renewalWindowRatio, DEFAULT_RENEWAL_WINDOW_RATIO);
+    assert.deepEqual(
+      config.renewalPacing && [config.renewalPacing.maxEventLoopUtilization, config.renewalPacing.minIdleCpus, config.renewalPacing.renewalsPerSecondWhenBusy],
+      [DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY],
+    );
     assert.equal(config.agreeToTerms, false);
     assert.ok(Object.isFrozen(config));
     assert.ok(Object.isFrozen(config.challenges));
@@ -23,7 +35,8 @@ describe('resolveConfig', () => {
   });
 
   it('lets an explicit false win over a default', () => {
-    const config = resolveConfig({ challenges: { http01: false, tlsAlpn01: { listener: false } }, rateLimit: false, onDemand: false, logger: silentLogger() });
+    const config = resolveConfig({ challenges: { http01: false, tlsAlpn01: { listener: false } }, rateLimit: false, onDemand: false, renewalPacing: false, logger: silentLogger() });
+    assert.equal(config.renewalPacing, false);
     assert.equal(config.challenges.http01, false);
     assert.ok(config.challenges.tlsAlpn01 !== false && config.challenges.tlsAlpn01.listener === false);
     assert.equal(config.rateLimit, false);
@@ -35,6 +48,10 @@ describe('resolveConfig', () => {
       [{ keyType: 'dsa' }, 'keyType'],
       [{ renewalWindowRatio: 1.5 }, 'renewalWindowRatio'],
       [{ maxConcurrentOrders: 0 }, 'maxConcurrentOrders'],
+      [{ renewalPacing: 'slow' }, 'renewalPacing'],
+      [{ renewalPacing: { maxEventLoopUtilization: 0 } }, 'renewalPacing.maxEventLoopUtilization'],
+      [{ renewalPacing: { minIdleCpus: -1 } }, 'renewalPacing.minIdleCpus'],
+      [{ renewalPacing: { renewalsPerSecondWhenBusy: 0 } }, 'renewalPacing.renewalsPerSecondWhenBusy'],
       [{ challenges: { http01: { port: 70000 } } }, 'challenges.http01.port'],
       [{ onDemand: {} }, 'onDemand'],
       [{ onDemand: { askUrl: 'ftp://x' } }, 'onDemand.askUrl'],
