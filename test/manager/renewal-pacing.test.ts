@@ -8,7 +8,7 @@ import { CertKeeper } from '../../src/manager.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { silentLogger } from '../helpers/logging.js';
 
-const base = { challenges: { http01: false, tlsAlpn01: { listener: false } }, logger: silentLogger(), issuers: [{ type: 'internal' as const }] };
+const base = { challenges: { http01: false as const, tlsAlpn01: { listener: false } }, logger: silentLogger(), issuers: [{ type: 'internal' as const }] };
 const names = ['p1.example.test', 'p2.example.test', 'p3.example.test', 'p4.example.test'];
 
 /** Start times of obtains, from cert_obtaining (emitted under the lock, after pacing). */
