@@ -137,11 +137,11 @@ export class CertKeeper {
   readonly #clientCas: ClientCaBundles;
   readonly #queue: DueQueue<string>;
   readonly #orders: Semaphore;
-  /** Renewals of still-valid certificates wait for room on the event loop; undefined when `renewalPacing: false`. */
+  /** Renewals of still-valid certificates are rate-limited while the server is busy; undefined when `renewalPacing: false`. */
   readonly #pacer: RenewalPacer | undefined;
   /** CPU-heavy steps of obtaining, one per event-loop iteration, so handshakes are answered between them. */
   readonly #turns = new EventLoopTurns();
-  /** Key generation, CSRs and internal-CA signing of renewals on a worker thread. */
+  /** A worker thread for renewals' keys and CSRs and for every internal-CA signature. */
   readonly #cpu: CpuOffload;
   /** Records whose sidecars are read in the background after a large manageSync; few at once, so handshakes keep the CPU. */
   #warmUpQueue: ManagedRecord[] = [];

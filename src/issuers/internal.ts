@@ -28,7 +28,7 @@ import { internalCaKeys, internalCaLockName, safeKeyComponent, type InternalCaKe
 import { hasLockLeaseCheck, type Storage } from '../storage/types.js';
 import type { IssuedCertificate, Issuer, IssueRequest } from './types.js';
 import type { CpuOffload } from '../cpu/offload.js';
-import { cryptoProvider, MAX_COMMON_NAME_LENGTH, SIGNING_ALGORITHM, signLeaf, type LeafSigningRequest } from './leaf-signing.js';
+import { cryptoProvider, SIGNING_ALGORITHM, signLeaf, type LeafSigningRequest } from './leaf-signing.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -41,7 +41,6 @@ export const DEFAULT_ROOT_LIFETIME_MS = 3652 * DAY_MS;
 export const CLOCK_SKEW_BACKDATE_MS = 60_000;
 /** A CA certificate is replaced once less than this fraction of its lifetime remains. */
 export const CA_RENEWAL_REMAINING_RATIO = 1 / 3;
-/** Common names longer than this are not allowed by X.520 (ub-common-name). */
 
 export interface InternalIssuerOptions {
   /** Where the CA certificates and keys live (required). */
