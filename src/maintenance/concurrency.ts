@@ -1,12 +1,6 @@
 import { onAbort } from '../abort.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
-
-interface SlotWaiter {
-  grant: () => void;
-  reject: (error: unknown) => void;
-  /** Unsubscribes from the caller's signal. */
-  detach: (() => void) | undefined;
-}
+import { WaitQueue } from './wait-queue.js';
 
 /**
  * At most `max` tasks at once; the rest wait first-come, first-served.
@@ -17,8 +11,7 @@ export class Semaphore {
   #inFlight = 0;
   #peak = 0;
   #closed = false;
-  /** FIFO (a Set keeps insertion order): O(1) to take the oldest and to drop an aborted waiter. */
-  readonly #waiters = new Set<SlotWaiter>();
+  readonly #waiters = new WaitQueue('Waiting for a free slot was aborted');
 
   constructor(max: number) {
     if (!(max === Number.POSITIVE_INFINITY || (Number.isInteger(max) && max >= 1))) {
@@ -60,12 +53,7 @@ export class Semaphore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const waiter of waiters) {
-      detach(waiter);
-      waiter.reject(new ClosedError('Semaphore'));
-    }
+    this.#waiters.rejectAll(new ClosedError('Semaphore'));
   }
 
   #acquire(signal: AbortSignal | undefined): Promise<void> {
@@ -75,16 +63,7 @@ export class Semaphore {
       this.#take();
       return Promise.resolve();
     }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: SlotWaiter = { grant: resolve, reject, detach: undefined };
-      if (signal) {
-        waiter.detach = onAbort(signal, () => {
-          this.#waiters.delete(waiter);
-          reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
-        });
-      }
-      this.#waiters.add(waiter);
-    });
+    return this.#waiters.wait(signal);
   }
 
   #take(): void {
@@ -95,12 +74,9 @@ export class Semaphore {
   #release(): void {
     this.#inFlight--;
     // Hand the slot straight to the next waiter so a newcomer cannot jump the queue.
-    const next = this.#waiters.values().next().value;
-    if (next) {
-      this.#waiters.delete(next);
-      detach(next);
+    if (this.#waiters.size > 0) {
       this.#take();
-      next.grant();
+      this.#waiters.releaseNext();
     }
   }
 }
@@ -161,6 +137,3 @@ function raceAbort<V>(promise: Promise<V>, signal: AbortSignal): Promise<V> {
   });
 }
 
-function detach(waiter: SlotWaiter): void {
-  waiter.detach?.();
-}

@@ -21,8 +21,8 @@
  */
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { onAbort } from '../abort.js';
-import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
+import { ClosedError, InvalidOptionError } from '../errors.js';
+import { WaitQueue } from './wait-queue.js';
 
 export interface LoadReading {
   /** Event-loop utilisation (0..1) of this thread. */
@@ -87,16 +87,9 @@ export interface PacerOptions {
   probe?: LoadProbe;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-  detach: (() => void) | undefined;
-}
-
 export class RenewalPacer {
   readonly #options: Required<PacerOptions>;
-  /** FIFO; only the head measures. */
-  readonly #waiters = new Set<Waiter>();
+  readonly #waiters = new WaitQueue('Waiting to renew was aborted');
   #measuring = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -121,18 +114,9 @@ export class RenewalPacer {
   /** Resolves when a renewal may start. Rejects when `signal` aborts or the pacer closes. */
   admit(signal?: AbortSignal): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('RenewalPacer'));
-    if (signal?.aborted) return Promise.reject(new AbortedError('Waiting to renew was aborted', { cause: signal.reason }));
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, detach: undefined };
-      if (signal) {
-        waiter.detach = onAbort(signal, () => {
-          this.#waiters.delete(waiter);
-          reject(new AbortedError('Waiting to renew was aborted', { cause: signal.reason }));
-        });
-      }
-      this.#waiters.add(waiter);
-      this.#measure();
-    });
+    const admitted = this.#waiters.wait(signal);
+    this.#measure();
+    return admitted;
   }
 
   /** Rejects every waiting renewal with ClosedError and stops the timer. Idempotent. */
@@ -141,12 +125,7 @@ export class RenewalPacer {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const waiter of waiters) {
-      waiter.detach?.();
-      waiter.reject(new ClosedError('RenewalPacer'));
-    }
+    this.#waiters.rejectAll(new ClosedError('RenewalPacer'));
   }
 
   /** Measures one window, admits the waiters at the front that the load allows, and measures again while any wait. */
@@ -164,15 +143,9 @@ export class RenewalPacer {
       const busy = load.eventLoop > this.#options.maxUtilization || load.idleCpus < this.#options.minIdleCpus;
       const now = performance.now();
       if (!busy || now - this.#lastAdmittedAt >= 1000 / this.#options.busyRatePerSecond) {
-        // Taken from the front without copying the queue: 100,000 renewals may wait after a long outage.
-        let quota = busy ? 1 : this.#options.idleBurst;
-        for (const waiter of this.#waiters) {
-          if (quota-- === 0) break;
-          this.#waiters.delete(waiter);
-          waiter.detach?.();
+        for (let quota = busy ? 1 : this.#options.idleBurst; quota > 0 && this.#waiters.releaseNext(); quota--) {
           this.#admitted++;
           if (busy) this.#admittedWhileBusy++;
-          waiter.resolve();
         }
         this.#lastAdmittedAt = now;
       }

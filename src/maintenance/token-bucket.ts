@@ -1,5 +1,5 @@
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { onAbort } from '../abort.js';
+import { WaitQueue } from './wait-queue.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
 
 export interface RateLimitSpec {
@@ -55,13 +55,6 @@ export interface TokenBucketOptions extends RateLimitSpec {
   clock?: Clock | undefined;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-  /** Unsubscribes from the caller's signal. */
-  detach: (() => void) | undefined;
-}
-
 /**
  * A token bucket that starts full and refills `refillAmount` tokens every
  * `refillIntervalMs` up to `capacity`. Waiters are served first-come,
@@ -74,7 +67,9 @@ export class TokenBucket implements RateLimiter {
   readonly #clock: Clock;
   #tokens: number;
   #lastRefill: number;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters = new WaitQueue('Waiting for a rate limit token was aborted', () => {
+    if (this.#waiters.size === 0) this.#cancelTimer();
+  });
   #timer: TimerHandle | undefined;
   #closed = false;
 
@@ -96,13 +91,13 @@ export class TokenBucket implements RateLimiter {
 
   /** Callers waiting for a token. */
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#waiters.size;
   }
 
   tryTake(): boolean {
     if (this.#closed) throw new ClosedError('TokenBucket');
     this.#refill();
-    if (this.#waiters.length > 0 || this.#tokens < 1) return false;
+    if (this.#waiters.size > 0 || this.#tokens < 1) return false;
     this.#tokens--;
     return true;
   }
@@ -111,19 +106,9 @@ export class TokenBucket implements RateLimiter {
     if (this.#closed) return Promise.reject(new ClosedError('TokenBucket'));
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
     if (this.tryTake()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, detach: undefined };
-      if (signal) {
-        waiter.detach = onAbort(signal, () => {
-          const index = this.#waiters.indexOf(waiter);
-          if (index >= 0) this.#waiters.splice(index, 1);
-          if (this.#waiters.length === 0) this.#cancelTimer();
-          reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
-        });
-      }
-      this.#waiters.push(waiter);
-      this.#armTimer();
-    });
+    const waiting = this.#waiters.wait(signal);
+    this.#armTimer();
+    return waiting;
   }
 
   /** Rejects every waiter with ClosedError and cancels the timer; idempotent. */
@@ -131,10 +116,7 @@ export class TokenBucket implements RateLimiter {
     if (this.#closed) return;
     this.#closed = true;
     this.#cancelTimer();
-    for (const waiter of this.#waiters.splice(0)) {
-      detach(waiter);
-      waiter.reject(new ClosedError('TokenBucket'));
-    }
+    this.#waiters.rejectAll(new ClosedError('TokenBucket'));
   }
 
   #refill(): void {
@@ -151,17 +133,15 @@ export class TokenBucket implements RateLimiter {
     this.#timer = undefined;
     if (this.#closed) return;
     this.#refill();
-    while (this.#tokens >= 1 && this.#waiters.length > 0) {
-      const waiter = this.#waiters.shift() as Waiter;
+    while (this.#tokens >= 1 && this.#waiters.size > 0) {
       this.#tokens--;
-      detach(waiter);
-      waiter.resolve();
+      this.#waiters.releaseNext();
     }
     this.#armTimer();
   }
 
   #armTimer(): void {
-    if (this.#timer || this.#waiters.length === 0) return;
+    if (this.#timer || this.#waiters.size === 0) return;
     const delay = Math.max(0, this.#lastRefill + this.refillIntervalMs - this.#clock.now());
     this.#timer = this.#clock.setTimer(() => this.#serve(), delay);
   }
@@ -222,8 +202,4 @@ function validateRateLimitSpec(value: unknown, option: string): RateLimitSpec {
     throw new InvalidOptionError(`${option}.refillIntervalMs`, 'must be a positive number of milliseconds');
   }
   return { capacity: capacity as number, refillAmount: refillAmount as number, refillIntervalMs };
-}
-
-function detach(waiter: Waiter): void {
-  waiter.detach?.();
 }
