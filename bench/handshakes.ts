@@ -10,10 +10,10 @@
  * the variants alternate over the rounds so drift hits both alike.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import tls from 'node:tls';
+import { benchName, createBenchCa, leafChainPem } from './lib/fabricate.js';
 import { buildMaterial } from '../src/tls/certificate-material.js';
 import { ContextCache } from '../src/tls/context-cache.js';
 import { buildTlsOptions } from '../src/tls/tls-options.js';
@@ -30,58 +30,22 @@ const { values: args } = parseArgs({
 
 const NAME_COUNT = Number(args.names);
 const STATIC_NAME = 'static.bench.test';
-const nameOf = (i: number): string => `n${i}.bench.test`;
-
-// ---- Minimal DER certificate writer: @peculiar/x509 needs ~5 ms per certificate, too slow for 10,000. ----
-
-function der(tag: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const n = body.length;
-  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
-  return Buffer.concat([Buffer.from([tag]), len, body]);
-}
-const seq = (...p: Buffer[]): Buffer => der(0x30, ...p);
-const OID_ECDSA_SHA256 = Buffer.from('06082a8648ce3d040302', 'hex');
-const OID_CN = Buffer.from('0603550403', 'hex');
-const OID_SAN = Buffer.from('0603551d11', 'hex');
-const utcTime = (d: Date): Buffer => der(0x17, Buffer.from(`${d.toISOString().slice(2, 19).replace(/[-T:]/g, '')}Z`));
-const cnName = (cn: string): Buffer => seq(der(0x31, seq(OID_CN, der(0x0c, Buffer.from(cn)))));
-
-function certificatePem(name: string, serial: number, key: KeyObject, spki: Buffer): string {
-  // Fixed width, no leading zero byte, high bit clear: a minimal positive DER INTEGER.
-  const serialBytes = Buffer.from((0x10000000 + serial).toString(16), 'hex');
-  const tbs = seq(
-    der(0xa0, der(0x02, Buffer.from([2]))),
-    der(0x02, serialBytes),
-    seq(OID_ECDSA_SHA256),
-    cnName('certkeeper bench CA'),
-    seq(utcTime(new Date(Date.now() - 86_400_000)), utcTime(new Date(Date.now() + 10 * 86_400_000))),
-    cnName(name),
-    spki,
-    der(0xa3, seq(seq(OID_SAN, der(0x04, seq(der(0x82, Buffer.from(name))))))),
-  );
-  const signature = sign('sha256', tbs, key);
-  const cert = seq(tbs, seq(OID_ECDSA_SHA256), der(0x03, Buffer.from([0]), signature));
-  const lines = cert.toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
-}
 
 // ---- Server process ----
 
 async function runServer(): Promise<void> {
   const started = performance.now();
-  // One key for every certificate: the handshake cost does not depend on it, generation time does.
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  // One leaf key for every certificate (bench/lib/fabricate.ts): the handshake cost does not depend on it, generation time does.
+  const ca = createBenchCa();
+  const keyPem = ca.leafKeyPem;
 
   const common: tls.TlsOptions = { minVersion: 'TLSv1.3' };
   // Context options given up front: set later (by buildTlsOptions) they would rebuild every context.
   const cache = new ContextCache({ capacity: Math.max(NAME_COUNT, 1), contextOptions: { minVersion: 'TLSv1.3' } });
   for (let i = 0; i < NAME_COUNT; i++) {
-    cache.add(buildMaterial(certificatePem(nameOf(i), i + 1, privateKey, spki), keyPem, { managed: true }));
+    cache.add(buildMaterial(leafChainPem(ca, benchName(i), i + 1, 10), keyPem, { managed: true }));
   }
-  const staticCert = certificatePem(STATIC_NAME, 0xffffff, privateKey, spki);
+  const staticCert = leafChainPem(ca, STATIC_NAME, 0xffffff, 10);
   const onSecure = (socket: tls.TLSSocket): void => {
     socket.end();
   };
@@ -89,7 +53,7 @@ async function runServer(): Promise<void> {
   const cacheServer = tls.createServer(buildTlsOptions(cache, common), onSecure);
   // Reference point: Node's own SNICallback cost with a plain Map of the same contexts, no cache logic.
   const plain = new Map<string, tls.SecureContext>();
-  for (let i = 0; i < NAME_COUNT; i++) plain.set(nameOf(i), cache.getCached(nameOf(i))!);
+  for (let i = 0; i < NAME_COUNT; i++) plain.set(benchName(i), cache.getCached(benchName(i))!);
   const plainServer = tls.createServer({ ...common, SNICallback: (name, cb) => cb(null, plain.get(name)) }, onSecure);
   for (const s of [staticServer, cacheServer, plainServer]) s.on('tlsClientError', () => {});
   await Promise.all([staticServer, cacheServer, plainServer].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))));
@@ -97,7 +61,7 @@ async function runServer(): Promise<void> {
   // The SNICallback alone, called directly: what the cache adds to a handshake for a cached name.
   const sni = buildTlsOptions(cache, common).SNICallback as unknown as (this: object, name: string, cb: (e: Error | null, c?: tls.SecureContext) => void) => void;
   const fakeSocket = {};
-  const names = Array.from({ length: 1024 }, (_, i) => nameOf((i * 7919) % NAME_COUNT));
+  const names = Array.from({ length: 1024 }, (_, i) => benchName((i * 7919) % NAME_COUNT));
   let served = 0;
   const done = (_e: Error | null, c?: tls.SecureContext): void => {
     if (c) served++;
@@ -208,7 +172,7 @@ async function runClient(): Promise<void> {
 
     // Names spread over the whole cache, in an order unrelated to insertion (a multiplicative stride).
     const stride = 7919;
-    const cachedName = (i: number): string => nameOf((i * stride) % NAME_COUNT);
+    const cachedName = (i: number): string => benchName((i * stride) % NAME_COUNT);
     const staticName = (): string => STATIC_NAME;
     const variants = [
       { label: 'static certificate', port: ready.staticPort, names: staticName },
