@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onJsonLines } from '../helpers/json-lines.js';
 import type { KeeperWorkerConfig } from './fixtures/keeper-worker.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'keeper-worker.ts');
@@ -38,21 +39,16 @@ export class KeeperWorker {
         resolve();
       });
     });
-    let buffered = '';
-    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      buffered += text;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          this.reports.push(JSON.parse(line) as WorkerReport);
-        } catch {
-          this.stderr += `(stdout) ${line}\n`;
-        }
-      }
-      this.#notify();
-    });
+    onJsonLines(
+      this.child.stdout,
+      (report) => {
+        this.reports.push(report as WorkerReport);
+        this.#notify();
+      },
+      (line) => {
+        this.stderr += `(stdout) ${line}\n`;
+      },
+    );
     this.child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       this.stderr += text;
     });

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onJsonLines } from '../helpers/json-lines.js';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { PostgresStorage } from '../../storage-adapters/postgres/src/index.js';
@@ -64,21 +65,16 @@ export class Worker {
         resolve({ code, signal });
       });
     });
-    let buffered = '';
-    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      buffered += text;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          this.reports.push(JSON.parse(line) as WorkerReport);
-        } catch {
-          this.#stderr += `(stdout) ${line}\n`;
-        }
-      }
-      this.#notify();
-    });
+    onJsonLines(
+      this.child.stdout,
+      (report) => {
+        this.reports.push(report as WorkerReport);
+        this.#notify();
+      },
+      (line) => {
+        this.#stderr += `(stdout) ${line}\n`;
+      },
+    );
     this.child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       this.#stderr += text;
       if (process.env.CERTKEEPER_TEST_LOG) process.stderr.write(text);
