@@ -47,34 +47,38 @@ export interface PeerRun {
   error?: string;
 }
 
-/** lego, one process per certificate (as its users script it), standalone HTTP-01 server. */
-export async function legoIssue(pebble: PebbleHandle, caFile: string, dir: string, names: string[], timeoutMs: number): Promise<PeerRun> {
+/** Runs one tool process per name, in turn, until all are done or `timeoutMs` has passed; keeps the first error's last lines. */
+async function onePerName(names: string[], timeoutMs: number, runFor: (name: string) => ReturnType<typeof run>): Promise<PeerRun> {
   const t0 = performance.now();
   let ok = 0;
   let error: string | undefined;
+  const result = (timedOut: boolean): PeerRun => ({ ms: performance.now() - t0, ok, failed: names.length - ok, timedOut, ...(error ? { error } : {}) });
   for (const name of names) {
-    if (performance.now() - t0 > timeoutMs) return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: true };
-    const r = await run(
+    if (performance.now() - t0 > timeoutMs) return result(true);
+    const r = await runFor(name);
+    if (r.code === 0) ok++;
+    else error ??= r.output.trim().split('\n').slice(-2).join(' ');
+    if (r.timedOut) return result(true);
+  }
+  return result(false);
+}
+
+/** lego, one process per certificate (as its users script it), standalone HTTP-01 server. */
+export function legoIssue(pebble: PebbleHandle, caFile: string, dir: string, names: string[], timeoutMs: number): Promise<PeerRun> {
+  return onePerName(names, timeoutMs, (name) =>
+    run(
       'lego',
       ['--server', pebble.directoryUrl, '--accept-tos', '--email', 'bench@example.test', '--key-type', 'ec256', '--http', '--http.port', `127.0.0.1:${pebble.httpPort}`, '--path', dir, '--domains', name, 'run'],
       { ...process.env, HOME: dir, LEGO_CA_CERTIFICATES: caFile },
       timeoutMs,
-    );
-    if (r.code === 0) ok++;
-    else error ??= r.output.trim().split('\n').slice(-2).join(' ');
-    if (r.timedOut) return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: true, ...(error ? { error } : {}) };
-  }
-  return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: false, ...(error ? { error } : {}) };
+    ),
+  );
 }
 
 /** certbot, one process per certificate, standalone HTTP-01 server. */
-export async function certbotIssue(pebble: PebbleHandle, caFile: string, dir: string, names: string[], timeoutMs: number): Promise<PeerRun> {
-  const t0 = performance.now();
-  let ok = 0;
-  let error: string | undefined;
-  for (const name of names) {
-    if (performance.now() - t0 > timeoutMs) return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: true };
-    const r = await run(
+export function certbotIssue(pebble: PebbleHandle, caFile: string, dir: string, names: string[], timeoutMs: number): Promise<PeerRun> {
+  return onePerName(names, timeoutMs, (name) =>
+    run(
       'certbot',
       [
         'certonly', '--standalone', '--non-interactive', '--agree-tos', '--email', 'bench@example.test',
@@ -85,12 +89,8 @@ export async function certbotIssue(pebble: PebbleHandle, caFile: string, dir: st
       ],
       { ...process.env, HOME: dir, REQUESTS_CA_BUNDLE: caFile },
       timeoutMs,
-    );
-    if (r.code === 0) ok++;
-    else error ??= r.output.trim().split('\n').slice(-2).join(' ');
-    if (r.timedOut) return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: true, ...(error ? { error } : {}) };
-  }
-  return { ms: performance.now() - t0, ok, failed: names.length - ok, timedOut: false, ...(error ? { error } : {}) };
+    ),
+  );
 }
 
 export interface CaddyProcess {
