@@ -31,12 +31,25 @@ export const ERROR_CODES = {
   ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
   ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
   ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
+  ERR_UNKNOWN: "Never thrown: recorded as `renewal.lastError.code` in a certificate's stored metadata when the failure was not a certkeeper error.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface CertKeeperErrorOptions {
   cause?: unknown;
+}
+
+/**
+ * Brand shared by every copy of certkeeper loaded in a process (Symbol.for is
+ * process-wide), so errors are recognised even when an adapter resolves its
+ * own copy of the core and `instanceof` against one class would fail.
+ */
+const BRAND = Symbol.for('certkeeper.error');
+
+/** True for an error thrown by any copy of certkeeper (prefer this over `instanceof` in adapters). */
+export function isCertKeeperError(value: unknown): value is CertKeeperError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
 }
 
 export class CertKeeperError extends Error {
@@ -47,7 +60,21 @@ export class CertKeeperError extends Error {
     this.code = code;
     this.name = new.target.name;
   }
+
+  /**
+   * `instanceof` across copies: a branded error is an instance of a class when
+   * its prototype chain holds a class of the same name (subclasses inherit this).
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    if (!isCertKeeperError(value)) return false;
+    for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
+      if (Object.hasOwn(proto, 'constructor') && (proto.constructor as { name?: unknown }).name === this.name) return true;
+    }
+    return false;
+  }
 }
+Object.defineProperty(CertKeeperError.prototype, BRAND, { value: true });
 
 export class InvalidOptionError extends CertKeeperError {
   readonly option: string;

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, isCertKeeperError } from '../errors.js';
 
 const MINUTE = 60_000;
 
@@ -113,9 +113,8 @@ const MAX_ERROR_MESSAGE = 500;
 
 function summarizeError(error: unknown, at: number): BackoffError {
   const message = error instanceof Error ? error.message : String(error);
-  const code = typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string'
-    ? (error as { code: string }).code
-    : undefined;
+  // Only certkeeper's documented codes are persisted; a system or library code (ECONNREFUSED, ERR_NETWORK) stays in the message.
+  const code = isCertKeeperError(error) ? error.code : undefined;
   return {
     message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message,
     at,
