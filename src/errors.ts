@@ -65,7 +65,7 @@ export class CertKeeperError extends Error {
    * `instanceof` across copies: a branded error is an instance of a class when
    * its prototype chain holds a class of the same name (subclasses inherit this).
    */
-  static [Symbol.hasInstance](value: unknown): boolean {
+  static override [Symbol.hasInstance](value: unknown): boolean {
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     if (!isCertKeeperError(value)) return false;
     for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {

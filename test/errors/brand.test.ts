@@ -5,7 +5,8 @@ import { recordFailure } from '../../src/maintenance/backoff.js';
 
 // A second copy of the module, as when an adapter resolves its own copy of certkeeper:
 // tsx loads the same file again under a different URL, so its classes are distinct objects.
-const two = (await import(`../../src/errors.js?copy=2`)) as typeof one;
+const secondCopy = '../../src/errors.js?copy=2';
+const two = (await import(secondCopy)) as typeof one;
 
 describe('errors across two installed copies', () => {
   it('are distinct classes (the premise of the test)', () => {
