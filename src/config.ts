@@ -18,30 +18,26 @@ import { parseIdentifier } from './names.js';
 import type { ChallengeType } from './solvers/types.js';
 import { CHALLENGE_TYPES } from './solvers/types.js';
 import type { Storage } from './storage/types.js';
+import {
+  durationMs,
+  email as validEmail,
+  externalAccountBinding as validEab,
+  optionalBoolean,
+  optionalString,
+  pemCertificates,
+  port,
+  positiveInteger,
+} from './validate.js';
+import { resolveDirectoryUrl } from './acme/directories.js';
+import { resolveAcmeIssuerOptions } from './issuers/acme.js';
+import { resolveInternalIssuerOptions, type InternalIssuerOptions } from './issuers/internal.js';
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_HTTP01_PORT, DEFAULT_KEY_TYPE, DEFAULT_LOAD_CONCURRENCY, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_ON_DEMAND_RATE, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_TLS_ALPN01_PORT } from './defaults.js';
+export { DEFAULT_CA, DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_CACHE_CAPACITY, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_ASK_TIMEOUT_MS, DEFAULT_ON_DEMAND_RATE, DEFAULT_LOG_LEVEL, DEFAULT_LOAD_CONCURRENCY, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST };
 
-export const DEFAULT_CA = 'letsencrypt';
-export const DEFAULT_KEY_TYPE: KeyType = 'ecdsa-p256';
-export const DEFAULT_RENEWAL_WINDOW_RATIO = 1 / 3;
-export const DEFAULT_MAX_CONCURRENT_ORDERS = 10;
-export const DEFAULT_HTTP01_PORT = 80;
-export const DEFAULT_TLS_ALPN01_PORT = 443;
-export const DEFAULT_CHALLENGE_PREFERENCE: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
-export const DEFAULT_CACHE_CAPACITY = 10_000;
-export const DEFAULT_ON_DEMAND_TIMEOUT_MS = 60_000;
-export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
-export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIntervalMs: 60_000 } as const;
-export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
-/** Concurrent storage reads when loading many stored certificates at start-up. */
-export const DEFAULT_LOAD_CONCURRENCY = 64;
-/** Renewals are rate-limited while the event loop is busier than this (see RenewalPacer)... */
-export const DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION = 0.5;
-/** ...or while fewer of the machine's CPUs than this are idle... */
-export const DEFAULT_RENEWAL_MIN_IDLE_CPUS = 1;
-/** ...to this many renewals started per second. */
-export const DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY = 10;
-/** Window over which load is measured before renewals start; up to DEFAULT_RENEWAL_IDLE_BURST start per window when not busy. */
-export const DEFAULT_RENEWAL_CHECK_INTERVAL_MS = 100;
-export const DEFAULT_RENEWAL_IDLE_BURST = 10;
+/** Stand-ins for what the keeper supplies when it builds an issuer from a spec; only used to validate the spec. */
+const NO_LOGGER: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => NO_LOGGER };
+const SPEC_STORAGE = { load() {}, store() {}, lock() {}, unlock() {} } as unknown as Storage;
+
 
 export interface ExternalAccountBinding {
   kid: string;
@@ -257,12 +253,12 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(key, 'is not a known option');
   }
 
-  const email = optionalString(options.email, 'email');
-  if (email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(email)) throw new InvalidOptionError('email', 'must be an e-mail address');
+  const email = validEmail(options.email, 'email');
   const agreeToTerms = optionalBoolean(options.agreeToTerms, 'agreeToTerms') ?? false;
   const ca = optionalString(options.ca, 'ca') ?? DEFAULT_CA;
-  const caCertificates = resolveCaCertificates(options.caCertificates);
-  const externalAccountBinding = resolveEab(options.externalAccountBinding);
+  resolveDirectoryUrl(ca, 'ca');
+  const caCertificates = pemCertificates(options.caCertificates, 'caCertificates');
+  const externalAccountBinding = validEab(options.externalAccountBinding, 'externalAccountBinding');
 
   let issuers: readonly IssuerSpec[] | undefined;
   if (options.issuers !== undefined) {
@@ -294,6 +290,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     }
   }
   const preferredChain = optionalString(options.preferredChain, 'preferredChain');
+  if (preferredChain === '') throw new InvalidOptionError('preferredChain', 'must be a non-empty issuer common name');
 
   const logger = options.logger !== undefined ? validateLogger(options.logger) : createDefaultLogger(options.logLevel ?? DEFAULT_LOG_LEVEL);
   const clock = options.clock ?? undefined;
@@ -362,9 +359,27 @@ export function resolveKeyType(value: unknown, option: string): KeyType | undefi
 export function validateIssuer(issuer: unknown, option: string): asserts issuer is IssuerSpec {
   const candidate = issuer as (Partial<Issuer> & { type?: unknown }) | null;
   if (typeof candidate !== 'object' || candidate === null) throw new InvalidOptionError(option, 'must be an issuer object or spec');
-  if (candidate.type === 'acme' || candidate.type === 'internal') return;
+  if (candidate.type === 'acme') {
+    const { type: _type, ca, ...rest } = candidate as AcmeIssuerSpec;
+    const where = ca !== undefined && /^https?:\/\//i.test(ca) ? { directoryUrl: ca } : { ca: ca as never };
+    return validateSpec(() => resolveAcmeIssuerOptions({ ...rest, ...where, storage: SPEC_STORAGE, solvers: {} }), option);
+  }
+  if (candidate.type === 'internal') {
+    const { name, leafLifetimeMs } = candidate as InternalIssuerSpec;
+    return validateSpec(() => resolveInternalIssuerOptions({ name, leafLifetimeMs, storage: SPEC_STORAGE, logger: NO_LOGGER } as InternalIssuerOptions), option);
+  }
   if (typeof candidate.issue !== 'function' || typeof candidate.key !== 'string' || candidate.key.length === 0) {
     throw new InvalidOptionError(option, "must be { type: 'acme' | 'internal', ... } or an issuer with a string `key` and an issue() method");
+  }
+}
+
+/** Checked by the issuers' own resolvers, so a spec accepted here is never rejected when its issuer is built. */
+function validateSpec(resolve: () => unknown, option: string): void {
+  try {
+    resolve();
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new InvalidOptionError(`${option}.${error.option}`, error.message.replace(/^Invalid option "[^"]*": /, ''));
+    throw error;
   }
 }
 
@@ -406,7 +421,7 @@ function resolveRateLimit(value: RateLimitOptions, option: string): Readonly<Rat
   return Object.freeze({
     capacity: positiveInteger(value.capacity, `${option}.capacity`) ?? fail(`${option}.capacity`, 'is required'),
     refillAmount: positiveInteger(value.refillAmount, `${option}.refillAmount`) ?? fail(`${option}.refillAmount`, 'is required'),
-    refillIntervalMs: positiveInteger(value.refillIntervalMs, `${option}.refillIntervalMs`) ?? fail(`${option}.refillIntervalMs`, 'is required'),
+    refillIntervalMs: durationMs(value.refillIntervalMs, `${option}.refillIntervalMs`) ?? fail(`${option}.refillIntervalMs`, 'is required'),
   });
 }
 
@@ -457,31 +472,9 @@ function resolveOnDemand(value: OnDemandOptions | false | undefined): ResolvedCo
     decide: value.decide,
     askUrl,
     rateLimit: value.rateLimit === undefined ? DEFAULT_ON_DEMAND_RATE : resolveRateLimit(value.rateLimit, 'onDemand.rateLimit'),
-    timeoutMs: positiveInteger(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
-    askTimeoutMs: positiveInteger(value.askTimeoutMs, 'onDemand.askTimeoutMs') ?? DEFAULT_ASK_TIMEOUT_MS,
+    timeoutMs: durationMs(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
+    askTimeoutMs: durationMs(value.askTimeoutMs, 'onDemand.askTimeoutMs') ?? DEFAULT_ASK_TIMEOUT_MS,
   });
-}
-
-function resolveCaCertificates(value: string | string[] | undefined): readonly string[] {
-  if (value === undefined) return Object.freeze([]);
-  const list = Array.isArray(value) ? value : [value];
-  for (const pem of list) {
-    if (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----')) {
-      throw new InvalidOptionError('caCertificates', 'must be PEM certificate text (or an array of them)');
-    }
-  }
-  return Object.freeze([...list]);
-}
-
-function resolveEab(value: ExternalAccountBinding | undefined): Readonly<ExternalAccountBinding> | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('externalAccountBinding', 'must be { kid, hmacKey }');
-  if (typeof value.kid !== 'string' || value.kid.length === 0) throw new InvalidOptionError('externalAccountBinding.kid', 'must be a non-empty string');
-  // The message never includes the key itself.
-  if (typeof value.hmacKey !== 'string' || !/^[A-Za-z0-9_=+/-]+$/.test(value.hmacKey)) {
-    throw new InvalidOptionError('externalAccountBinding.hmacKey', 'must be the base64url HMAC key given by the CA');
-  }
-  return Object.freeze({ kid: value.kid, hmacKey: value.hmacKey });
 }
 
 function validateStorage(storage: unknown): void {
@@ -491,30 +484,6 @@ function validateStorage(storage: unknown): void {
   for (const method of methods) {
     if (typeof candidate[method] !== 'function') throw new InvalidOptionError('storage', `must implement ${method}()`);
   }
-}
-
-function optionalString(value: unknown, option: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new InvalidOptionError(option, 'must be a string');
-  return value;
-}
-
-function optionalBoolean(value: unknown, option: string): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(option, 'must be true or false');
-  return value;
-}
-
-function positiveInteger(value: unknown, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive integer');
-  return value;
-}
-
-function port(value: unknown, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) throw new InvalidOptionError(option, 'must be a port number (0-65535)');
-  return value;
 }
 
 function fail(option: string, message: string): never {

@@ -25,6 +25,8 @@ import { Http01Solver, HTTP_CHALLENGE_PATH_PREFIX } from './solvers/http01.js';
 import type { ChallengeContext } from './solvers/types.js';
 import { checkStorageWritable } from './storage/check.js';
 import type { Storage } from './storage/types.js';
+import { DEFAULT_DOCTOR_TIMEOUT_MS } from './defaults.js';
+export { DEFAULT_DOCTOR_TIMEOUT_MS };
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -39,7 +41,6 @@ export interface CheckResult {
   remedy?: string | undefined;
 }
 
-export const DEFAULT_DOCTOR_TIMEOUT_MS = 10_000;
 /** Clock offsets up to this are normal (the Date header has one-second resolution, plus latency). */
 export const CLOCK_PASS_SKEW_MS = 60_000;
 /** Beyond this, certificates may be refused as not yet valid or renewal may be mistimed. */

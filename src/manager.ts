@@ -59,15 +59,11 @@ import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
 import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
+import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY } from './defaults.js';
+export { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY };
 
-/** Above this many names in one call, stored certificates are read as sidecars only and loaded on their first handshake. */
-export const DEFAULT_EAGER_LOAD_LIMIT = 1_000;
-/** Concurrent storage reads while loading many stored certificates. */
-export const DEFAULT_LOAD_CONCURRENCY = 32;
 /** How long a passed storage write check is trusted before the next order checks again. */
 export const STORAGE_CHECK_INTERVAL_MS = 60_000;
-/** Concurrent background sidecar reads after a large manageSync. */
-export const DEFAULT_WARM_UP_CONCURRENCY = 8;
 /** ARI problem types after which retrying the same order is pointless. */
 const FINAL_PROBLEMS = new Set(['rejectedIdentifier', 'unsupportedIdentifier', 'caa', 'externalAccountRequired']);
 const ARI_KEY_PREFIX = 'ari:';

@@ -5,8 +5,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { DEFAULT_ASK_TIMEOUT_MS } from './defaults.js';
 
-export const ASK_TIMEOUT_MS = 10_000;
+export { DEFAULT_ASK_TIMEOUT_MS as ASK_TIMEOUT_MS } from './defaults.js';
 
 export type Decision = { allowed: true } | { allowed: false; reason: string };
 
@@ -27,7 +28,7 @@ export async function decideOnDemand(name: string, policy: OnDemandPolicy): Prom
       return { allowed: false, reason: `decide() threw: ${(error as Error).message}` };
     }
   }
-  if (policy.askUrl) return ask(policy.askUrl, name, policy.askTimeoutMs ?? ASK_TIMEOUT_MS, policy.ca);
+  if (policy.askUrl) return ask(policy.askUrl, name, policy.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS, policy.ca);
   return policy.decide ? { allowed: true } : { allowed: false, reason: 'no decision configured' };
 }
 

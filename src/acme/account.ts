@@ -12,11 +12,11 @@ import type { Logger } from '../logger.js';
 import { accountKeys, accountLockName } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import type { AcmeConnection } from './connection.js';
+import { DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS };
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-/** Registration takes a few requests; a holder stuck far longer than this has a problem of its own. */
-export const DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS = 120_000;
 
 export interface ExternalAccountBinding {
   kid: string;

@@ -7,14 +7,13 @@ import { AuthorityKeyIdentifierExtension, X509Certificate } from '@peculiar/x509
 import { systemClock, type Clock } from '../clock.js';
 import { AbortedError, AcmeProblemError, AcmeUnreachableError, CertificateInvalidError } from '../errors.js';
 import type { RenewalInfo } from '../issuers/types.js';
+import { DEFAULT_ARI_FETCH_TIMEOUT_MS, DEFAULT_ARI_RETRY_AFTER_MS } from '../defaults.js';
+export { DEFAULT_ARI_RETRY_AFTER_MS, DEFAULT_ARI_FETCH_TIMEOUT_MS };
 
 const MINUTE = 60_000;
 /** RFC 9773 leaves the Retry-After range to clients; these bounds keep one bad header from hammering the CA or going silent. */
 export const MIN_ARI_RETRY_AFTER_MS = MINUTE;
 export const MAX_ARI_RETRY_AFTER_MS = 24 * 60 * MINUTE;
-/** Used when the CA sends no (usable) Retry-After. */
-export const DEFAULT_ARI_RETRY_AFTER_MS = 6 * 60 * MINUTE;
-export const DEFAULT_ARI_FETCH_TIMEOUT_MS = 30_000;
 
 /**
  * The RFC 9773 §4.1 certificate identifier: base64url(Authority Key

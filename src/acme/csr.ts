@@ -12,8 +12,9 @@ import * as x509 from '@peculiar/x509';
 import { InvalidOptionError } from '../errors.js';
 import { KEY_TYPES, type KeyType } from '../issuers/types.js';
 import type { Identifier } from '../names.js';
+import { DEFAULT_KEY_TYPE } from '../defaults.js';
+export { DEFAULT_KEY_TYPE };
 
-export const DEFAULT_KEY_TYPE: KeyType = 'ecdsa-p256';
 
 export interface KeyAndCsr {
   /** PKCS#8 PEM private key of the certificate. */

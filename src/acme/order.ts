@@ -17,11 +17,9 @@ import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver
 import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateChainPem } from './chain.js';
 import type { AcmeConnection, AcmeDirectory } from './connection.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
+import { DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_POLL_INTERVAL_MS } from '../defaults.js';
+export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS };
 
-/** First poll soon after answering a challenge: a CA often validates within ~100 ms; the interval then backs off. */
-export const DEFAULT_POLL_INTERVAL_MS = 100;
-export const DEFAULT_MAX_POLL_INTERVAL_MS = 5_000;
-export const DEFAULT_ORDER_TIMEOUT_MS = 5 * 60_000;
 const POLL_BACKOFF_FACTOR = 1.5;
 
 export interface OrderContext {

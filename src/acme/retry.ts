@@ -7,6 +7,8 @@ import { sleep, type Clock } from '../clock.js';
 import { AbortedError, AcmeProblemError, AcmeRateLimitedError, throwIfAborted } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { AcmeNetworkError, isProblem } from './problem.js';
+import { DEFAULT_RETRY_POLICY } from '../defaults.js';
+export { DEFAULT_RETRY_POLICY };
 
 export interface RetryPolicy {
   /** Attempts in total, the first included. */
@@ -26,14 +28,6 @@ export interface RetryPolicy {
   maxBadNonceRetries: number;
 }
 
-export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
-  maxAttempts: 4,
-  baseDelayMs: 500,
-  maxDelayMs: 10_000,
-  maxRetryAfterMs: 60_000,
-  deadlineMs: 90_000,
-  maxBadNonceRetries: 20,
-});
 
 export interface RetryContext {
   policy: Readonly<RetryPolicy>;

@@ -20,8 +20,8 @@ import tls from 'node:tls';
 import acme from 'acme-client';
 import type { Logger } from '../logger.js';
 import { unreachableFromError, isNetworkError } from './problem.js';
+import { DEFAULT_ACME_REQUEST_TIMEOUT_MS } from '../defaults.js';
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 interface TrustEntry {
   agent: https.Agent;
@@ -35,7 +35,7 @@ interface TrustEntry {
 const byOrigin = new Map<string, TrustEntry>();
 const logContext = new AsyncLocalStorage<Logger>();
 let installed = false;
-let requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS;
+let requestTimeoutMs = DEFAULT_ACME_REQUEST_TIMEOUT_MS;
 
 type Adapter = (config: Record<string, unknown>) => Promise<unknown>;
 

@@ -12,12 +12,9 @@ import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns.js';
-
-export const DEFAULT_CLI_CA = 'letsencrypt';
-export const DEFAULT_CLI_HTTP_PORT = 80;
-export const DEFAULT_CLI_TLS_ALPN_PORT = 443;
-export const DEFAULT_CLI_LOG_LEVEL: LogLevel = 'warn';
-export const DEFAULT_DEMO_PORT = 8443;
+import { email as validEmail, port } from '../validate.js';
+import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
+export { DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT };
 
 export type CliIssuer = 'acme' | 'internal';
 
@@ -57,7 +54,7 @@ export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
   storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: nonEmptyString },
   issuer: { env: 'CERTKEEPER_ISSUER', flag: '--issuer', parse: (v, from) => oneOf(v, from, ['acme', 'internal']) },
   ca: { env: 'CERTKEEPER_CA', flag: '--ca', parse: nonEmptyString },
-  email: { env: 'CERTKEEPER_EMAIL', flag: '--email', parse: nonEmptyString },
+  email: { env: 'CERTKEEPER_EMAIL', flag: '--email', parse: (v, from) => validEmail(nonEmptyString(v, from), from) },
   agreeToTerms: { env: 'CERTKEEPER_AGREE_TO_TERMS', flag: '--agree-to-terms', parse: booleanValue },
   caRoot: { env: 'CERTKEEPER_CA_ROOT', flag: '--ca-root', parse: nonEmptyString },
   httpPort: { env: 'CERTKEEPER_HTTP_PORT', flag: '--http-port', parse: portValue },
@@ -117,13 +114,13 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
   return Object.freeze({
     storage: path('storage', pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
     issuer,
-    ca: pick('ca') ?? DEFAULT_CLI_CA,
+    ca: pick('ca') ?? DEFAULT_CA,
     email: pick('email'),
     agreeToTerms: pick('agreeToTerms') ?? false,
     caRoot: path('caRoot', pick('caRoot')),
-    httpPort: pick('httpPort') ?? DEFAULT_CLI_HTTP_PORT,
+    httpPort: pick('httpPort') ?? DEFAULT_HTTP01_PORT,
     httpHost: pick('httpHost') ?? '',
-    tlsAlpnPort: pick('tlsAlpnPort') ?? DEFAULT_CLI_TLS_ALPN_PORT,
+    tlsAlpnPort: pick('tlsAlpnPort') ?? DEFAULT_TLS_ALPN01_PORT,
     tlsAlpnHost: pick('tlsAlpnHost') ?? '',
     keyType: pick('keyType'),
     resolver: pick('resolver'),
@@ -183,7 +180,5 @@ function booleanValue(value: unknown, from: string): boolean {
 }
 
 function portValue(value: unknown, from: string): number {
-  const port = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError(from, 'must be a port number (0-65535)');
-  return port;
+  return port(typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, from) as number;
 }

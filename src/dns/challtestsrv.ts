@@ -14,6 +14,9 @@
  */
 import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
 import type { DnsProvider, DnsRecord } from './types.js';
+import { durationMs } from '../validate.js';
+import { DEFAULT_CHALLTESTSRV_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_CHALLTESTSRV_TIMEOUT_MS };
 
 export interface ChalltestsrvDnsProviderOptions {
   /** Base URL of the management API, e.g. `http://127.0.0.1:8055`. */
@@ -22,7 +25,6 @@ export interface ChalltestsrvDnsProviderOptions {
   timeoutMs?: number | undefined;
 }
 
-export const DEFAULT_CHALLTESTSRV_TIMEOUT_MS = 5_000;
 
 export class ChalltestsrvDnsProvider implements DnsProvider {
   readonly name = 'challtestsrv';
@@ -41,8 +43,7 @@ export class ChalltestsrvDnsProvider implements DnsProvider {
       throw new InvalidOptionError('managementUrl', 'must be an http(s) URL');
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new InvalidOptionError('managementUrl', 'must be an http(s) URL');
-    const timeoutMs = options.timeoutMs ?? DEFAULT_CHALLTESTSRV_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number');
+    const timeoutMs = durationMs(options.timeoutMs, 'timeoutMs') ?? DEFAULT_CHALLTESTSRV_TIMEOUT_MS;
     this.#base = base;
     this.#timeoutMs = timeoutMs;
   }

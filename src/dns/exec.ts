@@ -21,8 +21,9 @@ import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js
 import type { Logger } from '../logger.js';
 import { createDefaultLogger, validateLogger } from '../logger.js';
 import type { DnsProvider, DnsRecord } from './types.js';
+import { DEFAULT_EXEC_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_EXEC_TIMEOUT_MS };
 
-export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 /** How much of the program's stderr an error carries (the end, where the cause usually is). */
 export const EXEC_STDERR_LIMIT = 2048;
 /** Time between SIGTERM and SIGKILL when the program is stopped. */

@@ -14,9 +14,10 @@ import type { Logger } from '../logger.js';
 import { createDefaultLogger, validateLogger } from '../logger.js';
 import { canonicalName } from './tsig.js';
 import type { DnsProvider, DnsRecord } from './types.js';
+import { durationMs } from '../validate.js';
+import { DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS };
 
-export const DEFAULT_POWERDNS_SERVER_ID = 'localhost';
-export const DEFAULT_POWERDNS_TIMEOUT_MS = 10_000;
 
 const PROVIDER = 'powerdns';
 /** How much of an error body goes into a message. */
@@ -73,8 +74,7 @@ export class PowerDnsProvider implements DnsProvider {
     this.#zone = options.zone === undefined ? undefined : canonicalName(options.zone, 'zone');
     if (options.ttl !== undefined && (!Number.isInteger(options.ttl) || options.ttl < 0)) throw new InvalidOptionError('ttl', 'must be a non-negative integer');
     this.#ttl = options.ttl;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_POWERDNS_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number of milliseconds');
+    const timeoutMs = durationMs(options.timeoutMs, 'timeoutMs') ?? DEFAULT_POWERDNS_TIMEOUT_MS;
     this.#timeoutMs = timeoutMs;
     const base = options.logger === undefined ? createDefaultLogger('silent') : validateLogger(options.logger);
     this.#log = base.child({ component: 'dns-powerdns' });

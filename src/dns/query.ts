@@ -13,6 +13,9 @@ import dns from 'node:dns';
 import net from 'node:net';
 import * as packet from 'dns-packet';
 import { AbortedError, DnsQueryError, InvalidOptionError } from '../errors.js';
+import { durationMs } from '../validate.js';
+import { DEFAULT_DNS_QUERY_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_DNS_QUERY_TIMEOUT_MS };
 
 export type DnsQueryType = 'TXT' | 'SOA' | 'NS' | 'CNAME' | 'A' | 'AAAA' | 'CAA';
 
@@ -43,7 +46,6 @@ export interface DnsQueryResult {
   additionals: DnsAnswer[];
 }
 
-export const DEFAULT_DNS_QUERY_TIMEOUT_MS = 5_000;
 /** EDNS0 payload size recommended by DNS Flag Day 2020: no IP fragmentation. */
 const EDNS_UDP_PAYLOAD_SIZE = 1232;
 const MAX_TCP_MESSAGE = 65_535;
@@ -103,8 +105,7 @@ export async function dnsQuery(
   options: DnsQueryOptions = {},
 ): Promise<DnsQueryResult> {
   const { signal } = options;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_DNS_QUERY_TIMEOUT_MS;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number');
+  const timeoutMs = durationMs(options.timeoutMs, 'timeoutMs') ?? DEFAULT_DNS_QUERY_TIMEOUT_MS;
   if (signal?.aborted) throw new AbortedError('DNS query aborted', { cause: signal.reason });
 
   const qname = trimDot(name);

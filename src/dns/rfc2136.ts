@@ -37,9 +37,10 @@ import {
   type TsigAlgorithm,
 } from './tsig.js';
 import type { DnsProvider, DnsRecord } from './types.js';
+import { durationMs, port as validPort } from '../validate.js';
+import { DEFAULT_RFC2136_PORT, DEFAULT_RFC2136_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_RFC2136_TIMEOUT_MS, DEFAULT_RFC2136_PORT };
 
-export const DEFAULT_RFC2136_TIMEOUT_MS = 10_000;
-export const DEFAULT_RFC2136_PORT = 53;
 /** Messages larger than this go over TCP: a plain (non-EDNS) UDP DNS message is limited to 512 bytes. */
 export const MAX_UDP_UPDATE_SIZE = 512;
 
@@ -187,17 +188,14 @@ export class Rfc2136Provider implements DnsProvider {
 function resolveServer(server: Rfc2136Options['server']): DnsServer {
   if (typeof server === 'string') return parseDnsServer(server, 'server', DEFAULT_RFC2136_PORT);
   if (typeof server === 'object' && server !== null && typeof server.host === 'string' && server.host.length > 0) {
-    const port = server.port ?? DEFAULT_RFC2136_PORT;
-    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidOptionError('server.port', 'must be a port number');
+    const port = validPort(server.port, 'server.port', 1) ?? DEFAULT_RFC2136_PORT;
     return { host: server.host, port };
   }
   throw new InvalidOptionError('server', 'must be "host:port" or { host, port }');
 }
 
 function resolveTimeout(timeoutMs: number | undefined): number {
-  if (timeoutMs === undefined) return DEFAULT_RFC2136_TIMEOUT_MS;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number of milliseconds');
-  return timeoutMs;
+  return durationMs(timeoutMs, 'timeoutMs') ?? DEFAULT_RFC2136_TIMEOUT_MS;
 }
 
 function resolveKey(options: Rfc2136Options): TsigKey {

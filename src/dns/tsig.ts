@@ -12,12 +12,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_TSIG_ALGORITHM, DEFAULT_TSIG_FUDGE_SECONDS } from '../defaults.js';
+export { DEFAULT_TSIG_ALGORITHM, DEFAULT_TSIG_FUDGE_SECONDS };
 
 export const TSIG_ALGORITHMS = ['hmac-sha256', 'hmac-sha512', 'hmac-sha1'] as const;
 export type TsigAlgorithm = (typeof TSIG_ALGORITHMS)[number];
-export const DEFAULT_TSIG_ALGORITHM: TsigAlgorithm = 'hmac-sha256';
-/** Allowed clock difference between client and server, seconds (RFC 8945 recommends 300). */
-export const DEFAULT_TSIG_FUDGE_SECONDS = 300;
 
 const TYPE_TSIG = 250;
 const CLASS_ANY = 255;

@@ -9,6 +9,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '../errors.js';
 import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost } from '../solvers/http01.js';
+import { DEFAULT_HTTPS_PORT } from '../defaults.js';
+export { DEFAULT_HTTPS_PORT };
 
 export { HTTP_CHALLENGE_PATH_PREFIX };
 
@@ -20,7 +22,6 @@ export interface ChallengeResponder {
 /** A CertKeeper (anything exposing `httpChallengeResponder`) or a responder itself. */
 export type ChallengeResponderSource = ChallengeResponder | { readonly httpChallengeResponder: ChallengeResponder };
 
-export const DEFAULT_HTTPS_PORT = 443;
 
 /**
  * The responder of a keeper or the responder given. Reading the keeper's

@@ -17,17 +17,10 @@ import { AbortedError, InvalidOptionError, ListenError } from '../errors.js';
 import { CertKeeper, type ManageEntry } from '../manager.js';
 import { DEFAULT_HTTPS_PORT, redirectToHttps } from './challenge.js';
 import { GracefulCloser } from './graceful.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_PORT, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_HTTP_PORT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS };
 
-export const DEFAULT_HTTP_PORT = 80;
 export { DEFAULT_HTTPS_PORT };
-/** Longest a client may take to send the request headers (slowloris). */
-export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
-/** Longest a client may take to send a whole request, body included. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
-/** How long an idle HTTP/1 keep-alive connection stays open. */
-export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
-/** Inactivity after which a connection or HTTP/2 session is closed. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 /**
  * How often HTTP/1 servers look for connections past those timeouts (Node's
  * default is 30 s, which would let a slow client hold a connection that much
@@ -35,8 +28,6 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
  * every 30 s.
  */
 export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
-/** How long close() lets requests in flight finish before it cuts connections. */
-export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /** A Node request listener; an Express app or `koaApp.callback()` is one. */
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -123,7 +114,7 @@ function resolveServeOptions(options: ServeHttpsServerOptions, app: RequestListe
   if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null)) throw new InvalidOptionError('tls', 'must be an object of TLS options');
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidOptionError('signal', 'must be an AbortSignal');
   const headersTimeoutMs = duration(options.headersTimeoutMs, 'headersTimeoutMs', DEFAULT_HEADERS_TIMEOUT_MS);
-  const requestTimeoutMs = duration(options.requestTimeoutMs, 'requestTimeoutMs', DEFAULT_REQUEST_TIMEOUT_MS);
+  const requestTimeoutMs = duration(options.requestTimeoutMs, 'requestTimeoutMs', DEFAULT_HTTP_REQUEST_TIMEOUT_MS);
   // Node requires headersTimeout <= requestTimeout when both are set.
   if (requestTimeoutMs !== 0 && headersTimeoutMs > requestTimeoutMs) throw new InvalidOptionError('headersTimeoutMs', 'must not exceed requestTimeoutMs');
   return Object.freeze({

@@ -7,6 +7,7 @@ import acme from 'acme-client';
 import { systemClock, type Clock } from '../clock.js';
 import { ClosedError, InvalidNameError, InvalidOptionError, throwIfAborted } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { durationMs, email as validEmail, externalAccountBinding as validEab, optionalBoolean, pemCertificates } from '../validate.js';
 import { validateLogger } from '../logger.js';
 import { parseIdentifier, type Identifier } from '../names.js';
 import { CHALLENGE_TYPES, type ChallengeType, type Solver } from '../solvers/types.js';
@@ -26,9 +27,9 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../acme/retry.js';
 import { TrustHandle } from '../acme/trust.js';
 import { isProblem } from '../acme/problem.js';
 import type { IssueRequest, IssuedCertificate, Issuer, RenewalInfo, RevocationReason } from './types.js';
+import { DEFAULT_CA, DEFAULT_CHALLENGE_PREFERENCE } from '../defaults.js';
 
-export const DEFAULT_ACME_CA: DirectoryPreset = 'letsencrypt';
-export const DEFAULT_ACME_CHALLENGE_PREFERENCE: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 export const REVOCATION_REASONS: readonly RevocationReason[] = [0, 1, 3, 4, 5, 9];
 
 export interface AcmeIssuerOptions {
@@ -74,16 +75,9 @@ export interface ResolvedAcmeIssuerConfig {
   readonly retry: Readonly<RetryPolicy>;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
-const EMAIL = /^[^\s@<>()[\],;:"]+@[^\s@<>()[\],;:"]+\.[^\s@<>()[\],;:"]+$/;
-const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
 function positiveNumber(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(option, 'must be a positive number of milliseconds');
-  }
-  return value;
+  return durationMs(value, option) ?? fallback;
 }
 
 /** Validates AcmeIssuerOptions into a frozen config; never mutates the caller's object. */
@@ -94,28 +88,12 @@ export function resolveAcmeIssuerOptions(options: AcmeIssuerOptions): ResolvedAc
       ? resolveDirectoryUrl(options.directoryUrl, 'directoryUrl')
       : options.ca !== undefined
         ? resolveDirectoryUrl(options.ca, 'ca')
-        : DIRECTORY_PRESETS[DEFAULT_ACME_CA];
+        : DIRECTORY_PRESETS[DEFAULT_CA];
 
-  const cas = options.caCertificates === undefined ? [] : Array.isArray(options.caCertificates) ? options.caCertificates : [options.caCertificates];
-  for (const ca of cas) {
-    if (typeof ca !== 'string' || !PEM_CERT.test(ca)) throw new InvalidOptionError('caCertificates', 'must be PEM CERTIFICATE text (a string or an array of strings)');
-  }
-
-  if (options.email !== undefined && (typeof options.email !== 'string' || !EMAIL.test(options.email))) {
-    throw new InvalidOptionError('email', 'must be an email address');
-  }
-  if (options.agreeToTerms !== undefined && typeof options.agreeToTerms !== 'boolean') {
-    throw new InvalidOptionError('agreeToTerms', 'must be a boolean');
-  }
-
-  let eab: ExternalAccountBinding | undefined;
-  if (options.externalAccountBinding !== undefined) {
-    const { kid, hmacKey } = options.externalAccountBinding ?? ({} as Partial<ExternalAccountBinding>);
-    if (typeof kid !== 'string' || kid.length === 0) throw new InvalidOptionError('externalAccountBinding.kid', 'must be a non-empty string');
-    // The key itself never goes into the message.
-    if (typeof hmacKey !== 'string' || !BASE64URL.test(hmacKey)) throw new InvalidOptionError('externalAccountBinding.hmacKey', 'must be a base64url string');
-    eab = Object.freeze({ kid, hmacKey });
-  }
+  const cas = pemCertificates(options.caCertificates, 'caCertificates');
+  const email = validEmail(options.email, 'email');
+  const agreeToTerms = optionalBoolean(options.agreeToTerms, 'agreeToTerms') ?? false;
+  const eab = validEab(options.externalAccountBinding, 'externalAccountBinding');
 
   if (typeof options.storage !== 'object' || options.storage === null || typeof options.storage.lock !== 'function') {
     throw new InvalidOptionError('storage', 'must be a Storage');
@@ -133,7 +111,7 @@ export function resolveAcmeIssuerOptions(options: AcmeIssuerOptions): ResolvedAc
     solvers[type as ChallengeType] = solver;
   }
 
-  const preference = options.challengePreference ?? DEFAULT_ACME_CHALLENGE_PREFERENCE;
+  const preference = options.challengePreference ?? DEFAULT_CHALLENGE_PREFERENCE;
   if (!Array.isArray(preference) || preference.length === 0 || preference.some((t) => !CHALLENGE_TYPES.includes(t))) {
     throw new InvalidOptionError('challengePreference', `must list challenge types among ${CHALLENGE_TYPES.join(', ')}`);
   }
@@ -151,8 +129,8 @@ export function resolveAcmeIssuerOptions(options: AcmeIssuerOptions): ResolvedAc
   return Object.freeze({
     directoryUrl,
     caCertificates: Object.freeze([...cas]),
-    email: options.email,
-    agreeToTerms: options.agreeToTerms === true,
+    email,
+    agreeToTerms,
     externalAccountBinding: eab,
     storage: options.storage,
     solvers: Object.freeze(solvers),

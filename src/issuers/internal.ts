@@ -29,14 +29,10 @@ import { hasLockLeaseCheck, type Storage } from '../storage/types.js';
 import type { IssuedCertificate, Issuer, IssueRequest } from './types.js';
 import type { CpuOffload } from '../cpu/offload.js';
 import { cryptoProvider, SIGNING_ALGORITHM, signLeaf, type LeafSigningRequest } from './leaf-signing.js';
+import { DEFAULT_INTERMEDIATE_LIFETIME_MS, DEFAULT_INTERNAL_CA_NAME, DEFAULT_LEAF_LIFETIME_MS, DEFAULT_ROOT_LIFETIME_MS } from '../defaults.js';
+export { DEFAULT_INTERNAL_CA_NAME, DEFAULT_LEAF_LIFETIME_MS, DEFAULT_INTERMEDIATE_LIFETIME_MS, DEFAULT_ROOT_LIFETIME_MS };
 
-const HOUR_MS = 60 * 60 * 1000;
-const DAY_MS = 24 * HOUR_MS;
 
-export const DEFAULT_INTERNAL_CA_NAME = 'local';
-export const DEFAULT_LEAF_LIFETIME_MS = 24 * HOUR_MS;
-export const DEFAULT_INTERMEDIATE_LIFETIME_MS = 7 * DAY_MS;
-export const DEFAULT_ROOT_LIFETIME_MS = 3652 * DAY_MS;
 /** notBefore is set this far in the past, so a client whose clock lags a little still accepts a fresh certificate. */
 export const CLOCK_SKEW_BACKDATE_MS = 60_000;
 /** A CA certificate is replaced once less than this fraction of its lifetime remains. */

@@ -19,9 +19,9 @@
 import { createHash, createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { CertificateInvalidError, InvalidOptionError } from '../errors.js';
+import { DEFAULT_PKCS12_ITERATIONS } from '../defaults.js';
+export { DEFAULT_PKCS12_ITERATIONS };
 
-/** PBKDF2 and MAC-KDF iteration count (OpenSSL 3 uses 2048; more slows password guessing). */
-export const DEFAULT_PKCS12_ITERATIONS = 10_000;
 export const MIN_PKCS12_ITERATIONS = 1_000;
 export const MAX_PKCS12_ITERATIONS = 1_000_000;
 

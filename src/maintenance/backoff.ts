@@ -1,21 +1,8 @@
 import { InvalidOptionError, isCertKeeperError } from '../errors.js';
+import { DEFAULT_BACKOFF_JITTER_RATIO, DEFAULT_BACKOFF_MIN_INTERVAL_MS, DEFAULT_BACKOFF_STEPS_MS } from '../defaults.js';
+export { DEFAULT_BACKOFF_STEPS_MS, DEFAULT_BACKOFF_JITTER_RATIO, DEFAULT_BACKOFF_MIN_INTERVAL_MS };
 
-const MINUTE = 60_000;
 
-/**
- * Waits after the 1st, 2nd, 3rd and later consecutive failures, as Let's
- * Encrypt's integration guide suggests: about 1 minute, 10 minutes,
- * 100 minutes, then daily (the last step repeats).
- */
-export const DEFAULT_BACKOFF_STEPS_MS: readonly number[] = Object.freeze([MINUTE, 10 * MINUTE, 100 * MINUTE, 24 * 60 * MINUTE]);
-/** Up to this fraction of a step is added at random, so failing certificates do not retry in lock-step. */
-export const DEFAULT_BACKOFF_JITTER_RATIO = 0.1;
-/**
- * Floor between two attempts for one certificate. Let's Encrypt allows
- * 5 failed authorizations per identifier per hour (one back every 12 minutes);
- * the default steps stay under that on their own, so the floor is the first step.
- */
-export const DEFAULT_BACKOFF_MIN_INTERVAL_MS = MINUTE;
 
 export interface BackoffOptions {
   /** Waits after the 1st, 2nd, ... failure; the last one repeats. */

@@ -1,16 +1,9 @@
 import { CertificateInvalidError, InvalidOptionError } from '../errors.js';
+import { DEFAULT_RENEWAL_JITTER_RATIO, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_SHORT_LIVED_RENEWAL_RATIO } from '../defaults.js';
+export { DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_SHORT_LIVED_RENEWAL_RATIO, DEFAULT_RENEWAL_JITTER_RATIO };
 
-/** Renew when this fraction of the lifetime is left (certmagic's default too). */
-export const DEFAULT_RENEWAL_WINDOW_RATIO = 1 / 3;
-/** Short-lived certificates renew earlier: half their lifetime is left. */
-export const DEFAULT_SHORT_LIVED_RENEWAL_RATIO = 1 / 2;
 /** Lifetimes up to this length count as short-lived. */
 export const SHORT_LIVED_LIFETIME_MS = 10 * 24 * 60 * 60 * 1000;
-/**
- * Random jitter, as a fraction of the renewal window, subtracted from the due
- * time so certificates issued together do not all renew in the same second.
- */
-export const DEFAULT_RENEWAL_JITTER_RATIO = 0.05;
 /** Upper bound of the jitter whatever the lifetime. */
 export const MAX_RENEWAL_JITTER_MS = 24 * 60 * 60 * 1000;
 /** With this fraction of the lifetime left a renewal is an emergency: ARI no longer delays it, failures log at error level. */

@@ -7,6 +7,7 @@
 import { type Clock, sleep, systemClock } from '../clock.js';
 import { AbortedError, DnsPropagationTimeoutError, InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { durationMs, port as validPort } from '../validate.js';
 import {
   authoritativeServers,
   dnsQuery,
@@ -17,10 +18,9 @@ import {
   systemResolvers,
   txtValues,
 } from '../dns/query.js';
+import { DEFAULT_PROPAGATION_INTERVAL_MS, DEFAULT_PROPAGATION_QUERY_TIMEOUT_MS, DEFAULT_PROPAGATION_TIMEOUT_MS } from '../defaults.js';
+export { DEFAULT_PROPAGATION_TIMEOUT_MS, DEFAULT_PROPAGATION_INTERVAL_MS, DEFAULT_PROPAGATION_QUERY_TIMEOUT_MS };
 
-export const DEFAULT_PROPAGATION_TIMEOUT_MS = 120_000;
-export const DEFAULT_PROPAGATION_INTERVAL_MS = 2_000;
-export const DEFAULT_PROPAGATION_QUERY_TIMEOUT_MS = 5_000;
 
 export interface PropagationOptions {
   /** Give up after this long (default 120 s). */
@@ -53,9 +53,7 @@ export interface ResolvedPropagationOptions {
 }
 
 function positive(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive number of milliseconds');
-  return value;
+  return durationMs(value, option) ?? fallback;
 }
 
 function serverList(value: readonly string[] | undefined, option: string, defaultPort = 53): readonly DnsServer[] | undefined {
@@ -67,8 +65,7 @@ function serverList(value: readonly string[] | undefined, option: string, defaul
 export function resolvePropagationOptions(options: PropagationOptions = {}, option = 'propagation'): ResolvedPropagationOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError(option, 'must be an object');
   if (options.skip !== undefined && typeof options.skip !== 'boolean') throw new InvalidOptionError(`${option}.skip`, 'must be a boolean');
-  const port = options.authoritativePort ?? 53;
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidOptionError(`${option}.authoritativePort`, 'must be a port number');
+  const port = validPort(options.authoritativePort, `${option}.authoritativePort`, 1) ?? 53;
   const resolved: ResolvedPropagationOptions = {
     timeoutMs: positive(options.timeoutMs, `${option}.timeoutMs`, DEFAULT_PROPAGATION_TIMEOUT_MS),
     intervalMs: positive(options.intervalMs, `${option}.intervalMs`, DEFAULT_PROPAGATION_INTERVAL_MS),

@@ -13,8 +13,9 @@ import { type DnsServer, resolveCname, systemResolvers } from '../dns/query.js';
 import type { DnsProvider, DnsRecord } from '../dns/types.js';
 import { type PropagationOptions, type ResolvedPropagationOptions, resolvePropagationOptions, waitForTxtRecord } from './dns-propagation.js';
 import type { ChallengeContext, Solver } from './types.js';
+import { DEFAULT_DNS01_TTL } from '../defaults.js';
+export { DEFAULT_DNS01_TTL };
 
-export const DEFAULT_DNS01_TTL = 60;
 export const ACME_CHALLENGE_LABEL = '_acme-challenge';
 
 export interface Dns01SolverOptions {

@@ -17,9 +17,10 @@ import { parseIdentifier } from '../names.js';
 import { challengeTokenKey } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import type { ChallengeContext, Solver } from './types.js';
+import { DEFAULT_HTTP01_PORT } from '../defaults.js';
+export { DEFAULT_HTTP01_PORT as DEFAULT_HTTP01_LISTENER_PORT };
 
 export const HTTP_CHALLENGE_PATH_PREFIX = '/.well-known/acme-challenge/';
-export const DEFAULT_HTTP01_LISTENER_PORT = 80;
 /** Tokens are base64url (RFC 8555 section 8.1); anything else is not ours. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]+$/;
 /** Real tokens are 43 characters; a generous bound keeps storage lookups cheap. */
@@ -191,7 +192,7 @@ export class Http01Listener {
   #server: http.Server | undefined;
 
   constructor(responder: HttpChallengeResponder, options: Http01ListenerOptions = {}) {
-    const port = options.port ?? DEFAULT_HTTP01_LISTENER_PORT;
+    const port = options.port ?? DEFAULT_HTTP01_PORT;
     this.#responder = responder;
     this.#port = validateListenerPort(port, 'http01.port');
     this.#host = options.host === '' ? undefined : options.host;

@@ -18,9 +18,10 @@ import { listenForChallenges, validateListenerPort } from './listen.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import type { ChallengeContext, Solver } from './types.js';
+import { DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
+export { DEFAULT_TLS_ALPN01_PORT as DEFAULT_TLS_ALPN01_LISTENER_PORT };
 
 export const ACME_TLS_ALPN_PROTOCOL = 'acme-tls/1';
-export const DEFAULT_TLS_ALPN01_LISTENER_PORT = 443;
 
 /** Challenge contexts by server name, shared between the solver and the TLS server(s) answering it. */
 export class TlsAlpnChallengeStore {
@@ -157,7 +158,7 @@ export class TlsAlpn01Listener {
   readonly #sockets = new Set<Socket>();
 
   constructor(store: TlsAlpnChallengeStore, options: TlsAlpn01ListenerOptions = {}) {
-    const port = options.port ?? DEFAULT_TLS_ALPN01_LISTENER_PORT;
+    const port = options.port ?? DEFAULT_TLS_ALPN01_PORT;
     this.#store = store;
     this.#port = validateListenerPort(port, 'tlsAlpn01.port');
     this.#host = options.host === '' ? undefined : options.host;

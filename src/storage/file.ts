@@ -35,11 +35,12 @@ import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
 import { createKeyEncryptor, type KeyEncryptor } from './encryption.js';
 import { joinKey, keyComponents, validateKey, validateLockName, validatePrefix } from './keys.js';
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import { DEFAULT_LOCK_STALE_MS } from '../defaults.js';
+export { DEFAULT_LOCK_STALE_MS };
 
 // fs/promises.readFile reads in several chunks and is about 2.5x slower for small files (100,000 sidecars at start-up).
 const readFile = promisify(fs.readFile);
 
-export const DEFAULT_LOCK_STALE_MS = 10_000;
 /** proper-lockfile refuses to treat locks younger than 2 s as stale. */
 export const MIN_LOCK_STALE_MS = 2_000;
 /** proper-lockfile refreshes at most once a second. */

@@ -16,6 +16,9 @@ import { AbortedError, ClosedError, InvalidOptionError, LockLostError, LockTimeo
 import type { Logger } from '../logger.js';
 import { validateLockName } from './keys.js';
 import type { LockLeaseChecker, LockOptions, Locker, TryLocker } from './types.js';
+import { durationMs } from '../validate.js';
+import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TTL_MS } from '../defaults.js';
+export { DEFAULT_LOCK_TTL_MS, DEFAULT_LOCK_POLL_MS };
 
 /** Atomic operations on one named lease; each must be a single round trip or transaction. */
 export interface LeaseBackend {
@@ -29,8 +32,6 @@ export interface LeaseBackend {
   isHeld(name: string, token: string): Promise<boolean>;
 }
 
-export const DEFAULT_LOCK_TTL_MS = 10_000;
-export const DEFAULT_LOCK_POLL_MS = 500;
 
 export interface LeaseLockOptions {
   /** A lease not refreshed for this long expires and may be taken over (default 10 s). */
@@ -59,11 +60,7 @@ export function resolveLeaseLockOptions(options: LeaseLockOptions): ResolvedLeas
 }
 
 function positiveMs(value: unknown, fallback: number, option: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(option, 'must be a positive number of milliseconds');
-  }
-  return value;
+  return durationMs(value, option) ?? fallback;
 }
 
 interface HeldLease {

@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import { durationMs } from '../validate.js';
 
 export interface MemoryStorageOptions {
   /** Share keys and locks with other instances built on the same backend (default: a new, private backend). */
@@ -165,9 +166,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
     if (backend !== undefined && !(backend instanceof MemoryBackend)) {
       throw new InvalidOptionError('backend', 'must be a MemoryBackend');
     }
-    if (lockTtlMs !== undefined && (!Number.isFinite(lockTtlMs) || lockTtlMs <= 0)) {
-      throw new InvalidOptionError('lockTtlMs', 'must be a positive number of milliseconds');
-    }
+    durationMs(lockTtlMs, 'lockTtlMs');
     this.#backend = backend ?? new MemoryBackend();
     this.#ttlMs = lockTtlMs;
     this.#clock = clock ?? systemClock;

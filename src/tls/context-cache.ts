@@ -20,11 +20,9 @@ import { CertificateInvalidError, ClosedError, InvalidOptionError } from '../err
 import { validateLogger, type Logger } from '../logger.js';
 import { normalizeServerName, wildcardFor } from '../names.js';
 import { createContext, splitPemCertificates, type CertificateMaterial } from './certificate-material.js';
+import { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
+export { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_TTL_MS, DEFAULT_NEGATIVE_CAPACITY };
 
-export const DEFAULT_CACHE_CAPACITY = 10_000;
-export const DEFAULT_LOAD_TIMEOUT_MS = 10_000;
-export const DEFAULT_NEGATIVE_TTL_MS = 10_000;
-export const DEFAULT_NEGATIVE_CAPACITY = 10_000;
 /** Contexts rebuilt per event-loop turn by setContextOptions (about 1.2 ms each). */
 export const REBUILD_BATCH_SIZE = 16;
 

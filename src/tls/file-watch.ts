@@ -18,13 +18,9 @@ import { dirname, resolve } from 'node:path';
 import type { Clock, TimerHandle } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS } from '../defaults.js';
+export { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS };
 
-/** Quiet time after the last event before the files are read. */
-export const DEFAULT_RELOAD_DEBOUNCE_MS = 100;
-/** A burst of events delays the check at most this long. */
-export const DEFAULT_RELOAD_MAX_WAIT_MS = 1_000;
-/** Slow re-check in case a file-system event was missed; 0 disables it. */
-export const DEFAULT_RELOAD_RECHECK_MS = 60_000;
 /** Longest symlink chain followed when looking for directories to watch. */
 const MAX_SYMLINK_HOPS = 16;
 

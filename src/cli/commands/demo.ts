@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { InvalidOptionError } from '../../errors.js';
+import { port as validPort } from '../../validate.js';
 import { startDemo } from '../demo.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
@@ -16,8 +16,7 @@ export function registerDemo(program: Command, registry: Registry): void {
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command, { storage: defaultDemoStorageRoot(registry.io.env) });
       const portText = command.opts<{ port: string }>().port;
-      const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
-      if (!Number.isInteger(port) || port > 65_535) throw new InvalidOptionError('--port', 'must be a port number');
+      const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
       if (io.signal.aborted) return registry.finish(0);
       const demo = await startDemo({
         port,
