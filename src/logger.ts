@@ -1,4 +1,5 @@
-import { pino } from 'pino';
+import type * as Pino from 'pino';
+import { lazyModule } from './lazy.js';
 import { InvalidOptionError } from './errors.js';
 
 type LogFn = {
@@ -44,6 +45,18 @@ export const REDACT_PATHS = [
   'apiKey', '*.apiKey', 'keyAuthorization', '*.keyAuthorization',
 ];
 
+const pinoModule = lazyModule<typeof Pino>('pino');
+
+/** pino, loaded on the first logger built (a keeper given its own logger never loads it). */
+export function pino(...args: Parameters<typeof Pino.pino>): ReturnType<typeof Pino.pino> {
+  return pinoModule.pino(...args);
+}
+
+/**
+ * The library's own logger when the application gives none: JSON on stderr
+ * (fd 2, synchronous so the last lines survive a crash), never the
+ * application's stdout.
+ */
 export function createDefaultLogger(level: LogLevel): Logger {
-  return pino({ name: 'certkeeper', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  return pino({ name: 'certkeeper', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pinoModule.destination({ dest: 2, sync: true }));
 }

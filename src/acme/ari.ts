@@ -3,7 +3,10 @@
  * `renewalInfo/<certID>`, and validation of the answer. Scheduling decisions
  * live in src/maintenance/renewal-policy.ts.
  */
-import { AuthorityKeyIdentifierExtension, X509Certificate } from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { lazyModule } from '../lazy.js';
+
+const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { systemClock, type Clock } from '../clock.js';
 import { AbortedError, AcmeProblemError, AcmeUnreachableError, CertificateInvalidError } from '../errors.js';
 import type { RenewalInfo } from '../issuers/types.js';
@@ -26,8 +29,8 @@ export function certId(certificate: string | Uint8Array): string {
   return certIdOf(der, cert);
 }
 
-function certIdOf(der: Buffer, cert: X509Certificate): string {
-  const aki = cert.getExtension(AuthorityKeyIdentifierExtension);
+function certIdOf(der: Buffer, cert: X509.X509Certificate): string {
+  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
   if (!aki?.keyId) {
     throw new CertificateInvalidError('The certificate has no Authority Key Identifier keyIdentifier; ARI cannot name it');
   }
@@ -183,10 +186,10 @@ function parseJson(text: string): unknown {
   }
 }
 
-function parseLeaf(certificate: string | Uint8Array): { der: Buffer; cert: X509Certificate } {
+function parseLeaf(certificate: string | Uint8Array): { der: Buffer; cert: X509.X509Certificate } {
   const der = leafDer(certificate);
   try {
-    return { der, cert: new X509Certificate(der) };
+    return { der, cert: new x509.X509Certificate(der) };
   } catch (error) {
     throw new CertificateInvalidError('Cannot parse the certificate to compute its ARI identifier', { cause: error });
   }

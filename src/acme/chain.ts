@@ -1,6 +1,9 @@
 /** Certificate chains from the CA: validation and preferred-chain selection. */
 import { X509Certificate } from 'node:crypto';
-import { Pkcs10CertificateRequest } from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { lazyModule } from '../lazy.js';
+
+const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { CertificateInvalidError } from '../errors.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
@@ -86,7 +89,7 @@ export function assertLeafMatchesCsr(chainPem: string, csr: Buffer): void {
   let csrSpki: Buffer;
   try {
     const text = csr.toString('latin1');
-    const request = new Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : new Uint8Array(csr));
+    const request = new x509.Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : new Uint8Array(csr));
     csrSpki = Buffer.from(request.publicKey.rawData);
   } catch (error) {
     throw new CertificateInvalidError('The CSR does not parse', { cause: error });

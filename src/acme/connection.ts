@@ -6,7 +6,10 @@
  * response, problem document and Retry-After header reach problem.ts, and each
  * call is wrapped in retry.ts.
  */
-import acme from 'acme-client';
+import type AcmeClient from 'acme-client';
+import { lazyModule } from '../lazy.js';
+
+const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { AbortedError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
@@ -80,7 +83,7 @@ export interface PostOptions {
 
 export class AcmeConnection {
   readonly directoryUrl: string;
-  readonly client: acme.Client;
+  readonly client: AcmeClient.Client;
   readonly #internals: AcmeClientInternals;
   readonly #options: ConnectionOptions;
   #directory: AcmeDirectory | undefined;

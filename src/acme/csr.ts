@@ -8,7 +8,10 @@
  */
 import { KeyObject, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { lazyModule } from '../lazy.js';
+
+const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { InvalidOptionError } from '../errors.js';
 import { KEY_TYPES, type KeyType } from '../issuers/types.js';
 import type { Identifier } from '../names.js';
@@ -37,19 +40,21 @@ const rsa = (bits: number): KeyAlgorithm => ({
   sign: { name: 'RSASSA-PKCS1-v1_5' },
   usages: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
 });
-const ALGORITHMS: Record<KeyType, KeyAlgorithm> = {
+// Built on first use: the usage flags come from @peculiar/x509, which is loaded lazily.
+let algorithms: Record<KeyType, KeyAlgorithm> | undefined;
+const algorithmTable = (): Record<KeyType, KeyAlgorithm> => (algorithms ??= {
   'ecdsa-p256': { generate: { name: 'ECDSA', namedCurve: 'P-256' }, sign: { name: 'ECDSA', hash: 'SHA-256' }, usages: x509.KeyUsageFlags.digitalSignature },
   'ecdsa-p384': { generate: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' }, usages: x509.KeyUsageFlags.digitalSignature },
   rsa2048: rsa(2048),
   rsa3072: rsa(3072),
   rsa4096: rsa(4096),
-};
+});
 
 // @peculiar/x509 types its crypto parameter with the DOM Crypto type; Node's webcrypto is that object.
 const cryptoProvider = webcrypto as unknown as NonNullable<Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[1]>;
 
 function algorithmFor(keyType: KeyType): KeyAlgorithm {
-  const algorithm = KEY_TYPES.includes(keyType) ? ALGORITHMS[keyType] : undefined;
+  const algorithm = KEY_TYPES.includes(keyType) ? algorithmTable()[keyType] : undefined;
   if (!algorithm) throw new InvalidOptionError('keyType', `must be one of ${KEY_TYPES.join(', ')}`);
   return algorithm;
 }

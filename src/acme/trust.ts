@@ -17,7 +17,10 @@ import { createHash } from 'node:crypto';
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import tls from 'node:tls';
-import acme from 'acme-client';
+import type AcmeClient from 'acme-client';
+import { lazyModule } from '../lazy.js';
+
+const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Logger } from '../logger.js';
 import { unreachableFromError, isNetworkError } from './problem.js';
 import { DEFAULT_ACME_REQUEST_TIMEOUT_MS } from '../defaults.js';

@@ -3,9 +3,8 @@
  * signal. Injected, so commands run in-process in tests exactly as from the bin.
  */
 import type { Readable, Writable } from 'node:stream';
-import { pino } from 'pino';
 import type { Logger, LogLevel } from '../logger.js';
-import { REDACT_PATHS } from '../logger.js';
+import { pino, REDACT_PATHS } from '../logger.js';
 
 export interface CliOutput extends Writable {
   isTTY?: boolean;

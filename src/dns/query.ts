@@ -11,7 +11,11 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
-import * as packet from 'dns-packet';
+import type * as Packet from 'dns-packet';
+import { lazyModule } from '../lazy.js';
+
+// Loaded on the first query: serving certificates needs no DNS.
+const packet = lazyModule<typeof Packet>('dns-packet');
 import { AbortedError, DnsQueryError, InvalidOptionError } from '../errors.js';
 import { durationMs } from '../validate.js';
 import { DEFAULT_DNS_QUERY_TIMEOUT_MS } from '../defaults.js';
@@ -34,7 +38,7 @@ export interface DnsQueryOptions {
 }
 
 /** A resource record as decoded by dns-packet (OPT pseudo-records removed). */
-export type DnsAnswer = Exclude<packet.Answer, packet.OptAnswer>;
+export type DnsAnswer = Exclude<Packet.Answer, Packet.OptAnswer>;
 
 export interface DnsQueryResult {
   /** `NOERROR` or `NXDOMAIN`; any other code is thrown as DnsQueryError. */
@@ -110,7 +114,7 @@ export async function dnsQuery(
 
   const qname = trimDot(name);
   const id = randomInt(0, 0x10000);
-  const query: packet.Packet = {
+  const query: Packet.Packet = {
     type: 'query',
     id,
     flags: options.recursionDesired ? packet.RECURSION_DESIRED : 0,
@@ -120,7 +124,7 @@ export async function dnsQuery(
     ],
   };
   const deadline = Date.now() + timeoutMs;
-  const matches = (reply: packet.DecodedPacket): boolean => {
+  const matches = (reply: Packet.DecodedPacket): boolean => {
     const q = reply.questions?.[0];
     return (
       reply.id === id &&
@@ -136,11 +140,11 @@ export async function dnsQuery(
   if (reply.flag_tc) {
     reply = await tcpExchange(server, packet.streamEncode(query), matches, deadline, signal);
   }
-  const rcode = (reply as packet.DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
+  const rcode = (reply as Packet.DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
   if (rcode !== 'NOERROR' && rcode !== 'NXDOMAIN') {
     throw new DnsQueryError(formatServer(server), 'rcode', `${rcode} for ${type} ${qname}`, rcode);
   }
-  const records = (list: packet.Answer[] | undefined): DnsAnswer[] => (list ?? []).filter((r): r is DnsAnswer => r.type !== 'OPT');
+  const records = (list: Packet.Answer[] | undefined): DnsAnswer[] => (list ?? []).filter((r): r is DnsAnswer => r.type !== 'OPT');
   return {
     rcode,
     authoritative: reply.flag_aa,
@@ -150,27 +154,27 @@ export async function dnsQuery(
   };
 }
 
-type Matcher = (reply: packet.DecodedPacket) => boolean;
+type Matcher = (reply: Packet.DecodedPacket) => boolean;
 
 /** Runs `start` with a timer and abort listener, releasing both (and the socket, via `cleanup`) on every path. */
 function exchange(
   server: DnsServer,
   deadline: number,
   signal: AbortSignal | undefined,
-  start: (settle: (error: Error | undefined, reply?: packet.DecodedPacket) => void) => () => void,
-): Promise<packet.DecodedPacket> {
+  start: (settle: (error: Error | undefined, reply?: Packet.DecodedPacket) => void) => () => void,
+): Promise<Packet.DecodedPacket> {
   return new Promise((resolve, reject) => {
     const where = formatServer(server);
     let done = false;
     let cleanup: () => void = () => {};
-    const settle = (error: Error | undefined, reply?: packet.DecodedPacket): void => {
+    const settle = (error: Error | undefined, reply?: Packet.DecodedPacket): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       cleanup();
       if (error) reject(error);
-      else resolve(reply as packet.DecodedPacket);
+      else resolve(reply as Packet.DecodedPacket);
     };
     const onAbort = (): void => settle(new AbortedError('DNS query aborted', { cause: signal?.reason }));
     const timer = setTimeout(() => settle(new DnsQueryError(where, 'timeout', 'no answer in time')), Math.max(0, deadline - Date.now()));
@@ -185,13 +189,13 @@ function exchange(
   });
 }
 
-function udpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadline: number, signal: AbortSignal | undefined): Promise<packet.DecodedPacket> {
+function udpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadline: number, signal: AbortSignal | undefined): Promise<Packet.DecodedPacket> {
   const where = formatServer(server);
   return exchange(server, deadline, signal, (settle) => {
     const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4');
     socket.on('error', (error) => settle(new DnsQueryError(where, 'network', error.message, undefined, { cause: error })));
     socket.on('message', (data) => {
-      let reply: packet.DecodedPacket;
+      let reply: Packet.DecodedPacket;
       try {
         reply = packet.decode(data);
       } catch {
@@ -225,7 +229,7 @@ function udpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadl
   });
 }
 
-function tcpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadline: number, signal: AbortSignal | undefined): Promise<packet.DecodedPacket> {
+function tcpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadline: number, signal: AbortSignal | undefined): Promise<Packet.DecodedPacket> {
   const where = formatServer(server);
   return exchange(server, deadline, signal, (settle) => {
     const socket = net.connect({ host: server.host, port: server.port });
@@ -241,7 +245,7 @@ function tcpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadl
         return;
       }
       if (buffered.length < 2 + length) return;
-      let reply: packet.DecodedPacket;
+      let reply: Packet.DecodedPacket;
       try {
         reply = packet.decode(buffered.subarray(2, 2 + length));
       } catch (error) {
@@ -257,14 +261,14 @@ function tcpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadl
 }
 
 /** Decodes TXT record data (one or more character-strings) into the single string it represents. */
-export function txtValue(data: packet.TxtData): string {
+export function txtValue(data: Packet.TxtData): string {
   const parts = Array.isArray(data) ? data : [data];
   return parts.map((p) => (typeof p === 'string' ? p : p.toString('utf8'))).join('');
 }
 
 /** The TXT values owned by `name` in a result's answers. */
 export function txtValues(result: DnsQueryResult, name: string): string[] {
-  return result.answers.filter((a): a is packet.TxtAnswer => a.type === 'TXT' && sameName(a.name, name)).map((a) => txtValue(a.data));
+  return result.answers.filter((a): a is Packet.TxtAnswer => a.type === 'TXT' && sameName(a.name, name)).map((a) => txtValue(a.data));
 }
 
 /** Asks each server in turn until one answers; throws the last error when none does. */
@@ -333,19 +337,19 @@ export async function authoritativeServers(
   const nsResult = await queryAny(resolvers, zone, 'NS', opts);
   const nsNames = [
     ...new Set(
-      nsResult.answers.filter((a): a is packet.StringAnswer => a.type === 'NS' && sameName(a.name, zone)).map((a) => trimDot(a.data).toLowerCase()),
+      nsResult.answers.filter((a): a is Packet.StringAnswer => a.type === 'NS' && sameName(a.name, zone)).map((a) => trimDot(a.data).toLowerCase()),
     ),
   ];
   const out: NameServer[] = [];
   for (const nsName of nsNames) {
     const glue = nsResult.additionals
-      .filter((a): a is packet.StringAnswer => (a.type === 'A' || a.type === 'AAAA') && sameName(a.name, nsName))
+      .filter((a): a is Packet.StringAnswer => (a.type === 'A' || a.type === 'AAAA') && sameName(a.name, nsName))
       .map((a) => a.data);
     let addresses = glue;
     if (addresses.length === 0) {
       for (const type of ['A', 'AAAA'] as const) {
         const r = await queryAny(resolvers, nsName, type, opts);
-        addresses = addresses.concat(r.answers.filter((a): a is packet.StringAnswer => a.type === type).map((a) => a.data));
+        addresses = addresses.concat(r.answers.filter((a): a is Packet.StringAnswer => a.type === type).map((a) => a.data));
       }
     }
     for (const host of new Set(addresses)) out.push({ name: nsName, host, port });
@@ -366,7 +370,7 @@ export async function resolveCname(name: string, servers: readonly DnsServer[], 
   const seen = new Set([current]);
   for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
     const result = await queryAny(servers, current, 'CNAME', opts);
-    const cname = result.answers.find((a): a is packet.StringAnswer => a.type === 'CNAME' && sameName(a.name, current));
+    const cname = result.answers.find((a): a is Packet.StringAnswer => a.type === 'CNAME' && sameName(a.name, current));
     if (!cname) return current;
     const target = trimDot(cname.data).toLowerCase();
     if (seen.has(target)) {

@@ -17,7 +17,11 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { inspect } from 'node:util';
-import * as packet from 'dns-packet';
+import type * as Packet from 'dns-packet';
+import { lazyModule } from '../lazy.js';
+
+// Loaded on the first query: serving certificates needs no DNS.
+const packet = lazyModule<typeof Packet>('dns-packet');
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { AbortedError, DnsProviderError, DnsQueryError, InvalidOptionError } from '../errors.js';
@@ -235,8 +239,8 @@ function resolveKey(options: Rfc2136Options): TsigKey {
 /** Encodes the UPDATE message: zone section = the zone's SOA question, update section = one TXT RR. */
 export function encodeUpdate(id: number, zone: string, name: string, value: string, ttl: number, action: 'add' | 'remove'): Buffer {
   const data = splitTxt(value);
-  const question: packet.Question = { type: 'SOA', name: zone, class: 'IN' };
-  const update: packet.TxtAnswer = { type: 'TXT', name, class: 'IN', ttl, data };
+  const question: Packet.Question = { type: 'SOA', name: zone, class: 'IN' };
+  const update: Packet.TxtAnswer = { type: 'TXT', name, class: 'IN', ttl, data };
   const message = packet.encode({ type: 'query', id, flags: OPCODE_UPDATE << 11, questions: [question], authorities: [update] });
   if (action === 'remove') {
     // RFC 2136 section 2.5.4: class NONE deletes this one RR; dns-packet cannot spell NONE.

@@ -3,7 +3,10 @@
  * step-ca, Pebble...). Accounts live in storage; solvers answer challenges.
  */
 import { setMaxListeners } from 'node:events';
-import acme from 'acme-client';
+import type AcmeClient from 'acme-client';
+import { lazyModule } from '../lazy.js';
+
+const acme = lazyModule<typeof AcmeClient>('acme-client');
 import { systemClock, type Clock } from '../clock.js';
 import { ClosedError, InvalidNameError, InvalidOptionError, throwIfAborted } from '../errors.js';
 import type { Logger } from '../logger.js';

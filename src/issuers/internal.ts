@@ -12,7 +12,10 @@
  * sign with RSA keys, not ECDSA.
  */
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { lazyModule } from '../lazy.js';
+
+const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { systemClock, type Clock } from '../clock.js';
 import {
   CertificateInvalidError,
@@ -130,7 +133,7 @@ function lifetime(value: unknown, fallback: number, option: string): number {
 /** A CA certificate with its signing key. */
 interface CaPair {
   certPem: string;
-  cert: x509.X509Certificate;
+  cert: X509.X509Certificate;
   key: webcrypto.CryptoKey;
   /** Storage value holding key and certificate together. */
   bundle: string;
@@ -423,7 +426,7 @@ async function generateCaKeys(): Promise<webcrypto.CryptoKeyPair> {
   return (await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
 }
 
-async function makePair(cert: x509.X509Certificate, privateKey: webcrypto.CryptoKey): Promise<CaPair> {
+async function makePair(cert: X509.X509Certificate, privateKey: webcrypto.CryptoKey): Promise<CaPair> {
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', privateKey));
   const keyPem = pemBlock('PRIVATE KEY', pkcs8);
   const certPem = toPem(cert);
@@ -443,7 +446,7 @@ async function parseBundle(text: string, storageKey: string): Promise<CaPair> {
   if (!keyDer || !certDer) {
     throw new CertificateInvalidError(`${storageKey} must hold a PKCS#8 private key and a certificate`);
   }
-  let cert: x509.X509Certificate;
+  let cert: X509.X509Certificate;
   let key: webcrypto.CryptoKey;
   try {
     cert = new x509.X509Certificate(certDer);
@@ -467,7 +470,7 @@ function randomSerial(): string {
   }
 }
 
-function toPem(cert: x509.X509Certificate): string {
+function toPem(cert: X509.X509Certificate): string {
   return pemBlock('CERTIFICATE', Buffer.from(cert.rawData));
 }
 

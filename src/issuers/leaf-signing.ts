@@ -5,7 +5,10 @@
  * runs on a worker thread as well as on the caller's (see src/cpu/).
  */
 import { createPublicKey, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { lazyModule } from '../lazy.js';
+
+const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { CertificateInvalidError } from '../errors.js';
 import type { Identifier } from '../names.js';
 
@@ -67,13 +70,13 @@ export async function signLeaf(request: LeafSigningRequest): Promise<Uint8Array>
   return new Uint8Array(leaf.rawData);
 }
 
-async function parseAndVerifyCsr(input: unknown): Promise<x509.Pkcs10CertificateRequest> {
+async function parseAndVerifyCsr(input: unknown): Promise<X509.Pkcs10CertificateRequest> {
   if (!(input instanceof Uint8Array) && typeof input !== 'string') {
     throw new CertificateInvalidError('The CSR must be a PEM or DER Buffer');
   }
   const buffer = Buffer.from(input);
   const text = buffer.toString('latin1');
-  let csr: x509.Pkcs10CertificateRequest;
+  let csr: X509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : buffer);
   } catch (error) {
@@ -91,7 +94,7 @@ async function parseAndVerifyCsr(input: unknown): Promise<x509.Pkcs10Certificate
 }
 
 /** Key types TLS clients accept in a server certificate, at a safe size. */
-function checkLeafKey(csr: x509.Pkcs10CertificateRequest): 'rsa' | 'ec' {
+function checkLeafKey(csr: X509.Pkcs10CertificateRequest): 'rsa' | 'ec' {
   const key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
   const type = key.asymmetricKeyType;
   if (type === 'rsa') {

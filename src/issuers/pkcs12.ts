@@ -17,7 +17,10 @@
  *   - integrity: an HMAC-SHA256 MacData keyed by the RFC 7292 appendix B KDF.
  */
 import { createHash, createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
+import { lazyModule, lazyObject } from '../lazy.js';
+
+const forge = lazyModule<typeof Forge>('node-forge');
 import { CertificateInvalidError, InvalidOptionError } from '../errors.js';
 import { DEFAULT_PKCS12_ITERATIONS } from '../defaults.js';
 export { DEFAULT_PKCS12_ITERATIONS };
@@ -47,19 +50,19 @@ const OID = {
   sha256: '2.16.840.1.101.3.4.2.1',
 } as const;
 
-const { asn1 } = forge;
-type Asn1 = forge.asn1.Asn1;
+const asn1 = lazyObject(() => forge.asn1);
+type Asn1 = Forge.asn1.Asn1;
 
 // forge has the RFC 7292 appendix B KDF (pki.pbe.generatePkcs12Key) but its type definitions omit it.
 type Pkcs12Kdf = (
   password: string,
-  salt: forge.util.ByteStringBuffer,
+  salt: Forge.util.ByteStringBuffer,
   id: number,
   iterations: number,
   length: number,
-  md: forge.md.MessageDigest,
-) => forge.util.ByteStringBuffer;
-const pkcs12Kdf = (forge.pki as unknown as { pbe: { generatePkcs12Key: Pkcs12Kdf } }).pbe.generatePkcs12Key;
+  md: Forge.md.MessageDigest,
+) => Forge.util.ByteStringBuffer;
+const pkcs12Kdf: Pkcs12Kdf = (...args) => (forge.pki as unknown as { pbe: { generatePkcs12Key: Pkcs12Kdf } }).pbe.generatePkcs12Key(...args);
 
 /** Builds a password-protected PKCS#12 file holding the key and the whole chain. */
 export function toPkcs12(options: Pkcs12Options): Buffer {
@@ -102,7 +105,7 @@ export function toPkcs12(options: Pkcs12Options): Buffer {
     prfAlgorithm: 'sha256',
     count: iterations,
     saltSize: 16,
-  } as forge.pki.EncryptionOptions);
+  } as Forge.pki.EncryptionOptions);
   const keyBag = safeBag(OID.pkcs8ShroudedKeyBag, encryptedKey, pairedAttributes);
 
   const authenticatedSafe = seq([dataContentInfo(seq(certBags)), dataContentInfo(seq([keyBag]))]);

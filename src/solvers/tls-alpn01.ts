@@ -12,7 +12,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { isIPv4, type Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import acme from 'acme-client';
+import type AcmeClient from 'acme-client';
+import { lazyModule } from '../lazy.js';
+
+const acme = lazyModule<typeof AcmeClient>('acme-client');
 import { InvalidOptionError } from '../errors.js';
 import { listenForChallenges, validateListenerPort } from './listen.js';
 import type { Logger } from '../logger.js';
