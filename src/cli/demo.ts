@@ -1,6 +1,6 @@
 /**
  * `certkeeper demo`: an HTTPS server on https://localhost:8443 whose
- * certificate (for `localhost` and `127.0.0.1`) comes from the internal CA and
+ * certificate (for `localhost`, `127.0.0.1` and `::1`) comes from the internal CA and
  * is a managed certificate like any other, so the ordinary scheduler renews it
  * (every 16 hours with the 24-hour default lifetime). No network, no root.
  */
@@ -16,7 +16,8 @@ import { CertKeeper } from '../manager.js';
 import { FileStorage } from '../storage/file.js';
 import { internalCaKeys } from '../storage/layout.js';
 
-export const DEMO_NAMES: readonly string[] = ['localhost', '127.0.0.1'];
+// Every address the demo listens on (127.0.0.1 and ::1) plus the name, so a client verifies on each.
+export const DEMO_NAMES: readonly string[] = ['localhost', '127.0.0.1', '::1'];
 
 export interface DemoOptions {
   /** 0 picks a free port. */

@@ -25,7 +25,7 @@ export function registerDemo(program: Command, registry: Registry): void {
         onRenewed: (notAfter) => writeLine(io.stdout, `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
       });
       writeLine(io.stdout, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
-      writeLine(io.stdout, `Certificate for localhost and 127.0.0.1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
+      writeLine(io.stdout, `Certificate for localhost, 127.0.0.1 and ::1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
       writeLine(io.stdout, `Root certificate: ${demo.rootCertificatePath}`);
       writeLine(io.stdout, 'Verify it with:');
       writeLine(io.stdout, `  ${demo.curlCommand}`);
