@@ -2,7 +2,8 @@
 // Runs every test file with Node's built-in test runner (TypeScript through tsx).
 // Usage: node scripts/run-tests.mjs [path-substring ...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const roots = ['test', ...listDirs('storage-adapters').map((d) => join('storage-adapters', d, 'test'))];
@@ -37,9 +38,42 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.CERTKEEPER_TEST_CONCURRENCY ?? '2';
+// A TAP copy of the results, read at the end: a suite skipped with describe(..., { skip }) counts as 0 tests
+// in the spec reporter's totals, so skips are counted here, suites included, with what was missing.
+const tapDir = mkdtempSync(join(tmpdir(), 'certkeeper-tests-'));
+const tapFile = join(tapDir, 'results.tap');
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${process.env.CERTKEEPER_TEST_TIMEOUT_MS ?? '240000'}`, '--test-reporter=spec', ...files],
+  [
+    '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${process.env.CERTKEEPER_TEST_TIMEOUT_MS ?? '240000'}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+    ...files,
+  ],
   { stdio: 'inherit', env: { ...process.env, CERTKEEPER_TEST: '1' } },
 );
+try {
+  console.log(summarize(readFileSync(tapFile, 'utf8')));
+} catch (error) {
+  console.error(`could not summarize the results: ${error}`);
+} finally {
+  rmSync(tapDir, { recursive: true, force: true });
+}
 process.exit(result.status ?? 1);
+
+/** "N passed, N failed, N skipped (missing: a, b; install: apt-get install -y ...)" from the TAP stream. */
+function summarize(tap) {
+  const field = (name) => Number(tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+  const skips = [...tap.matchAll(/^\s*ok \d+ - .*# SKIP(.*)$/gm)].map((m) => m[1].trim());
+  const missing = new Set();
+  const packages = new Set();
+  for (const reason of skips) {
+    const m = reason.match(/^(.+?) not installed; run: apt-get install -y (.+)$/);
+    if (!m) continue;
+    for (const name of m[1].split(', ')) missing.add(name);
+    for (const p of m[2].split(/\s+|&&/).filter((w) => w && w !== 'apt-get' && w !== 'install' && w !== '-y')) packages.add(p);
+  }
+  const failed = field('fail') + field('cancelled');
+  const passed = field('pass');
+  const detail = missing.size > 0 ? ` (missing: ${[...missing].join(', ')}; install: apt-get install -y ${[...packages].join(' ')})` : '';
+  return `${passed} passed, ${failed} failed, ${skips.length} skipped${detail}`;
+}

@@ -79,7 +79,7 @@ describe('demo certificate renewal with an injected clock', () => {
 
     const first = await fetchChain(demo.port, 'localhost', rootPem);
     assert.ok(first.authorized, first.authorizationError);
-    assert.equal(first.leaf.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1');
+    assert.equal(first.leaf.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
     assert.ok(first.leaf.checkHost('localhost') && first.leaf.checkIP('127.0.0.1'));
     const noSni = await fetchChain(demo.port, undefined, rootPem);
     assert.ok(noSni.authorized, noSni.authorizationError);

@@ -17,7 +17,11 @@ export const INSTALL_HINTS: Record<string, string> = {
 
 const found = new Map<string, string | undefined>();
 
+/** CERTKEEPER_TEST_HIDE_BINARIES=pebble,named makes those look missing (to test the skip path). */
+const hidden = new Set((process.env.CERTKEEPER_TEST_HIDE_BINARIES ?? '').split(',').filter(Boolean));
+
 export function findBinary(name: string): string | undefined {
+  if (hidden.has(name)) return undefined;
   if (!found.has(name)) {
     let path: string | undefined;
     for (const dir of ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin']) {
@@ -41,9 +45,21 @@ export function findBinary(name: string): string | undefined {
 export function skipUnlessInstalled(...names: string[]): string | false {
   const missing = names.filter((n) => !findBinary(n));
   if (missing.length === 0) return false;
-  const hint = [...new Set(missing.map((n) => INSTALL_HINTS[n] ?? `install ${n}`))].join(' && ');
+  const hint = installLine(missing);
   const reason = `${missing.join(', ')} not installed; run: ${hint}`;
   if (process.env.CI === 'true') throw new Error(`CI requires every test to run: ${reason}`);
   console.error(`# skipping: ${reason}`);
   return reason;
+}
+
+/** One apt-get line for every missing binary, each package once. */
+export function installLine(missing: readonly string[]): string {
+  const packages = new Set<string>();
+  const other: string[] = [];
+  for (const name of missing) {
+    const hint = INSTALL_HINTS[name];
+    if (hint?.startsWith('apt-get install -y ')) for (const p of hint.slice('apt-get install -y '.length).split(' ')) packages.add(p);
+    else other.push(`install ${name}`);
+  }
+  return [...(packages.size > 0 ? [`apt-get install -y ${[...packages].join(' ')}`] : []), ...other].join(' && ');
 }
