@@ -11,15 +11,17 @@
  * creating a directory is atomic, the holder refreshes its mtime, and a lock
  * not refreshed for `lockStaleMs` (holder crashed or frozen) is taken over.
  * Lock files with content were a long source of certmagic bugs (caddy#4448);
- * a directory has no content to get wrong.
+ * a directory has no content to get wrong. Whatever else is found at a lock
+ * path (a file, a folder with content, a symlink) is taken over the same way
+ * once its mtime is stale, with one warn per takeover.
  */
 import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
-import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir as rmdirPromise, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import lockfile from 'proper-lockfile';
 import {
   AbortedError,
@@ -134,6 +136,8 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #byLockDir = new Map<string, HeldLock>();
   /** Identity of each lock directory we created, kept after losing it (see rmdirSync). */
   readonly #acquiredIdentity = new Map<string, string>();
+  /** Lock paths proper-lockfile has just found stale and is about to remove (a takeover). */
+  readonly #staleSeen = new Set<string>();
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
   /** The fs proper-lockfile uses: records our own refreshes, creates lock directories 0700. */
@@ -149,8 +153,23 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#log = this.options.logger.child({ component: 'file-storage' });
     this.#lockFs = {
       mkdir: (path: string, cb: Callback) => fs.mkdir(path, DIRECTORY_MODE, cb),
-      stat: fs.stat,
-      rmdir: fs.rmdir,
+      // proper-lockfile stats a busy lock to judge it stale, then removes it with rmdir: note which
+      // removals are takeovers (by a lock being taken, not one held), so they can handle any leftover.
+      stat: (path: string, cb: (err: NodeJS.ErrnoException | null, info?: fs.Stats) => void) =>
+        fs.stat(path, (err, info) => {
+          const taking = this.#byLockDir.get(path);
+          if (!err && taking !== undefined && taking.identity === '' && info.mtime.getTime() < Date.now() - this.options.lockStaleMs) {
+            this.#staleSeen.add(path);
+          }
+          cb(err, info);
+        }),
+      rmdir: (path: string, cb: Callback) => {
+        if (!this.#staleSeen.delete(path)) {
+          fs.rmdir(path, cb);
+          return;
+        }
+        this.#removeStaleLock(path).then(() => cb(null), (err: NodeJS.ErrnoException) => cb(err));
+      },
       // Only used by proper-lockfile's exit handler, which removes every lock
       // it still lists, including one another holder has taken over from us
       // in the meantime (not noticed yet): leave such a directory alone.
@@ -407,6 +426,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       this.#acquiredIdentity.set(lockDir, held.identity);
     } catch (err) {
       this.#byLockDir.delete(lockDir);
+      this.#staleSeen.delete(lockDir);
       if (errorCode(err) === 'ELOCKED') return false;
       throw this.#storageError(`take lock "${name}"`, err);
     }
@@ -418,6 +438,37 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     }
     this.#held.set(name, held);
     return true;
+  }
+
+  /**
+   * Removes a stale leftover at a lock path, whatever its shape: our own
+   * empty directory, but also a regular file (empty or not: an older
+   * version, another tool, a crash), a directory with content, or a symlink
+   * (removed, never followed). rmdir alone fails on all of those (ENOTDIR,
+   * ENOTEMPTY) and the name could never be locked again. One warn per
+   * takeover: a failure here is an error of this lock() call, never a loop
+   * of log lines.
+   */
+  async #removeStaleLock(path: string): Promise<void> {
+    let info: fs.Stats;
+    try {
+      info = await lstat(path);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    let leftover: string;
+    if (info.isDirectory()) {
+      const entries = await readdir(path);
+      leftover = entries.length === 0 ? 'empty folder' : `folder with ${entries.length} entries`;
+      if (entries.length === 0) await rmdirPromise(path).catch(ignoreMissing);
+      else await rm(path, { recursive: true, force: true });
+    } else {
+      leftover = info.isFile() ? (info.size === 0 ? 'empty file' : `file of ${info.size} bytes`) : info.isSymbolicLink() ? 'symlink' : 'special file';
+      await unlink(path).catch(ignoreMissing);
+    }
+    const lock = basename(path).replace(/\.lock$/, '');
+    this.#log.warn({ lock, leftover, ageMs: Date.now() - info.mtime.getTime() }, 'taking over a stale lock');
   }
 
   /**
@@ -524,6 +575,10 @@ function errorCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
     ? (err as { code: string }).code
     : undefined;
+}
+
+function ignoreMissing(err: unknown): void {
+  if (errorCode(err) !== 'ENOENT') throw err;
 }
 
 function isMissing(err: unknown): boolean {
