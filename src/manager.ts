@@ -41,6 +41,7 @@ import { decideOnDemand } from './on-demand.js';
 import {
   certificateMetaFrom,
   listCertificateNames,
+  loadCertificateMeta,
   loadCertificateSet,
   storeVerifiedCertificateSet,
   updateCertificateMeta,
@@ -49,7 +50,7 @@ import {
 } from './storage/certificates.js';
 import { checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
-import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
+import { certificateLockName, safeKeyComponent } from './storage/layout.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
@@ -614,14 +615,16 @@ export class CertKeeper {
     }
   }
 
+  /** The sidecar, with its validity read from the stored certificate (a sidecar's dates are never trusted). */
   async #readMeta(issuerKey: string, certName: string): Promise<CertificateMeta | undefined> {
     try {
-      const raw = await this.#storage.load(certificateKeys(issuerKey, certName).meta);
-      const meta = JSON.parse(raw.toString('utf8')) as CertificateMeta;
-      if (!Array.isArray(meta.names) || typeof meta.notAfter !== 'string') return undefined;
-      return meta;
+      return await loadCertificateMeta(this.#storage, issuerKey, certName);
     } catch (error) {
-      if (error instanceof StorageNotFoundError || error instanceof SyntaxError) return undefined;
+      if (error instanceof StorageNotFoundError) return undefined;
+      if (error instanceof CertificateInvalidError) {
+        this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
+        return undefined;
+      }
       throw error;
     }
   }
