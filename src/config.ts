@@ -31,6 +31,8 @@ export const DEFAULT_ON_DEMAND_TIMEOUT_MS = 60_000;
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIntervalMs: 60_000 } as const;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+/** How long close() waits for work in flight (orders, storage writes) before it gives up on it. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** Concurrent storage reads when loading many stored certificates at start-up. */
 export const DEFAULT_LOAD_CONCURRENCY = 64;
 /** Renewals are rate-limited while the event loop is busier than this (see RenewalPacer)... */
@@ -189,6 +191,11 @@ export interface CertKeeperOptions {
   logLevel?: LogLevel;
   clock?: Clock;
   on?: EventListeners;
+  /**
+   * close() waits this long for work in flight (an issuer or a storage call that ignores the abort) to end;
+   * then it resolves anyway and logs a warn naming the abandoned work (default 10 000 ms; 0: do not wait).
+   */
+  closeTimeoutMs?: number;
 }
 
 export interface ResolvedChallenges {
@@ -235,12 +242,13 @@ export interface ResolvedConfig {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly on: Readonly<EventListeners>;
+  readonly closeTimeoutMs: number;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
-  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -300,6 +308,10 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
     throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
   }
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
+    throw new InvalidOptionError('closeTimeoutMs', 'must be a non-negative integer of milliseconds');
+  }
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
@@ -330,6 +342,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     logger,
     clock: clock ?? systemClock,
     on: Object.freeze(on),
+    closeTimeoutMs,
   });
 }
 

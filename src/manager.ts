@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
 import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
+import type { TimerHandle } from './clock.js';
 import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
 import { resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
 import {
@@ -438,7 +439,10 @@ export class CertKeeper {
     };
   }
 
-  /** Stops timers, waits for work in flight, closes listeners and releases this process's locks. Idempotent. */
+  /**
+   * Stops timers, waits for work in flight (at most `closeTimeoutMs`, then logs a warn naming what it
+   * abandoned), closes listeners and releases this process's locks. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#doClose();
     return this.#closing;
@@ -1146,8 +1150,32 @@ export class CertKeeper {
     this.#pacer?.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
-    // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
-    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles. A caller's promise
+    // settles on abort while the shared obtain behind it (an issuer or a storage call that ignores the
+    // signal) may still run: wait for that too, for at most closeTimeoutMs.
+    const drained = (async () => {
+      while (this.#work.size > 0 || this.#inflight.size > 0) {
+        await Promise.allSettled([...this.#work, ...this.#inflight.running().map(([, call]) => call)]);
+      }
+    })();
+    let timer: TimerHandle | undefined;
+    // The clock's timers do not keep the process alive, but a caller is awaiting close(): this does, until it resolves.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = this.#config.clock.setTimer(() => resolve(true), this.#config.closeTimeoutMs);
+      }),
+    ]);
+    timer?.cancel();
+    clearInterval(keepAlive);
+    if (timedOut) {
+      const abandoned = this.#inflight.running().map(([name]) => name);
+      this.#log.warn(
+        { abandoned, tasks: this.#work.size, closeTimeoutMs: this.#config.closeTimeoutMs },
+        'close: work still running after closeTimeoutMs was abandoned',
+      );
+    }
     await this.#issuers.close();
     await this.#cpu.close();
     this.#cache.close();
