@@ -25,12 +25,14 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import lockfile from 'proper-lockfile';
 import {
   AbortedError,
+  CertKeeperError,
   ClosedError,
   InvalidOptionError,
   InvalidStorageKeyError,
   LockLostError,
   LockTimeoutError,
   StorageError,
+  StorageInsecureError,
   StorageNotFoundError,
 } from '../errors.js';
 import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
@@ -40,6 +42,11 @@ import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from 
 
 // fs/promises.readFile reads in several chunks and is about 2.5x slower for small files (100,000 sidecars at start-up).
 const readFile = promisify(fs.readFile);
+const openFd = promisify(fs.open);
+const fstatFd = promisify(fs.fstat);
+const closeFd = promisify(fs.close);
+/** Opening the final component never follows a symlink (0 where the platform has no such flag). */
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
 
 export const DEFAULT_LOCK_STALE_MS = 10_000;
 /** proper-lockfile refuses to treat locks younger than 2 s as stale. */
@@ -136,6 +143,14 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #byLockDir = new Map<string, HeldLock>();
   /** Identity of each lock directory we created, kept after losing it (see rmdirSync). */
   readonly #acquiredIdentity = new Map<string, string>();
+  /** This process's uid; undefined where there is none (Windows): ownership and mode checks are POSIX only. */
+  readonly #uid: number | undefined = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  /**
+   * Folders (the root and below) already checked: real folders, not symlinks, owned by us or root, not
+   * writable by group or others. Nobody else can change a checked folder's entries, so one check per
+   * folder per instance is enough.
+   */
+  readonly #secureDirs = new Set<string>();
   /** Lock paths proper-lockfile has just found stale and is about to remove (a takeover). */
   readonly #staleSeen = new Set<string>();
   readonly #closing = new AbortController();
@@ -214,10 +229,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const dir = dirname(path);
     const temp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     try {
+      await this.#secureFolders(dir, true);
       let handle: fs.promises.FileHandle;
       try {
         handle = await open(temp, 'wx', FILE_MODE);
       } catch (err) {
+        // Deleted since it was checked (delete() of a prefix): created again by us, 0700.
         if (errorCode(err) !== 'ENOENT') throw err;
         await this.#ensureDirectory(dir);
         handle = await open(temp, 'wx', FILE_MODE);
@@ -242,9 +259,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      const stored = await readFile(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) throw new StorageNotFoundError(k);
+      const stored = await this.#readNoFollow(path);
       return this.#encryptor ? this.#encryptor.open(k, stored) : stored;
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw err;
       if (isMissing(err) || errorCode(err) === 'EISDIR') throw new StorageNotFoundError(k, { cause: err });
       throw this.#storageError(`read "${k}"`, err);
     }
@@ -254,7 +274,11 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      await rm(this.#pathFor(k), { recursive: true, force: true });
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) return;
+      // rm never follows a symlink, at the top or inside.
+      await rm(path, { recursive: true, force: true });
+      if (this.#secureDirs.has(path)) this.#forgetFolders(path);
     } catch (err) {
       if (isMissing(err)) return;
       throw this.#storageError(`delete "${k}"`, err);
@@ -265,7 +289,9 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      await stat(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) return false;
+      if ((await lstat(path)).isSymbolicLink()) throw new StorageInsecureError(path, 'is a symbolic link below the storage root');
       return true;
     } catch (err) {
       if (isMissing(err)) return false;
@@ -278,9 +304,15 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const p = validatePrefix(prefix);
     const found: string[] = [];
     const walk = async (keyPrefix: string, dir: string): Promise<void> => {
+      if (!(await this.#secureFolders(dir, false))) throw new StorageNotFoundError(keyPrefix);
       const entries = await readdir(dir, { withFileTypes: true });
       for (const entry of entries) {
         if (TEMP_NAME.test(entry.name)) continue;
+        if (entry.isSymbolicLink()) {
+          // Never listed, so never loaded: one planted link must not stop the other names from starting.
+          this.#log.warn({ path: join(dir, entry.name) }, 'ignoring a symbolic link below the storage root');
+          continue;
+        }
         const key = joinKey(keyPrefix, entry.name);
         found.push(key);
         if (recursive && entry.isDirectory()) await walk(key, join(dir, entry.name));
@@ -289,6 +321,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     try {
       await walk(p, p === '' ? this.#root : this.#pathFor(p));
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw new StorageNotFoundError(p, { cause: err });
       if (isMissing(err)) throw new StorageNotFoundError(p, { cause: err });
       throw this.#storageError(`list "${p}"`, err);
     }
@@ -300,9 +333,13 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      const info = await stat(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) throw new StorageNotFoundError(k);
+      const info = await lstat(path);
+      if (info.isSymbolicLink()) throw new StorageInsecureError(path, 'is a symbolic link below the storage root');
       return { key: k, modified: info.mtime, size: info.isFile() ? info.size : 0, isTerminal: info.isFile() };
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw err;
       if (isMissing(err)) throw new StorageNotFoundError(k, { cause: err });
       throw this.#storageError(`stat "${k}"`, err);
     }
@@ -408,7 +445,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const held: HeldLock = { release: async () => undefined, lockDir, mtimeMs: 0, identity: '', refreshedAt: Date.now(), compromised: false, abandoned: false };
     this.#byLockDir.set(lockDir, held);
     try {
-      await this.#ensureDirectory(this.#locksDir);
+      await this.#secureFolders(this.#locksDir, true);
       held.release = await lockfile.lock(file, {
         stale: this.options.lockStaleMs,
         update: this.options.lockRefreshMs,
@@ -529,6 +566,96 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     }
   }
 
+  /**
+   * Checks, and with `create` makes (0700), every folder from the root down
+   * to `dir`. The root may be a symlink (an admin's choice: it is followed);
+   * below it, a symlink is refused, never followed, and so is a folder owned
+   * by another user (root excepted) or writable by group or others, as ssh's
+   * StrictModes does for ~/.ssh. False when a folder is missing and `create`
+   * is not set. A file where a folder should be is left for the operation
+   * itself to report (ENOTDIR).
+   */
+  async #secureFolders(dir: string, create: boolean): Promise<boolean> {
+    if (this.#secureDirs.has(dir)) return true;
+    if (!this.#secureDirs.has(this.#root)) {
+      let info: fs.Stats;
+      try {
+        info = await stat(this.#root);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+        if (!create) return false;
+        await this.#ensureDirectory(this.#root);
+        info = await stat(this.#root);
+      }
+      if (!info.isDirectory()) return true;
+      this.#assertNotWritableByOthers(this.#root, info, 'The storage root');
+      this.#secureDirs.add(this.#root);
+    }
+    const rel = relative(this.#root, dir);
+    if (rel === '') return true;
+    let current = this.#root;
+    for (const part of rel.split(sep)) {
+      current = join(current, part);
+      if (this.#secureDirs.has(current)) continue;
+      let info: fs.Stats;
+      try {
+        info = await lstat(current);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+        if (!create) return false;
+        await mkdir(current, { mode: DIRECTORY_MODE }).catch((e: unknown) => {
+          if (errorCode(e) !== 'EEXIST') throw e;
+        });
+        info = await lstat(current);
+        // Ours, just made: exactly 0700 whatever the umask.
+        if (info.isDirectory() && info.uid === this.#uid) {
+          await chmod(current, DIRECTORY_MODE);
+          info = await lstat(current);
+        }
+      }
+      if (info.isSymbolicLink()) throw new StorageInsecureError(current, 'is a symbolic link below the storage root (links are never followed there)');
+      if (!info.isDirectory()) return true;
+      this.#assertNotWritableByOthers(current, info, 'A storage folder');
+      this.#secureDirs.add(current);
+    }
+    return true;
+  }
+
+  #assertNotWritableByOthers(path: string, info: fs.Stats, what: string): void {
+    if (this.#uid === undefined) return;
+    if (info.uid !== this.#uid && info.uid !== 0) {
+      throw new StorageInsecureError(path, `${what} is owned by uid ${info.uid}, not by this process's user (uid ${this.#uid}) or root; another user could have put what it holds there`);
+    }
+    if ((info.mode & 0o022) !== 0) {
+      const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+      throw new StorageInsecureError(path, `${what} is writable by other users (mode ${mode}); run chmod go-w on it`);
+    }
+  }
+
+  /** Reads a file without following a symlink, refusing one another user owns or can write. */
+  async #readNoFollow(path: string): Promise<Buffer> {
+    let fd: number;
+    try {
+      fd = await openFd(path, fs.constants.O_RDONLY | O_NOFOLLOW);
+    } catch (err) {
+      if (errorCode(err) === 'ELOOP') throw new StorageInsecureError(path, 'is a symbolic link below the storage root (links are never followed there)');
+      throw err;
+    }
+    try {
+      const info = await fstatFd(fd);
+      if (info.isFile()) this.#assertNotWritableByOthers(path, info, 'A stored file');
+      return await readFile(fd);
+    } finally {
+      await closeFd(fd).catch(() => undefined);
+    }
+  }
+
+  /** After deleting a folder: it and everything below must be checked again if they come back. */
+  #forgetFolders(path: string): void {
+    const below = path + sep;
+    for (const dir of this.#secureDirs) if (dir === path || dir.startsWith(below)) this.#secureDirs.delete(dir);
+  }
+
   #abortedWaiting(name: string, signal: AbortSignal | undefined): Error {
     if (!signal?.aborted) return new ClosedError('FileStorage');
     return new AbortedError(`Waiting for lock "${name}" was aborted`, { cause: signal.reason });
@@ -536,6 +663,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
 
   #storageError(action: string, err: unknown): StorageError {
     if (err instanceof StorageError || err instanceof InvalidStorageKeyError) return err;
+    if (err instanceof CertKeeperError) return err as StorageError;
     const code = errorCode(err);
     const hint = code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? ' (is the storage directory writable by this user?)' : '';
     return new StorageError(`Could not ${action} in ${this.#root}: ${code ?? 'unknown error'}${hint}`, { cause: err });
