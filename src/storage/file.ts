@@ -86,6 +86,16 @@ export interface ResolvedFileStorageOptions {
 
 /** Temp files are named `.tmp-<16 hex>`: short (long key components stay under NAME_MAX) and skipped by list(). */
 const TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/;
+/**
+ * A temp file older than this was left by a writer that died between write and rename (it holds a
+ * private key, maybe): removed by the sweep each instance runs once. A live write takes milliseconds.
+ */
+export const STALE_TEMP_FILE_MS = 60_000;
+/**
+ * Fault-test hook, only under the test runner (CERTKEEPER_TEST=1): a store() whose key contains this
+ * string stops between writing its temp file and renaming it, says so on stdout, and waits to be killed.
+ */
+const FAULT_BEFORE_RENAME = process.env.CERTKEEPER_TEST === '1' ? process.env.CERTKEEPER_FAULT_BEFORE_RENAME : undefined;
 
 export function defaultFileStorageRoot(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
@@ -151,6 +161,8 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
    * folder per instance is enough.
    */
   readonly #secureDirs = new Set<string>();
+  /** The one sweep of stale temp files, started with the first operation. */
+  #sweep: Promise<number> | undefined;
   /** Lock paths proper-lockfile has just found stale and is about to remove (a takeover). */
   readonly #staleSeen = new Set<string>();
   readonly #closing = new AbortController();
@@ -247,6 +259,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       } finally {
         await handle.close();
       }
+      if (FAULT_BEFORE_RENAME && k.includes(FAULT_BEFORE_RENAME)) await pauseForKill(temp);
       await rename(temp, path);
       await syncDirectory(dir);
     } catch (err) {
@@ -423,10 +436,51 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     if (held) held.abandoned = true;
   }
 
+  /**
+   * Removes temp files (`.tmp-*`, older than STALE_TEMP_FILE_MS) left below the root by writers killed
+   * between write and rename; they may hold private keys. Runs once per instance, in the background from
+   * the first operation on; resolves with how many were removed (close() stops it early).
+   */
+  sweepTempFiles(): Promise<number> {
+    this.#sweep ??= this.#collectTempFiles().catch((err: unknown) => {
+      this.#log.warn({ err }, 'could not sweep temp files left by interrupted writes');
+      return 0;
+    });
+    return this.#sweep;
+  }
+
+  async #collectTempFiles(): Promise<number> {
+    const cutoff = Date.now() - STALE_TEMP_FILE_MS;
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        if (this.#closing.signal.aborted) return;
+        const path = join(dir, entry.name);
+        // Dirents of symlinks are neither: links are never followed.
+        if (entry.isDirectory()) {
+          if (dir !== this.#root || entry.name !== LOCKS_FOLDER) await walk(path);
+        } else if (entry.isFile() && TEMP_NAME.test(entry.name)) {
+          const info = await lstat(path).catch(() => undefined);
+          if (info && info.mtimeMs < cutoff && (await unlink(path).then(() => true, () => false))) removed++;
+        }
+      }
+    };
+    await walk(this.#root);
+    if (removed > 0) this.#log.warn({ removed }, 'removed temp files left by interrupted writes');
+    return removed;
+  }
+
   /** Releases every lock this instance holds and cancels lock waits. Safe to call more than once. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort();
+      await this.#sweep;
       for (const name of [...this.#held.keys()]) {
         await this.unlock(name).catch((err: unknown) => {
           this.#log.warn({ lock: name, err }, 'could not release lock while closing');
@@ -590,6 +644,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       if (!info.isDirectory()) return true;
       this.#assertNotWritableByOthers(this.#root, info, 'The storage root');
       this.#secureDirs.add(this.#root);
+      void this.sweepTempFiles();
     }
     const rel = relative(this.#root, dir);
     if (rel === '') return true;
@@ -672,6 +727,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('FileStorage');
   }
+}
+
+async function pauseForKill(temp: string): Promise<never> {
+  process.stdout.write(`${JSON.stringify({ event: 'paused-before-rename', temp })}\n`);
+  setInterval(() => undefined, 60_000);
+  return new Promise<never>(() => undefined);
 }
 
 /**
