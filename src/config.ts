@@ -31,8 +31,8 @@ import {
 import { resolveDirectoryUrl } from './acme/directories.js';
 import { resolveAcmeIssuerOptions } from './issuers/acme.js';
 import { resolveInternalIssuerOptions, type InternalIssuerOptions } from './issuers/internal.js';
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_HTTP01_PORT, DEFAULT_KEY_TYPE, DEFAULT_LOAD_CONCURRENCY, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_ON_DEMAND_RATE, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_TLS_ALPN01_PORT } from './defaults.js';
-export { DEFAULT_CA, DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_CACHE_CAPACITY, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_ASK_TIMEOUT_MS, DEFAULT_ON_DEMAND_RATE, DEFAULT_LOG_LEVEL, DEFAULT_LOAD_CONCURRENCY, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST };
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_HTTP01_PORT, DEFAULT_KEY_TYPE, DEFAULT_LOAD_CONCURRENCY, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_ON_DEMAND_RATE, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_TLS_ALPN01_PORT } from './defaults.js';
+export { DEFAULT_CA, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_CACHE_CAPACITY, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_ASK_TIMEOUT_MS, DEFAULT_ON_DEMAND_RATE, DEFAULT_LOG_LEVEL, DEFAULT_LOAD_CONCURRENCY, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST };
 
 /** Stand-ins for what the keeper supplies when it builds an issuer from a spec; only used to validate the spec. */
 const NO_LOGGER: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => NO_LOGGER };
@@ -185,6 +185,11 @@ export interface CertKeeperOptions {
   logLevel?: LogLevel;
   clock?: Clock;
   on?: EventListeners;
+  /**
+   * close() waits this long for work in flight (an issuer or a storage call that ignores the abort) to end;
+   * then it resolves anyway and logs a warn naming the abandoned work (default 10 000 ms; 0: do not wait).
+   */
+  closeTimeoutMs?: number;
 }
 
 export interface ResolvedChallenges {
@@ -231,12 +236,13 @@ export interface ResolvedConfig {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly on: Readonly<EventListeners>;
+  readonly closeTimeoutMs: number;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
-  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -297,6 +303,10 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
     throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
   }
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  if (typeof closeTimeoutMs !== 'number' || !Number.isInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
+    throw new InvalidOptionError('closeTimeoutMs', 'must be a non-negative integer of milliseconds');
+  }
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
@@ -327,6 +337,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     logger,
     clock: clock ?? systemClock,
     on: Object.freeze(on),
+    closeTimeoutMs,
   });
 }
 

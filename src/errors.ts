@@ -9,7 +9,8 @@ export const ERROR_CODES = {
   ERR_INVALID_NAME: 'A domain name, IP address or SNI value is not acceptable as a certificate identifier.',
   ERR_INVALID_STORAGE_KEY: 'A storage key would leave the storage root or holds forbidden characters.',
   ERR_STORAGE_NOT_FOUND: 'The storage key does not exist.',
-  ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost).',
+  ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost, an operation timed out).',
+  ERR_STORAGE_INSECURE: 'A FileStorage path is a symbolic link below the root, or can be written by another user (owner or mode); `path` names it.',
   ERR_LOCK_TIMEOUT: 'A storage lock could not be obtained in time.',
   ERR_LOCK_LOST: 'A storage lock was lost (its lease expired) before the holder finished.',
   ERR_TERMS_NOT_AGREED: "The CA's terms of service must be accepted with agreeToTerms: true.",
@@ -111,6 +112,19 @@ export class StorageNotFoundError extends CertKeeperError {
 export class StorageError extends CertKeeperError {
   constructor(message: string, options?: CertKeeperErrorOptions) {
     super('ERR_STORAGE', message, options);
+  }
+}
+
+/**
+ * FileStorage refuses a path another user could have planted or can change:
+ * a symlink below the root, or a folder or file not owned by this process's
+ * user (or root) or writable by group or others (ssh's StrictModes).
+ */
+export class StorageInsecureError extends CertKeeperError {
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super('ERR_STORAGE_INSECURE', `Refusing to use ${JSON.stringify(printable(path, 300))}: ${reason}`);
+    this.path = path;
   }
 }
 

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
 import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
+import type { TimerHandle } from './clock.js';
 import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
 import { resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
 import {
@@ -41,6 +42,7 @@ import { decideOnDemand } from './on-demand.js';
 import {
   certificateMetaFrom,
   listCertificateNames,
+  loadCertificateMeta,
   loadCertificateSet,
   storeVerifiedCertificateSet,
   updateCertificateMeta,
@@ -49,7 +51,7 @@ import {
 } from './storage/certificates.js';
 import { checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
-import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
+import { certificateLockName, safeKeyComponent } from './storage/layout.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
@@ -433,7 +435,10 @@ export class CertKeeper {
     };
   }
 
-  /** Stops timers, waits for work in flight, closes listeners and releases this process's locks. Idempotent. */
+  /**
+   * Stops timers, waits for work in flight (at most `closeTimeoutMs`, then logs a warn naming what it
+   * abandoned), closes listeners and releases this process's locks. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#doClose();
     return this.#closing;
@@ -610,14 +615,16 @@ export class CertKeeper {
     }
   }
 
+  /** The sidecar, with its validity read from the stored certificate (a sidecar's dates are never trusted). */
   async #readMeta(issuerKey: string, certName: string): Promise<CertificateMeta | undefined> {
     try {
-      const raw = await this.#storage.load(certificateKeys(issuerKey, certName).meta);
-      const meta = JSON.parse(raw.toString('utf8')) as CertificateMeta;
-      if (!Array.isArray(meta.names) || typeof meta.notAfter !== 'string') return undefined;
-      return meta;
+      return await loadCertificateMeta(this.#storage, issuerKey, certName);
     } catch (error) {
-      if (error instanceof StorageNotFoundError || error instanceof SyntaxError) return undefined;
+      if (error instanceof StorageNotFoundError) return undefined;
+      if (error instanceof CertificateInvalidError) {
+        this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
+        return undefined;
+      }
       throw error;
     }
   }
@@ -1139,8 +1146,32 @@ export class CertKeeper {
     this.#pacer?.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
-    // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
-    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles. A caller's promise
+    // settles on abort while the shared obtain behind it (an issuer or a storage call that ignores the
+    // signal) may still run: wait for that too, for at most closeTimeoutMs.
+    const drained = (async () => {
+      while (this.#work.size > 0 || this.#inflight.size > 0) {
+        await Promise.allSettled([...this.#work, ...this.#inflight.running().map(([, call]) => call)]);
+      }
+    })();
+    let timer: TimerHandle | undefined;
+    // The clock's timers do not keep the process alive, but a caller is awaiting close(): this does, until it resolves.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = this.#config.clock.setTimer(() => resolve(true), this.#config.closeTimeoutMs);
+      }),
+    ]);
+    timer?.cancel();
+    clearInterval(keepAlive);
+    if (timedOut) {
+      const abandoned = this.#inflight.running().map(([name]) => name);
+      this.#log.warn(
+        { abandoned, tasks: this.#work.size, closeTimeoutMs: this.#config.closeTimeoutMs },
+        'close: work still running after closeTimeoutMs was abandoned',
+      );
+    }
     await this.#issuers.close();
     await this.#cpu.close();
     this.#cache.close();

@@ -197,7 +197,8 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
     if (!(given instanceof CertKeeper)) throw new InvalidOptionError('keeper', 'must be a CertKeeper');
     if (Object.keys(split.keeper).length > 0) throw new InvalidOptionError('keeper', `pass either a keeper or keeper options, not both (got ${Object.keys(split.keeper).join(', ')})`);
   }
-  const keeper = given ?? new CertKeeper(split.keeper);
+  // The same bound for the keeper's own drain (orders, storage writes) when serveHttps creates it.
+  const keeper = given ?? new CertKeeper(split.serve.closeTimeoutMs === undefined ? split.keeper : { ...split.keeper, closeTimeoutMs: config.closeTimeoutMs });
   const ownsKeeper = given === undefined;
 
   let httpsServer: https.Server | Http2SecureServer;

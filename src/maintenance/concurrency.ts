@@ -98,6 +98,11 @@ export class Singleflight<K, V> {
     return this.#calls.has(key);
   }
 
+  /** The calls still running, by key: the shared work itself, which outlives any caller's abort. */
+  running(): Array<[K, Promise<V>]> {
+    return [...this.#calls];
+  }
+
   /**
    * Runs `fn` unless a call for `key` is already running, and resolves with
    * that call's outcome. A caller's `signal` only stops that caller waiting

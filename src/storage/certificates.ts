@@ -11,6 +11,11 @@
  * served. Adapters (Redis, PostgreSQL) get this for free: it needs only
  * atomic single-key store.
  *
+ * The sidecar is a cache, never the authority on validity: whoever can write
+ * it can also move its dates while the fingerprints still match (they cover
+ * certificate and key only). Every load here replaces notBefore/notAfter
+ * with the certificate's own.
+ *
  * Writers should hold `certificateLockName(name)` (layout.ts): two writers of
  * the same set, or a meta update racing a renewal, are not made safe here.
  */
@@ -197,6 +202,91 @@ export async function loadCertificateSet(storage: Storage, issuerKey: string, na
 }
 
 /**
+ * The sidecar of a stored set with its validity read from the stored leaf
+ * (cheap: a DER walk to the validity field, no full X.509 parse, no key
+ * read), for scheduling many names without loading every set. Throws like
+ * loadCertificateSet. A certificate that does not match the sidecar's
+ * fingerprint (torn write, racing writer, `.pending` roll-forward) is
+ * resolved by loading and verifying the whole set.
+ */
+export async function loadCertificateMeta(storage: Storage, issuerKey: string, name: string): Promise<CertificateMeta> {
+  const keys = certificateKeys(issuerKey, name);
+  const [metaRaw, certRaw] = await Promise.all([loadOptional(storage, keys.meta), loadOptional(storage, keys.cert)]);
+  if (metaRaw !== undefined && certRaw !== undefined && metaRaw.length > 0) {
+    let meta: CertificateMeta | undefined;
+    try {
+      meta = checkMeta(JSON.parse(metaRaw.toString('utf8')), keys.meta);
+    } catch {
+      meta = undefined;
+    }
+    if (meta !== undefined && sha256(certRaw) === meta.sha256.cert) {
+      const validity = leafValidity(certRaw.toString('utf8'), keys.cert);
+      return { ...meta, notBefore: validity.notBefore.toISOString(), notAfter: validity.notAfter.toISOString() };
+    }
+  }
+  return (await loadCertificateSet(storage, issuerKey, name)).meta;
+}
+
+/**
+ * notBefore and notAfter of the first certificate of a PEM chain, read
+ * straight from its DER: Certificate > tbsCertificate > ([0] version),
+ * serialNumber, signature, issuer, validity. About a hundred times cheaper
+ * than new X509Certificate(), which matters for 100,000 stored names.
+ */
+export function leafValidity(certPem: string, where = 'certificate'): { notBefore: Date; notAfter: Date } {
+  const bad = (): never => {
+    throw new CertificateInvalidError(`Certificate in ${where} cannot be parsed (validity)`);
+  };
+  const match = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/.exec(certPem);
+  if (!match) return bad();
+  const der = Buffer.from((match[1] as string).replace(/\s+/g, ''), 'base64');
+  /** Reads the TLV at `at`: [tag, start of value, end of value]. */
+  const tlv = (at: number): [number, number, number] => {
+    if (at + 2 > der.length) return bad();
+    const tag = der[at] as number;
+    let len = der[at + 1] as number;
+    let start = at + 2;
+    if (len & 0x80) {
+      const bytes = len & 0x7f;
+      if (bytes === 0 || bytes > 4 || start + bytes > der.length) return bad();
+      len = 0;
+      for (let i = 0; i < bytes; i++) len = len * 256 + (der[start + i] as number);
+      start += bytes;
+    }
+    if (start + len > der.length) return bad();
+    return [tag, start, start + len];
+  };
+  const [certTag, certStart] = tlv(0);
+  const [tbsTag, tbsStart] = tlv(certStart);
+  if (certTag !== 0x30 || tbsTag !== 0x30) return bad();
+  let at = tbsStart;
+  let [tag, , end] = tlv(at);
+  if (tag === 0xa0) [tag, , end] = tlv((at = end));
+  // serialNumber (INTEGER), then signature and issuer (SEQUENCEs), then validity.
+  if (tag !== 0x02) return bad();
+  for (let i = 0; i < 2; i++) {
+    [tag, , end] = tlv((at = end));
+    if (tag !== 0x30) return bad();
+  }
+  const [validityTag, validityStart] = tlv((at = end));
+  if (validityTag !== 0x30) return bad();
+  const time = (offset: number): [Date, number] => {
+    const [t, start, stop] = tlv(offset);
+    const text = der.toString('latin1', start, stop);
+    const m = t === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : t === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : null;
+    if (!m) return bad();
+    let year = Number(m[1]);
+    // RFC 5280 4.1.2.5.1: two-digit years 50-99 are 19xx.
+    if (t === 0x17) year += year >= 50 ? 1900 : 2000;
+    const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+    return [new Date(ms), stop];
+  };
+  const [notBefore, next] = time(validityStart);
+  const [notAfter] = time(next);
+  return { notBefore, notAfter };
+}
+
+/**
  * Rewrites only the sidecar, e.g. to record renewal state. The update cannot
  * change what is read from the certificate (fingerprints, names, dates,
  * serial, key type, issuer). Returns the stored meta.
@@ -283,8 +373,8 @@ function parsePending(raw: Buffer): CertificateSet | undefined {
     }
     const meta = checkMeta(value.meta, 'pending');
     verifyFingerprints(meta, value.certPem, value.keyPem, 'pending');
-    parseAndMatch(value.certPem, value.keyPem, 'pending');
-    return { certPem: value.certPem, keyPem: value.keyPem, meta };
+    const { cert } = parseAndMatch(value.certPem, value.keyPem, 'pending');
+    return { certPem: value.certPem, keyPem: value.keyPem, meta: withFactsOf(meta, cert) };
   } catch {
     return undefined;
   }
@@ -314,8 +404,18 @@ async function loadParts(storage: Storage, keys: CertificateKeys): Promise<Certi
   const meta = checkMeta(metaJson, keys.meta);
   // Fingerprints before parsing: a mismatch says precisely "torn write or race".
   verifyFingerprints(meta, certPem, keyPem, keys.prefix);
-  parseAndMatch(certPem, keyPem, keys.prefix);
-  return { certPem, keyPem, meta };
+  const { cert } = parseAndMatch(certPem, keyPem, keys.prefix);
+  return { certPem, keyPem, meta: withFactsOf(meta, cert) };
+}
+
+/** The sidecar with what only the certificate may say: its validity and serial. */
+function withFactsOf(meta: CertificateMeta, cert: X509Certificate): CertificateMeta {
+  return {
+    ...meta,
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: new Date(cert.validTo).toISOString(),
+    serialNumber: cert.serialNumber,
+  };
 }
 
 function verifyFingerprints(meta: CertificateMeta, certPem: string, keyPem: string, where: string): void {

@@ -11,24 +11,28 @@
  * creating a directory is atomic, the holder refreshes its mtime, and a lock
  * not refreshed for `lockStaleMs` (holder crashed or frozen) is taken over.
  * Lock files with content were a long source of certmagic bugs (caddy#4448);
- * a directory has no content to get wrong.
+ * a directory has no content to get wrong. Whatever else is found at a lock
+ * path (a file, a folder with content, a symlink) is taken over the same way
+ * once its mtime is stale, with one warn per takeover.
  */
 import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
-import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir as rmdirPromise, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import lockfile from 'proper-lockfile';
 import {
   AbortedError,
+  CertKeeperError,
   ClosedError,
   InvalidOptionError,
   InvalidStorageKeyError,
   LockLostError,
   LockTimeoutError,
   StorageError,
+  StorageInsecureError,
   StorageNotFoundError,
 } from '../errors.js';
 import { type Logger, createDefaultLogger, validateLogger } from '../logger.js';
@@ -40,6 +44,11 @@ export { DEFAULT_LOCK_STALE_MS };
 
 // fs/promises.readFile reads in several chunks and is about 2.5x slower for small files (100,000 sidecars at start-up).
 const readFile = promisify(fs.readFile);
+const openFd = promisify(fs.open);
+const fstatFd = promisify(fs.fstat);
+const closeFd = promisify(fs.close);
+/** Opening the final component never follows a symlink (0 where the platform has no such flag). */
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
 
 /** proper-lockfile refuses to treat locks younger than 2 s as stale. */
 export const MIN_LOCK_STALE_MS = 2_000;
@@ -78,6 +87,16 @@ export interface ResolvedFileStorageOptions {
 
 /** Temp files are named `.tmp-<16 hex>`: short (long key components stay under NAME_MAX) and skipped by list(). */
 const TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/;
+/**
+ * A temp file older than this was left by a writer that died between write and rename (it holds a
+ * private key, maybe): removed by the sweep each instance runs once. A live write takes milliseconds.
+ */
+export const STALE_TEMP_FILE_MS = 60_000;
+/**
+ * Fault-test hook, only under the test runner (CERTKEEPER_TEST=1): a store() whose key contains this
+ * string stops between writing its temp file and renaming it, says so on stdout, and waits to be killed.
+ */
+const FAULT_BEFORE_RENAME = process.env.CERTKEEPER_TEST === '1' ? process.env.CERTKEEPER_FAULT_BEFORE_RENAME : undefined;
 
 export function defaultFileStorageRoot(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
@@ -135,6 +154,18 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #byLockDir = new Map<string, HeldLock>();
   /** Identity of each lock directory we created, kept after losing it (see rmdirSync). */
   readonly #acquiredIdentity = new Map<string, string>();
+  /** This process's uid; undefined where there is none (Windows): ownership and mode checks are POSIX only. */
+  readonly #uid: number | undefined = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  /**
+   * Folders (the root and below) already checked: real folders, not symlinks, owned by us or root, not
+   * writable by group or others. Nobody else can change a checked folder's entries, so one check per
+   * folder per instance is enough.
+   */
+  readonly #secureDirs = new Set<string>();
+  /** The one sweep of stale temp files, started with the first operation. */
+  #sweep: Promise<number> | undefined;
+  /** Lock paths proper-lockfile has just found stale and is about to remove (a takeover). */
+  readonly #staleSeen = new Set<string>();
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
   /** The fs proper-lockfile uses: records our own refreshes, creates lock directories 0700. */
@@ -150,8 +181,23 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#log = this.options.logger.child({ component: 'file-storage' });
     this.#lockFs = {
       mkdir: (path: string, cb: Callback) => fs.mkdir(path, DIRECTORY_MODE, cb),
-      stat: fs.stat,
-      rmdir: fs.rmdir,
+      // proper-lockfile stats a busy lock to judge it stale, then removes it with rmdir: note which
+      // removals are takeovers (by a lock being taken, not one held), so they can handle any leftover.
+      stat: (path: string, cb: (err: NodeJS.ErrnoException | null, info?: fs.Stats) => void) =>
+        fs.stat(path, (err, info) => {
+          const taking = this.#byLockDir.get(path);
+          if (!err && taking !== undefined && taking.identity === '' && info.mtime.getTime() < Date.now() - this.options.lockStaleMs) {
+            this.#staleSeen.add(path);
+          }
+          cb(err, info);
+        }),
+      rmdir: (path: string, cb: Callback) => {
+        if (!this.#staleSeen.delete(path)) {
+          fs.rmdir(path, cb);
+          return;
+        }
+        this.#removeStaleLock(path).then(() => cb(null), (err: NodeJS.ErrnoException) => cb(err));
+      },
       // Only used by proper-lockfile's exit handler, which removes every lock
       // it still lists, including one another holder has taken over from us
       // in the meantime (not noticed yet): leave such a directory alone.
@@ -196,10 +242,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const dir = dirname(path);
     const temp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     try {
+      await this.#secureFolders(dir, true);
       let handle: fs.promises.FileHandle;
       try {
         handle = await open(temp, 'wx', FILE_MODE);
       } catch (err) {
+        // Deleted since it was checked (delete() of a prefix): created again by us, 0700.
         if (errorCode(err) !== 'ENOENT') throw err;
         await this.#ensureDirectory(dir);
         handle = await open(temp, 'wx', FILE_MODE);
@@ -212,6 +260,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       } finally {
         await handle.close();
       }
+      if (FAULT_BEFORE_RENAME && k.includes(FAULT_BEFORE_RENAME)) await pauseForKill(temp);
       await rename(temp, path);
       await syncDirectory(dir);
     } catch (err) {
@@ -224,9 +273,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      const stored = await readFile(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) throw new StorageNotFoundError(k);
+      const stored = await this.#readNoFollow(path);
       return this.#encryptor ? this.#encryptor.open(k, stored) : stored;
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw err;
       if (isMissing(err) || errorCode(err) === 'EISDIR') throw new StorageNotFoundError(k, { cause: err });
       throw this.#storageError(`read "${k}"`, err);
     }
@@ -236,7 +288,11 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      await rm(this.#pathFor(k), { recursive: true, force: true });
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) return;
+      // rm never follows a symlink, at the top or inside.
+      await rm(path, { recursive: true, force: true });
+      if (this.#secureDirs.has(path)) this.#forgetFolders(path);
     } catch (err) {
       if (isMissing(err)) return;
       throw this.#storageError(`delete "${k}"`, err);
@@ -247,7 +303,9 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      await stat(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) return false;
+      if ((await lstat(path)).isSymbolicLink()) throw new StorageInsecureError(path, 'is a symbolic link below the storage root');
       return true;
     } catch (err) {
       if (isMissing(err)) return false;
@@ -260,9 +318,15 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const p = validatePrefix(prefix);
     const found: string[] = [];
     const walk = async (keyPrefix: string, dir: string): Promise<void> => {
+      if (!(await this.#secureFolders(dir, false))) throw new StorageNotFoundError(keyPrefix);
       const entries = await readdir(dir, { withFileTypes: true });
       for (const entry of entries) {
         if (TEMP_NAME.test(entry.name)) continue;
+        if (entry.isSymbolicLink()) {
+          // Never listed, so never loaded: one planted link must not stop the other names from starting.
+          this.#log.warn({ path: join(dir, entry.name) }, 'ignoring a symbolic link below the storage root');
+          continue;
+        }
         const key = joinKey(keyPrefix, entry.name);
         found.push(key);
         if (recursive && entry.isDirectory()) await walk(key, join(dir, entry.name));
@@ -271,6 +335,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     try {
       await walk(p, p === '' ? this.#root : this.#pathFor(p));
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw new StorageNotFoundError(p, { cause: err });
       if (isMissing(err)) throw new StorageNotFoundError(p, { cause: err });
       throw this.#storageError(`list "${p}"`, err);
     }
@@ -282,9 +347,13 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#assertOpen();
     const k = validateKey(key);
     try {
-      const info = await stat(this.#pathFor(k));
+      const path = this.#pathFor(k);
+      if (!(await this.#secureFolders(dirname(path), false))) throw new StorageNotFoundError(k);
+      const info = await lstat(path);
+      if (info.isSymbolicLink()) throw new StorageInsecureError(path, 'is a symbolic link below the storage root');
       return { key: k, modified: info.mtime, size: info.isFile() ? info.size : 0, isTerminal: info.isFile() };
     } catch (err) {
+      if (err instanceof StorageNotFoundError) throw err;
       if (isMissing(err)) throw new StorageNotFoundError(k, { cause: err });
       throw this.#storageError(`stat "${k}"`, err);
     }
@@ -368,10 +437,51 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     if (held) held.abandoned = true;
   }
 
+  /**
+   * Removes temp files (`.tmp-*`, older than STALE_TEMP_FILE_MS) left below the root by writers killed
+   * between write and rename; they may hold private keys. Runs once per instance, in the background from
+   * the first operation on; resolves with how many were removed (close() stops it early).
+   */
+  sweepTempFiles(): Promise<number> {
+    this.#sweep ??= this.#collectTempFiles().catch((err: unknown) => {
+      this.#log.warn({ err }, 'could not sweep temp files left by interrupted writes');
+      return 0;
+    });
+    return this.#sweep;
+  }
+
+  async #collectTempFiles(): Promise<number> {
+    const cutoff = Date.now() - STALE_TEMP_FILE_MS;
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        if (this.#closing.signal.aborted) return;
+        const path = join(dir, entry.name);
+        // Dirents of symlinks are neither: links are never followed.
+        if (entry.isDirectory()) {
+          if (dir !== this.#root || entry.name !== LOCKS_FOLDER) await walk(path);
+        } else if (entry.isFile() && TEMP_NAME.test(entry.name)) {
+          const info = await lstat(path).catch(() => undefined);
+          if (info && info.mtimeMs < cutoff && (await unlink(path).then(() => true, () => false))) removed++;
+        }
+      }
+    };
+    await walk(this.#root);
+    if (removed > 0) this.#log.warn({ removed }, 'removed temp files left by interrupted writes');
+    return removed;
+  }
+
   /** Releases every lock this instance holds and cancels lock waits. Safe to call more than once. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort();
+      await this.#sweep;
       for (const name of [...this.#held.keys()]) {
         await this.unlock(name).catch((err: unknown) => {
           this.#log.warn({ lock: name, err }, 'could not release lock while closing');
@@ -390,7 +500,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     const held: HeldLock = { release: async () => undefined, lockDir, mtimeMs: 0, identity: '', refreshedAt: Date.now(), compromised: false, abandoned: false };
     this.#byLockDir.set(lockDir, held);
     try {
-      await this.#ensureDirectory(this.#locksDir);
+      await this.#secureFolders(this.#locksDir, true);
       held.release = await lockfile.lock(file, {
         stale: this.options.lockStaleMs,
         update: this.options.lockRefreshMs,
@@ -408,6 +518,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
       this.#acquiredIdentity.set(lockDir, held.identity);
     } catch (err) {
       this.#byLockDir.delete(lockDir);
+      this.#staleSeen.delete(lockDir);
       if (errorCode(err) === 'ELOCKED') return false;
       throw this.#storageError(`take lock "${name}"`, err);
     }
@@ -419,6 +530,37 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     }
     this.#held.set(name, held);
     return true;
+  }
+
+  /**
+   * Removes a stale leftover at a lock path, whatever its shape: our own
+   * empty directory, but also a regular file (empty or not: an older
+   * version, another tool, a crash), a directory with content, or a symlink
+   * (removed, never followed). rmdir alone fails on all of those (ENOTDIR,
+   * ENOTEMPTY) and the name could never be locked again. One warn per
+   * takeover: a failure here is an error of this lock() call, never a loop
+   * of log lines.
+   */
+  async #removeStaleLock(path: string): Promise<void> {
+    let info: fs.Stats;
+    try {
+      info = await lstat(path);
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    let leftover: string;
+    if (info.isDirectory()) {
+      const entries = await readdir(path);
+      leftover = entries.length === 0 ? 'empty folder' : `folder with ${entries.length} entries`;
+      if (entries.length === 0) await rmdirPromise(path).catch(ignoreMissing);
+      else await rm(path, { recursive: true, force: true });
+    } else {
+      leftover = info.isFile() ? (info.size === 0 ? 'empty file' : `file of ${info.size} bytes`) : info.isSymbolicLink() ? 'symlink' : 'special file';
+      await unlink(path).catch(ignoreMissing);
+    }
+    const lock = basename(path).replace(/\.lock$/, '');
+    this.#log.warn({ lock, leftover, ageMs: Date.now() - info.mtime.getTime() }, 'taking over a stale lock');
   }
 
   /**
@@ -479,6 +621,97 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
     }
   }
 
+  /**
+   * Checks, and with `create` makes (0700), every folder from the root down
+   * to `dir`. The root may be a symlink (an admin's choice: it is followed);
+   * below it, a symlink is refused, never followed, and so is a folder owned
+   * by another user (root excepted) or writable by group or others, as ssh's
+   * StrictModes does for ~/.ssh. False when a folder is missing and `create`
+   * is not set. A file where a folder should be is left for the operation
+   * itself to report (ENOTDIR).
+   */
+  async #secureFolders(dir: string, create: boolean): Promise<boolean> {
+    if (this.#secureDirs.has(dir)) return true;
+    if (!this.#secureDirs.has(this.#root)) {
+      let info: fs.Stats;
+      try {
+        info = await stat(this.#root);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+        if (!create) return false;
+        await this.#ensureDirectory(this.#root);
+        info = await stat(this.#root);
+      }
+      if (!info.isDirectory()) return true;
+      this.#assertNotWritableByOthers(this.#root, info, 'The storage root');
+      this.#secureDirs.add(this.#root);
+      void this.sweepTempFiles();
+    }
+    const rel = relative(this.#root, dir);
+    if (rel === '') return true;
+    let current = this.#root;
+    for (const part of rel.split(sep)) {
+      current = join(current, part);
+      if (this.#secureDirs.has(current)) continue;
+      let info: fs.Stats;
+      try {
+        info = await lstat(current);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') throw err;
+        if (!create) return false;
+        await mkdir(current, { mode: DIRECTORY_MODE }).catch((e: unknown) => {
+          if (errorCode(e) !== 'EEXIST') throw e;
+        });
+        info = await lstat(current);
+        // Ours, just made: exactly 0700 whatever the umask.
+        if (info.isDirectory() && info.uid === this.#uid) {
+          await chmod(current, DIRECTORY_MODE);
+          info = await lstat(current);
+        }
+      }
+      if (info.isSymbolicLink()) throw new StorageInsecureError(current, 'is a symbolic link below the storage root (links are never followed there)');
+      if (!info.isDirectory()) return true;
+      this.#assertNotWritableByOthers(current, info, 'A storage folder');
+      this.#secureDirs.add(current);
+    }
+    return true;
+  }
+
+  #assertNotWritableByOthers(path: string, info: fs.Stats, what: string): void {
+    if (this.#uid === undefined) return;
+    if (info.uid !== this.#uid && info.uid !== 0) {
+      throw new StorageInsecureError(path, `${what} is owned by uid ${info.uid}, not by this process's user (uid ${this.#uid}) or root; another user could have put what it holds there`);
+    }
+    if ((info.mode & 0o022) !== 0) {
+      const mode = (info.mode & 0o7777).toString(8).padStart(4, '0');
+      throw new StorageInsecureError(path, `${what} is writable by other users (mode ${mode}); run chmod go-w on it`);
+    }
+  }
+
+  /** Reads a file without following a symlink, refusing one another user owns or can write. */
+  async #readNoFollow(path: string): Promise<Buffer> {
+    let fd: number;
+    try {
+      fd = await openFd(path, fs.constants.O_RDONLY | O_NOFOLLOW);
+    } catch (err) {
+      if (errorCode(err) === 'ELOOP') throw new StorageInsecureError(path, 'is a symbolic link below the storage root (links are never followed there)');
+      throw err;
+    }
+    try {
+      const info = await fstatFd(fd);
+      if (info.isFile()) this.#assertNotWritableByOthers(path, info, 'A stored file');
+      return await readFile(fd);
+    } finally {
+      await closeFd(fd).catch(() => undefined);
+    }
+  }
+
+  /** After deleting a folder: it and everything below must be checked again if they come back. */
+  #forgetFolders(path: string): void {
+    const below = path + sep;
+    for (const dir of this.#secureDirs) if (dir === path || dir.startsWith(below)) this.#secureDirs.delete(dir);
+  }
+
   #abortedWaiting(name: string, signal: AbortSignal | undefined): Error {
     if (!signal?.aborted) return new ClosedError('FileStorage');
     return new AbortedError(`Waiting for lock "${name}" was aborted`, { cause: signal.reason });
@@ -486,6 +719,7 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
 
   #storageError(action: string, err: unknown): StorageError {
     if (err instanceof StorageError || err instanceof InvalidStorageKeyError) return err;
+    if (err instanceof CertKeeperError) return err as StorageError;
     const code = errorCode(err);
     const hint = code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? ' (is the storage directory writable by this user?)' : '';
     return new StorageError(`Could not ${action} in ${this.#root}: ${code ?? 'unknown error'}${hint}`, { cause: err });
@@ -494,6 +728,12 @@ export class FileStorage implements Storage, TryLocker, LockLeaseChecker {
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError('FileStorage');
   }
+}
+
+async function pauseForKill(temp: string): Promise<never> {
+  process.stdout.write(`${JSON.stringify({ event: 'paused-before-rename', temp })}\n`);
+  setInterval(() => undefined, 60_000);
+  return new Promise<never>(() => undefined);
 }
 
 /**
@@ -525,6 +765,10 @@ function errorCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
     ? (err as { code: string }).code
     : undefined;
+}
+
+function ignoreMissing(err: unknown): void {
+  if (errorCode(err) !== 'ENOENT') throw err;
 }
 
 function isMissing(err: unknown): boolean {

@@ -35,6 +35,12 @@ export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
 /** Serialises table creation between processes starting at once (CREATE TABLE IF NOT EXISTS can race). */
 const SCHEMA_LOCK_ID = 0x63_6b_73_74; // "ckst"
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/**
+ * Longest one call (getting a connection and running its statements) may take before it fails with
+ * ERR_STORAGE. A server behind a hung proxy, or gone, must not hold a name's lock and an order slot;
+ * kept well under the default lock lease (10 s) so a refresh can fail and retry in time.
+ */
+export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
 
 export interface PostgresStorageOptions extends LeaseLockOptions {
   /** Your own pg Pool; it is used as is and not ended by close(). */
@@ -52,6 +58,8 @@ export interface PostgresStorageOptions extends LeaseLockOptions {
   /** Encrypts private keys and pending bundles at rest (AES-256-GCM): 32 bytes, or base64/hex of them. */
   encryptionKey?: Uint8Array | string | undefined;
   logger?: Logger | undefined;
+  /** Every call fails with ERR_STORAGE after this many milliseconds (default 5 000); its connection is destroyed. */
+  operationTimeoutMs?: number | undefined;
 }
 
 export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
@@ -63,6 +71,7 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #encryptor: KeyEncryptor | undefined;
   readonly #locks: LeaseLocks;
   readonly #log: Logger | undefined;
+  readonly #timeoutMs: number;
   #ready: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -76,7 +85,12 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
       lockTable = DEFAULT_LOCK_TABLE,
       encryptionKey,
       logger,
+      operationTimeoutMs = DEFAULT_OPERATION_TIMEOUT_MS,
     } = options;
+    if (typeof operationTimeoutMs !== 'number' || !Number.isInteger(operationTimeoutMs) || operationTimeoutMs <= 0) {
+      throw new InvalidOptionError('operationTimeoutMs', 'must be a positive integer of milliseconds');
+    }
+    this.#timeoutMs = operationTimeoutMs;
     if (pool !== undefined && (typeof pool !== 'object' || pool === null || typeof pool.query !== 'function')) {
       throw new InvalidOptionError('pool', 'must be a pg Pool');
     }
@@ -104,7 +118,12 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
       this.#ownsPool = false;
     } else {
       // Idle connections must not keep the process alive; the caller's object is not modified.
-      this.#pool = new pg.Pool({ allowExitOnIdle: true, ...poolConfig, ...(connectionString === undefined ? {} : { connectionString }) });
+      this.#pool = new pg.Pool({
+        allowExitOnIdle: true,
+        connectionTimeoutMillis: operationTimeoutMs,
+        ...poolConfig,
+        ...(connectionString === undefined ? {} : { connectionString }),
+      });
       this.#ownsPool = true;
       // An idle client's error is emitted on the pool; unhandled, it would crash the process.
       this.#pool.on('error', (error) => this.#log?.warn({ err: error }, 'postgres idle connection error'));
@@ -285,9 +304,57 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
     if (this.#closing && !lockOperation) throw new ClosedError('PostgresStorage');
     await this.#ensureTables();
     try {
-      return await this.#pool.query<R>(text, values);
+      return await this.#withClient((client) => client.query<R>(text, values));
     } catch (error) {
       throw new StorageError(`PostgresStorage: ${operation} ${key} failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * Runs `fn` on a pooled connection, all of it (waiting for a connection included) bounded by
+   * operationTimeoutMs. On a timeout the connection is destroyed, never handed out again with a query
+   * stuck on it, and a connection that arrives too late goes straight back to the pool.
+   */
+  async #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let timedOut = false;
+    let client: pg.PoolClient | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const work = (async () => {
+      const c = await this.#pool.connect();
+      if (timedOut) {
+        c.release();
+        throw new Error('connection arrived after the timeout');
+      }
+      client = c;
+      // A connection dying while checked out emits 'error' on the client (pool.query listens the same way);
+      // unheard, it would crash the process. The query itself rejects too.
+      const onError = (): void => undefined;
+      c.on('error', onError);
+      try {
+        const result = await fn(c);
+        c.removeListener('error', onError);
+        c.release();
+        return result;
+      } catch (error) {
+        c.removeListener('error', onError);
+        // Destroyed on any failure: after a network error the connection is unusable, and a SQL error is rare.
+        if (!timedOut) c.release(error instanceof Error ? error : true);
+        throw error;
+      }
+    })();
+    work.catch(() => undefined);
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        // Destroys it (release with an error): the query stuck on it then rejects, and the catch above lets it be.
+        client?.release(new Error('operation timed out'));
+        reject(new Error(`timed out after ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -301,12 +368,14 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
 
   async #createTables(): Promise<void> {
     // Skip DDL when the tables exist, so a role without CREATE rights can use tables an administrator made.
-    const existing = await this.#pool.query<{ data: string | null; locks: string | null }>(
-      'SELECT to_regclass($1) AS data, to_regclass($2) AS locks',
-      [this.#table, this.#lockTable],
+    const existing = await this.#withClient((client) =>
+      client.query<{ data: string | null; locks: string | null }>('SELECT to_regclass($1) AS data, to_regclass($2) AS locks', [this.#table, this.#lockTable]),
     );
     if (existing.rows[0]?.data && existing.rows[0]?.locks) return;
-    const client = await this.#pool.connect();
+    await this.#withClient((client) => this.#createTablesOn(client));
+  }
+
+  async #createTablesOn(client: pg.PoolClient): Promise<void> {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
@@ -327,8 +396,6 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
-    } finally {
-      client.release();
     }
   }
 

@@ -27,6 +27,12 @@ import {
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from '../../../src/storage/types.js';
 
 export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
+/**
+ * Longest a single Redis call may take before it fails with ERR_STORAGE. A server
+ * behind a hung proxy, or gone, must not hold a name's lock and an order slot for
+ * minutes; kept well under the default lock lease (10 s) so a refresh can fail and retry in time.
+ */
+export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
 /** Index entries fetched per round trip when listing. */
 const LIST_PAGE_SIZE = 1000;
 
@@ -42,6 +48,8 @@ export interface RedisStorageOptions extends LeaseLockOptions {
   /** Encrypts private keys and pending bundles at rest (AES-256-GCM): 32 bytes, or base64/hex of them. */
   encryptionKey?: Uint8Array | string | undefined;
   logger?: Logger | undefined;
+  /** Every Redis call fails with ERR_STORAGE after this many milliseconds (default 5 000). */
+  operationTimeoutMs?: number | undefined;
 }
 
 // Extends a lease only if this holder still owns it.
@@ -81,10 +89,15 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #encryptor: KeyEncryptor | undefined;
   readonly #locks: LeaseLocks;
   readonly #log: Logger | undefined;
+  readonly #timeoutMs: number;
   #closing: Promise<void> | undefined;
 
   constructor(options: RedisStorageOptions = {}) {
-    const { client, url, redisOptions, prefix = DEFAULT_REDIS_PREFIX, encryptionKey, logger } = options;
+    const { client, url, redisOptions, prefix = DEFAULT_REDIS_PREFIX, encryptionKey, logger, operationTimeoutMs = DEFAULT_OPERATION_TIMEOUT_MS } = options;
+    if (typeof operationTimeoutMs !== 'number' || !Number.isInteger(operationTimeoutMs) || operationTimeoutMs <= 0) {
+      throw new InvalidOptionError('operationTimeoutMs', 'must be a positive integer of milliseconds');
+    }
+    this.#timeoutMs = operationTimeoutMs;
     if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.hset !== 'function')) {
       throw new InvalidOptionError('client', 'must be an ioredis client');
     }
@@ -109,8 +122,16 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
       this.#client = client;
       this.#ownsClient = false;
     } else {
-      // Copy: never mutate the caller's options object.
-      const own = { ...redisOptions };
+      // Copy: never mutate the caller's options object. ioredis' own timeouts drop a command stuck in its
+      // queue (a black-holed connection, or offline while reconnecting) instead of keeping it forever.
+      // A command that failed (timed out) on a dropped connection is not sent again after reconnecting:
+      // the caller was told it failed.
+      const own: RedisOptions = {
+        commandTimeout: operationTimeoutMs,
+        connectTimeout: operationTimeoutMs,
+        autoResendUnfulfilledCommands: false,
+        ...redisOptions,
+      };
       this.#client = url === undefined ? new Redis(own) : new Redis(url, own);
       this.#ownsClient = true;
       // Without a listener ioredis prints every reconnect error; commands still fail with their own errors.
@@ -261,13 +282,26 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
     }
   }
 
+  /** Runs one call, bounded by operationTimeoutMs (also for a caller's client, whose own timeouts we do not set). */
   async #run<T>(operation: string, key: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await fn();
+      const call = fn();
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      });
+      call.catch(() => undefined);
+      return await Promise.race([call, timeout]);
     } catch (error) {
+      // Ours or ioredis' commandTimeout: a connection that stopped answering stays open until TCP gives up,
+      // and whatever it still delivers is out of step; reconnect our own client so later calls get a fresh one.
+      const timedOut = error instanceof Error && /timed out/i.test(error.message);
+      if (timedOut && this.#ownsClient && this.#client.status === 'ready') this.#client.disconnect(true);
       throw new StorageError(`RedisStorage: ${operation} ${key} failed: ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
       });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
