@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
   ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
   ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
-  ERR_UNKNOWN: "Never thrown: recorded as `renewal.lastError.code` in a certificate's stored metadata when the failure was not a certkeeper error.",
+  ERR_BACKOFF: 'The name failed recently and waits for its backoff (`nextAttemptAt`), or the CA refused it finally (`final`); renew(name, { force: true }) retries now.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -371,6 +371,33 @@ export class CertificateFileError extends CertKeeperError {
     super('ERR_CERTIFICATE_FILE', `Cannot read ${JSON.stringify(printable(path, 200))}${errno ? ` (${errno})` : ''}`, options);
     this.path = path;
     this.errno = errno;
+  }
+}
+
+/**
+ * A name is not attempted now: its last failure (recorded in storage, by this
+ * process or a peer) set a backoff that still runs, or was final (a problem
+ * such as rejectedIdentifier). Not itself a new failure of the name.
+ */
+export class BackoffError extends CertKeeperError {
+  /** When the next automatic attempt is allowed (epoch ms); undefined when final. */
+  readonly nextAttemptAt: number | undefined;
+  readonly failures: number;
+  readonly final: boolean;
+  /** Code of the failure that set the backoff, when it had one. */
+  readonly lastErrorCode: string | undefined;
+  constructor(name: string, state: { failures: number; nextAttemptAt: number; final?: boolean | undefined; lastError?: { code?: string | undefined; message: string } | undefined }) {
+    const last = state.lastError ? ` (last error${state.lastError.code ? ` ${state.lastError.code}` : ''}: ${state.lastError.message})` : '';
+    super(
+      'ERR_BACKOFF',
+      state.final === true
+        ? `${printable(name)} is not retried automatically: the CA refused it${last}; renew it with { force: true } to try again`
+        : `${printable(name)} failed ${state.failures} time(s) and is not retried before ${new Date(state.nextAttemptAt).toISOString()}${last}`,
+    );
+    this.nextAttemptAt = state.final === true ? undefined : state.nextAttemptAt;
+    this.failures = state.failures;
+    this.final = state.final === true;
+    this.lastErrorCode = state.lastError?.code;
   }
 }
 

@@ -14,10 +14,11 @@ import { resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
 import {
   AbortedError,
   AcmeProblemError,
-  AcmeRateLimitedError,
+  BackoffError,
   CertificateInvalidError,
   CertKeeperError,
   ClosedError,
+  ERROR_CODES,
   InvalidOptionError,
   LockLostError,
   ManageError,
@@ -30,7 +31,7 @@ import { AcmeIssuer } from './issuers/acme.js';
 import type { Issuer, KeyType, RenewalInfo } from './issuers/types.js';
 import type { Logger } from './logger.js';
 import { recordFailure, type BackoffState } from './maintenance/backoff.js';
-import { clearObtainWait, loadObtainWait, saveObtainWait } from './maintenance/obtain-wait.js';
+import { blockedBy, clearFailureState, hasFailureState, listFailureStates, loadFailureState, saveFailureState, type FailureState } from './maintenance/failure-state.js';
 import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
 import { CpuOffload } from './cpu/offload.js';
@@ -49,7 +50,7 @@ import {
   type CertificateMeta,
   type CertificateSet,
 } from './storage/certificates.js';
-import { checkStorageWritable } from './storage/check.js';
+import { checkCertificateWritable, checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
 import { certificateLockName, safeKeyComponent } from './storage/layout.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
@@ -159,6 +160,10 @@ export class CertKeeper {
   #httpHandlerMounted = false;
   #storageCheckedAt: number | undefined;
   #closing: Promise<void> | undefined;
+  /** Errors already reported as failures of their name (or that are not failures: a backoff still running). */
+  readonly #accounted = new WeakSet<object>();
+  /** Names with a persisted failure state, as last listed (read by the background warm-up of large manageSync calls). */
+  #failureListing: ReadonlySet<string> | undefined;
 
   constructor(options: CertKeeperOptions = {}) {
     // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
@@ -228,6 +233,7 @@ export class CertKeeper {
     // Many names: one listing per issuer says which are stored, and their sidecars are read in the
     // background, so start-up is proportional to what is served, not to what is stored.
     const listed = records.length > DEFAULT_EAGER_LOAD_LIMIT ? await this.#listStored(records) : undefined;
+    const failing = await this.#listFailureStates();
     const failures: NameFailure[] = [];
     const loads = new Semaphore(DEFAULT_LOAD_CONCURRENCY);
     await Promise.all(
@@ -238,15 +244,17 @@ export class CertKeeper {
               this.#queueWarmUp(record);
               return;
             }
+            await this.#restoreFailureState(record, failing);
             this.#scheduleNext(record);
             if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
             return;
           }
-          // The CA said when to come back (persisted before a restart): do not ask it earlier.
-          const wait = await this.#restoreObtainWait(record);
-          if (wait) throw wait;
+          // A backoff persisted before a restart, or by a peer, and a final refusal: do not ask the CA earlier.
+          const blocked = await this.#restoreFailureState(record, failing);
+          if (blocked) throw blocked;
           await this.#obtain(record, { renewal: false, force: false, signal: this.#abort.signal });
         } catch (error) {
+          await this.#noteFailure(record, error, false, this.#abort.signal);
           failures.push({ names: [...record.names], error: error as Error });
           this.#scheduleNext(record);
         }
@@ -261,12 +269,21 @@ export class CertKeeper {
     const records = this.#register(entries, settings);
     const eager = records.length <= DEFAULT_EAGER_LOAD_LIMIT;
     const loads = new Semaphore(DEFAULT_LOAD_CONCURRENCY);
+    // One listing for the whole call, not one read per name.
+    const failing = this.#listFailureStates();
     for (const record of records) {
       this.#track(
         (async () => {
-          const stored = await loads.run(() => this.#loadStored(record, { eager }));
-          if (!stored) await this.#restoreObtainWait(record);
-          if (!this.#isDue(record)) {
+          try {
+            await loads.run(() => this.#loadStored(record, { eager }));
+            await this.#restoreFailureState(record, await failing);
+          } catch (error) {
+            // A storage that cannot be read is a failure of the name like any other: backed off, reported.
+            await this.#noteFailure(record, error, record.serialNumber !== undefined, this.#abort.signal);
+            this.#scheduleNext(record);
+            return;
+          }
+          if (record.finalError || !this.#isDue(record)) {
             this.#scheduleNext(record);
             return;
           }
@@ -589,15 +606,20 @@ export class CertKeeper {
     if (record.notAfter !== undefined || this.#records.get(record.certName) !== record) return;
     try {
       const meta = record.issuerKey !== undefined ? await this.#readMeta(record.issuerKey, record.certName) : undefined;
-      if (meta && this.#usable(meta, record)) {
-        if (record.notAfter === undefined) this.#adoptMeta(record, meta);
+      const usable = meta !== undefined && this.#usable(meta, record);
+      if (usable && record.notAfter === undefined) this.#adoptMeta(record, meta);
+      await this.#restoreFailureState(record, this.#failureListing);
+      if (usable) {
         this.#scheduleNext(record);
         if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
         return;
       }
-      this.#track(this.#renewInBackground(record));
+      if (this.#isDue(record)) this.#track(this.#renewInBackground(record));
+      else this.#scheduleNext(record);
     } catch (error) {
-      if (!this.#closing) this.#log.warn({ err: error, names: record.names }, 'could not read a stored certificate');
+      if (this.#closing) return;
+      await this.#noteFailure(record, error, true, this.#abort.signal);
+      this.#scheduleNext(record);
     }
   }
 
@@ -695,8 +717,9 @@ export class CertKeeper {
       }
       // Stored set vanished or broke: obtain again in the background, unless a failure backoff still runs
       // (handshakes must not turn a broken storage or CA into a retry storm).
+      // A final refusal waits for an operator's forced renew, whatever the handshakes.
       const backoff = record.backoff;
-      if (backoff === undefined || backoff.nextAttemptAt <= this.#config.clock.now()) this.#track(this.#renewInBackground(record));
+      if (!record.finalError && (backoff === undefined || backoff.nextAttemptAt <= this.#config.clock.now())) this.#track(this.#renewInBackground(record));
       return undefined;
     }
     const onDemand = this.#config.onDemand;
@@ -714,6 +737,13 @@ export class CertKeeper {
       if (await this.#loadStored(fresh, { eager: true })) {
         this.#scheduleNext(fresh);
         return this.#cache.peek(name);
+      }
+      // Failed before (this process, an earlier run, a peer) and still backing off, or refused finally: no order.
+      const blocked = await this.#restoreFailureState(fresh, undefined);
+      if (blocked) {
+        this.#scheduleNext(fresh);
+        this.#log.debug({ name, err: blocked }, 'on-demand name is backing off');
+        return undefined;
       }
       if (!this.#onDemandLimiter?.tryTake()) {
         this.#unregister(fresh);
@@ -743,6 +773,8 @@ export class CertKeeper {
     return this.#inflight.run(
       record.certName,
       async () => {
+        // Every caller honours a running backoff and a final refusal (no I/O: what this process knows); only force skips them.
+        if (!options.force) this.#throwIfBlocked(record, record.backoff ? { ...record.backoff, final: record.finalError } : undefined);
         // A certificate still being served can wait for a quieter moment; a missing or expired one cannot.
         if (this.#pacer && this.#servesValidCertificate(record)) await this.#pacer.admit(options.signal);
         return this.#orders.run(() => this.#obtainLocked(record, options), options.signal);
@@ -766,11 +798,35 @@ export class CertKeeper {
     }
   }
 
-  #obtainLocked(record: ManagedRecord, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
-    return this.#withCertificateLock(record, options.signal, (lockName) => this.#obtainHoldingLock(record, lockName, options));
+  async #obtainLocked(record: ManagedRecord, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    try {
+      return await this.#withCertificateLock(record, options.signal, (lockName) => this.#obtainHoldingLock(record, lockName, options));
+    } catch (error) {
+      // The lock itself could not be taken (a broken storage): a failure of the name too, or it is retried in a hot loop.
+      await this.#noteFailure(record, error, options.renewal, options.signal);
+      throw error;
+    }
   }
 
-  async #obtainHoldingLock(record: ManagedRecord, lockName: string, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+  async #obtainHoldingLock(record: ManagedRecord, lockName: string, options: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
+    try {
+      return await this.#attemptHoldingLock(record, lockName, options);
+    } catch (error) {
+      if (error instanceof LockLostError) {
+        // Another process took this name over and stores its own result: not a failure of the stored certificate,
+        // so no backoff (and no write to a sidecar we no longer own); the next attempt finds its certificate and adopts it.
+        this.#log.warn({ names: record.names, lock: lockName }, 'lock lost while obtaining; another process took over this name');
+        this.#accounted.add(error);
+        throw error;
+      }
+      // Recorded before the lock is released, so the peer that takes it next reads this failure and backs off too.
+      await this.#noteFailure(record, error, options.renewal, options.signal);
+      throw error;
+    }
+  }
+
+  /** Everything between taking the lock and storing: any error thrown here is a failure of the name (see #obtainHoldingLock). */
+  async #attemptHoldingLock(record: ManagedRecord, lockName: string, { renewal, force, signal }: { renewal: boolean; force: boolean; signal: AbortSignal }): Promise<ObtainOutcome> {
     const servedSerial = record.serialNumber;
     // Another process may have obtained or renewed it while we waited for the lock.
     // The sidecar decides; the whole set is read and verified only when it is to be adopted.
@@ -785,9 +841,15 @@ export class CertKeeper {
       if (!set || !this.#usable(set.meta, record)) continue;
       await this.#turns.turn();
       this.#adopt(record, set, 'storage');
+      record.finalError = false;
       this.#scheduleNext(record);
       return 'adopted';
     }
+
+    // The shared failure state: a peer (or an earlier run) may have failed meanwhile, or been refused finally.
+    const persisted = await loadFailureState(this.#storage, record.certName);
+    if (persisted) this.#applyFailureState(record, persisted);
+    if (!force) this.#throwIfBlocked(record, persisted);
 
     let vetoReason: string | undefined;
     this.#events.emit('cert_obtaining', {
@@ -800,40 +862,29 @@ export class CertKeeper {
     });
     if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
 
-    try {
-      const { set, material } = await this.#issueAndStore(record, signal, lockName);
-      const hadObtainWait = !renewal && record.backoff !== undefined;
-      await this.#turns.turn();
-      this.#adopt(record, set, 'obtained', material);
-      if (hadObtainWait) {
-        await clearObtainWait(this.#storage, record.certName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted CA wait'));
-      }
-      record.backoff = undefined;
-      record.finalError = false;
-      record.obtainedAt = this.#config.clock.now();
-      this.#scheduleNext(record);
-      const payload = {
-        names: [...record.names],
-        issuer: set.meta.issuerKey,
-        renewal,
-        notBefore: new Date(set.meta.notBefore),
-        notAfter: new Date(set.meta.notAfter),
-        serialNumber: set.meta.serialNumber,
-      };
-      this.#events.emit('cert_obtained', payload);
-      if (renewal) this.#events.emit('cert_renewed', payload);
-      this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
-      return 'obtained';
-    } catch (error) {
-      if (error instanceof LockLostError) {
-        // Another process took this name over and stores its own result: not a failure of the stored certificate,
-        // so no backoff (and no write to a sidecar we no longer own); the next attempt finds its certificate and adopts it.
-        this.#log.warn({ names: record.names, lock: lockName }, 'lock lost while obtaining; another process took over this name');
-        throw error;
-      }
-      await this.#recordFailure(record, error, renewal);
-      throw error;
+    const { set, material } = await this.#issueAndStore(record, signal, lockName);
+    const hadFailures = persisted !== undefined || record.backoff !== undefined;
+    await this.#turns.turn();
+    this.#adopt(record, set, 'obtained', material);
+    if (hadFailures) {
+      await clearFailureState(this.#storage, record.certName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted failure state'));
     }
+    record.backoff = undefined;
+    record.finalError = false;
+    record.obtainedAt = this.#config.clock.now();
+    this.#scheduleNext(record);
+    const payload = {
+      names: [...record.names],
+      issuer: set.meta.issuerKey,
+      renewal,
+      notBefore: new Date(set.meta.notBefore),
+      notAfter: new Date(set.meta.notAfter),
+      serialNumber: set.meta.serialNumber,
+    };
+    this.#events.emit('cert_obtained', payload);
+    if (renewal) this.#events.emit('cert_renewed', payload);
+    this.#log.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
+    return 'obtained';
   }
 
   /** Makes a key and CSR, asks each issuer in turn, stores the first certificate obtained. */
@@ -849,6 +900,8 @@ export class CertKeeper {
     for (const issuer of record.settings.issuers) {
       if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
       try {
+        // The set must be storable at its own path (a file where its folder should be...) before the CA issues it.
+        if (heldLock !== undefined) await checkCertificateWritable(this.#storage, certificateKeys(issuer.key, record.certName));
         await this.#limiterFor(issuer).take(signal);
         // A renewal is background work: its key and CSR are made off the event loop. A first obtain has a caller
         // waiting (start-up, a handshake) and skips the worker's start-up; it still runs in a turn of its own.
@@ -917,9 +970,12 @@ export class CertKeeper {
       attempt: record.backoff.failures,
       nextAttemptAt,
     });
-    // Persist the backoff beside the certificate so a restart does not reset it.
+    // Persisted for every name, so a restart and every peer sharing the storage honour it.
+    const backoff = record.backoff;
+    await saveFailureState(this.#storage, record.certName, { ...backoff, ...(record.finalError ? { final: true } : {}) })
+      .catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist the failure state'));
+    // Also beside the certificate, where a lazily loaded set's sidecar brings it back.
     if (record.issuerKey !== undefined) {
-      const backoff = record.backoff;
       await updateCertificateMeta(this.#storage, record.issuerKey, record.certName, (meta) => ({
         ...meta,
         renewal: {
@@ -927,14 +983,70 @@ export class CertKeeper {
           failures: backoff.failures,
           nextAttemptAt: new Date(backoff.nextAttemptAt).toISOString(),
           ...(backoff.lastError
-            ? { lastError: { code: backoff.lastError.code ?? 'ERR_UNKNOWN', message: backoff.lastError.message, at: new Date(backoff.lastError.at).toISOString() } }
+            ? { lastError: { ...(knownErrorCode(backoff.lastError.code) ? { code: backoff.lastError.code } : {}), message: backoff.lastError.message, at: new Date(backoff.lastError.at).toISOString() } }
             : {}),
         },
       })).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist renewal state'));
-    } else if (typeof retryAt === 'number') {
-      // No sidecar yet: keep the CA's Retry-After on its own, so a restart waits for it too.
-      await saveObtainWait(this.#storage, record.certName, record.backoff).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist the CA wait'));
     }
+  }
+
+  /**
+   * Reports `error` as a failure of the record's name unless it already was, or is no failure: a backoff still
+   * running, a lost lease (a peer owns the name), or work stopped by its signal or by close().
+   */
+  async #noteFailure(record: ManagedRecord, error: unknown, renewal: boolean, signal: AbortSignal): Promise<void> {
+    if (typeof error === 'object' && error !== null) {
+      if (this.#accounted.has(error)) return;
+      this.#accounted.add(error);
+    }
+    if (error instanceof BackoffError || error instanceof LockLostError || error instanceof ClosedError) return;
+    if (signal.aborted || this.#closing) return;
+    await this.#recordFailure(record, error, renewal);
+  }
+
+  /** Throws the error to report while `state` forbids an attempt now (that error is not a new failure). */
+  #throwIfBlocked(record: ManagedRecord, state: FailureState | undefined): void {
+    const blocked = blockedBy(record.certName, state, this.#config.clock.now());
+    if (!blocked) return;
+    this.#accounted.add(blocked);
+    throw blocked;
+  }
+
+  #applyFailureState(record: ManagedRecord, state: FailureState): void {
+    record.backoff = { failures: state.failures, nextAttemptAt: state.nextAttemptAt, ...(state.lastError ? { lastError: state.lastError } : {}) };
+    record.finalError = state.final === true;
+  }
+
+  /** One listing of the persisted failure states; undefined when it failed (then each name's state is read). */
+  async #listFailureStates(): Promise<ReadonlySet<string> | undefined> {
+    try {
+      this.#failureListing = await listFailureStates(this.#storage);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'could not list persisted failure states; reading them name by name');
+      this.#failureListing = undefined;
+    }
+    return this.#failureListing;
+  }
+
+  /**
+   * Reads a name's persisted failure state (when `listed` says there is one, or without a listing) into its record;
+   * returns the error to report while it forbids an attempt. An unreadable state is logged and ignored here: the
+   * read under the lock before ordering fails the same way, and that counts as a failure of the name.
+   */
+  async #restoreFailureState(record: ManagedRecord, listed: ReadonlySet<string> | undefined): Promise<CertKeeperError | undefined> {
+    if (listed !== undefined && !hasFailureState(listed, record.certName)) return undefined;
+    let state: FailureState | undefined;
+    try {
+      state = await loadFailureState(this.#storage, record.certName);
+    } catch (error) {
+      this.#log.warn({ err: error, name: record.certName }, 'could not read the persisted failure state');
+      return undefined;
+    }
+    if (!state) return undefined;
+    this.#applyFailureState(record, state);
+    const blocked = blockedBy(record.certName, state, this.#config.clock.now());
+    if (blocked) this.#accounted.add(blocked);
+    return blocked;
   }
 
   #limiterFor(issuer: Issuer): RateLimiter {
@@ -980,18 +1092,6 @@ export class CertKeeper {
     if (record.backoff !== undefined && record.backoff.nextAttemptAt > now) return false;
     const dueAt = this.#renewalDueAt(record);
     return dueAt === undefined || dueAt <= now;
-  }
-
-  /** Loads a persisted CA wait for a name with no certificate; returns the error to report while it runs. */
-  async #restoreObtainWait(record: ManagedRecord): Promise<AcmeRateLimitedError | undefined> {
-    const wait = await loadObtainWait(this.#storage, record.certName).catch((error: unknown) => {
-      this.#log.warn({ err: error, name: record.certName }, 'could not read the persisted CA wait');
-      return undefined;
-    });
-    if (!wait || wait.nextAttemptAt <= this.#config.clock.now()) return undefined;
-    record.backoff = wait;
-    const at = new Date(wait.nextAttemptAt).toISOString();
-    return new AcmeRateLimitedError(`the CA asked not to be asked again before ${at}${wait.lastError ? ` (${wait.lastError.message})` : ''}`, wait.nextAttemptAt);
   }
 
   #scheduleNext(record: ManagedRecord): void {
@@ -1178,4 +1278,9 @@ export class CertKeeper {
     this.#events.removeAll();
     if (this.#ownsStorage) await this.#storage.close?.();
   }
+}
+
+/** Only codes of the README's table are persisted (a foreign `code`, such as a Node errno, is left out). */
+function knownErrorCode(code: string | undefined): code is string {
+  return code !== undefined && Object.hasOwn(ERROR_CODES, code);
 }

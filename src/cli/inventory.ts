@@ -27,7 +27,7 @@ export interface StoredCertificate {
   /** When a keeper sharing this storage will renew it (or retry after failures). */
   nextRenewalAt: Date;
   failures: number;
-  lastError: { code: string; message: string; at: string } | undefined;
+  lastError: { code?: string; message: string; at: string } | undefined;
 }
 
 export interface InventoryOptions {

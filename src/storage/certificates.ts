@@ -27,8 +27,8 @@ import type { Storage } from './types.js';
 export const CERTIFICATE_META_VERSION = 1;
 
 export interface RenewalErrorRecord {
-  /** Error code (a certkeeper ERR_* code or an ACME problem type). */
-  code: string;
+  /** The certkeeper ERR_* code; absent when the error had none. */
+  code?: string;
   message: string;
   /** ISO 8601 time of the failure. */
   at: string;

@@ -3,9 +3,11 @@
  * components passed through safeKeyComponent, so no user-controlled string can
  * add a path segment.
  *
- *   certificates/<issuer>/<name>/<name>.crt|.key|.json   (+ <name>.pending while a new set is written)
+ *   certificates/<issuer>/<name>/<name>.crt|.key|.json   (+ <name>.pending while a new set is written,
+ *                                                         <name>.probe while checking, before an order, that it can be)
  *   acme/<issuer>/users/<email>/<email>.key|.json
  *   acme/<issuer>/challenge_tokens/<identifier>/<token>.json
+ *   backoff/<name>.json                                    (a failing name's backoff; see maintenance/failure-state.ts)
  *   locks/<lock name>                                      (file storage only)
  */
 import { InvalidStorageKeyError } from '../errors.js';
@@ -43,6 +45,8 @@ export interface CertificateKeys {
   meta: string;
   /** Write-ahead copy of a set being stored; its presence means "roll forward". */
   pending: string;
+  /** A short-lived value written before ordering, to prove the set can be stored here. */
+  probe: string;
 }
 
 export function certificateKeys(issuerKey: string, certName: string): CertificateKeys {
@@ -55,6 +59,7 @@ export function certificateKeys(issuerKey: string, certName: string): Certificat
     key: `${prefix}/${name}.key`,
     meta: `${prefix}/${name}.json`,
     pending: `${prefix}/${name}.pending`,
+    probe: `${prefix}/${name}.probe`,
   };
 }
 
@@ -117,9 +122,9 @@ export function internalCaLockName(caName: string): string {
 }
 
 /**
- * The CA's "not before" for a name that has no certificate yet (a first
- * obtain has no sidecar to hold its backoff): backoff/<name>.json.
+ * A name's failure state (backoff, last error, finality), kept for every
+ * name whether or not it has a certificate: backoff/<name>.json.
  */
-export function obtainWaitKey(certName: string): string {
+export function failureStateKey(certName: string): string {
   return `backoff/${safeKeyComponent(certName)}.json`;
 }

@@ -48,7 +48,9 @@ describe('codes persisted in renewal state', () => {
     assert.equal(recordFailure(undefined, new two.LockLostError('l'), 0).lastError?.code, 'ERR_LOCK_LOST');
   });
 
-  it('include ERR_UNKNOWN, which the sidecar records for an error without a certkeeper code', () => {
-    assert.ok('ERR_UNKNOWN' in one.ERROR_CODES);
+  it('never include a code outside the README table, even one shaped like ours', () => {
+    const lookalike = Object.assign(new Error('made up'), { code: 'ERR_NOT_IN_THE_TABLE' });
+    assert.equal(recordFailure(undefined, lookalike, 0).lastError?.code, undefined);
+    assert.ok(!('ERR_UNKNOWN' in one.ERROR_CODES));
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { AcmeRateLimitedError, ManageError, StorageNotFoundError } from '../../src/errors.js';
 import { CertKeeper } from '../../src/manager.js';
-import { obtainWaitKey } from '../../src/storage/layout.js';
+import { failureStateKey } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { startProxy, type ProxyHandle, type SeenRequest } from '../acme/proxy.js';
@@ -88,7 +88,7 @@ describe('fault: 429 and 503 with Retry-After', { skip }, () => {
       const event = await failed;
       assert.ok(event.nextAttemptAt && event.nextAttemptAt.getTime() >= retryAt, 'the next attempt is not before Retry-After');
       assert.equal(proxy.seen.filter(isNewOrder).length, 1, 'no retry inside the process');
-      const persisted = JSON.parse((await storage.load(obtainWaitKey(name))).toString()) as { nextAttemptAt: number; failures: number };
+      const persisted = JSON.parse((await storage.load(failureStateKey(name))).toString()) as { nextAttemptAt: number; failures: number };
       assert.equal(persisted.nextAttemptAt, event.nextAttemptAt.getTime(), 'the wait is in storage');
     } finally {
       await first.close();
@@ -113,7 +113,7 @@ describe('fault: 429 and 503 with Retry-After', { skip }, () => {
       await obtained;
       assert.equal(proxy.seen.filter(isNewOrder).length, 1);
       assert.equal(second.status(name).state, 'valid');
-      await assert.rejects(storage.load(obtainWaitKey(name)), StorageNotFoundError, 'the persisted wait is cleared once obtained');
+      await assert.rejects(storage.load(failureStateKey(name)), StorageNotFoundError, 'the persisted wait is cleared once obtained');
     } finally {
       await second.close();
     }

@@ -275,7 +275,7 @@ export function workerConfig(
   id: string,
   storage: SharedStorage,
   pebble: { directoryUrl: string; pebbleCaPem: string },
-  extra: { challengePort?: number; pauseAt?: PausePoint } = {},
+  extra: { challengePort?: number; pauseAt?: PausePoint; fakeClockStart?: number } = {},
 ): WorkerConfig {
   return { id, storage: storage.config, directoryUrl: pebble.directoryUrl, pebbleCaPem: pebble.pebbleCaPem, ...extra };
 }

@@ -33,7 +33,7 @@ export function registerList(program: Command, registry: Registry): void {
               formatDate(c.notAfter),
               String(c.daysLeft),
               formatDate(c.nextRenewalAt),
-              c.lastError ? oneLine(`${c.lastError.code}: ${c.lastError.message}`, 60) : '-',
+              c.lastError ? oneLine(c.lastError.code ? `${c.lastError.code}: ${c.lastError.message}` : c.lastError.message, 60) : '-',
             ]),
           ),
         );

@@ -1,0 +1,88 @@
+/**
+ * A name's failure state, kept in storage for every name, with a certificate
+ * or without one: consecutive failures, when the next attempt is allowed, the
+ * last error, and whether the CA's answer was final (rejectedIdentifier...).
+ *
+ * Written under the name's lock when an attempt fails, deleted when one
+ * succeeds, and read under the lock before every order, so restarts and every
+ * process sharing the storage honour one backoff (Let's Encrypt counts failed
+ * validations per name, not per process). A renewal's state is also kept in
+ * the certificate's sidecar, as before; this record is the one every path reads.
+ */
+import { AcmeRateLimitedError, BackoffError, ERROR_CODES, StorageNotFoundError } from '../errors.js';
+import { failureStateKey, safeKeyComponent } from '../storage/layout.js';
+import type { Storage } from '../storage/types.js';
+import { parseBackoffState, type BackoffState } from './backoff.js';
+
+export interface FailureState extends BackoffState {
+  /** The CA's answer cannot change by retrying: no automatic attempt until a forced renew. */
+  final?: boolean | undefined;
+}
+
+export async function loadFailureState(storage: Storage, certName: string): Promise<FailureState | undefined> {
+  let raw: Uint8Array;
+  try {
+    raw = await storage.load(failureStateKey(certName));
+  } catch (error) {
+    if (error instanceof StorageNotFoundError) return undefined;
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(raw).toString('utf8'));
+  } catch {
+    return undefined; // unreadable: as if absent
+  }
+  const state = parseBackoffState(value);
+  if (state === undefined || state.failures < 1) return undefined;
+  return (value as { final?: unknown }).final === true ? { ...state, final: true } : state;
+}
+
+export async function saveFailureState(storage: Storage, certName: string, state: FailureState): Promise<void> {
+  const lastError = state.lastError
+    ? { message: state.lastError.message, at: state.lastError.at, ...(knownCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
+    : undefined;
+  const record = { failures: state.failures, nextAttemptAt: state.nextAttemptAt, ...(lastError ? { lastError } : {}), ...(state.final ? { final: true } : {}) };
+  await storage.store(failureStateKey(certName), Buffer.from(JSON.stringify(record)));
+}
+
+export async function clearFailureState(storage: Storage, certName: string): Promise<void> {
+  try {
+    await storage.delete(failureStateKey(certName));
+  } catch (error) {
+    if (!(error instanceof StorageNotFoundError)) throw error;
+  }
+}
+
+/** Key components (safeKeyComponent of a certificate name) that have a failure state: one list call, not one read per name. */
+export async function listFailureStates(storage: Storage): Promise<Set<string>> {
+  let keys: string[];
+  try {
+    keys = await storage.list(failureStateKey('x').split('/')[0] as string, false);
+  } catch (error) {
+    if (error instanceof StorageNotFoundError) return new Set();
+    throw error;
+  }
+  return new Set(keys.map((k) => k.slice(k.lastIndexOf('/') + 1)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)));
+}
+
+export function hasFailureState(listed: ReadonlySet<string>, certName: string): boolean {
+  return listed.has(safeKeyComponent(certName));
+}
+
+/** The error to report while a state forbids an attempt at `now`, or undefined when an attempt may go ahead. */
+export function blockedBy(certName: string, state: FailureState | undefined, now: number): BackoffError | AcmeRateLimitedError | undefined {
+  if (state === undefined) return undefined;
+  if (state.final === true) return new BackoffError(certName, state);
+  if (state.nextAttemptAt <= now) return undefined;
+  // A wait the CA asked for keeps its own type (the caller may act on retryAt).
+  if (state.lastError?.code === 'ERR_ACME_RATE_LIMITED') {
+    const at = new Date(state.nextAttemptAt).toISOString();
+    return new AcmeRateLimitedError(`the CA asked not to be asked again before ${at} (${state.lastError.message})`, state.nextAttemptAt);
+  }
+  return new BackoffError(certName, state);
+}
+
+function knownCode(code: string | undefined): code is string {
+  return code !== undefined && Object.hasOwn(ERROR_CODES, code);
+}
