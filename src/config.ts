@@ -30,6 +30,11 @@ export const DEFAULT_CACHE_CAPACITY = 10_000;
 export const DEFAULT_ON_DEMAND_TIMEOUT_MS = 60_000;
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export const DEFAULT_ON_DEMAND_RATE = { capacity: 10, refillAmount: 10, refillIntervalMs: 60_000 } as const;
+/** On-demand decisions (decide() calls, ask requests) in progress at once; one more fails its handshake at once. */
+export const DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS = 64;
+/** How long an on-demand answer (allow or deny) is reused before decide()/askUrl is consulted again. */
+export const DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS = 30_000;
+export const DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY = 10_000;
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 /** Concurrent storage reads when loading many stored certificates at start-up. */
 export const DEFAULT_LOAD_CONCURRENCY = 64;
@@ -97,8 +102,8 @@ export interface RateLimitOptions {
 }
 
 export interface OnDemandOptions {
-  /** Decides whether a name seen in a handshake may get a certificate. */
-  decide?: (name: string) => boolean | Promise<boolean>;
+  /** Decides whether a name seen in a handshake may get a certificate; `signal` aborts when the handshake goes away. */
+  decide?: (name: string, options: { signal: AbortSignal }) => boolean | Promise<boolean>;
   /** GET `askUrl?domain=<name>`: a 2xx answer allows (10 s timeout, redirects not followed). */
   askUrl?: string;
   /** Caps new on-demand orders (default 10 per minute). */
@@ -107,6 +112,10 @@ export interface OnDemandOptions {
   timeoutMs?: number;
   /** Longest the askUrl endpoint may take to answer before the name is denied (default 10 s). */
   askTimeoutMs?: number;
+  /** Decisions (decide() calls, ask requests) in progress at once; beyond it a handshake fails at once (default 64). */
+  maxConcurrentDecisions?: number;
+  /** How long an answer (allow or deny) is reused; 0 or false asks every time (default 30 s). */
+  decisionCacheTtlMs?: number | false;
 }
 
 /** An ACME CA to build with the keeper's solvers; unset fields come from the keeper's options. */
@@ -222,11 +231,13 @@ export interface ResolvedConfig {
   readonly rateLimit: Readonly<RateLimitOptions> | false | undefined;
   readonly onDemand:
     | {
-        readonly decide: ((name: string) => boolean | Promise<boolean>) | undefined;
+        readonly decide: ((name: string, options: { signal: AbortSignal }) => boolean | Promise<boolean>) | undefined;
         readonly askUrl: string | undefined;
         readonly rateLimit: Readonly<RateLimitOptions>;
         readonly timeoutMs: number;
         readonly askTimeoutMs: number;
+        readonly maxConcurrentDecisions: number;
+        readonly decisionCacheTtlMs: number;
       }
     | false;
   readonly cacheCapacity: number;
@@ -459,6 +470,8 @@ function resolveOnDemand(value: OnDemandOptions | false | undefined): ResolvedCo
     rateLimit: value.rateLimit === undefined ? DEFAULT_ON_DEMAND_RATE : resolveRateLimit(value.rateLimit, 'onDemand.rateLimit'),
     timeoutMs: positiveInteger(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
     askTimeoutMs: positiveInteger(value.askTimeoutMs, 'onDemand.askTimeoutMs') ?? DEFAULT_ASK_TIMEOUT_MS,
+    maxConcurrentDecisions: positiveInteger(value.maxConcurrentDecisions, 'onDemand.maxConcurrentDecisions') ?? DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS,
+    decisionCacheTtlMs: value.decisionCacheTtlMs === false ? 0 : (nonNegativeInteger(value.decisionCacheTtlMs, 'onDemand.decisionCacheTtlMs') ?? DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS),
   });
 }
 
@@ -508,6 +521,12 @@ function optionalBoolean(value: unknown, option: string): boolean | undefined {
 function positiveInteger(value: unknown, option: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new InvalidOptionError(option, 'must be a positive integer');
+  return value;
+}
+
+function nonNegativeInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InvalidOptionError(option, 'must be an integer >= 0');
   return value;
 }
 
