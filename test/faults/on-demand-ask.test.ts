@@ -227,6 +227,22 @@ describe('fault: on-demand askUrl under abuse', () => {
     }
   });
 
+  test('a concurrent flood of 2,000 allowed names with a rate limit of 10: 10 orders, asks bounded by what was in flight', { timeout: 120_000 }, async (t) => {
+    const ask = await new AskServer().start();
+    const k = await keeperWithAsk({ askUrl: ask.url(), rateLimit: { capacity: 10, refillAmount: 1, refillIntervalMs: 3_600_000 } });
+    try {
+      const parallel = 20;
+      await pool(2_000, parallel, () => sendClientHello(k.port, Buffer.from(randomName())));
+      t.diagnostic(`${ask.urls.length} ask requests for ${k.issuer.calls.length} orders`);
+      assert.equal(k.issuer.calls.length, 10, '10 orders');
+      // Only handshakes that were already deciding when the last token went can have asked beyond the 10.
+      assert.ok(ask.urls.length <= 10 + parallel, `${ask.urls.length} ask requests`);
+    } finally {
+      await k.close();
+      await ask.stop();
+    }
+  });
+
   test('answers are cached for decisionCacheTtlMs: one ask per name for allow and deny, asked again after the TTL', { timeout: 60_000 }, async () => {
     const ask = await new AskServer().start();
     const clock = new FakeClock(Date.now());
