@@ -38,7 +38,7 @@ import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
 import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
-import { OnDemandDecider } from './on-demand.js';
+import { OnDemandDecider, type Decision } from './on-demand.js';
 import {
   certificateMetaFrom,
   listCertificateNames,
@@ -716,7 +716,7 @@ export class CertKeeper {
       this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
       return undefined;
     }
-    let decision;
+    let decision: Decision;
     try {
       // Aborted when the handshakes waiting for it are gone; the order that may follow is not.
       decision = await decider.decide(name, abandoned);
