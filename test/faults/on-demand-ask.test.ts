@@ -273,6 +273,26 @@ describe('fault: on-demand askUrl under abuse', () => {
     }
   });
 
+  test('a hanging ask endpoint fails closed at askTimeoutMs: ten handshakes for one name make one request, closed at the timeout', { timeout: 60_000 }, async () => {
+    const ask = await new AskServer().start();
+    ask.mode = 'hang';
+    const k = await keeperWithAsk({ askUrl: ask.url(), askTimeoutMs: 300, timeoutMs: 3_600_000 });
+    try {
+      const clients = Array.from({ length: 10 }, () => waitingClient(k.port, 'slow.example.test'));
+      const answers = await Promise.all(clients.map((c) => c.answer));
+      assert.ok(answers.every((a) => a !== 'handshake'), answers.join(', '));
+      assert.equal(ask.urls.length, 1, 'one outbound request for the ten handshakes');
+      assert.match(k.denials[0]?.reason ?? '', /did not answer within 300 ms/);
+      assert.equal(k.keeper.cacheStats().loadTimeouts, 0, 'ended by the ask timeout, not by the handshake timeout');
+      await waitUntil(() => ask.open === 0, 'the timed-out ask request closed', 30_000);
+      for (const c of clients) c.hangUp();
+      assert.deepEqual(k.issuer.calls, []);
+    } finally {
+      await k.close();
+      await ask.stop();
+    }
+  });
+
   test('a redirect from the ask endpoint is a deny and is not followed', async () => {
     const ask = await new AskServer().start();
     ask.mode = 'redirect';
