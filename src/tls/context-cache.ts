@@ -402,6 +402,7 @@ export class ContextCache {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeController.abort(new ClosedError('ContextCache'));
+    for (const pending of this.#pending.values()) pending.abandon.abort(new ClosedError('ContextCache'));
     for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
     this.#index.clear();
@@ -451,7 +452,8 @@ export class ContextCache {
     this.#stats.loads++;
     const log = this.#opts.logger;
     const pending: PendingLoad = { result: Promise.resolve(undefined), cancelled: false, waiters: 0, pinned: false, abandon: new AbortController() };
-    const abandoned = AbortSignal.any([this.#closeController.signal, pending.abandon.signal]);
+    // Aborted by close() as well (no AbortSignal.any: it would hang one dependent per load on the long-lived close signal).
+    const abandoned = pending.abandon.signal;
     const answer = (async (): Promise<Entry | undefined> => {
       try {
         const material = await loader(name, { signal: this.#closeController.signal, abandoned });
