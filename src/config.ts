@@ -31,8 +31,8 @@ import {
 import { resolveDirectoryUrl } from './acme/directories.js';
 import { resolveAcmeIssuerOptions } from './issuers/acme.js';
 import { resolveInternalIssuerOptions, type InternalIssuerOptions } from './issuers/internal.js';
-import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_HTTP01_PORT, DEFAULT_KEY_TYPE, DEFAULT_LOAD_CONCURRENCY, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_ON_DEMAND_RATE, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_TLS_ALPN01_PORT } from './defaults.js';
-export { DEFAULT_CA, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_CACHE_CAPACITY, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_ASK_TIMEOUT_MS, DEFAULT_ON_DEMAND_RATE, DEFAULT_LOG_LEVEL, DEFAULT_LOAD_CONCURRENCY, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST };
+import { DEFAULT_ASK_TIMEOUT_MS, DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_HTTP01_PORT, DEFAULT_KEY_TYPE, DEFAULT_LOAD_CONCURRENCY, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS, DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS, DEFAULT_ON_DEMAND_RATE, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_TLS_ALPN01_PORT } from './defaults.js';
+export { DEFAULT_CA, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS, DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS, DEFAULT_KEY_TYPE, DEFAULT_RENEWAL_WINDOW_RATIO, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT, DEFAULT_CHALLENGE_PREFERENCE, DEFAULT_CACHE_CAPACITY, DEFAULT_ON_DEMAND_TIMEOUT_MS, DEFAULT_ASK_TIMEOUT_MS, DEFAULT_ON_DEMAND_RATE, DEFAULT_LOG_LEVEL, DEFAULT_LOAD_CONCURRENCY, DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION, DEFAULT_RENEWAL_MIN_IDLE_CPUS, DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY, DEFAULT_RENEWAL_CHECK_INTERVAL_MS, DEFAULT_RENEWAL_IDLE_BURST };
 
 /** Stand-ins for what the keeper supplies when it builds an issuer from a spec; only used to validate the spec. */
 const NO_LOGGER: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => NO_LOGGER };
@@ -93,8 +93,8 @@ export interface RateLimitOptions {
 }
 
 export interface OnDemandOptions {
-  /** Decides whether a name seen in a handshake may get a certificate. */
-  decide?: (name: string) => boolean | Promise<boolean>;
+  /** Decides whether a name seen in a handshake may get a certificate; `signal` aborts when the handshake goes away. */
+  decide?: (name: string, options: { signal: AbortSignal }) => boolean | Promise<boolean>;
   /** GET `askUrl?domain=<name>`: a 2xx answer allows (10 s timeout, redirects not followed). */
   askUrl?: string;
   /** Caps new on-demand orders (default 10 per minute). */
@@ -103,6 +103,10 @@ export interface OnDemandOptions {
   timeoutMs?: number;
   /** Longest the askUrl endpoint may take to answer before the name is denied (default 10 s). */
   askTimeoutMs?: number;
+  /** Decisions (decide() calls, ask requests) in progress at once; beyond it a handshake fails at once (default 64). */
+  maxConcurrentDecisions?: number;
+  /** How long an answer (allow or deny) is reused; 0 or false asks every time (default 30 s). */
+  decisionCacheTtlMs?: number | false;
 }
 
 /** An ACME CA to build with the keeper's solvers; unset fields come from the keeper's options. */
@@ -223,11 +227,13 @@ export interface ResolvedConfig {
   readonly rateLimit: Readonly<RateLimitOptions> | false | undefined;
   readonly onDemand:
     | {
-        readonly decide: ((name: string) => boolean | Promise<boolean>) | undefined;
+        readonly decide: ((name: string, options: { signal: AbortSignal }) => boolean | Promise<boolean>) | undefined;
         readonly askUrl: string | undefined;
         readonly rateLimit: Readonly<RateLimitOptions>;
         readonly timeoutMs: number;
         readonly askTimeoutMs: number;
+        readonly maxConcurrentDecisions: number;
+        readonly decisionCacheTtlMs: number;
       }
     | false;
   readonly cacheCapacity: number;
@@ -485,6 +491,8 @@ function resolveOnDemand(value: OnDemandOptions | false | undefined): ResolvedCo
     rateLimit: value.rateLimit === undefined ? DEFAULT_ON_DEMAND_RATE : resolveRateLimit(value.rateLimit, 'onDemand.rateLimit'),
     timeoutMs: durationMs(value.timeoutMs, 'onDemand.timeoutMs') ?? DEFAULT_ON_DEMAND_TIMEOUT_MS,
     askTimeoutMs: durationMs(value.askTimeoutMs, 'onDemand.askTimeoutMs') ?? DEFAULT_ASK_TIMEOUT_MS,
+    maxConcurrentDecisions: positiveInteger(value.maxConcurrentDecisions, 'onDemand.maxConcurrentDecisions') ?? DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS,
+    decisionCacheTtlMs: value.decisionCacheTtlMs === false ? 0 : (durationMs(value.decisionCacheTtlMs, 'onDemand.decisionCacheTtlMs', true) ?? DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS),
   });
 }
 

@@ -137,3 +137,10 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 export const DEFAULT_HTTPS_PORT = 443;
 // --- doctor
 export const DEFAULT_DOCTOR_TIMEOUT_MS = 10_000;
+
+/** On-demand decisions (decide() calls, ask requests) in progress at once; one more fails its handshake at once. */
+export const DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS = 64;
+/** How long an on-demand answer (allow or deny) is reused before decide()/askUrl is consulted again. */
+export const DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS = 30_000;
+/** Answers remembered at most (oldest dropped first). */
+export const DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY = 10_000;

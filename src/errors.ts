@@ -6,7 +6,7 @@
 
 export const ERROR_CODES = {
   ERR_INVALID_OPTION: 'An option is missing, of the wrong type or out of range; the message names it.',
-  ERR_INVALID_NAME: 'A domain name, IP address or SNI value is not acceptable as a certificate identifier.',
+  ERR_INVALID_NAME: 'A domain name, IP address or SNI value is not acceptable as a certificate identifier (this includes names URL parsers read as IPv4, like `0x7f000001` or `127.1`, and `xn--` labels that are not valid punycode of an IDNA label).',
   ERR_INVALID_STORAGE_KEY: 'A storage key would leave the storage root or holds forbidden characters.',
   ERR_STORAGE_NOT_FOUND: 'The storage key does not exist.',
   ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost, an operation timed out).',
@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ERR_TIMEOUT: 'The operation did not finish in its allowed time.',
   ERR_CLOSED: 'The object has been closed.',
   ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
+  ERR_ON_DEMAND_BUSY: 'An on-demand decision was refused at once because onDemand.maxConcurrentDecisions are already in progress (the handshake gets no new certificate).',
   ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
   ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
   ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
@@ -355,6 +356,13 @@ export function printable(input: unknown, max = 80): string {
   // eslint-disable-next-line no-control-regex
   const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}
+
+/** Too many on-demand decisions in progress: this one is refused at once instead of queueing (random-SNI floods). */
+export class OnDemandBusyError extends CertKeeperError {
+  constructor(name: string, limit: number) {
+    super('ERR_ON_DEMAND_BUSY', `On-demand decision for ${JSON.stringify(printable(name))} refused: ${limit} decisions already in progress`);
+  }
 }
 
 export class NoCertificateError extends CertKeeperError {

@@ -10,7 +10,7 @@ import { createKeyAndCsr } from './acme/csr.js';
 import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
 import type { TimerHandle } from './clock.js';
 import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
-import { resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
+import { DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
 import {
   AbortedError,
   AcmeProblemError,
@@ -22,6 +22,7 @@ import {
   InvalidOptionError,
   LockLostError,
   ManageError,
+  OnDemandBusyError,
   StorageError,
   StorageNotFoundError,
   type NameFailure,
@@ -39,7 +40,7 @@ import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
 import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
-import { decideOnDemand } from './on-demand.js';
+import { OnDemandDecider, type Decision } from './on-demand.js';
 import {
   certificateMetaFrom,
   listCertificateNames,
@@ -152,6 +153,7 @@ export class CertKeeper {
   readonly #nameIndex = new Map<string, string>();
   readonly #limiters = new Map<string, RateLimiter>();
   readonly #onDemandLimiter: RateLimiter | undefined;
+  readonly #onDemandDecider: OnDemandDecider | undefined;
   readonly #issuers: IssuerFactory;
   readonly #defaultSettings: ResolvedSettings;
   readonly #abort = new AbortController();
@@ -180,7 +182,7 @@ export class CertKeeper {
     this.#storage = this.#metrics.instrumentStorage(config.storage ?? new FileStorage({ logger: config.logger }));
     this.#cache = new ContextCache({
       capacity: config.cacheCapacity,
-      loader: (name, { signal }) => this.#loadForHandshake(name, signal),
+      loader: (name, { signal, abandoned }) => this.#loadForHandshake(name, signal, abandoned),
       loadTimeoutMs: config.onDemand ? config.onDemand.timeoutMs : 10_000,
       onEvict: ({ names }) => this.#events.emit('cert_evicted', { names }),
       logger: config.logger.child({ component: 'tls' }),
@@ -205,6 +207,17 @@ export class CertKeeper {
         })
       : undefined;
     this.#onDemandLimiter = config.onDemand ? createRateLimiter(config.onDemand.rateLimit, config.clock, 'onDemand.rateLimit') : undefined;
+    this.#onDemandDecider = config.onDemand
+      ? new OnDemandDecider({
+          decide: config.onDemand.decide,
+          askUrl: config.onDemand.askUrl,
+          askTimeoutMs: config.onDemand.askTimeoutMs,
+          maxConcurrent: config.onDemand.maxConcurrentDecisions,
+          cacheTtlMs: config.onDemand.decisionCacheTtlMs,
+          cacheCapacity: DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY,
+          clock: config.clock,
+        })
+      : undefined;
 
     this.#cpu = new CpuOffload({ logger: config.logger.child({ component: 'cpu' }) });
     this.#issuers = new IssuerFactory(config, this.#storage, this.#cpu);
@@ -703,7 +716,7 @@ export class CertKeeper {
   }
 
   /** The cache's loader: names that are managed but not cached, then on-demand names. No I/O before a name is known to be ours. */
-  async #loadForHandshake(name: string, signal: AbortSignal): Promise<CertificateMaterial | undefined> {
+  async #loadForHandshake(name: string, signal: AbortSignal, abandoned: AbortSignal): Promise<CertificateMaterial | undefined> {
     const certName = this.#nameIndex.get(name) ?? (wildcardFor(name) !== undefined ? this.#nameIndex.get(wildcardFor(name) as string) : undefined);
     const record = certName !== undefined ? this.#records.get(certName) : undefined;
     if (record) {
@@ -722,9 +735,21 @@ export class CertKeeper {
       if (!record.finalError && (backoff === undefined || backoff.nextAttemptAt <= this.#config.clock.now())) this.#track(this.#renewInBackground(record));
       return undefined;
     }
-    const onDemand = this.#config.onDemand;
-    if (onDemand === false) return undefined;
-    const decision = await decideOnDemand(name, { decide: onDemand.decide, askUrl: onDemand.askUrl, askTimeoutMs: onDemand.askTimeoutMs });
+    const decider = this.#onDemandDecider;
+    if (decider === undefined) return undefined;
+    // No decision (no ask request) is spent on a name that could not be ordered anyway.
+    if (this.#onDemandLimiter?.hasToken() !== true) {
+      this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
+      return undefined;
+    }
+    let decision: Decision;
+    try {
+      // Aborted when the handshakes waiting for it are gone; the order that may follow is not.
+      decision = await decider.decide(name, abandoned);
+    } catch (error) {
+      if (error instanceof OnDemandBusyError) this.#events.emit('on_demand_denied', { name, reason: 'too many on-demand decisions in progress' });
+      throw error;
+    }
     if (!decision.allowed) {
       this.#events.emit('on_demand_denied', { name, reason: decision.reason });
       this.#log.debug({ name, reason: decision.reason }, 'on-demand certificate denied');
@@ -1246,6 +1271,7 @@ export class CertKeeper {
     this.#pacer?.close();
     for (const limiter of this.#limiters.values()) limiter.close();
     this.#onDemandLimiter?.close();
+    this.#onDemandDecider?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles. A caller's promise
     // settles on abort while the shared obtain behind it (an issuer or a storage call that ignores the
     // signal) may still run: wait for that too, for at most closeTimeoutMs.

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { InvalidNameError } from './errors.js';
 
 export const MAX_NAME_LENGTH = 253;
@@ -14,6 +14,10 @@ export interface Identifier {
 }
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+/** A last label that makes WHATWG host parsing read the whole name as IPv4 ("ends in a number"): decimal, or 0x hex. */
+const IPV4_NUMBER = /^(?:\d+|0x[0-9a-f]*)$/;
+/** IDNA2008 approximation for a U-label: letters, combining marks and digits (no symbols, punctuation or emoji), inner hyphens. */
+const U_LABEL = /^[\p{L}\p{Nd}](?:[\p{L}\p{M}\p{Nd}-]*[\p{L}\p{M}\p{Nd}])?$/u;
 
 /**
  * Normalises and validates a certificate identifier or SNI value before it
@@ -54,15 +58,21 @@ export function parseIdentifier(input: unknown): Identifier {
   if (!ascii) throw new InvalidNameError(input, 'is not a valid internationalised domain name');
 
   const labels = ascii.split('.');
+  // Browsers and every WHATWG URL parser read `0x7f000001`, `127.1` or `a.0x10` as an IPv4 address (another host).
+  if (IPV4_NUMBER.test(labels[labels.length - 1] ?? '')) {
+    throw new InvalidNameError(input, 'ends in a numeric label, so URL parsers read it as an IPv4 address (write IP addresses in canonical dotted form)');
+  }
   for (const label of labels) {
     if (label.length === 0) throw new InvalidNameError(input, 'has an empty label');
     if (label.length > MAX_LABEL_LENGTH) throw new InvalidNameError(input, `has a label longer than ${MAX_LABEL_LENGTH} characters`);
     if (!LABEL.test(label)) throw new InvalidNameError(input, `label "${label}" must be letters, digits and inner hyphens`);
+    if (label.startsWith('xn--')) checkALabel(input, label);
   }
   const value = wildcard ? `*.${ascii}` : ascii;
   if (value.length > MAX_NAME_LENGTH) throw new InvalidNameError(input, `is longer than ${MAX_NAME_LENGTH} characters`);
   if (wildcard && labels.length < 2) throw new InvalidNameError(input, 'a wildcard needs at least two labels below it');
-  if (/^\d+$/.test(labels[labels.length - 1] ?? '')) throw new InvalidNameError(input, 'the top-level label cannot be all digits');
+  // Last line of defence: a name is accepted only when URL host parsing maps it to itself.
+  if (domainToASCII(ascii) !== ascii) throw new InvalidNameError(input, 'is read as a different host by URL parsers');
   return { type: 'dns', value, wildcard };
 }
 
@@ -94,6 +104,16 @@ export function wildcardFor(name: string): string | undefined {
   const rest = name.slice(dot + 1);
   if (!rest.includes('.')) return undefined;
   return `*.${rest}`;
+}
+
+/**
+ * An A-label must be the punycode of a valid U-label: it decodes, the U-label is not plain ASCII, and encoding
+ * the U-label gives this exact label back (so no two spellings name one host).
+ */
+function checkALabel(input: string, label: string): void {
+  const unicode = domainToUnicode(label);
+  const valid = unicode !== '' && unicode !== label && /[^\x00-\x7f]/.test(unicode) && U_LABEL.test(unicode) && domainToASCII(unicode) === label;
+  if (!valid) throw new InvalidNameError(input, `label "${label}" is not a valid A-label (punycode of an internationalised label)`);
 }
 
 function canonicalIp(text: string, version: number): string {

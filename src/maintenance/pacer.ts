@@ -21,6 +21,7 @@
  */
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import type { Clock, TimerHandle } from '../clock.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import { WaitQueue } from './wait-queue.js';
 
@@ -85,13 +86,24 @@ export interface PacerOptions {
   /** Renewals started per window while not busy. */
   idleBurst: number;
   probe?: LoadProbe;
+  /** Times windows and the busy rate; tests pass a FakeClock. Default: monotonic time, ref'd timers. */
+  clock?: Clock;
 }
+
+/** Ref'd on purpose: a caller awaiting renew() must not see the process exit under it; close() clears it. */
+const pacerClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimer(fn: () => void, ms: number): TimerHandle {
+    const timer = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(timer) };
+  },
+});
 
 export class RenewalPacer {
   readonly #options: Required<PacerOptions>;
   readonly #waiters = new WaitQueue('Waiting to renew was aborted');
   #measuring = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
   #closed = false;
   #lastAdmittedAt = Number.NEGATIVE_INFINITY;
   #admitted = 0;
@@ -103,7 +115,7 @@ export class RenewalPacer {
     if (!(Number.isFinite(options.busyRatePerSecond) && options.busyRatePerSecond > 0)) throw new InvalidOptionError('renewalPacing.busyRenewalsPerSecond', 'must be a positive number');
     if (!(Number.isInteger(options.idleBurst) && options.idleBurst >= 1)) throw new InvalidOptionError('renewalPacing.idleBurst', 'must be an integer >= 1');
     if (!(Number.isFinite(options.checkIntervalMs) && options.checkIntervalMs > 0)) throw new InvalidOptionError('renewalPacing.checkIntervalMs', 'must be a positive number of milliseconds');
-    this.#options = { probe: systemLoadProbe, ...options };
+    this.#options = { probe: systemLoadProbe, clock: pacerClock, ...options };
   }
 
   /** Renewals admitted so far, how many of them while busy, and how many wait. */
@@ -123,7 +135,7 @@ export class RenewalPacer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     this.#waiters.rejectAll(new ClosedError('RenewalPacer'));
   }
@@ -132,16 +144,15 @@ export class RenewalPacer {
   #measure(): void {
     if (this.#measuring || this.#closed || this.#waiters.size === 0) return;
     this.#measuring = true;
-    const { probe, checkIntervalMs } = this.#options;
+    const { probe, checkIntervalMs, clock } = this.#options;
     const snapshot = probe.read();
-    // Ref'd on purpose: a caller awaiting renew() must not see the process exit under it; close() clears it.
-    this.#timer = setTimeout(() => {
+    this.#timer = clock.setTimer(() => {
       this.#timer = undefined;
       this.#measuring = false;
       if (this.#closed) return;
       const load = probe.since(snapshot);
       const busy = load.eventLoop > this.#options.maxUtilization || load.idleCpus < this.#options.minIdleCpus;
-      const now = performance.now();
+      const now = clock.now();
       if (!busy || now - this.#lastAdmittedAt >= 1000 / this.#options.busyRatePerSecond) {
         for (let quota = busy ? 1 : this.#options.idleBurst; quota > 0 && this.#waiters.releaseNext(); quota--) {
           this.#admitted++;

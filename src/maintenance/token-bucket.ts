@@ -48,6 +48,8 @@ export interface RateLimiter {
   take(signal?: AbortSignal): Promise<void>;
   /** Takes a token if one is free now and nobody is waiting. */
   tryTake(): boolean;
+  /** Whether tryTake() would succeed now, without taking the token. */
+  hasToken(): boolean;
   close(): void;
 }
 
@@ -100,6 +102,12 @@ export class TokenBucket implements RateLimiter {
     if (this.#waiters.size > 0 || this.#tokens < 1) return false;
     this.#tokens--;
     return true;
+  }
+
+  hasToken(): boolean {
+    if (this.#closed) throw new ClosedError('TokenBucket');
+    this.#refill();
+    return this.#waiters.size === 0 && this.#tokens >= 1;
   }
 
   take(signal?: AbortSignal): Promise<void> {
@@ -163,6 +171,9 @@ export class UnlimitedRateLimiter implements RateLimiter {
   tryTake(): boolean {
     if (this.#closed) throw new ClosedError('RateLimiter');
     return true;
+  }
+  hasToken(): boolean {
+    return this.tryTake();
   }
   close(): void {
     this.#closed = true;

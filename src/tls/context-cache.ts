@@ -16,7 +16,7 @@ import { setMaxListeners } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import tls, { createSecureContext } from 'node:tls';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { CertificateInvalidError, ClosedError, InvalidOptionError } from '../errors.js';
+import { CertificateInvalidError, ClosedError, InvalidOptionError, OnDemandBusyError } from '../errors.js';
 import { validateLogger, type Logger } from '../logger.js';
 import { normalizeServerName, wildcardFor } from '../names.js';
 import { createContext, splitPemCertificates, type CertificateMaterial } from './certificate-material.js';
@@ -29,6 +29,16 @@ export const REBUILD_BATCH_SIZE = 16;
 export interface LoaderOptions {
   /** Aborted when the cache is closed. */
   signal: AbortSignal;
+  /**
+   * Aborted when the cache is closed or every handshake waiting for this load has gone away: work that only
+   * serves those handshakes (an on-demand decision) can stop. The answer of an abandoned load is not remembered.
+   */
+  abandoned: AbortSignal;
+}
+
+export interface ResolveOptions {
+  /** Aborts when the handshake asking has gone away (its socket closed). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -72,6 +82,8 @@ export interface ContextCacheStats {
   loadTimeouts: number;
   /** Names answered from the negative cache, without a loader call. */
   negativeHits: number;
+  /** Loads abandoned because every handshake waiting for them went away. */
+  loadsAbandoned: number;
   evictions: number;
   /** Certificates held (managed and unmanaged). */
   certificates: number;
@@ -102,6 +114,11 @@ interface PendingLoad {
   result: Promise<Entry | undefined>;
   /** Set by remove(): the answer must not bring the name back. */
   cancelled: boolean;
+  /** Handshakes waiting with a signal that has not aborted. */
+  waiters: number;
+  /** A caller without a signal waits: the load is never abandoned. */
+  pinned: boolean;
+  abandon: AbortController;
 }
 
 const CONTEXT_OPTION_BLOCKLIST = ['cert', 'key', 'pfx', 'passphrase'] as const;
@@ -186,7 +203,7 @@ export class ContextCache {
   #generation = 0;
   #default: { material: CertificateMaterial; context: tls.SecureContext; generation: number } | undefined;
   #closed = false;
-  readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, loadTimeouts: 0, negativeHits: 0, evictions: 0 };
+  readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, loadTimeouts: 0, negativeHits: 0, loadsAbandoned: 0, evictions: 0 };
 
   constructor(options: ContextCacheOptions = {}) {
     // Every operation in flight listens on this long-lived signal; more than 10 at once is normal, not a leak.
@@ -222,9 +239,11 @@ export class ContextCache {
   /**
    * Full lookup for a raw SNI value: normalise (an invalid value throws
    * InvalidNameError and reaches no loader), exact, wildcard, loader, default.
-   * Resolves undefined when nothing serves the name.
+   * Resolves undefined when nothing serves the name. A load shared by several
+   * handshakes is abandoned (see LoaderOptions.abandoned) once all their
+   * signals have aborted.
    */
-  async resolve(servername: string): Promise<tls.SecureContext | undefined> {
+  async resolve(servername: string, options: ResolveOptions = {}): Promise<tls.SecureContext | undefined> {
     if (this.#closed) throw new ClosedError('ContextCache');
     const name = this.#opts.normalize(servername);
     const cached = this.#lookupIndexed(name);
@@ -233,7 +252,7 @@ export class ContextCache {
       return cached;
     }
     this.#stats.misses++;
-    const loaded = await this.#load(name);
+    const loaded = await this.#load(name, options.signal);
     if (loaded) {
       const context = this.#lookupIndexed(name);
       if (context) return context;
@@ -381,6 +400,7 @@ export class ContextCache {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeController.abort(new ClosedError('ContextCache'));
+    for (const pending of this.#pending.values()) pending.abandon.abort(new ClosedError('ContextCache'));
     for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
     this.#index.clear();
@@ -413,11 +433,11 @@ export class ContextCache {
     return entry.context;
   }
 
-  #load(name: string): Promise<Entry | undefined> {
+  #load(name: string, signal: AbortSignal | undefined): Promise<Entry | undefined> {
     const loader = this.#opts.loader;
     if (loader === undefined) return Promise.resolve(undefined);
     const existing = this.#pending.get(name);
-    if (existing) return existing.result;
+    if (existing) return this.#wait(name, existing, signal);
     const negativeUntil = this.#negative.get(name);
     if (negativeUntil !== undefined) {
       if (negativeUntil > this.#opts.clock.now()) {
@@ -429,13 +449,16 @@ export class ContextCache {
 
     this.#stats.loads++;
     const log = this.#opts.logger;
-    const pending: PendingLoad = { result: Promise.resolve(undefined), cancelled: false };
+    const pending: PendingLoad = { result: Promise.resolve(undefined), cancelled: false, waiters: 0, pinned: false, abandon: new AbortController() };
+    // Aborted by close() as well (no AbortSignal.any: it would hang one dependent per load on the long-lived close signal).
+    const abandoned = pending.abandon.signal;
     const answer = (async (): Promise<Entry | undefined> => {
       try {
-        const material = await loader(name, { signal: this.#closeController.signal });
+        const material = await loader(name, { signal: this.#closeController.signal, abandoned });
         if (this.#closed || pending.cancelled) return undefined;
         if (material === undefined) {
-          this.#rememberMissing(name);
+          // An abandoned load has no answer worth remembering: the next handshake for the name asks again.
+          if (!abandoned.aborted) this.#rememberMissing(name);
           return undefined;
         }
         // A certificate added meanwhile (a renewal, say) is newer than what the loader read.
@@ -445,6 +468,11 @@ export class ContextCache {
         return this.#index.get(name) ?? this.#wildcardEntry(name) ?? this.#entries.get(material.id);
       } catch (error) {
         if (this.#closed) return undefined;
+        if (error instanceof OnDemandBusyError) {
+          // Refused for lack of capacity, not for the name: nothing to remember, and at flood rate, nothing to warn about.
+          log?.debug({ name }, error.message);
+          return undefined;
+        }
         this.#stats.loadFailures++;
         this.#rememberMissing(name);
         log?.warn({ name, err: error }, 'certificate load failed');
@@ -469,6 +497,30 @@ export class ContextCache {
       });
     });
     this.#pending.set(name, pending);
+    return this.#wait(name, pending, signal);
+  }
+
+  /** One handshake waits for a load; when the last one with a signal leaves (and none without), the load is abandoned. */
+  #wait(name: string, pending: PendingLoad, signal: AbortSignal | undefined): Promise<Entry | undefined> {
+    if (signal === undefined) {
+      pending.pinned = true;
+      return pending.result;
+    }
+    const leave = (): void => {
+      pending.waiters--;
+      if (pending.waiters > 0 || pending.pinned || pending.abandon.signal.aborted) return;
+      this.#stats.loadsAbandoned++;
+      // A handshake arriving from now on starts a load of its own instead of joining one that is stopping.
+      if (this.#pending.get(name) === pending) this.#pending.delete(name);
+      pending.abandon.abort();
+    };
+    pending.waiters++;
+    if (signal.aborted) {
+      leave();
+      return pending.result;
+    }
+    signal.addEventListener('abort', leave, { once: true });
+    void pending.result.then(() => signal.removeEventListener('abort', leave));
     return pending.result;
   }
 

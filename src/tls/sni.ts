@@ -65,7 +65,7 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
     else fail(cb, error, servername);
   };
 
-  const slowPath = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+  const slowPath = (socket: tls.TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
     // Names in another case, with a trailing dot, or served by a wildcard: still synchronous.
     try {
       const found = cache.find(servername);
@@ -81,7 +81,12 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
       fail(cb, error instanceof Error ? error : new NoCertificateError(servername), servername);
       return;
     }
-    cache.resolve(servername).then(
+    // A client that hangs up mid-handshake takes its share of the lookup with it (an on-demand ask is aborted).
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    const watched = typeof socket?.once === 'function';
+    if (watched) socket.once('close', onClose);
+    cache.resolve(servername, { signal: gone.signal }).finally(() => watched && socket.off('close', onClose)).then(
       (context) => {
         if (context !== undefined) cb(null, context);
         else fail(cb, new NoCertificateError(servername), servername);
@@ -107,7 +112,7 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
       cb(null, context);
       return;
     }
-    slowPath(servername, cb);
+    slowPath(this, servername, cb);
   };
 }
 

@@ -162,19 +162,17 @@ describe('DNS-01 end to end with Pebble resolving through BIND9', { skip }, () =
     const provider = new RecordingProvider(new Rfc2136Provider({ server: unseen.server, keyName: 'main', secret: mainSecret }));
     const timeoutMs = 1_500;
     const issuer = issuerWith(provider, { authoritativeServers: [bind.server], intervalMs: 100, timeoutMs });
-    const started = Date.now();
     const error = await issue(issuer, ['lost.example.test']).then(
       () => assert.fail('expected the propagation check to time out'),
       (e: unknown) => e,
     );
-    const elapsed = Date.now() - started;
     const timeout = findInChain(error, DnsPropagationTimeoutError);
     assert.ok(timeout, `expected a DnsPropagationTimeoutError, got ${String(error)}`);
     assert.equal(timeout.code, 'ERR_DNS_PROPAGATION_TIMEOUT');
     assert.equal(timeout.recordName, '_acme-challenge.lost.example.test');
     assert.deepEqual(timeout.missingOn, [bind.server]);
-    // Bounded by the configured timeout (plus the ACME round trips around it), not by a default of minutes.
-    assert.ok(elapsed < timeoutMs + 10_000, `took ${elapsed} ms`);
+    // The configured timeout is the one that fired, not a default of minutes.
+    assert.match(timeout.message, new RegExp(`not visible after ${timeoutMs} ms`));
     // The value did reach the unseen server, and clean-up removed it again.
     assert.equal(provider.added.length, 1);
     assert.equal(provider.removed.length, 1);

@@ -3,6 +3,7 @@ import { cpus } from 'node:os';
 import { describe, test } from 'node:test';
 import { AbortedError, ClosedError } from '../../src/errors.js';
 import { EventLoopTurns, RenewalPacer, systemLoadProbe, type LoadProbe, type LoadReading } from '../../src/maintenance/pacer.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
 
 /** A probe whose reading the test sets. */
 function fakeProbe(initial: LoadReading): LoadProbe & { load: LoadReading; windows: number } {
@@ -36,12 +37,13 @@ describe('RenewalPacer', () => {
   test('a busy event loop or too few idle CPUs limit admissions to the busy rate', async () => {
     for (const busy of [{ eventLoop: 0.9, idleCpus: 2 }, { eventLoop: 0.1, idleCpus: 0.4 }]) {
       const probe = fakeProbe(busy);
-      const pacer = new RenewalPacer({ ...options, busyRatePerSecond: 10, probe });
+      const clock = new FakeClock(0);
+      const pacer = new RenewalPacer({ ...options, busyRatePerSecond: 10, probe, clock });
       const admittedAt: number[] = [];
-      await Promise.all(Array.from({ length: 4 }, () => pacer.admit().then(() => admittedAt.push(performance.now()))));
-      const gaps = admittedAt.slice(1).map((t, i) => t - (admittedAt[i] as number));
-      // 10 a second: at least 100 ms apart (timers may fire a little early, never much).
-      for (const gap of gaps) assert.ok(gap >= 95, `admissions ${gap.toFixed(1)} ms apart under ${JSON.stringify(busy)}`);
+      for (let i = 0; i < 4; i++) void pacer.admit().then(() => admittedAt.push(clock.now()));
+      for (let windows = 0; admittedAt.length < 4 && windows < 1_000; windows++) await clock.advance(options.checkIntervalMs);
+      // 10 a second: one every 100 ms of the pacer's clock, the first at the end of the first window.
+      assert.deepEqual(admittedAt, [10, 110, 210, 310], `admissions under ${JSON.stringify(busy)}`);
       assert.equal(pacer.stats.admittedWhileBusy, 4);
       pacer.close();
     }

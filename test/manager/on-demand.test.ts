@@ -108,11 +108,9 @@ describe('on-demand TLS against Pebble', { skip }, () => {
       assert.equal(pebble.issuedCount(), issued + 1, 'a 403 makes no order');
       assert.match(denials.find((d) => d.name === 'no.example.test')?.reason ?? '', /403/);
 
-      const started = Date.now();
       await assert.rejects(handshake(port, 'hang.example.test', root));
-      const elapsed = Date.now() - started;
       assert.match(denials.find((d) => d.name === 'hang.example.test')?.reason ?? '', /did not answer within 300 ms/);
-      assert.ok(elapsed < 20_000, 'the handshake ended at the ask timeout, not at the on-demand timeout');
+      assert.equal(keeper.cacheStats().loadTimeouts, 0, 'the handshake ended at the ask timeout, not at the on-demand timeout');
       assert.equal(pebble.issuedCount(), issued + 1, 'a hanging ask endpoint makes no order');
       assert.deepEqual(queries, ['ok.example.test', 'no.example.test', 'hang.example.test']);
     } finally {

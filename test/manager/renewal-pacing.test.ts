@@ -11,30 +11,39 @@ import { silentLogger } from '../helpers/logging.js';
 const base = { challenges: { http01: false as const, tlsAlpn01: { listener: false } }, logger: silentLogger(), issuers: [{ type: 'internal' as const }] };
 const names = ['p1.example.test', 'p2.example.test', 'p3.example.test', 'p4.example.test'];
 
-/** Start times of obtains, from cert_obtaining (emitted under the lock, after pacing). */
-function obtainingTimes(keeper: CertKeeper, renewal: boolean): number[] {
-  const times: number[] = [];
+/**
+ * Obtains as they start (cert_obtaining, emitted under the lock, after pacing) and end, with the most that
+ * were in progress at once. Counts and order only: wall time on a loaded machine proves nothing.
+ */
+function obtains(keeper: CertKeeper, renewal: boolean): { started: string[]; peakInProgress: number } {
+  const seen = { started: [] as string[], peakInProgress: 0 };
+  let inProgress = 0;
   keeper.on('cert_obtaining', (e) => {
-    if (e.renewal === renewal) times.push(performance.now());
+    if (e.renewal !== renewal) return;
+    seen.started.push(e.names.join(','));
+    seen.peakInProgress = Math.max(seen.peakInProgress, ++inProgress);
   });
-  return times;
+  const done = (e: { renewal: boolean }): void => {
+    if (e.renewal === renewal) inProgress--;
+  };
+  keeper.on('cert_obtained', done);
+  keeper.on('cert_failed', done);
+  return seen;
 }
-
-const gaps = (times: number[]): number[] => times.slice(1).map((t, i) => t - (times[i] as number));
 
 describe('renewal pacing', () => {
   test('while busy, renewals of served certificates start at the busy rate; first obtains do not wait', async () => {
     // No machine has a million idle CPUs: the pacer always sees a busy machine.
     const keeper = new CertKeeper({ ...base, storage: new MemoryStorage(), renewalPacing: { minIdleCpus: 1_000_000, renewalsPerSecondWhenBusy: 4 } });
     try {
-      const firsts = obtainingTimes(keeper, false);
-      const t0 = performance.now();
+      const firsts = obtains(keeper, false);
       await keeper.manageSync(names);
-      assert.equal(firsts.length, 4);
-      assert.ok(performance.now() - t0 < 2000, 'first obtains are not paced');
-      assert.equal(keeper.orderStats().pacedRenewals?.admitted, 0);
+      assert.equal(firsts.started.length, 4);
+      // A busy machine at 4 renewals a second: had the first obtains gone through the pacer, it would have counted them.
+      assert.deepEqual(keeper.orderStats().pacedRenewals, { admitted: 0, admittedWhileBusy: 0, waiting: 0 }, 'first obtains are not paced');
+      assert.equal(firsts.peakInProgress, 4, 'the four first obtains ran together');
 
-      const renewals = obtainingTimes(keeper, true);
+      const renewals = obtains(keeper, true);
       const serials = names.map((n) => keeper.status(n).serialNumber);
       await Promise.all(names.map((n) => keeper.renew(n, { force: true })));
       assert.deepEqual(
@@ -42,8 +51,9 @@ describe('renewal pacing', () => {
         [true, true, true, true],
         'every certificate was renewed',
       );
-      // 4 a second: 250 ms apart, measured on 100 ms windows.
-      for (const gap of gaps(renewals)) assert.ok(gap >= 240, `renewals started ${gap.toFixed(0)} ms apart: ${gaps(renewals).map((g) => g.toFixed(0))}`);
+      // Each renewal was admitted on its own, by the busy branch (one per 1/rate seconds: its timing is
+      // tested on a fake clock in test/maintenance/pacer.test.ts).
+      assert.equal(renewals.started.length, 4);
       const stats = keeper.orderStats();
       assert.deepEqual(stats.pacedRenewals, { admitted: 4, admittedWhileBusy: 4, waiting: 0 });
       // The internal CA signs on the worker thread (4 first obtains + 4 renewals); renewals also make their key and CSR there.
@@ -57,10 +67,10 @@ describe('renewal pacing', () => {
     const keeper = new CertKeeper({ ...base, storage: new MemoryStorage(), renewalPacing: false });
     try {
       await keeper.manageSync(names);
-      const renewals = obtainingTimes(keeper, true);
+      const renewals = obtains(keeper, true);
       await Promise.all(names.map((n) => keeper.renew(n, { force: true })));
-      assert.equal(renewals.length, 4);
-      assert.ok((renewals.at(-1) as number) - (renewals[0] as number) < 200, `renewals spread over ${gaps(renewals)}`);
+      assert.equal(renewals.started.length, 4);
+      assert.equal(renewals.peakInProgress, 4, 'all four renewals were in progress together: none waited for another');
       assert.equal(keeper.orderStats().pacedRenewals, undefined);
     } finally {
       await keeper.close();
