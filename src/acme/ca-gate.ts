@@ -1,9 +1,10 @@
 /**
  * What every connection to one ACME CA shares within a process: the wait the
  * CA asked for (503, or 429 on an endpoint that is not about one name, with
- * Retry-After) and its directory. While a wait runs no request goes to that CA
- * for any name or account: a CA in maintenance gets one request, not one per
- * name, and every caller learns the same retry time.
+ * Retry-After). While a wait runs no request goes to that CA for any name or
+ * account: a CA in maintenance gets one request, not one per name, and every
+ * caller learns the same retry time. The directory document is shared per
+ * issuer only (SharedDirectory): a new issuer reads it afresh.
  *
  * Keyed by directory URL per Clock: times are only comparable on one clock
  * (a test's FakeClock and the system clock each get their own state).
@@ -21,8 +22,8 @@ export class CaGate {
   readonly #clock: Clock;
   #until = 0;
   #reason: AcmeProblemError | undefined;
-  #directory: { value: AcmeDirectory; at: number } | undefined;
-  #inflight: Promise<AcmeDirectory> | undefined;
+  /** URLs of the directory's accountless resources (newNonce, newAccount), once known. */
+  readonly #accountless = new Set<string>();
 
   constructor(directoryUrl: string, clock: Clock) {
     this.directoryUrl = directoryUrl;
@@ -54,8 +55,13 @@ export class CaGate {
   }
 
   #isAccountless(url: string): boolean {
-    const dir = this.#directory?.value;
-    return url === this.directoryUrl || url === dir?.newNonce || url === dir?.newAccount;
+    return url === this.directoryUrl || this.#accountless.has(url);
+  }
+
+  /** Tells the gate which URLs of the directory are not about one name or account. */
+  learn(directory: AcmeDirectory): void {
+    this.#accountless.add(directory.newNonce);
+    this.#accountless.add(directory.newAccount);
   }
 
   /** The typed error for a caller that may not wait until `blockedUntil()`. */
@@ -67,13 +73,24 @@ export class CaGate {
       ? new AcmeRateLimitedError(message, this.#until, { cause: reason })
       : new AcmeUnavailableError(message, this.#until, { cause: reason });
   }
+}
 
-  /**
-   * The directory, read once for all connections (and again after a day).
-   * Callers arriving while a read is running wait for it instead of sending
-   * their own; if it was stopped by its starter's signal, they read again.
-   */
-  async directory(read: (signal: AbortSignal | undefined) => Promise<AcmeDirectory>, signal: AbortSignal | undefined): Promise<AcmeDirectory> {
+/**
+ * A directory read once for several connections (one issuer's: the account
+ * probe, the signed connection, the ARI probe), and again after a day.
+ * Callers arriving while a read runs wait for it instead of sending their own;
+ * if it was stopped by its starter's signal, they read again.
+ */
+export class SharedDirectory {
+  readonly #clock: Clock;
+  #directory: { value: AcmeDirectory; at: number } | undefined;
+  #inflight: Promise<AcmeDirectory> | undefined;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  async get(read: (signal: AbortSignal | undefined) => Promise<AcmeDirectory>, signal: AbortSignal | undefined): Promise<AcmeDirectory> {
     for (;;) {
       const cached = this.#directory;
       if (cached && this.#clock.now() - cached.at < DIRECTORY_MAX_AGE_MS) return cached.value;

@@ -11,7 +11,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { untilAborted } from '../abort.js';
 import { AcmeProblemError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
-import { caGate, type CaGate } from './ca-gate.js';
+import { caGate, SharedDirectory, type CaGate } from './ca-gate.js';
 import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { runWithAcmeLogger, type TrustHandle } from './trust.js';
@@ -65,6 +65,8 @@ export interface ConnectionOptions {
   logger: Logger;
   clock: Clock;
   retryPolicy: Readonly<RetryPolicy>;
+  /** One issuer's connections share their directory read; without it the connection reads its own. */
+  sharedDirectory?: SharedDirectory | undefined;
 }
 
 export interface PostOptions {
@@ -87,6 +89,7 @@ export class AcmeConnection {
   readonly #options: ConnectionOptions;
   /** Shared with every connection to this CA: its Retry-After and its directory. */
   readonly #gate: CaGate;
+  readonly #shared: SharedDirectory;
   #directory: AcmeDirectory | undefined;
 
   constructor(options: ConnectionOptions) {
@@ -100,6 +103,7 @@ export class AcmeConnection {
     });
     this.#internals = this.client as unknown as AcmeClientInternals;
     this.#gate = caGate(options.directoryUrl, options.clock);
+    this.#shared = options.sharedDirectory ?? new SharedDirectory(options.clock);
     // acme-client's own directory read loses the status and Retry-After: route it through the gate.
     this.#internals.http.getDirectory = () => this.directory();
     this.#poolNonces();
@@ -149,10 +153,11 @@ export class AcmeConnection {
     this.#internals.api.accountUrl = url ?? null;
   }
 
-  /** The directory, read once for every connection to this CA (with retries, through the CA's Retry-After). */
+  /** The directory, read once for the connections sharing it (with retries, through the CA's Retry-After). */
   async directory(signal?: AbortSignal): Promise<AcmeDirectory> {
-    const directory = await this.#gate.directory((s) => this.#readDirectory(s), signal);
+    const directory = await this.#shared.get((s) => this.#readDirectory(s), signal);
     if (this.#directory !== directory) {
+      this.#gate.learn(directory);
       for (const value of Object.values(directory)) {
         if (typeof value === 'string' && value.startsWith('https://')) this.#options.trust.addOrigin(value);
       }

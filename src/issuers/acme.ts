@@ -14,7 +14,7 @@ import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import { createAccountKeyPem, ensureAccount, type ExternalAccountBinding, type StoredAccount } from '../acme/account.js';
 import { certId, fetchRenewalInfo } from '../acme/ari.js';
-import { caGate } from '../acme/ca-gate.js';
+import { caGate, SharedDirectory } from '../acme/ca-gate.js';
 import { AcmeConnection, untilAborted, type AcmeDirectory } from '../acme/connection.js';
 import { resolveDirectoryUrl, DIRECTORY_PRESETS, type DirectoryPreset } from '../acme/directories.js';
 import {
@@ -198,6 +198,8 @@ export class AcmeIssuer implements Issuer {
   #account: Promise<StoredAccount> | undefined;
   #connection: AcmeConnection | undefined;
   #directoryProbe: AcmeConnection | undefined;
+  /** Every connection of this issuer reads the directory once, together. */
+  #directories: SharedDirectory | undefined;
   #closed = false;
   /** Fires on close(), stopping every operation in flight. */
   readonly #closing = new AbortController();
@@ -227,6 +229,7 @@ export class AcmeIssuer implements Issuer {
       logger: this.#log,
       clock: this.config.clock,
       retryPolicy: this.config.retry,
+      sharedDirectory: (this.#directories ??= new SharedDirectory(this.config.clock)),
     });
   }
 
