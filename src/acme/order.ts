@@ -23,6 +23,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 100;
 export const DEFAULT_MAX_POLL_INTERVAL_MS = 5_000;
 export const DEFAULT_ORDER_TIMEOUT_MS = 5 * 60_000;
 const POLL_BACKOFF_FACTOR = 1.5;
+/** Deactivation after a failure is best effort: a CA that stopped answering must not hold the order's error back. */
+export const DEACTIVATE_TIMEOUT_MS = 5_000;
 
 export interface OrderContext {
   conn: AcmeConnection;
@@ -197,13 +199,15 @@ async function solveAuthorizations(ctx: OrderContext, urls: readonly string[], o
 
 /** Best effort: a pending authorization left behind would count against the CA's pending-authorization limit. */
 async function deactivatePending(ctx: OrderContext, urls: readonly string[]): Promise<void> {
+  // Not the order's signal (it may have fired: a timeout is when deactivation matters most), a short one of its own.
+  const signal = AbortSignal.timeout(DEACTIVATE_TIMEOUT_MS);
   await Promise.all(
     urls.map(async (url) => {
       try {
-        const resp = await ctx.conn.post(url, null, { ok: [200], what: 'authorization', retry: false });
+        const resp = await ctx.conn.post(url, null, { ok: [200], what: 'authorization', retry: false, signal });
         const status = (resp.data as AcmeAuthorization).status;
         if (status !== 'pending' && status !== 'valid') return;
-        await ctx.conn.post(url, { status: 'deactivated' }, { ok: [200], what: 'deactivate', retry: false });
+        await ctx.conn.post(url, { status: 'deactivated' }, { ok: [200], what: 'deactivate', retry: false, signal });
         ctx.logger.debug({ authorization: url, was: status }, 'authorization deactivated');
       } catch (error) {
         ctx.logger.debug({ authorization: url, err: error }, 'could not deactivate authorization');
