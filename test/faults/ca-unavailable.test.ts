@@ -188,6 +188,17 @@ describe('fault: 503 with Retry-After on the directory and newNonce', { skip }, 
     }
   });
 
+  test('no untyped error leaves the ACME layer: a malformed order from the CA is ERR_ACME_ORDER', { timeout: 60_000 }, async () => {
+    const proxy = await newProxy();
+    proxy.inject = (r) =>
+      r.method === 'POST' && r.path.startsWith('/order-plz')
+        ? { status: 201, headers: { location: `${new URL(proxy.directoryUrl).origin}/my-order/x` }, body: { status: 'pending', authorizations: 'not a list', finalize: 7 } }
+        : undefined;
+    const error = await issue(issuerFor(proxy), 'malformed.example.test').then(() => assert.fail('should fail'), (e: unknown) => e);
+    assert.ok(error instanceof CertKeeperError, `typed, got ${String(error)}`);
+    assert.equal(error.code, 'ERR_ACME_ORDER');
+  });
+
   test('an absurd Retry-After is capped at one day', { timeout: 60_000 }, async () => {
     const proxy = await newProxy();
     const clock = new FakeClock(Date.now());
