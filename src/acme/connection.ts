@@ -87,7 +87,7 @@ export class AcmeConnection {
   readonly client: acme.Client;
   readonly #internals: AcmeClientInternals;
   readonly #options: ConnectionOptions;
-  /** Shared with every connection to this CA: its Retry-After and its directory. */
+  /** Shared with every connection to this CA: the wait it asked for. */
   readonly #gate: CaGate;
   readonly #shared: SharedDirectory;
   #directory: AcmeDirectory | undefined;
