@@ -188,6 +188,35 @@ describe('fault: 503 with Retry-After on the directory and newNonce', { skip }, 
     }
   });
 
+  test('a 503 with Retry-After on any endpoint holds the next request to the CA until it runs out, then issuance goes on', { timeout: 120_000 }, async () => {
+    const proxy = await newProxy();
+    const endpoints: [string, (r: SeenRequest) => boolean][] = [
+      ['newAccount', (r) => r.method === 'POST' && r.path.startsWith('/sign-me-up')],
+      ['newOrder', (r) => r.method === 'POST' && r.path.startsWith('/order-plz')],
+      ['authorization', (r) => r.method === 'POST' && r.path.startsWith('/authZ/')],
+      ['challenge', (r) => r.method === 'POST' && r.path.startsWith('/chalZ/')],
+      ['finalize', (r) => r.method === 'POST' && r.path.startsWith('/finalize-order/')],
+      ['order poll', (r) => r.method === 'POST' && r.path.startsWith('/my-order/')],
+      ['certificate', (r) => r.method === 'POST' && r.path.startsWith('/certZ/')],
+    ];
+    for (const [what, matches] of endpoints) {
+      let refusedAt = 0;
+      proxy.seen.length = 0;
+      proxy.inject = (r) => {
+        if (refusedAt !== 0 || !matches(r)) return undefined;
+        refusedAt = r.at;
+        return unavailable('1');
+      };
+      // A new account each time, so newAccount is sent too.
+      const issued = await issue(issuerFor(proxy, { storage: new MemoryStorage() }), `${what.replace(' ', '-')}.any.test`);
+      assert.match(issued.chainPem, /BEGIN CERTIFICATE/, what);
+      assert.ok(refusedAt > 0, `${what} was refused once`);
+      const next = proxy.seen.find((r) => r.at >= refusedAt && proxy.seen.indexOf(r) > proxy.seen.findIndex((x) => x.at === refusedAt && matches(x)));
+      assert.ok(next, `${what}: the CA was asked again`);
+      assert.ok(next.at - refusedAt >= 990, `${what}: next request ${next.at - refusedAt} ms after the 503 with Retry-After: 1`);
+    }
+  });
+
   test('no untyped error leaves the ACME layer: a malformed order from the CA is ERR_ACME_ORDER', { timeout: 60_000 }, async () => {
     const proxy = await newProxy();
     proxy.inject = (r) =>
