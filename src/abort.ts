@@ -5,6 +5,8 @@
  * signal (the keeper's close signal) cost O(n²): 30 s at start-up with
  * 100,000 names. Here adding and removing a callback is O(1).
  */
+import { AbortedError, CertKeeperError } from './errors.js';
+
 const fanouts = new WeakMap<AbortSignal, Set<() => void>>();
 
 /** Calls `callback` once when `signal` aborts; returns a function that unsubscribes. The signal must not be aborted yet. */
@@ -29,4 +31,34 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
   return () => {
     set.delete(callback);
   };
+}
+
+/**
+ * Stops waiting for `promise` when the signal fires (the work itself must end
+ * on its own, e.g. a request by its timeout): for APIs that take no signal.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      const reason: unknown = signal.reason;
+      reject(reason instanceof CertKeeperError ? reason : new AbortedError('The operation was aborted', { cause: reason }));
+    };
+    if (signal.aborted) {
+      onAbort();
+      promise.catch(() => undefined);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }

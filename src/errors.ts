@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   ERR_ACME_PROBLEM: 'The CA answered with an RFC 8555 problem document (type, status, detail).',
   ERR_ACME_UNREACHABLE: 'The CA could not be reached (connection refused, DNS failure, TLS error, timeout).',
   ERR_ACME_RATE_LIMITED: 'The CA rate-limited the request and the Retry-After wait exceeds the allowed maximum.',
+  ERR_ACME_UNAVAILABLE: 'The CA answered 503 with a Retry-After (or an earlier answer of it still runs) beyond the allowed wait; `retryAt` says when to ask again, and no request goes to it before.',
   ERR_ACME_ORDER: 'An order ended in an unexpected state (invalid, or not ready in time).',
   ERR_CHALLENGE_FAILED: 'No challenge could be solved for an identifier.',
   ERR_NO_SOLVER: 'None of the challenge types the CA offered has a configured solver.',
@@ -227,6 +228,15 @@ export class AcmeRateLimitedError extends CertKeeperError {
   readonly retryAt: number;
   constructor(message: string, retryAt: number, options?: CertKeeperErrorOptions) {
     super('ERR_ACME_RATE_LIMITED', message, options);
+    this.retryAt = retryAt;
+  }
+}
+
+/** The CA asked (503 + Retry-After) not to be contacted before `retryAt` (epoch ms). */
+export class AcmeUnavailableError extends CertKeeperError {
+  readonly retryAt: number;
+  constructor(message: string, retryAt: number, options?: CertKeeperErrorOptions) {
+    super('ERR_ACME_UNAVAILABLE', message, options);
     this.retryAt = retryAt;
   }
 }

@@ -12,7 +12,9 @@ import { lazyModule } from '../lazy.js';
 const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { AbortedError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
+import { untilAborted } from '../abort.js';
+import { AcmeProblemError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
+import { caGate, SharedDirectory, type CaGate } from './ca-gate.js';
 import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { runWithAcmeLogger, type TrustHandle } from './trust.js';
@@ -66,6 +68,8 @@ export interface ConnectionOptions {
   logger: Logger;
   clock: Clock;
   retryPolicy: Readonly<RetryPolicy>;
+  /** One issuer's connections share their directory read; without it the connection reads its own. */
+  sharedDirectory?: SharedDirectory | undefined;
 }
 
 export interface PostOptions {
@@ -86,6 +90,9 @@ export class AcmeConnection {
   readonly client: AcmeClient.Client;
   readonly #internals: AcmeClientInternals;
   readonly #options: ConnectionOptions;
+  /** Shared with every connection to this CA: the wait it asked for. */
+  readonly #gate: CaGate;
+  readonly #shared: SharedDirectory;
   #directory: AcmeDirectory | undefined;
 
   constructor(options: ConnectionOptions) {
@@ -98,6 +105,10 @@ export class AcmeConnection {
       ...(options.externalAccountBinding ? { externalAccountBinding: { ...options.externalAccountBinding } } : {}),
     });
     this.#internals = this.client as unknown as AcmeClientInternals;
+    this.#gate = caGate(options.directoryUrl, options.clock);
+    this.#shared = options.sharedDirectory ?? new SharedDirectory(options.clock);
+    // acme-client's own directory read loses the status and Retry-After: route it through the gate.
+    this.#internals.http.getDirectory = () => this.directory();
     this.#poolNonces();
   }
 
@@ -111,7 +122,6 @@ export class AcmeConnection {
     const http = this.#internals.http;
     const pool: string[] = [];
     const request = http.request.bind(http);
-    const getNonce = http.getNonce.bind(http);
     http.request = async (url, method, opts) => {
       const resp = await request(url, method, opts);
       const nonce = resp.headers['replay-nonce'];
@@ -123,7 +133,19 @@ export class AcmeConnection {
       }
       return resp;
     };
-    http.getNonce = async () => pool.pop() ?? getNonce();
+    http.getNonce = async () => pool.pop() ?? this.#newNonce(request);
+  }
+
+  /** HEAD newNonce with its status checked: acme-client's own throws a bare Error without it. */
+  async #newNonce(request: AcmeClientInternals['http']['request']): Promise<string> {
+    const url = (await this.directory()).newNonce;
+    const resp = await request(url, 'head');
+    if (resp.status >= 400) throw problemFromResponse(resp, url, this.#options.clock.now());
+    const nonce = resp.headers['replay-nonce'];
+    if (typeof nonce !== 'string' || nonce === '') {
+      throw new AcmeProblemError({ type: 'about:blank', status: resp.status, detail: 'newNonce answered without a Replay-Nonce header', url });
+    }
+    return nonce;
   }
 
   get accountUrl(): string | undefined {
@@ -134,33 +156,48 @@ export class AcmeConnection {
     this.#internals.api.accountUrl = url ?? null;
   }
 
-  /** The directory, fetched once per connection (with retries). */
+  /** The directory, read once for the connections sharing it (with retries, through the CA's Retry-After). */
   async directory(signal?: AbortSignal): Promise<AcmeDirectory> {
-    if (this.#directory) return this.#directory;
-    const { clock, logger, retryPolicy, trust } = this.#options;
-    const dir = await withRetry(
-      () =>
-        runWithAcmeLogger(logger, async () => {
-          try {
-            return await this.#internals.http.getDirectory();
-          } catch (error) {
-            const mapped = toAcmeError(error, this.directoryUrl, clock.now());
-            if (mapped instanceof CertKeeperError) throw mapped;
-            // acme-client reports a 4xx/5xx directory as a bare Error.
-            throw new AcmeUnreachableError(`Could not read the ACME directory at ${this.directoryUrl}`, { cause: error });
-          }
-        }),
-      { policy: retryPolicy, clock, signal, logger, what: 'directory' },
-    );
-    if (typeof dir !== 'object' || dir === null || typeof (dir as AcmeDirectory).newOrder !== 'string') {
+    const directory = await this.#shared.get((s) => this.#readDirectory(s), signal);
+    if (this.#directory !== directory) {
+      this.#gate.learn(directory);
+      for (const value of Object.values(directory)) {
+        if (typeof value === 'string' && value.startsWith('https://')) this.#options.trust.addOrigin(value);
+      }
+      this.#directory = directory;
+    }
+    return directory;
+  }
+
+  async #readDirectory(signal: AbortSignal | undefined): Promise<AcmeDirectory> {
+    const { clock, logger, retryPolicy } = this.#options;
+    let dir: unknown;
+    try {
+      dir = await withRetry(
+        () =>
+          runWithAcmeLogger(logger, async () => {
+            let resp: RawResponse;
+            try {
+              resp = await untilAborted(this.#internals.http.request(this.directoryUrl, 'get'), signal);
+            } catch (error) {
+              throw typedError(error, this.directoryUrl, clock.now());
+            }
+            if (resp.status !== 200) throw problemFromResponse(resp, this.directoryUrl, clock.now());
+            return resp.data;
+          }),
+        { policy: retryPolicy, clock, signal, logger, what: 'directory', gate: this.#gate },
+      );
+    } catch (error) {
+      // An error status from the directory is no ACME problem document; a wait the CA asked for stays typed as such.
+      if (error instanceof AcmeProblemError) {
+        throw new AcmeUnreachableError(`Could not read the ACME directory at ${this.directoryUrl}: HTTP ${error.status ?? 'error'}`, { cause: error });
+      }
+      throw error;
+    }
+    if (typeof dir !== 'object' || dir === null || typeof (dir as AcmeDirectory).newOrder !== 'string' || typeof (dir as AcmeDirectory).newNonce !== 'string') {
       throw new AcmeUnreachableError(`${this.directoryUrl} did not answer with an ACME directory`);
     }
-    const directory = dir as AcmeDirectory;
-    for (const value of Object.values(directory)) {
-      if (typeof value === 'string' && value.startsWith('https://')) trust.addOrigin(value);
-    }
-    this.#directory = directory;
-    return directory;
+    return dir as AcmeDirectory;
   }
 
   /**
@@ -182,7 +219,7 @@ export class AcmeConnection {
             });
             resp = await untilAborted(request, options.signal);
           } catch (error) {
-            throw toAcmeError(error, url, clock.now());
+            throw typedError(error, url, clock.now());
           }
           if (!options.ok.includes(resp.status)) throw problemFromResponse(resp, url, clock.now());
           return resp;
@@ -193,6 +230,7 @@ export class AcmeConnection {
         signal: options.signal,
         logger,
         what: options.what,
+        gate: this.#gate,
       },
     );
   }
@@ -204,31 +242,21 @@ export class AcmeConnection {
 }
 
 /**
- * acme-client takes no AbortSignal: stop waiting when the signal fires (the
- * request itself ends by its own timeout, see trust.ts).
+ * toAcmeError, and for anything it cannot name (acme-client's own bare
+ * Errors, a malformed response), an AcmeUnreachableError: no untyped error
+ * leaves the ACME layer.
  */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      const reason: unknown = signal.reason;
-      reject(reason instanceof CertKeeperError ? reason : new AbortedError('The operation was aborted', { cause: reason }));
-    };
-    if (signal.aborted) {
-      onAbort();
-      promise.catch(() => undefined);
-      return;
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+function typedError(error: unknown, url: string, now: number): CertKeeperError {
+  const mapped = toAcmeError(error, url, now);
+  if (mapped instanceof CertKeeperError) return mapped;
+  let where = 'the ACME server';
+  try {
+    where = new URL(url).origin;
+  } catch {
+    // keep the generic name
+  }
+  const reason = mapped instanceof Error ? mapped.message : String(mapped);
+  return new AcmeUnreachableError(`ACME request to ${where} failed: ${reason.slice(0, 200)}`, { cause: mapped });
 }
+
+export { untilAborted } from '../abort.js';

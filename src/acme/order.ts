@@ -21,6 +21,8 @@ import { DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_POLL_IN
 export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS };
 
 const POLL_BACKOFF_FACTOR = 1.5;
+/** Deactivation after a failure is best effort: a CA that stopped answering must not hold the order's error back. */
+export const DEACTIVATE_TIMEOUT_MS = 5_000;
 
 export interface OrderContext {
   conn: AcmeConnection;
@@ -73,6 +75,37 @@ interface AcmeOrder {
   error?: unknown;
 }
 
+/** The CA's JSON is checked before use: a malformed answer is ERR_ACME_ORDER, not a TypeError deep in the engine. */
+function asOrder(data: unknown, url: string): AcmeOrder {
+  const o = data as Partial<AcmeOrder> | null;
+  if (
+    typeof o !== 'object' || o === null || typeof o.status !== 'string' || typeof o.finalize !== 'string' ||
+    !Array.isArray(o.authorizations) || !o.authorizations.every((a) => typeof a === 'string') ||
+    (o.certificate !== undefined && typeof o.certificate !== 'string')
+  ) {
+    throw new AcmeOrderError(`The CA answered with a malformed order (${url})`);
+  }
+  return o as AcmeOrder;
+}
+
+function asAuthorization(data: unknown, url: string): AcmeAuthorization {
+  const a = data as Partial<AcmeAuthorization> | null;
+  const validChallenge = (c: unknown): boolean => {
+    const ch = c as Partial<AcmeChallenge> | null;
+    if (typeof ch !== 'object' || ch === null || typeof ch.type !== 'string' || typeof ch.url !== 'string') return false;
+    // Types certkeeper answers need a token; others (future types) are only listed.
+    return !(CHALLENGE_TYPES as readonly string[]).includes(ch.type) || typeof ch.token === 'string';
+  };
+  if (
+    typeof a !== 'object' || a === null || typeof a.status !== 'string' ||
+    typeof a.identifier !== 'object' || a.identifier === null || typeof a.identifier.value !== 'string' ||
+    !Array.isArray(a.challenges) || !a.challenges.every(validChallenge)
+  ) {
+    throw new AcmeOrderError(`The CA answered with a malformed authorization (${url})`);
+  }
+  return a as AcmeAuthorization;
+}
+
 /** Base64url DER of a PEM or DER CSR. */
 export function csrToB64u(csr: Buffer): string {
   const text = csr.toString('latin1');
@@ -117,7 +150,7 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   logger.debug({ names, order: orderUrl }, 'ACME order created');
 
   const finalize = async (): Promise<AcmeOrder> =>
-    (await conn.post(order.finalize, { csr: csrToB64u(request.csr) }, { ok: [200], what: 'finalize', signal })).data as AcmeOrder;
+    asOrder((await conn.post(order.finalize, { csr: csrToB64u(request.csr) }, { ok: [200], what: 'finalize', signal })).data, order.finalize);
   if (order.status === 'pending') {
     await solveAuthorizations(ctx, order.authorizations, signal);
     // Every authorization is valid, so the order should be ready: finalize without polling it first.
@@ -159,7 +192,7 @@ async function createOrder(ctx: OrderContext, request: OrderRequest, signal: Abo
   }
   const url = resp.headers.location;
   if (typeof url !== 'string' || url === '') throw new AcmeOrderError('newOrder answered without an order URL (Location header)');
-  return { order: resp.data as AcmeOrder, url };
+  return { order: asOrder(resp.data, url), url };
 }
 
 function displayIdentifier(authz: AcmeAuthorization): Identifier {
@@ -195,13 +228,15 @@ async function solveAuthorizations(ctx: OrderContext, urls: readonly string[], o
 
 /** Best effort: a pending authorization left behind would count against the CA's pending-authorization limit. */
 async function deactivatePending(ctx: OrderContext, urls: readonly string[]): Promise<void> {
+  // Not the order's signal (it may have fired: a timeout is when deactivation matters most), a short one of its own.
+  const signal = AbortSignal.timeout(DEACTIVATE_TIMEOUT_MS);
   await Promise.all(
     urls.map(async (url) => {
       try {
-        const resp = await ctx.conn.post(url, null, { ok: [200], what: 'authorization', retry: false });
+        const resp = await ctx.conn.post(url, null, { ok: [200], what: 'authorization', retry: false, signal });
         const status = (resp.data as AcmeAuthorization).status;
         if (status !== 'pending' && status !== 'valid') return;
-        await ctx.conn.post(url, { status: 'deactivated' }, { ok: [200], what: 'deactivate', retry: false });
+        await ctx.conn.post(url, { status: 'deactivated' }, { ok: [200], what: 'deactivate', retry: false, signal });
         ctx.logger.debug({ authorization: url, was: status }, 'authorization deactivated');
       } catch (error) {
         ctx.logger.debug({ authorization: url, err: error }, 'could not deactivate authorization');
@@ -224,7 +259,7 @@ function chooseChallenge(ctx: OrderContext, authz: AcmeAuthorization, identifier
 
 async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortSignal): Promise<void> {
   const { conn, logger } = ctx;
-  const authz = (await conn.post(url, null, { ok: [200], what: 'authorization', signal })).data as AcmeAuthorization;
+  const authz = asAuthorization((await conn.post(url, null, { ok: [200], what: 'authorization', signal })).data, url);
   const identifier = displayIdentifier(authz);
   if (authz.status === 'valid') {
     logger.debug({ identifier: identifier.value }, 'authorization already valid, no challenge needed');
@@ -251,7 +286,7 @@ async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortS
     if (solver.wait) await solver.wait(challengeContext);
     throwIfAborted(signal);
     await conn.post(challenge.url, {}, { ok: [200], what: 'challenge', signal });
-    const final = (await poll(ctx, url, 'authorization', (s) => s !== 'pending', signal)) as AcmeAuthorization;
+    const final = asAuthorization(await poll(ctx, url, 'authorization', (s) => s !== 'pending', signal), url);
     if (final.status !== 'valid') {
       const failed = final.challenges.find((c) => c.url === challenge.url) ?? challenge;
       const problem = failed.error !== undefined ? problemFromDocument(failed.error, { identifier: authz.identifier }) : undefined;
@@ -273,7 +308,7 @@ async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortS
 }
 
 async function pollOrder(ctx: OrderContext, url: string, wanted: readonly string[], signal: AbortSignal): Promise<AcmeOrder> {
-  const order = (await poll(ctx, url, 'order', (s) => wanted.includes(s) || s === 'invalid', signal)) as AcmeOrder;
+  const order = asOrder(await poll(ctx, url, 'order', (s) => wanted.includes(s) || s === 'invalid', signal), url);
   if (order.status === 'invalid') {
     const problem = order.error !== undefined ? problemFromDocument(order.error) : undefined;
     throw new AcmeOrderError(`Order ${url} became invalid${problem?.detail ? `: ${problem.detail}` : ''}`, { cause: problem });

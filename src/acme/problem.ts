@@ -12,6 +12,7 @@ import {
   CertKeeperError,
   type AcmeSubproblem,
 } from '../errors.js';
+import { MAX_ARI_RETRY_AFTER_MS } from './ari.js';
 
 export const ACME_ERROR = 'urn:ietf:params:acme:error:';
 
@@ -50,17 +51,20 @@ export class AcmeNetworkError extends AcmeUnreachableError {
 
 /**
  * Milliseconds to wait from a Retry-After header: delta-seconds or an
- * HTTP-date (RFC 9110 10.2.3). Undefined when absent or unparsable; never negative.
+ * HTTP-date (RFC 9110 10.2.3). Undefined when absent or unparsable; never
+ * negative, and never more than a day (the cap ARI uses too): a CA's
+ * "come back in ten years" must not silence a name for good.
  */
 export function parseRetryAfter(header: unknown, now: number): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
-  if (typeof value === 'number' && Number.isFinite(value)) return Math.max(0, value * 1000);
-  if (typeof value !== 'string' || value.trim() === '') return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
+  let ms: number | undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) ms = value * 1000;
+  else if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) ms = Number(value.trim()) * 1000;
+  else if (typeof value === 'string' && value.trim() !== '') {
+    const at = Date.parse(value.trim());
+    if (!Number.isNaN(at)) ms = at - now;
+  }
+  return ms === undefined ? undefined : Math.min(MAX_ARI_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 function asIdentifier(value: unknown): { type: string; value: string } | undefined {
@@ -115,6 +119,7 @@ export function problemFromResponse(resp: RawResponse, url: string | undefined, 
 }
 
 function tryJson(text: string): unknown {
+  if (text.trim() === '') return {}; // e.g. a HEAD newNonce answered 503
   try {
     return JSON.parse(text);
   } catch {

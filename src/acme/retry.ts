@@ -4,8 +4,9 @@
  * own replay of the same signed body is switched off in trust.ts).
  */
 import { sleep, type Clock } from '../clock.js';
-import { AbortedError, AcmeProblemError, AcmeRateLimitedError, throwIfAborted } from '../errors.js';
+import { AbortedError, AcmeProblemError, AcmeRateLimitedError, AcmeUnavailableError, throwIfAborted } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { CaGate } from './ca-gate.js';
 import { AcmeNetworkError, isProblem } from './problem.js';
 import { DEFAULT_RETRY_POLICY } from '../defaults.js';
 export { DEFAULT_RETRY_POLICY };
@@ -36,6 +37,15 @@ export interface RetryContext {
   logger?: Logger | undefined;
   /** Short name of the operation, for logs. */
   what: string;
+  /** The CA's shared state: its Retry-After holds every request to it, this one's included. */
+  gate?: CaGate | undefined;
+}
+
+/** The typed error for a Retry-After that cannot be waited for here: 503 means unavailable, anything else rate limited. */
+function waitError(error: AcmeProblemError, retryAt: number, message = error.message): AcmeUnavailableError | AcmeRateLimitedError {
+  return error.status === 503
+    ? new AcmeUnavailableError(message, retryAt, { cause: error })
+    : new AcmeRateLimitedError(message, retryAt, { cause: error });
 }
 
 type Decision = { retry: false } | { retry: true; delayMs: number; reason: string };
@@ -51,10 +61,10 @@ function decide(error: unknown, attempt: number, policy: Readonly<RetryPolicy>, 
     const rateLimited = status === 429 || isProblem(error, 'rateLimited');
     if (error.retryAfterMs !== undefined && (rateLimited || status === 503)) {
       if (error.retryAfterMs > policy.maxRetryAfterMs) {
-        throw new AcmeRateLimitedError(
-          `${error.message}; Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s exceeds the ${policy.maxRetryAfterMs / 1000} s limit`,
+        throw waitError(
+          error,
           now + error.retryAfterMs,
-          { cause: error },
+          `${error.message}; Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s exceeds the ${policy.maxRetryAfterMs / 1000} s limit`,
         );
       }
       return { retry: true, delayMs: error.retryAfterMs, reason: `HTTP ${status} Retry-After` };
@@ -73,11 +83,18 @@ function decide(error: unknown, attempt: number, policy: Readonly<RetryPolicy>, 
 }
 
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, ctx: RetryContext): Promise<T> {
-  const { policy, clock, signal } = ctx;
+  const { policy, clock, signal, gate } = ctx;
   const deadline = clock.now() + policy.deadlineMs;
   let badNonceRetries = 0;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal);
+    const until = gate?.blockedUntil();
+    if (gate && until !== undefined) {
+      // The CA asked every client to wait (possibly in another name's request): no request before then.
+      if (until - clock.now() > policy.maxRetryAfterMs || until > deadline) throw gate.error();
+      ctx.logger?.debug({ operation: ctx.what, delayMs: until - clock.now() }, 'waiting for the CA\'s Retry-After');
+      await abortableSleep(clock, until - clock.now(), signal);
+    }
     try {
       return await operation(attempt);
     } catch (error) {
@@ -88,12 +105,22 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, c
         ctx.logger?.debug({ operation: ctx.what, badNonceRetries }, 'retrying ACME request after badNonce');
         continue;
       }
-      if (attempt >= policy.maxAttempts) throw error;
+      if (gate?.observe(error)) {
+        // The wait holds for the whole CA: the top of the loop waits for it, or fails typed.
+        if (attempt >= policy.maxAttempts) throw gate.error();
+        continue;
+      }
+      if (attempt >= policy.maxAttempts) {
+        if (error instanceof AcmeProblemError && error.retryAfterMs !== undefined && (error.status === 429 || error.status === 503)) {
+          throw waitError(error, clock.now() + error.retryAfterMs);
+        }
+        throw error;
+      }
       const decision = decide(error, attempt, policy, clock.now());
       if (!decision.retry) throw error;
       if (clock.now() + decision.delayMs > deadline) {
         if (error instanceof AcmeProblemError && error.retryAfterMs !== undefined) {
-          throw new AcmeRateLimitedError(error.message, clock.now() + decision.delayMs, { cause: error });
+          throw waitError(error, clock.now() + decision.delayMs);
         }
         throw error;
       }

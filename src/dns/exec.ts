@@ -10,7 +10,8 @@
  * `_acme-challenge.example.com.`, and <value> the TXT value. The record TTL is
  * in the environment as CERTKEEPER_DNS_TTL (and the zone, when known, as
  * CERTKEEPER_DNS_ZONE). Exit status 0 means done; anything else is a
- * DnsProviderError carrying the end of the program's stderr.
+ * DnsProviderError carrying the last lines of the program's stderr, with the
+ * values of `env` and anything credential-shaped redacted (src/redact.ts).
  *
  * On timeout or abort the program's whole process group gets SIGTERM, then
  * SIGKILL after a grace period, so a script's own children do not linger.
@@ -20,12 +21,16 @@ import { inspect } from 'node:util';
 import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createDefaultLogger, validateLogger } from '../logger.js';
+import { createRedactor, tail } from '../redact.js';
 import type { DnsProvider, DnsRecord } from './types.js';
 import { DEFAULT_EXEC_TIMEOUT_MS } from '../defaults.js';
 export { DEFAULT_EXEC_TIMEOUT_MS };
 
-/** How much of the program's stderr an error carries (the end, where the cause usually is). */
-export const EXEC_STDERR_LIMIT = 2048;
+/** How much of the program's stderr an error carries (the end, where the cause usually is): bytes, then lines. */
+export const EXEC_STDERR_LIMIT = 1024;
+export const EXEC_STDERR_LINES = 10;
+/** stderr kept while the program runs, before redaction: redacting only the kept tail could miss a secret cut in two. */
+const EXEC_STDERR_CAPTURE = 64 * 1024;
 /** Time between SIGTERM and SIGKILL when the program is stopped. */
 export const EXEC_KILL_GRACE_MS = 2_000;
 
@@ -50,6 +55,8 @@ export class ExecDnsProvider implements DnsProvider {
   readonly #timeoutMs: number;
   readonly #env: Readonly<Record<string, string>>;
   readonly #log: Logger;
+  /** Removes env values (the program's credentials, by the usual design) and credential shapes from its output. */
+  readonly #redact: (text: string) => string;
 
   constructor(options: ExecDnsOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('exec', 'options object is required');
@@ -66,6 +73,7 @@ export class ExecDnsProvider implements DnsProvider {
       throw new InvalidOptionError('env', 'must map names to strings');
     }
     this.#env = Object.freeze({ ...env });
+    this.#redact = createRedactor({ secrets: Object.values(this.#env) });
     const base = options.logger === undefined ? createDefaultLogger('silent') : validateLogger(options.logger);
     this.#log = base.child({ component: 'dns-exec' });
   }
@@ -134,8 +142,8 @@ export class ExecDnsProvider implements DnsProvider {
       child.stdout.on('data', (chunk: Buffer) => (stdoutBytes += chunk.length));
       child.stderr.on('data', (chunk: Buffer) => {
         stderr = Buffer.concat([stderr, chunk]);
-        if (stderr.length > EXEC_STDERR_LIMIT) {
-          stderr = stderr.subarray(stderr.length - EXEC_STDERR_LIMIT);
+        if (stderr.length > EXEC_STDERR_CAPTURE) {
+          stderr = stderr.subarray(stderr.length - EXEC_STDERR_CAPTURE);
           stderrTruncated = true;
         }
       });
@@ -151,7 +159,7 @@ export class ExecDnsProvider implements DnsProvider {
       });
       // 'close' waits for the pipes, so all of stderr is in.
       child.on('close', (code, sig) => {
-        const output = stderrText(stderr, stderrTruncated);
+        const output = this.#stderrText(stderr, stderrTruncated, record.value);
         const durationMs = Date.now() - started;
         if (stopReason === 'abort') {
           finish(new AbortedError(`DNS update aborted; ${what} was stopped`, { cause: signal?.reason }));
@@ -168,6 +176,15 @@ export class ExecDnsProvider implements DnsProvider {
     });
   }
 
+  /** The redacted end of stderr; the TXT value goes too (it names the key authorization's digest). */
+  #stderrText(stderr: Buffer, truncated: boolean, txtValue: string): string {
+    let text = stderr.toString('utf8');
+    // A capture cut mid-line may hold half a secret no pattern knows: drop that line.
+    if (truncated) text = text.slice(text.indexOf('\n') + 1);
+    const redacted = this.#redact(txtValue.length >= 4 ? text.split(txtValue).join('[txt value]') : text);
+    return tail(redacted, { maxLines: EXEC_STDERR_LINES, maxBytes: EXEC_STDERR_LIMIT });
+  }
+
   toJSON(): Record<string, unknown> {
     // env may hold credentials for the program: only its names are shown.
     return { name: this.name, command: this.#command, args: this.#args, timeoutMs: this.#timeoutMs, env: Object.keys(this.#env) };
@@ -176,9 +193,4 @@ export class ExecDnsProvider implements DnsProvider {
   [inspect.custom](): string {
     return `ExecDnsProvider ${inspect(this.toJSON())}`;
   }
-}
-
-function stderrText(stderr: Buffer, truncated: boolean): string {
-  const text = stderr.toString('utf8').trim();
-  return truncated ? `…${text}` : text;
 }

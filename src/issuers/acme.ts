@@ -18,6 +18,7 @@ import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import { createAccountKeyPem, ensureAccount, type ExternalAccountBinding, type StoredAccount } from '../acme/account.js';
 import { certId, fetchRenewalInfo } from '../acme/ari.js';
+import { caGate, SharedDirectory } from '../acme/ca-gate.js';
 import { AcmeConnection, untilAborted, type AcmeDirectory } from '../acme/connection.js';
 import { resolveDirectoryUrl, DIRECTORY_PRESETS, type DirectoryPreset } from '../acme/directories.js';
 import {
@@ -178,6 +179,8 @@ export class AcmeIssuer implements Issuer {
   #account: Promise<StoredAccount> | undefined;
   #connection: AcmeConnection | undefined;
   #directoryProbe: AcmeConnection | undefined;
+  /** Every connection of this issuer reads the directory once, together. */
+  #directories: SharedDirectory | undefined;
   #closed = false;
   /** Fires on close(), stopping every operation in flight. */
   readonly #closing = new AbortController();
@@ -207,6 +210,7 @@ export class AcmeIssuer implements Issuer {
       logger: this.#log,
       clock: this.config.clock,
       retryPolicy: this.config.retry,
+      sharedDirectory: (this.#directories ??= new SharedDirectory(this.config.clock)),
     });
   }
 
@@ -327,12 +331,20 @@ export class AcmeIssuer implements Issuer {
     this.#directoryProbe ??= this.#connection ?? this.#connect(await createAccountKeyPem());
     const directory = await this.#directoryProbe.directory(signal);
     if (!directory.renewalInfo) return undefined;
-    return fetchRenewalInfo(directory.renewalInfo, certificatePem, {
-      signal,
-      clock: this.config.clock,
-      // Through acme-client's axios instance, so the issuer's CA trust applies.
-      fetchImpl: axiosFetch,
-    });
+    // A plain GET outside the signed-request path: the CA's Retry-After holds it too, and a 503 here holds the others.
+    const gate = caGate(this.config.directoryUrl, this.config.clock);
+    if (gate.blockedUntil() !== undefined) throw gate.error();
+    try {
+      return await fetchRenewalInfo(directory.renewalInfo, certificatePem, {
+        signal,
+        clock: this.config.clock,
+        // Through acme-client's axios instance, so the issuer's CA trust applies.
+        fetchImpl: axiosFetch,
+      });
+    } catch (error) {
+      gate.observe(error);
+      throw error;
+    }
   }
 
   /** Runs an operation that close() can stop and waits for, with the caller's signal joined to the issuer's. */

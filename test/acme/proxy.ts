@@ -16,9 +16,15 @@ export interface SeenRequest {
   /** Decoded JWS protected header and payload, for POSTs. */
   protectedHeader?: Record<string, unknown>;
   payload?: unknown;
+  /** Date.now() when the request arrived. */
+  at: number;
 }
 
 export interface Injection {
+  /** Never answer: the request hangs until the client gives up or the proxy closes. */
+  stall?: boolean;
+  /** Send no Replay-Nonce (as a load balancer's own error page would not). */
+  noNonce?: boolean;
   status: number;
   headers?: Record<string, string>;
   body: unknown;
@@ -32,6 +38,8 @@ export interface ProxyHandle {
   inject: (request: SeenRequest) => Injection | undefined;
   /** Extra fields merged into the directory. */
   directoryExtra: Record<string, unknown>;
+  /** Requests seen so far that match. */
+  count(match: (request: SeenRequest) => boolean): number;
   close(): Promise<void>;
 }
 
@@ -78,6 +86,7 @@ export async function startProxy(pebble: PebbleHandle): Promise<ProxyHandle> {
     seen: [],
     inject: () => undefined,
     directoryExtra: {},
+    count: (match) => handle.seen.filter(match).length,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -89,21 +98,22 @@ export async function startProxy(pebble: PebbleHandle): Promise<ProxyHandle> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString();
-      const seen: SeenRequest = { method: req.method ?? 'GET', path: req.url ?? '/', ...(req.method === 'POST' ? decodeJws(body) : {}) };
+      const seen: SeenRequest = { method: req.method ?? 'GET', path: req.url ?? '/', at: Date.now(), ...(req.method === 'POST' ? decodeJws(body) : {}) };
       handle.seen.push(seen);
       const injected = handle.inject(seen);
+      if (injected?.stall) return; // closeAllConnections() in close() ends it
       if (injected) {
-        // A real CA sends a fresh nonce with every response, errors included.
-        upstreamRequest('HEAD', '/nonce-plz', '', {}, (status, headers) => {
-          const nonce = headers['replay-nonce'];
+        const answer = (nonce: unknown): void => {
           res.writeHead(injected.status, {
             'content-type': 'application/problem+json',
             ...(typeof nonce === 'string' ? { 'replay-nonce': nonce } : {}),
             ...injected.headers,
           });
           res.end(JSON.stringify(injected.body));
-          void status;
-        });
+        };
+        if (injected.noNonce) return answer(undefined);
+        // A real CA sends a fresh nonce with every response, errors included.
+        upstreamRequest('HEAD', '/nonce-plz', '', {}, (_status, headers) => answer(headers['replay-nonce']));
         return;
       }
       upstreamRequest(seen.method, seen.path, body, req.headers, (status, headers, responseBody) => {
