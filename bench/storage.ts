@@ -23,8 +23,8 @@ import pg from 'pg';
 import { buildCertificateMeta, loadCertificateSet, saveCertificateSet, type CertificateSet } from '../src/storage/certificates.js';
 import { FileStorage } from '../src/storage/file.js';
 import type { Storage } from '../src/storage/types.js';
-import { PostgresStorage } from '../storage-adapters/postgres/src/index.js';
-import { RedisStorage } from '../storage-adapters/redis/src/index.js';
+import { PostgresStorage } from '@certkeeper/storage-postgres';
+import { RedisStorage } from '@certkeeper/storage-redis';
 import { createTestLeaf } from '../test/helpers/tls-certs.js';
 
 const { values: args } = parseArgs({
