@@ -5,7 +5,7 @@
  * fresh directory that has its own package.json, as a user's project would.
  */
 import { execFile, type ExecFileOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,8 @@ function repoVersion(name: string): string {
  */
 export async function createConsumerProject(): Promise<ConsumerProject> {
   const dir = await mkdtemp(join(tmpdir(), 'certkeeper-consumer-'));
+  // Backstop for a run cut short (a timeout skips `after` hooks): the directory never outlives the process.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const packDir = join(dir, 'packs');
   const app = join(dir, 'app');
   await mkdir(packDir);
