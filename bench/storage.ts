@@ -20,9 +20,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { buildCertificateMeta, loadCertificateSet, saveCertificateSet, type CertificateSet } from '../src/storage/certificates.js';
-import { FileStorage } from '../src/storage/file.js';
-import type { Storage } from '../src/storage/types.js';
+// The package as installed (dist/), one copy with the adapters below; buildCertificateMeta is internal and pure.
+import { FileStorage, loadCertificateSet, saveCertificateSet, type CertificateSet, type Storage } from 'certkeeper';
+import { buildCertificateMeta } from '../src/storage/certificates.js';
 import { PostgresStorage } from '@certkeeper/storage-postgres';
 import { RedisStorage } from '@certkeeper/storage-redis';
 import { createTestLeaf } from '../test/helpers/tls-certs.js';
