@@ -85,6 +85,25 @@ describe('the packed packages, installed from their tarballs into a fresh projec
     }
   });
 
+  test('every package a shipped declaration imports is a dependency (or peer) of that package and ships its own types', async () => {
+    for (const pack of project.packs) {
+      const dir = join(project.app, 'node_modules', ...pack.name.split('/'));
+      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+      const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]);
+      for (const file of pack.files.filter((f) => f.path.endsWith('.d.ts'))) {
+        const text = await readFile(join(dir, file.path), 'utf8');
+        for (const [, specifier] of text.matchAll(/(?:from|import\()\s*'([^'.][^']*)'/g)) {
+          if ((specifier as string).startsWith('node:')) continue;
+          const name = (specifier as string).split('/').slice(0, (specifier as string).startsWith('@') ? 2 : 1).join('/');
+          assert.ok(declared.has(name), `${pack.name}/${file.path} imports ${name}, which is not among its dependencies or peers`);
+          const typed = JSON.parse(await readFile(join(project.app, 'node_modules', name, 'package.json'), 'utf8').catch(() => '{}')) as Record<string, unknown>;
+          const hasTypes = typed.types !== undefined || typed.typings !== undefined || JSON.stringify(typed.exports ?? {}).includes('"types"');
+          assert.ok(hasTypes || declared.has(`@types/${name}`), `${pack.name}/${file.path} imports ${name}, whose types a consumer does not get`);
+        }
+      }
+    }
+  });
+
   test('imports the root, every subpath and both adapters; each adapter stores, loads, locks and unlocks on the real server; a keeper serves a verified handshake', async (t) => {
     const skip = (await redisSkipReason()) || (await postgresSkipReason());
     if (skip) return t.skip(skip);
