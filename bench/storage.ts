@@ -20,11 +20,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { buildCertificateMeta, loadCertificateSet, saveCertificateSet, type CertificateSet } from '../src/storage/certificates.js';
-import { FileStorage } from '../src/storage/file.js';
-import type { Storage } from '../src/storage/types.js';
-import { PostgresStorage } from '../storage-adapters/postgres/src/index.js';
-import { RedisStorage } from '../storage-adapters/redis/src/index.js';
+// The package as installed (dist/), one copy with the adapters below; buildCertificateMeta is internal and pure.
+import { FileStorage, loadCertificateSet, saveCertificateSet, type CertificateSet, type Storage } from 'certkeeper';
+import { buildCertificateMeta } from '../src/storage/certificates.js';
+import { PostgresStorage } from '@certkeeper/storage-postgres';
+import { RedisStorage } from '@certkeeper/storage-redis';
 import { createTestLeaf } from '../test/helpers/tls-certs.js';
 
 const { values: args } = parseArgs({

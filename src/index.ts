@@ -5,7 +5,7 @@ export * from './config.js';
 export * from './errors.js';
 export type * from './events.js';
 export { systemClock, type Clock, type TimerHandle } from './clock.js';
-export { validateLogger, type Logger, type LogLevel } from './logger.js';
+export { validateLogger, REDACT_PATHS, type Logger, type LogLevel } from './logger.js';
 export { parseIdentifier, normalizeName, normalizeServerName, type Identifier } from './names.js';
 
 export type * from './storage/types.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileStorage, type CertKeeper, type CertKeeperOptions } from '../../src/index.js';
+import { FileStorage, type CertKeeper, type CertKeeperOptions } from 'certkeeper';
 
 export function keeperOptionsFromEnv(): { names: string[]; options: CertKeeperOptions } {
   const env = process.env;

@@ -13,8 +13,8 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { RedisStorage } from '../../storage-adapters/redis/src/index.js';
-import { CertKeeper } from '../../src/index.js';
+import { RedisStorage } from '@certkeeper/storage-redis';
+import { CertKeeper } from 'certkeeper';
 
 const env = process.env;
 const instance = env.INSTANCE ?? String(process.pid);

@@ -10,14 +10,16 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createKeyAndCsr } from '../../src/acme/csr.js';
-import { Rfc2136Provider } from '../../src/dns/rfc2136.js';
-import { AcmeIssuer } from '../../src/issuers/acme.js';
-import type { Logger } from '../../src/logger.js';
-import { REDACT_PATHS } from '../../src/logger.js';
-import { parseIdentifier } from '../../src/names.js';
-import { Dns01Solver } from '../../src/solvers/dns01.js';
-import { FileStorage } from '../../src/storage/file.js';
+import {
+  AcmeIssuer,
+  createKeyAndCsr,
+  Dns01Solver,
+  FileStorage,
+  parseIdentifier,
+  REDACT_PATHS,
+  Rfc2136Provider,
+  type Logger,
+} from 'certkeeper';
 
 function required(name: string): string {
   const value = process.env[name];

@@ -8,8 +8,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import express from 'express';
-import { CertKeeper } from '../../src/index.js';
-import { challengeMiddleware } from '../../src/http/express.js'; // 'certkeeper/express' once installed
+import { CertKeeper } from 'certkeeper';
+import { challengeMiddleware } from 'certkeeper/express'
 import { keeperOptionsFromEnv, serveExample } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();

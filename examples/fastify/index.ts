@@ -8,9 +8,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
-import { CertKeeper } from '../../src/index.js';
-import { redirectToHttps } from '../../src/http/challenge.js'; // exported by 'certkeeper' once installed
-import { certkeeperChallenges } from '../../src/http/fastify.js'; // 'certkeeper/fastify' once installed
+import { CertKeeper, redirectToHttps } from 'certkeeper';
+import { certkeeperChallenges } from 'certkeeper/fastify'
 import { keeperOptionsFromEnv } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();

@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { CertKeeper } from '../../src/index.js';
+import { CertKeeper } from 'certkeeper';
 
 const liveDir = process.env.LIVE_DIR ?? '/etc/letsencrypt/live';
 const port = Number(process.env.PORT ?? 8443);

@@ -8,8 +8,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import Koa from 'koa';
-import { CertKeeper } from '../../src/index.js';
-import { challengeMiddleware } from '../../src/http/koa.js'; // 'certkeeper/koa' once installed
+import { CertKeeper } from 'certkeeper';
+import { challengeMiddleware } from 'certkeeper/koa'
 import { keeperOptionsFromEnv, serveExample } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();

@@ -10,9 +10,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { CertKeeper } from '../../src/manager.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../../src/metrics.js';
-import { FileStorage } from '../../src/storage/file.js';
+import { CertKeeper, FileStorage, PROMETHEUS_CONTENT_TYPE } from 'certkeeper';
 
 const keeper = new CertKeeper({
   storage: new FileStorage({ root: process.env.STORAGE_DIR ?? '.certkeeper-metrics-example' }),

@@ -7,7 +7,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { CertKeeper } from '../../src/index.js';
+import { CertKeeper } from 'certkeeper';
 import { keeperOptionsFromEnv, serveExample } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();

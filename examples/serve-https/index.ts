@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serveHttps } from '../../src/http/serve-https.js'; // exported by 'certkeeper' once installed
+import { serveHttps } from 'certkeeper'
 import { keeperOptionsFromEnv } from '../_shared/env.js';
 
 const { names, options } = keeperOptionsFromEnv();

@@ -37,8 +37,21 @@ export interface DnsQueryOptions {
   recursionDesired?: boolean | undefined;
 }
 
-/** A resource record as decoded by dns-packet (OPT pseudo-records removed). */
-export type DnsAnswer = Exclude<Packet.Answer, Packet.OptAnswer>;
+/** TXT record data: one or more character-strings. */
+export type DnsTxtData = string | Buffer | Array<string | Buffer>;
+
+/**
+ * A resource record in the shape dns-packet decodes it (OPT pseudo-records removed); `data`
+ * depends on `type`. Declared here rather than as dns-packet's type so the shipped .d.ts files
+ * do not need @types/dns-packet, which consumers do not install.
+ */
+export interface DnsAnswer {
+  type: string;
+  name: string;
+  ttl?: number | undefined;
+  class?: string | undefined;
+  data?: unknown;
+}
 
 export interface DnsQueryResult {
   /** `NOERROR` or `NXDOMAIN`; any other code is thrown as DnsQueryError. */
@@ -144,7 +157,7 @@ export async function dnsQuery(
   if (rcode !== 'NOERROR' && rcode !== 'NXDOMAIN') {
     throw new DnsQueryError(formatServer(server), 'rcode', `${rcode} for ${type} ${qname}`, rcode);
   }
-  const records = (list: Packet.Answer[] | undefined): DnsAnswer[] => (list ?? []).filter((r): r is DnsAnswer => r.type !== 'OPT');
+  const records = (list: Packet.Answer[] | undefined): DnsAnswer[] => (list ?? []).filter((r) => r.type !== 'OPT') as DnsAnswer[];
   return {
     rcode,
     authoritative: reply.flag_aa,
@@ -261,7 +274,7 @@ function tcpExchange(server: DnsServer, message: Buffer, matches: Matcher, deadl
 }
 
 /** Decodes TXT record data (one or more character-strings) into the single string it represents. */
-export function txtValue(data: Packet.TxtData): string {
+export function txtValue(data: DnsTxtData): string {
   const parts = Array.isArray(data) ? data : [data];
   return parts.map((p) => (typeof p === 'string' ? p : p.toString('utf8'))).join('');
 }

@@ -16,8 +16,9 @@ const MIN_RSA_BITS = 2048;
 /** Longest value X.509 allows in a common name. */
 export const MAX_COMMON_NAME_LENGTH = 64;
 export const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
-// @peculiar/x509 types its crypto parameter with the DOM Crypto type; Node's webcrypto is that object.
-export const cryptoProvider = webcrypto as unknown as NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
+// @peculiar/x509 types its crypto parameter with the DOM Crypto type; Node's webcrypto is that object. Declared
+// with Node's type so the shipped .d.ts files never load @peculiar/x509's, which need lib "dom" (a Node project has none).
+export const cryptoProvider: webcrypto.Crypto = webcrypto;
 
 export interface LeafSigningRequest {
   /** PEM or DER CSR, as the issuer received it. */

@@ -13,14 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { onJsonLines } from '../helpers/json-lines.js';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { PostgresStorage } from '../../storage-adapters/postgres/src/index.js';
+import { PostgresStorage } from '@certkeeper/storage-postgres';
 import { POSTGRES_URL, postgresSkipReason } from '../../storage-adapters/postgres/test/server.js';
-import { RedisStorage } from '../../storage-adapters/redis/src/index.js';
+import { RedisStorage } from '@certkeeper/storage-redis';
 import { REDIS_URL, deleteByPrefix, redisSkipReason } from '../../storage-adapters/redis/test/server.js';
-import { StorageNotFoundError } from '../../src/errors.js';
-import { listCertificateNames, loadCertificateSet, type CertificateSet } from '../../src/storage/certificates.js';
-import { FileStorage } from '../../src/storage/file.js';
-import type { Storage } from '../../src/storage/types.js';
+// The package as installed (dist/, like the adapters and the workers), so errors and storages are one copy.
+import { FileStorage, listCertificateNames, loadCertificateSet, StorageNotFoundError, type CertificateSet, type Storage } from 'certkeeper';
 import type { Command, PausePoint, StorageConfig, WorkerConfig } from './fixtures/worker.js';
 
 const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'worker.ts');

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { loadCertificateSet } from '../../src/storage/certificates.js';
+import { loadCertificateSet } from 'certkeeper'; // one copy with the installed adapters' errors
 import { issuerKeyFromDirectoryUrl } from '../../src/storage/layout.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';

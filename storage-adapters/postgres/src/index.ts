@@ -18,17 +18,28 @@
  */
 import pg from 'pg';
 import type { Pool, PoolConfig, QueryResultRow } from 'pg';
-import { ClosedError, InvalidOptionError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
-import { type Logger, validateLogger } from '../../../src/logger.js';
-import { createKeyEncryptor, type KeyEncryptor } from '../../../src/storage/encryption.js';
-import { joinKey, validateKey, validatePrefix } from '../../../src/storage/keys.js';
 import {
-  LeaseLocks,
-  resolveLeaseLockOptions,
+  ClosedError,
+  createKeyEncryptor,
+  InvalidOptionError,
+  joinKey,
+  type KeyEncryptor,
+  type KeyInfo,
   type LeaseBackend,
   type LeaseLockOptions,
-} from '../../../src/storage/lease-locks.js';
-import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from '../../../src/storage/types.js';
+  LeaseLocks,
+  type LockLeaseChecker,
+  type LockOptions,
+  type Logger,
+  resolveLeaseLockOptions,
+  type Storage,
+  StorageError,
+  StorageNotFoundError,
+  type TryLocker,
+  validateKey,
+  validateLogger,
+  validatePrefix,
+} from 'certkeeper/storage';
 
 export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
 export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';

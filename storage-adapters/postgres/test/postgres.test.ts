@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { ClosedError, InvalidOptionError, LockLostError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
-import type { Storage } from '../../../src/storage/types.js';
-import { runStorageConformance } from '../../../src/testing/conformance.js';
-import { PostgresStorage, type PostgresStorageOptions } from '../src/index.js';
+import { ClosedError, InvalidOptionError, LockLostError, StorageError, StorageNotFoundError } from 'certkeeper/storage';
+import type { Storage } from 'certkeeper/storage';
+import { runStorageConformance } from 'certkeeper/testing';
+import { PostgresStorage, type PostgresStorageOptions } from '@certkeeper/storage-postgres';
 import { POSTGRES_URL, postgresSkipReason } from './server.js';
 
 const skip = await postgresSkipReason();

@@ -13,18 +13,28 @@
  */
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { ClosedError, InvalidOptionError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
-import type { Logger } from '../../../src/logger.js';
-import { validateLogger } from '../../../src/logger.js';
-import { createKeyEncryptor, type KeyEncryptor } from '../../../src/storage/encryption.js';
-import { joinKey, validateKey, validatePrefix } from '../../../src/storage/keys.js';
 import {
-  LeaseLocks,
-  resolveLeaseLockOptions,
+  ClosedError,
+  createKeyEncryptor,
+  InvalidOptionError,
+  joinKey,
+  type KeyEncryptor,
+  type KeyInfo,
   type LeaseBackend,
   type LeaseLockOptions,
-} from '../../../src/storage/lease-locks.js';
-import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from '../../../src/storage/types.js';
+  LeaseLocks,
+  type LockLeaseChecker,
+  type LockOptions,
+  type Logger,
+  resolveLeaseLockOptions,
+  type Storage,
+  StorageError,
+  StorageNotFoundError,
+  type TryLocker,
+  validateKey,
+  validateLogger,
+  validatePrefix,
+} from 'certkeeper/storage';
 
 export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 /**

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { ClosedError, InvalidOptionError, LockLostError, LockTimeoutError, StorageError, StorageNotFoundError } from '../../../src/errors.js';
-import type { Storage } from '../../../src/storage/types.js';
-import { runStorageConformance } from '../../../src/testing/conformance.js';
-import { RedisStorage, type RedisStorageOptions } from '../src/index.js';
+import { ClosedError, InvalidOptionError, LockLostError, LockTimeoutError, StorageError, StorageNotFoundError } from 'certkeeper/storage';
+import type { Storage } from 'certkeeper/storage';
+import { runStorageConformance } from 'certkeeper/testing';
+import { RedisStorage, type RedisStorageOptions } from '@certkeeper/storage-redis';
 import { REDIS_URL, deleteByPrefix, redisSkipReason } from './server.js';
 
 const skip = await redisSkipReason();
