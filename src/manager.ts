@@ -53,7 +53,7 @@ import {
 } from './storage/certificates.js';
 import { checkCertificateWritable, checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
-import { certificateLockName, safeKeyComponent } from './storage/layout.js';
+import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
