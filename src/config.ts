@@ -309,10 +309,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
     throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
   }
-  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-  if (typeof closeTimeoutMs !== 'number' || !Number.isInteger(closeTimeoutMs) || closeTimeoutMs < 0) {
-    throw new InvalidOptionError('closeTimeoutMs', 'must be a non-negative integer of milliseconds');
-  }
+  const closeTimeoutMs = durationMs(options.closeTimeoutMs, 'closeTimeoutMs', true) ?? DEFAULT_CLOSE_TIMEOUT_MS;
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');

@@ -144,3 +144,6 @@ export const DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS = 64;
 export const DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS = 30_000;
 /** Answers remembered at most (oldest dropped first). */
 export const DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY = 10_000;
+/** What an error carries of a program's output by default (src/redact.ts): its last lines, bounded in bytes. */
+export const DEFAULT_TAIL_LINES = 10;
+export const DEFAULT_TAIL_BYTES = 1024;

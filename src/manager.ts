@@ -162,8 +162,11 @@ export class CertKeeper {
   #httpHandlerMounted = false;
   #storageCheckedAt: number | undefined;
   #closing: Promise<void> | undefined;
-  /** Errors already reported as failures of their name (or that are not failures: a backoff still running). */
-  readonly #accounted = new WeakSet<object>();
+  /**
+   * Errors already reported as failures of a name (or that are not failures: a backoff still running), per name:
+   * one error object can fail several names at once (a shared directory read refused by the CA).
+   */
+  readonly #accounted = new WeakMap<object, WeakSet<ManagedRecord>>();
   /** Names with a persisted failure state, as last listed (read by the background warm-up of large manageSync calls). */
   #failureListing: ReadonlySet<string> | undefined;
 
@@ -841,7 +844,7 @@ export class CertKeeper {
         // Another process took this name over and stores its own result: not a failure of the stored certificate,
         // so no backoff (and no write to a sidecar we no longer own); the next attempt finds its certificate and adopts it.
         this.#log.warn({ names: record.names, lock: lockName }, 'lock lost while obtaining; another process took over this name');
-        this.#accounted.add(error);
+        this.#markAccounted(record, error);
         throw error;
       }
       // Recorded before the lock is released, so the peer that takes it next reads this failure and backs off too.
@@ -1021,19 +1024,25 @@ export class CertKeeper {
    */
   async #noteFailure(record: ManagedRecord, error: unknown, renewal: boolean, signal: AbortSignal): Promise<void> {
     if (typeof error === 'object' && error !== null) {
-      if (this.#accounted.has(error)) return;
-      this.#accounted.add(error);
+      if (this.#accounted.get(error)?.has(record)) return;
+      this.#markAccounted(record, error);
     }
     if (error instanceof BackoffError || error instanceof LockLostError || error instanceof ClosedError) return;
     if (signal.aborted || this.#closing) return;
     await this.#recordFailure(record, error, renewal);
   }
 
+  #markAccounted(record: ManagedRecord, error: object): void {
+    let records = this.#accounted.get(error);
+    if (!records) this.#accounted.set(error, (records = new WeakSet()));
+    records.add(record);
+  }
+
   /** Throws the error to report while `state` forbids an attempt now (that error is not a new failure). */
   #throwIfBlocked(record: ManagedRecord, state: FailureState | undefined): void {
     const blocked = blockedBy(record.certName, state, this.#config.clock.now());
     if (!blocked) return;
-    this.#accounted.add(blocked);
+    this.#markAccounted(record, blocked);
     throw blocked;
   }
 
@@ -1070,7 +1079,7 @@ export class CertKeeper {
     if (!state) return undefined;
     this.#applyFailureState(record, state);
     const blocked = blockedBy(record.certName, state, this.#config.clock.now());
-    if (blocked) this.#accounted.add(blocked);
+    if (blocked) this.#markAccounted(record, blocked);
     return blocked;
   }
 

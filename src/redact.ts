@@ -12,9 +12,8 @@
 export const REDACTED = '[redacted]';
 /** Shorter values are not secrets worth the name, and would blank out ordinary words and numbers. */
 export const MIN_SECRET_LENGTH = 4;
-/** What an error carries of a program's output by default: its last lines, bounded in bytes. */
-export const DEFAULT_TAIL_LINES = 10;
-export const DEFAULT_TAIL_BYTES = 1024;
+import { DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES } from './defaults.js';
+export { DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES };
 
 const PEM_PRIVATE_BLOCK = /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|$)/g;
 /** The end of a block whose start was cut off. */

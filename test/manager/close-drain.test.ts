@@ -130,7 +130,7 @@ describe('close() waits for work in flight', () => {
   });
 
   test('closeTimeoutMs is validated', () => {
-    for (const bad of [-1, 1.5, Number.NaN, '10' as unknown as number]) {
+    for (const bad of [-1, Number.POSITIVE_INFINITY, Number.NaN, '10' as unknown as number]) {
       assert.throws(() => new CertKeeper({ storage: new MemoryStorage(), closeTimeoutMs: bad }), { code: 'ERR_INVALID_OPTION', message: /closeTimeoutMs/ });
     }
   });
