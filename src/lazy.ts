@@ -8,8 +8,10 @@
  * one shared axios instance) per process.
  */
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
-const require = createRequire(import.meta.url);
+// import.meta.url is undefined when an application bundles certkeeper into CommonJS (esbuild, webpack); __filename then exists.
+const require = createRequire((import.meta.url as string | undefined) ?? pathToFileURL(__filename).href);
 
 /** A stand-in for a module namespace that requires the module on its first property access. */
 export function lazyModule<T extends object>(id: string): T {
