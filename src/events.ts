@@ -38,6 +38,8 @@ export interface CertEvictedEvent {
 export interface OnDemandDeniedEvent {
   name: string;
   reason: string;
+  /** True when the name was allowed but the on-demand rate limit was reached. */
+  rateLimited?: boolean;
 }
 /** Why a reload of an unmanaged certificate or a client-CA bundle was refused. */
 export type ReloadFailureReason =

@@ -34,7 +34,7 @@ import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
 import { CpuOffload } from './cpu/offload.js';
 import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
-import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
+import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
@@ -53,7 +53,7 @@ import { certificateKeys, certificateLockName, safeKeyComponent } from './storag
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
-import { KeeperMetrics } from './metrics.js';
+import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
@@ -90,6 +90,13 @@ export interface CertificateStatus {
   state: 'valid' | 'obtaining' | 'failed';
   failures: number;
   lastError: { code: string | undefined; message: string; at: Date } | undefined;
+  /** `managed`: named in manageSync/manageAsync; `on-demand`: registered during a handshake. */
+  source: 'managed' | 'on-demand';
+  /** When renewal is planned, and what decided it (lifetime rule, ARI window, or the 1/20 emergency point). */
+  renewalDueAt: Date | undefined;
+  renewalReason: RenewalSource | undefined;
+  /** The CA's suggested renewal window (RFC 9773), when it gave one. */
+  ariWindow: { start: Date; end: Date } | undefined;
 }
 
 export interface RenewOptions {
@@ -122,6 +129,8 @@ interface ManagedRecord {
   finalError: boolean;
   /** When this process last obtained the served certificate. */
   obtainedAt: number | undefined;
+  /** Registered by an on-demand handshake rather than by manageSync/manageAsync. */
+  onDemand?: boolean;
 }
 
 type ObtainOutcome = 'obtained' | 'adopted';
@@ -409,7 +418,16 @@ export class CertKeeper {
 
   /** Prometheus text exposition of this keeper's certificates and counters (serve it with PROMETHEUS_CONTENT_TYPE). */
   metrics(): string {
-    return this.#metrics.render({ certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() });
+    return this.#metrics.render(this.#metricsSnapshot());
+  }
+
+  /** The same metrics as families (name, type, help, labelled samples), for certkeeper/prometheus and certkeeper/opentelemetry. */
+  metricFamilies(): MetricFamily[] {
+    return this.#metrics.families(this.#metricsSnapshot());
+  }
+
+  #metricsSnapshot(): MetricsSnapshot {
+    return { certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() };
   }
 
   /** The context cache's counters (hits, misses, loads, evictions). */
@@ -706,6 +724,7 @@ export class CertKeeper {
     }
     const [fresh] = this.#register([name], undefined);
     if (!fresh) return undefined;
+    fresh.onDemand = true;
     if (!this.#inflight.has(fresh.certName) && fresh.materialId === undefined) {
       // Stored by an earlier run? Then no order is needed.
       if (await this.#loadStored(fresh, { eager: true })) {
@@ -714,7 +733,7 @@ export class CertKeeper {
       }
       if (!this.#onDemandLimiter?.tryTake()) {
         this.#unregister(fresh);
-        this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
+        this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached', rateLimited: true });
         return undefined;
       }
     }
@@ -961,6 +980,10 @@ export class CertKeeper {
   }
 
   #plannedDueAt(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): number {
+    return this.#renewalPlan(notBefore, notAfter, seed, ari, ariSelectedTime).dueAt;
+  }
+
+  #renewalPlan(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): RenewalPlan {
     return planRenewal({
       notBefore,
       notAfter,
@@ -968,7 +991,7 @@ export class CertKeeper {
       // Jitter seeded by the serial: stable across restarts and across processes sharing storage.
       random: () => seededRandom(seed),
       ...(ari ? { ari, ariSelectedTime } : {}),
-    }).dueAt;
+    });
   }
 
   /** Time to (re)try: renewal due, and no failure backoff (possibly loaded from storage) still running. */
@@ -1106,6 +1129,9 @@ export class CertKeeper {
   #statusOf(record: ManagedRecord): CertificateStatus {
     const dueAt = this.#queue.dueAt(record.certName);
     const lastError = record.backoff?.lastError;
+    const plan = record.notBefore !== undefined && record.notAfter !== undefined
+      ? this.#renewalPlan(record.notBefore, record.notAfter, record.serialNumber ?? record.certName, record.ariWindow, record.ariSelectedTime)
+      : undefined;
     return {
       names: [...record.names],
       issuer: record.issuerKey,
@@ -1116,6 +1142,10 @@ export class CertKeeper {
       state: record.serialNumber !== undefined ? 'valid' : record.backoff ? 'failed' : 'obtaining',
       failures: record.backoff?.failures ?? 0,
       lastError: lastError ? { code: lastError.code, message: lastError.message, at: new Date(lastError.at) } : undefined,
+      source: record.onDemand === true ? 'on-demand' : 'managed',
+      renewalDueAt: plan ? new Date(plan.dueAt) : undefined,
+      renewalReason: plan?.source,
+      ariWindow: record.ariWindow ? { start: new Date(record.ariWindow.windowStart), end: new Date(record.ariWindow.windowEnd) } : undefined,
     };
   }
 
