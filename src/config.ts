@@ -18,6 +18,7 @@ import { parseIdentifier } from './names.js';
 import type { ChallengeType } from './solvers/types.js';
 import { CHALLENGE_TYPES } from './solvers/types.js';
 import type { Storage } from './storage/types.js';
+import { resolveNotify, type NotifyOptions, type ResolvedNotify } from './notify/options.js';
 
 export const DEFAULT_CA = 'letsencrypt';
 export const DEFAULT_KEY_TYPE: KeyType = 'ecdsa-p256';
@@ -189,6 +190,8 @@ export interface CertKeeperOptions {
   logLevel?: LogLevel;
   clock?: Clock;
   on?: EventListeners;
+  /** Webhook and/or exec hook told when a renewal keeps failing, a certificate is expiring soon, renewed, or replaced early by ARI. Off by default. */
+  notify?: NotifyOptions | false;
 }
 
 export interface ResolvedChallenges {
@@ -235,12 +238,13 @@ export interface ResolvedConfig {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly on: Readonly<EventListeners>;
+  readonly notify: ResolvedNotify | false;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
-  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'notify',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -300,6 +304,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
     throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
   }
+  const notify = resolveNotify(options.notify);
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
@@ -330,6 +335,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     logger,
     clock: clock ?? systemClock,
     on: Object.freeze(on),
+    notify,
   });
 }
 

@@ -34,7 +34,7 @@ import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
 import { CpuOffload } from './cpu/offload.js';
 import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
-import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './maintenance/renewal-policy.js';
+import { isEmergency, planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { decideOnDemand } from './on-demand.js';
@@ -54,6 +54,9 @@ import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js'
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
 import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
+import { ExpiryWatch } from './notify/expiry-watch.js';
+import { Notifier } from './notify/notifier.js';
+import { DEFAULT_EXPIRY_CHECK_INTERVAL_MS, DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
@@ -167,6 +170,8 @@ export class CertKeeper {
   readonly #abort = new AbortController();
   readonly #work = new Set<Promise<unknown>>();
   readonly #metrics = new KeeperMetrics();
+  readonly #expiryWatch: ExpiryWatch;
+  readonly #notifier: Notifier | undefined;
   #httpHandlerMounted = false;
   #storageCheckedAt: number | undefined;
   #closing: Promise<void> | undefined;
@@ -214,6 +219,23 @@ export class CertKeeper {
 
     this.#cpu = new CpuOffload({ logger: config.logger.child({ component: 'cpu' }) });
     this.#issuers = new IssuerFactory(config, this.#storage, this.#cpu);
+    this.#expiryWatch = new ExpiryWatch({
+      clock: config.clock,
+      ratio: config.notify ? config.notify.expiringRatio : DEFAULT_NOTIFY_EXPIRING_RATIO,
+      intervalMs: DEFAULT_EXPIRY_CHECK_INTERVAL_MS,
+      list: () => this.list(),
+      emit: (event) => this.#events.emit('cert_expiring', event),
+    });
+    this.#notifier = config.notify
+      ? new Notifier({
+          config: config.notify,
+          on: (event, listener) => this.#events.on(event, listener),
+          emit: (failure) => this.#events.emit('notification_failed', failure),
+          storage: this.#storage,
+          clock: config.clock,
+          logger: config.logger.child({ component: 'notify' }),
+        })
+      : undefined;
     this.#defaultSettings = {
       issuers: this.#issuers.build(config.issuers ?? [{ type: 'acme' }], config.challenges, 'issuers'),
       keyType: config.keyType,
@@ -815,6 +837,7 @@ export class CertKeeper {
       },
     });
     if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
+    const why = renewal ? this.#renewalWhy(record, force) : undefined;
 
     try {
       const { set, material } = await this.#issueAndStore(record, signal, lockName);
@@ -835,6 +858,7 @@ export class CertKeeper {
         notBefore: new Date(set.meta.notBefore),
         notAfter: new Date(set.meta.notAfter),
         serialNumber: set.meta.serialNumber,
+        ...(why ? { renewalReason: why.reason, replacedEarlyByAri: why.early } : {}),
       };
       this.#events.emit('cert_obtained', payload);
       if (renewal) this.#events.emit('cert_renewed', payload);
@@ -932,6 +956,9 @@ export class CertKeeper {
       error: error as Error,
       attempt: record.backoff.failures,
       nextAttemptAt,
+      emergency,
+      serialNumber: record.serialNumber,
+      notAfter: record.notAfter !== undefined ? new Date(record.notAfter) : undefined,
     });
     // Persist the backoff beside the certificate so a restart does not reset it.
     if (record.issuerKey !== undefined) {
@@ -981,6 +1008,16 @@ export class CertKeeper {
 
   #plannedDueAt(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): number {
     return this.#renewalPlan(notBefore, notAfter, seed, ari, ariSelectedTime).dueAt;
+  }
+
+  /** Why the served certificate is being renewed, and whether ARI brought it forward of the lifetime rule. */
+  #renewalWhy(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced'; early: boolean } | undefined {
+    if (force) return { reason: 'forced', early: false };
+    if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
+    const seed = record.serialNumber ?? record.certName;
+    const plan = this.#renewalPlan(record.notBefore, record.notAfter, seed, record.ariWindow, record.ariSelectedTime);
+    const lifetimeDue = renewalDueTime({ notBefore: record.notBefore, notAfter: record.notAfter, ratio: this.#config.renewalWindowRatio, random: () => seededRandom(seed) });
+    return { reason: plan.source, early: plan.source === 'ari' && plan.dueAt < lifetimeDue };
   }
 
   #renewalPlan(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): RenewalPlan {
@@ -1166,6 +1203,7 @@ export class CertKeeper {
 
   async #doClose(): Promise<void> {
     this.#abort.abort(new ClosedError());
+    this.#expiryWatch.close();
     this.#unmanaged.close();
     this.#clientCas.close();
     this.#queue.close();
@@ -1175,6 +1213,8 @@ export class CertKeeper {
     this.#onDemandLimiter?.close();
     // Work in flight sees the abort, runs its cleanup (challenges, locks) and settles.
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    // Notifications of the work that just settled go out (or give up) before storage closes.
+    await this.#notifier?.close();
     await this.#issuers.close();
     await this.#cpu.close();
     this.#cache.close();
