@@ -55,6 +55,8 @@ import { buildMaterial, type CertificateMaterial } from './tls/certificate-mater
 import { ContextCache } from './tls/context-cache.js';
 import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
 import { ExpiryWatch } from './notify/expiry-watch.js';
+import { buildStatusReport, type StatusReport } from './http/status-report.js';
+import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
 import { Notifier } from './notify/notifier.js';
 import { DEFAULT_EXPIRY_CHECK_INTERVAL_MS, DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
@@ -450,6 +452,19 @@ export class CertKeeper {
 
   #metricsSnapshot(): MetricsSnapshot {
     return { certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() };
+  }
+
+  /** Every certificate served (managed, on-demand, loaded from files or memory): what the status page and `list --json` show. */
+  statusReport(): StatusReport {
+    return buildStatusReport(this.list(), this.#unmanaged.list(), this.#config.clock.now());
+  }
+
+  /**
+   * A node:http listener serving statusReport() as JSON or as an HTML page.
+   * Nothing is exposed unless you mount it; requires `authorize(req)` or an explicit `public: true`.
+   */
+  statusHandler(options: StatusHandlerOptions): StatusHandler {
+    return createStatusHandler(() => this.statusReport(), options, (error) => this.#log.error({ err: error }, 'status page failed'));
   }
 
   /** The context cache's counters (hits, misses, loads, evictions). */
