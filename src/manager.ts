@@ -58,7 +58,7 @@ import { ExpiryWatch } from './notify/expiry-watch.js';
 import { buildStatusReport, type StatusReport } from './http/status-report.js';
 import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
 import { Notifier } from './notify/notifier.js';
-import { DEFAULT_EXPIRY_CHECK_INTERVAL_MS, DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
+import { DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
@@ -224,10 +224,11 @@ export class CertKeeper {
     this.#expiryWatch = new ExpiryWatch({
       clock: config.clock,
       ratio: config.notify ? config.notify.expiringRatio : DEFAULT_NOTIFY_EXPIRING_RATIO,
-      intervalMs: DEFAULT_EXPIRY_CHECK_INTERVAL_MS,
       list: () => this.list(),
       emit: (event) => this.#events.emit('cert_expiring', event),
     });
+    // Served certificates change on these: the watch re-plans its one timer.
+    for (const event of ['cert_obtained', 'cert_loaded'] as const) this.#events.on(event, () => this.#expiryWatch.check());
     this.#notifier = config.notify
       ? new Notifier({
           config: config.notify,

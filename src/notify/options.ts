@@ -13,8 +13,6 @@ export const DEFAULT_NOTIFY_RETRIES = 3;
 export const DEFAULT_NOTIFY_RETRY_DELAY_MS = 1_000;
 /** A certificate is expiring soon with this fraction of its lifetime left (renewal normally starts at 1/3). */
 export const DEFAULT_NOTIFY_EXPIRING_RATIO = 1 / 5;
-/** How often served certificates are checked for "expiring soon". */
-export const DEFAULT_EXPIRY_CHECK_INTERVAL_MS = 60 * 60 * 1000;
 /** HMAC keys shorter than this are refused (a guessable key signs nothing). */
 export const MIN_WEBHOOK_SECRET_LENGTH = 16;
 
