@@ -37,6 +37,7 @@ export { DEFAULT_CA, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_ON_DEMAND_DECISION_CACHE_
 /** Stand-ins for what the keeper supplies when it builds an issuer from a spec; only used to validate the spec. */
 const NO_LOGGER: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => NO_LOGGER };
 const SPEC_STORAGE = { load() {}, store() {}, lock() {}, unlock() {} } as unknown as Storage;
+import { resolveNotify, type NotifyOptions, type ResolvedNotify } from './notify/options.js';
 
 
 export interface ExternalAccountBinding {
@@ -194,6 +195,8 @@ export interface CertKeeperOptions {
    * then it resolves anyway and logs a warn naming the abandoned work (default 10 000 ms; 0: do not wait).
    */
   closeTimeoutMs?: number;
+  /** Webhook and/or exec hook told when a renewal keeps failing, a certificate is expiring soon, renewed, or replaced early by ARI. Off by default. */
+  notify?: NotifyOptions | false;
 }
 
 export interface ResolvedChallenges {
@@ -243,12 +246,13 @@ export interface ResolvedConfig {
   readonly clock: Clock;
   readonly on: Readonly<EventListeners>;
   readonly closeTimeoutMs: number;
+  readonly notify: ResolvedNotify | false;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
-  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs', 'notify',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -310,6 +314,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     throw new InvalidOptionError('clock', 'must have now() and setTimer() methods');
   }
   const closeTimeoutMs = durationMs(options.closeTimeoutMs, 'closeTimeoutMs', true) ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  const notify = resolveNotify(options.notify);
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
@@ -341,6 +346,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     clock: clock ?? systemClock,
     on: Object.freeze(on),
     closeTimeoutMs,
+    notify,
   });
 }
 

@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
   ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
   ERR_BACKOFF: 'The name failed recently and waits for its backoff (`nextAttemptAt`), or the CA refused it finally (`final`); renew(name, { force: true }) retries now.',
+  ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -426,5 +427,19 @@ export class ListenError extends CertKeeperError {
   constructor(address: string, what: string, options?: CertKeeperErrorOptions & { reason?: string }) {
     super('ERR_LISTEN', `Cannot listen for ${what} on ${address}${options?.reason ? `: ${options.reason}` : ''}`, options);
     this.address = address;
+  }
+}
+
+/** A notification was not delivered (webhook answered an error or was unreachable, exec hook failed or timed out). */
+export class NotificationError extends CertKeeperError {
+  readonly notification: { type: string; key: string };
+  readonly sink: 'webhook' | 'exec';
+  readonly attempts: number;
+
+  constructor(sink: 'webhook' | 'exec', notification: { type: string; key: string }, attempts: number, message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_NOTIFY', `${sink} notification ${notification.type} not delivered after ${attempts} attempt(s): ${message}`, options);
+    this.sink = sink;
+    this.notification = notification;
+    this.attempts = attempts;
   }
 }

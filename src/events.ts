@@ -19,6 +19,10 @@ export interface CertObtainedEvent extends CertEventBase {
   notBefore: Date;
   notAfter: Date;
   serialNumber: string;
+  /** For a renewal: what made it due (lifetime rule, ARI window, the 1/20 emergency point) or `forced` (renew({ force })). */
+  renewalReason?: 'lifetime' | 'ari' | 'emergency' | 'forced' | undefined;
+  /** The CA's ARI window brought this renewal forward of the lifetime rule (e.g. ahead of a revocation). */
+  replacedEarlyByAri?: boolean | undefined;
 }
 export interface CertFailedEvent extends CertEventBase {
   renewal: boolean;
@@ -27,6 +31,11 @@ export interface CertFailedEvent extends CertEventBase {
   attempt: number;
   /** When the next attempt is scheduled, if any. */
   nextAttemptAt: Date | undefined;
+  /** The served certificate has 1/20 of its lifetime left or less (failures are logged at error level). */
+  emergency?: boolean | undefined;
+  /** The served certificate, when there is one. */
+  serialNumber?: string | undefined;
+  notAfter?: Date | undefined;
 }
 export interface CertLoadedEvent extends CertEventBase {
   notAfter: Date;
@@ -38,6 +47,8 @@ export interface CertEvictedEvent {
 export interface OnDemandDeniedEvent {
   name: string;
   reason: string;
+  /** True when the name was allowed but the on-demand rate limit was reached. */
+  rateLimited?: boolean;
 }
 /** Why a reload of an unmanaged certificate or a client-CA bundle was refused. */
 export type ReloadFailureReason =
@@ -87,6 +98,17 @@ export interface CertExpiringEvent {
   /** Milliseconds until expiry at the time of the event. */
   remainingMs: number;
   managed: boolean;
+  issuer?: string | undefined;
+  serialNumber?: string | undefined;
+}
+/** A notification (notify option) could not be delivered after its retries. */
+export interface NotificationFailedEvent {
+  /** renewal_failing, cert_expiring, cert_renewed or cert_replaced_early. */
+  type: string;
+  /** Its dedupe key. */
+  key: string;
+  /** ERR_NOTIFY. */
+  error: Error;
 }
 
 export interface CertKeeperEvents {
@@ -101,6 +123,7 @@ export interface CertKeeperEvents {
   cert_expiring: CertExpiringEvent;
   cert_names_changed: CertNamesChangedEvent;
   client_ca_loaded: ClientCaLoadedEvent;
+  notification_failed: NotificationFailedEvent;
 }
 
 export type EventName = keyof CertKeeperEvents;

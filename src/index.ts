@@ -49,7 +49,12 @@ export { buildTlsOptions, attachServer } from './tls/tls-options.js';
 export type { UnmanagedHandle, LoadCertificateFilesOptions, LoadCertificatePemOptions, ReloadOutcome } from './tls/file-reload.js';
 export type { ClientCaOptions, TlsOptionsWithClientCa } from './tls/client-ca.js';
 
-export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type MetricFamiliesSource } from './metrics.js';
+export { signNotification, verifyNotificationSignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, EVENT_HEADER, DELIVERY_HEADER } from './notify/deliver.js';
+export * from './notify/options.js';
+export type { NotificationPayload } from './notify/notifier.js';
+export { escapeHtml, renderStatusHtml, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
+export type { StatusReport, StatusEntry, CertificateSource } from './http/status-report.js';
 export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor.js';
 
 export { serveHttps, type ServeHttpsOptions, type HttpsService } from './http/serve-https.js';

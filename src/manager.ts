@@ -37,7 +37,7 @@ import { Semaphore, Singleflight } from './maintenance/concurrency.js';
 import { DueQueue } from './maintenance/due-queue.js';
 import { CpuOffload } from './cpu/offload.js';
 import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
-import { isEmergency, planRenewal, seededRandom, storedRenewalDueAt } from './maintenance/renewal-policy.js';
+import { isEmergency, planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './maintenance/renewal-policy.js';
 import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
 import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
 import { OnDemandDecider, type Decision } from './on-demand.js';
@@ -57,7 +57,12 @@ import { certificateKeys, certificateLockName, safeKeyComponent } from './storag
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
-import { KeeperMetrics } from './metrics.js';
+import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
+import { ExpiryWatch } from './notify/expiry-watch.js';
+import { buildStatusReport, type StatusReport } from './http/status-report.js';
+import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
+import { Notifier } from './notify/notifier.js';
+import { DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
 import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
@@ -90,6 +95,13 @@ export interface CertificateStatus {
   state: 'valid' | 'obtaining' | 'failed';
   failures: number;
   lastError: { code: string | undefined; message: string; at: Date } | undefined;
+  /** `managed`: named in manageSync/manageAsync; `on-demand`: registered during a handshake. */
+  source: 'managed' | 'on-demand';
+  /** When renewal is planned, and what decided it (lifetime rule, ARI window, or the 1/20 emergency point). */
+  renewalDueAt: Date | undefined;
+  renewalReason: RenewalSource | undefined;
+  /** The CA's suggested renewal window (RFC 9773), when it gave one. */
+  ariWindow: { start: Date; end: Date } | undefined;
 }
 
 export interface RenewOptions {
@@ -122,6 +134,8 @@ interface ManagedRecord {
   finalError: boolean;
   /** When this process last obtained the served certificate. */
   obtainedAt: number | undefined;
+  /** Registered by an on-demand handshake rather than by manageSync/manageAsync. */
+  onDemand?: boolean;
 }
 
 type ObtainOutcome = 'obtained' | 'adopted';
@@ -159,6 +173,8 @@ export class CertKeeper {
   readonly #abort = new AbortController();
   readonly #work = new Set<Promise<unknown>>();
   readonly #metrics = new KeeperMetrics();
+  readonly #expiryWatch: ExpiryWatch;
+  readonly #notifier: Notifier | undefined;
   #httpHandlerMounted = false;
   #storageCheckedAt: number | undefined;
   #closing: Promise<void> | undefined;
@@ -224,6 +240,24 @@ export class CertKeeper {
 
     this.#cpu = new CpuOffload({ logger: config.logger.child({ component: 'cpu' }) });
     this.#issuers = new IssuerFactory(config, this.#storage, this.#cpu);
+    this.#expiryWatch = new ExpiryWatch({
+      clock: config.clock,
+      ratio: config.notify ? config.notify.expiringRatio : DEFAULT_NOTIFY_EXPIRING_RATIO,
+      list: () => this.list(),
+      emit: (event) => this.#events.emit('cert_expiring', event),
+    });
+    // Served certificates change on these: the watch re-plans its one timer.
+    for (const event of ['cert_obtained', 'cert_loaded'] as const) this.#events.on(event, () => this.#expiryWatch.check());
+    this.#notifier = config.notify
+      ? new Notifier({
+          config: config.notify,
+          on: (event, listener) => this.#events.on(event, listener),
+          emit: (failure) => this.#events.emit('notification_failed', failure),
+          storage: this.#storage,
+          clock: config.clock,
+          logger: config.logger.child({ component: 'notify' }),
+        })
+      : undefined;
     this.#defaultSettings = {
       issuers: this.#issuers.build(config.issuers ?? [{ type: 'acme' }], config.challenges, 'issuers'),
       keyType: config.keyType,
@@ -440,7 +474,29 @@ export class CertKeeper {
 
   /** Prometheus text exposition of this keeper's certificates and counters (serve it with PROMETHEUS_CONTENT_TYPE). */
   metrics(): string {
-    return this.#metrics.render({ certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() });
+    return this.#metrics.render(this.#metricsSnapshot());
+  }
+
+  /** The same metrics as families (name, type, help, labelled samples), for certkeeper/prometheus and certkeeper/opentelemetry. */
+  metricFamilies(): MetricFamily[] {
+    return this.#metrics.families(this.#metricsSnapshot());
+  }
+
+  #metricsSnapshot(): MetricsSnapshot {
+    return { certificates: this.list(), cache: this.#cache.stats(), now: this.#config.clock.now() };
+  }
+
+  /** Every certificate served (managed, on-demand, loaded from files or memory): what the status page and `list --json` show. */
+  statusReport(): StatusReport {
+    return buildStatusReport(this.list(), this.#unmanaged.list(), this.#config.clock.now());
+  }
+
+  /**
+   * A node:http listener serving statusReport() as JSON or as an HTML page.
+   * Nothing is exposed unless you mount it; requires `authorize(req)` or an explicit `public: true`.
+   */
+  statusHandler(options: StatusHandlerOptions): StatusHandler {
+    return createStatusHandler(() => this.statusReport(), options, (error) => this.#log.error({ err: error }, 'status page failed'));
   }
 
   /** The context cache's counters (hits, misses, loads, evictions). */
@@ -760,6 +816,7 @@ export class CertKeeper {
     }
     const [fresh] = this.#register([name], undefined);
     if (!fresh) return undefined;
+    fresh.onDemand = true;
     if (!this.#inflight.has(fresh.certName) && fresh.materialId === undefined) {
       // Stored by an earlier run? Then no order is needed.
       if (await this.#loadStored(fresh, { eager: true })) {
@@ -775,7 +832,7 @@ export class CertKeeper {
       }
       if (!this.#onDemandLimiter?.tryTake()) {
         this.#unregister(fresh);
-        this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
+        this.#events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached', rateLimited: true });
         return undefined;
       }
     }
@@ -889,6 +946,7 @@ export class CertKeeper {
       },
     });
     if (vetoReason !== undefined) throw new AbortedError(`obtaining was vetoed: ${vetoReason}`);
+    const why = renewal ? this.#renewalWhy(record, force) : undefined;
 
     const { set, material } = await this.#issueAndStore(record, signal, lockName);
     const hadFailures = persisted !== undefined || record.backoff !== undefined;
@@ -908,6 +966,7 @@ export class CertKeeper {
       notBefore: new Date(set.meta.notBefore),
       notAfter: new Date(set.meta.notAfter),
       serialNumber: set.meta.serialNumber,
+      ...(why ? { renewalReason: why.reason, replacedEarlyByAri: why.early } : {}),
     };
     this.#events.emit('cert_obtained', payload);
     if (renewal) this.#events.emit('cert_renewed', payload);
@@ -997,6 +1056,9 @@ export class CertKeeper {
       error: error as Error,
       attempt: record.backoff.failures,
       nextAttemptAt,
+      emergency,
+      serialNumber: record.serialNumber,
+      notAfter: record.notAfter !== undefined ? new Date(record.notAfter) : undefined,
     });
     // Persisted for every name, so a restart and every peer sharing the storage honour it.
     const backoff = record.backoff;
@@ -1110,6 +1172,20 @@ export class CertKeeper {
   }
 
   #plannedDueAt(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): number {
+    return this.#renewalPlan(notBefore, notAfter, seed, ari, ariSelectedTime).dueAt;
+  }
+
+  /** Why the served certificate is being renewed, and whether ARI brought it forward of the lifetime rule. */
+  #renewalWhy(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced'; early: boolean } | undefined {
+    if (force) return { reason: 'forced', early: false };
+    if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
+    const seed = record.serialNumber ?? record.certName;
+    const plan = this.#renewalPlan(record.notBefore, record.notAfter, seed, record.ariWindow, record.ariSelectedTime);
+    const lifetimeDue = renewalDueTime({ notBefore: record.notBefore, notAfter: record.notAfter, ratio: this.#config.renewalWindowRatio, random: () => seededRandom(seed) });
+    return { reason: plan.source, early: plan.source === 'ari' && plan.dueAt < lifetimeDue };
+  }
+
+  #renewalPlan(notBefore: number, notAfter: number, seed: string, ari: { windowStart: number; windowEnd: number } | undefined, ariSelectedTime: number | undefined): RenewalPlan {
     return planRenewal({
       notBefore,
       notAfter,
@@ -1117,7 +1193,7 @@ export class CertKeeper {
       // Jitter seeded by the serial: stable across restarts and across processes sharing storage.
       random: () => seededRandom(seed),
       ...(ari ? { ari, ariSelectedTime } : {}),
-    }).dueAt;
+    });
   }
 
   /** Time to (re)try: renewal due, and no failure backoff (possibly loaded from storage) still running. */
@@ -1243,6 +1319,9 @@ export class CertKeeper {
   #statusOf(record: ManagedRecord): CertificateStatus {
     const dueAt = this.#queue.dueAt(record.certName);
     const lastError = record.backoff?.lastError;
+    const plan = record.notBefore !== undefined && record.notAfter !== undefined
+      ? this.#renewalPlan(record.notBefore, record.notAfter, record.serialNumber ?? record.certName, record.ariWindow, record.ariSelectedTime)
+      : undefined;
     return {
       names: [...record.names],
       issuer: record.issuerKey,
@@ -1253,6 +1332,10 @@ export class CertKeeper {
       state: record.serialNumber !== undefined ? 'valid' : record.backoff ? 'failed' : 'obtaining',
       failures: record.backoff?.failures ?? 0,
       lastError: lastError ? { code: lastError.code, message: lastError.message, at: new Date(lastError.at) } : undefined,
+      source: record.onDemand === true ? 'on-demand' : 'managed',
+      renewalDueAt: plan ? new Date(plan.dueAt) : undefined,
+      renewalReason: plan?.source,
+      ariWindow: record.ariWindow ? { start: new Date(record.ariWindow.windowStart), end: new Date(record.ariWindow.windowEnd) } : undefined,
     };
   }
 
@@ -1273,6 +1356,7 @@ export class CertKeeper {
 
   async #doClose(): Promise<void> {
     this.#abort.abort(new ClosedError());
+    this.#expiryWatch.close();
     this.#unmanaged.close();
     this.#clientCas.close();
     this.#queue.close();
@@ -1307,6 +1391,8 @@ export class CertKeeper {
         'close: work still running after closeTimeoutMs was abandoned',
       );
     }
+    // Notifications of the work that just settled go out (or give up) before storage closes.
+    await this.#notifier?.close();
     await this.#issuers.close();
     await this.#cpu.close();
     this.#cache.close();

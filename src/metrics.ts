@@ -19,6 +19,23 @@ export interface CertificateGaugeSource {
   issuer: string | undefined;
   notAfter: Date | undefined;
   nextRenewalAt: Date | undefined;
+  notBefore?: Date | undefined;
+  /** When the renewal is planned (lifetime rule or ARI), whatever the failure backoff says. */
+  renewalDueAt?: Date | undefined;
+  /** The CA's suggested renewal window (RFC 9773), when it gave one. */
+  ariWindow?: { start: Date; end: Date } | undefined;
+  /** Failed attempts in a row (0 after a success). */
+  failures?: number | undefined;
+}
+
+/** One metric family of a scrape, independent of the exposition format (for registries such as prom-client's). */
+export interface MetricFamily {
+  name: string;
+  type: 'gauge' | 'counter';
+  help: string;
+  /** Every label name the family's samples may carry. */
+  labelNames: readonly string[];
+  samples: Sample[];
 }
 
 export interface CacheCounterSource {
@@ -31,6 +48,11 @@ export interface MetricsSnapshot {
   cache: CacheCounterSource;
   /** Epoch ms (the keeper's clock). */
   now: number;
+}
+
+/** What certkeeper/prometheus and certkeeper/opentelemetry read: `CertKeeper` has it. */
+export interface MetricFamiliesSource {
+  metricFamilies(): MetricFamily[];
 }
 
 /** Anything with the keeper's typed `on()`. */
@@ -75,7 +97,7 @@ export class KeeperMetrics {
         (event.renewal ? this.#renewals : this.#obtains).inc({ issuer, result: 'failure' });
         this.#failures.inc({ issuer, reason: failureReason(event.error) });
       }),
-      source.on('on_demand_denied', () => this.#onDemand.inc({ decision: 'denied' })),
+      source.on('on_demand_denied', (event) => this.#onDemand.inc({ decision: event.rateLimited === true ? 'rate_limited' : 'denied' })),
     ];
     return () => {
       for (const off of offs) off();
@@ -114,33 +136,50 @@ export class KeeperMetrics {
   /** One scrape in Prometheus text format. */
   render(snapshot: MetricsSnapshot): string {
     const out: string[] = [];
+    for (const f of this.families(snapshot)) family(out, f.name, f.type, f.help, f.samples);
+    return out.join('');
+  }
+
+  /** One scrape as metric families; `render()` and the registry integrations share it, so names and labels agree. */
+  families(snapshot: MetricsSnapshot): MetricFamily[] {
     const certificates = snapshot.certificates.filter((c) => c.names.length > 0);
     const perCertificate = (pick: (c: CertificateGaugeSource) => number | undefined): Sample[] =>
       certificates.flatMap((c) => {
         const value = pick(c);
         return value === undefined ? [] : [{ labels: { name: c.names[0] as string, issuer: c.issuer ?? 'unknown' }, value }];
       });
-
-    family(out, 'certkeeper_certificate_expiry_seconds', 'gauge', 'Seconds until the certificate expires (negative once expired).',
-      perCertificate((c) => (c.notAfter ? (c.notAfter.getTime() - snapshot.now) / 1000 : undefined)));
-    family(out, 'certkeeper_certificate_not_after_timestamp_seconds', 'gauge', 'Expiry of the certificate, in seconds since the Unix epoch.',
-      perCertificate((c) => (c.notAfter ? c.notAfter.getTime() / 1000 : undefined)));
-    family(out, 'certkeeper_certificate_next_renewal_seconds', 'gauge', 'Seconds until the next scheduled renewal or retry (negative when overdue).',
-      perCertificate((c) => (c.nextRenewalAt ? (c.nextRenewalAt.getTime() - snapshot.now) / 1000 : undefined)));
-    family(out, 'certkeeper_managed_certificates', 'gauge', 'Certificates managed by this keeper.', [{ labels: {}, value: certificates.length }]);
-    family(out, 'certkeeper_obtains_total', 'counter', 'Attempts to obtain a new certificate, by issuer and result.', this.#obtains.samples());
-    family(out, 'certkeeper_renewals_total', 'counter', 'Attempts to renew a certificate, by issuer and result.', this.#renewals.samples());
-    family(out, 'certkeeper_failures_total', 'counter', 'Failed obtains and renewals, by issuer and reason (error code or ACME problem type).', this.#failures.samples());
-    family(out, 'certkeeper_on_demand_decisions_total', 'counter', 'On-demand issuance decisions made during handshakes.', this.#onDemand.samples());
-    family(out, 'certkeeper_sni_cache_hits_total', 'counter', 'TLS handshakes answered from the certificate cache.', [{ labels: {}, value: snapshot.cache.hits }]);
-    family(out, 'certkeeper_sni_cache_misses_total', 'counter', 'TLS handshakes whose name was not in the certificate cache.', [{ labels: {}, value: snapshot.cache.misses }]);
-    family(out, 'certkeeper_storage_lock_waits_total', 'counter', 'Storage locks acquired.', [{ labels: {}, value: this.#lockWaits }]);
-    family(out, 'certkeeper_storage_lock_wait_seconds_total', 'counter', 'Time spent waiting to acquire storage locks.', [{ labels: {}, value: this.#lockWaitSeconds }]);
-    return out.join('');
+    const seconds = (date: Date | undefined): number | undefined => (date ? date.getTime() / 1000 : undefined);
+    const cert = (name: string, help: string, pick: (c: CertificateGaugeSource) => number | undefined): MetricFamily =>
+      ({ name, type: 'gauge', help, labelNames: CERTIFICATE_LABELS, samples: perCertificate(pick) });
+    const counter = (name: string, help: string, labelNames: readonly string[], samples: Sample[]): MetricFamily =>
+      ({ name, type: 'counter', help, labelNames, samples });
+    return [
+      cert('certkeeper_certificate_expiry_seconds', 'Seconds until the certificate expires (negative once expired).',
+        (c) => (c.notAfter ? (c.notAfter.getTime() - snapshot.now) / 1000 : undefined)),
+      cert('certkeeper_certificate_not_after_timestamp_seconds', 'Expiry of the certificate, in seconds since the Unix epoch.', (c) => seconds(c.notAfter)),
+      cert('certkeeper_certificate_not_before_timestamp_seconds', 'Start of the certificate\'s validity, in seconds since the Unix epoch.', (c) => seconds(c.notBefore)),
+      cert('certkeeper_certificate_next_renewal_seconds', 'Seconds until the next scheduled renewal or retry (negative when overdue).',
+        (c) => (c.nextRenewalAt ? (c.nextRenewalAt.getTime() - snapshot.now) / 1000 : undefined)),
+      cert('certkeeper_certificate_renewal_due_timestamp_seconds', 'When renewal is planned (lifetime rule or ARI window), in seconds since the Unix epoch.', (c) => seconds(c.renewalDueAt)),
+      cert('certkeeper_certificate_ari_window_start_timestamp_seconds', 'Start of the renewal window suggested by the CA (ARI), in seconds since the Unix epoch.', (c) => seconds(c.ariWindow?.start)),
+      cert('certkeeper_certificate_ari_window_end_timestamp_seconds', 'End of the renewal window suggested by the CA (ARI), in seconds since the Unix epoch.', (c) => seconds(c.ariWindow?.end)),
+      cert('certkeeper_certificate_consecutive_failures', 'Failed obtain or renewal attempts in a row for the certificate (0 after a success).', (c) => c.failures),
+      { name: 'certkeeper_managed_certificates', type: 'gauge', help: 'Certificates managed by this keeper.', labelNames: [], samples: [{ labels: {}, value: certificates.length }] },
+      counter('certkeeper_obtains_total', 'Attempts to obtain a new certificate, by issuer and result.', ['issuer', 'result'], this.#obtains.samples()),
+      counter('certkeeper_renewals_total', 'Attempts to renew a certificate, by issuer and result.', ['issuer', 'result'], this.#renewals.samples()),
+      counter('certkeeper_failures_total', 'Failed obtains and renewals, by issuer and reason (error code or ACME problem type).', ['issuer', 'reason'], this.#failures.samples()),
+      counter('certkeeper_on_demand_decisions_total', 'On-demand issuance decisions made during handshakes.', ['decision'], this.#onDemand.samples()),
+      counter('certkeeper_sni_cache_hits_total', 'TLS handshakes answered from the certificate cache.', [], [{ labels: {}, value: snapshot.cache.hits }]),
+      counter('certkeeper_sni_cache_misses_total', 'TLS handshakes whose name was not in the certificate cache.', [], [{ labels: {}, value: snapshot.cache.misses }]),
+      counter('certkeeper_storage_lock_waits_total', 'Storage locks acquired.', [], [{ labels: {}, value: this.#lockWaits }]),
+      counter('certkeeper_storage_lock_wait_seconds_total', 'Time spent waiting to acquire storage locks.', [], [{ labels: {}, value: this.#lockWaitSeconds }]),
+    ];
   }
 }
 
-interface Sample {
+const CERTIFICATE_LABELS = ['name', 'issuer'] as const;
+
+export interface Sample {
   labels: Labels;
   value: number;
 }

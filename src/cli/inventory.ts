@@ -5,7 +5,7 @@
  */
 import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../config.js';
 import { CertKeeperError, StorageNotFoundError } from '../errors.js';
-import { storedRenewalDueAt } from '../maintenance/renewal-policy.js';
+import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import { certificatesPrefix } from '../storage/layout.js';
@@ -28,6 +28,9 @@ export interface StoredCertificate {
   nextRenewalAt: Date;
   failures: number;
   lastError: { code?: string; message: string; at: string } | undefined;
+  /** What decided the planned renewal (lifetime rule, ARI window, emergency point). */
+  renewalReason: RenewalSource;
+  ariWindow: { start: string; end: string } | undefined;
 }
 
 export interface InventoryOptions {
@@ -64,11 +67,12 @@ function describe(certName: string, meta: CertificateMeta, options: InventoryOpt
   const notBefore = Date.parse(meta.notBefore);
   const notAfter = Date.parse(meta.notAfter);
   const renewal = meta.renewal ?? { failures: 0 };
+  const plan = storedRenewalPlan(meta, options.renewalWindowRatio ?? DEFAULT_RENEWAL_WINDOW_RATIO);
   let next: number;
   if (renewal.failures > 0 && renewal.nextAttemptAt) {
     next = Date.parse(renewal.nextAttemptAt);
   } else {
-    next = storedRenewalDueAt(meta, options.renewalWindowRatio ?? DEFAULT_RENEWAL_WINDOW_RATIO);
+    next = plan.dueAt;
   }
   return {
     certName,
@@ -82,6 +86,8 @@ function describe(certName: string, meta: CertificateMeta, options: InventoryOpt
     nextRenewalAt: new Date(next),
     failures: renewal.failures,
     lastError: renewal.lastError ? { ...renewal.lastError } : undefined,
+    renewalReason: plan.source,
+    ariWindow: meta.renewal?.ari ? { start: meta.renewal.ari.windowStart, end: meta.renewal.ari.windowEnd } : undefined,
   };
 }
 

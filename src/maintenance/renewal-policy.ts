@@ -178,6 +178,11 @@ export interface StoredRenewalFacts {
 
 /** Due time of a stored certificate, computed the same way by every process (and by the CLI's list). */
 export function storedRenewalDueAt(facts: StoredRenewalFacts, ratio: number): number {
+  return storedRenewalPlan(facts, ratio).dueAt;
+}
+
+/** The whole plan of a stored certificate (due time and what decided it). */
+export function storedRenewalPlan(facts: StoredRenewalFacts, ratio: number): RenewalPlan {
   const ari = facts.renewal?.ari;
   return planRenewal({
     notBefore: Date.parse(facts.notBefore),
@@ -185,5 +190,5 @@ export function storedRenewalDueAt(facts: StoredRenewalFacts, ratio: number): nu
     ratio,
     random: () => seededRandom(facts.serialNumber),
     ...(ari ? { ari: { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) }, ariSelectedTime: Date.parse(ari.selectedTime) } : {}),
-  }).dueAt;
+  });
 }

@@ -159,6 +159,11 @@ export class UnmanagedCertificates {
     return this.#handles.size;
   }
 
+  /** What each unmanaged certificate serves now (for the status page and the CLI). */
+  list(): { material: CertificateMaterial; certFile: string | undefined; lastReloadFailed: boolean }[] {
+    return [...this.#handles].map((h) => ({ material: h.material, certFile: h.certFile, lastReloadFailed: h.lastOutcome === 'failed' }));
+  }
+
   /** Releases every watcher and timer; certificates stay in the cache (which the manager closes next). */
   close(): void {
     this.#closed = true;
@@ -237,6 +242,10 @@ class UnmanagedCertificate implements UnmanagedHandle {
 
   get certFile(): string | undefined {
     return this.#files?.certFile;
+  }
+
+  get lastOutcome(): ReloadOutcome {
+    return this.#lastOutcome;
   }
 
   get keyFile(): string | undefined {

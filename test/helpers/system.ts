@@ -13,6 +13,7 @@ export const INSTALL_HINTS: Record<string, string> = {
   chromium: 'apt-get install -y chromium',
   certutil: 'apt-get install -y libnss3-tools',
   'tsig-keygen': 'apt-get install -y bind9',
+  promtool: 'apt-get install -y prometheus',
 };
 
 const found = new Map<string, string | undefined>();

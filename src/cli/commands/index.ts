@@ -9,6 +9,7 @@ import { registerList } from './list.js';
 import { registerObtain } from './obtain.js';
 import { registerRenew } from './renew.js';
 import { registerRevoke } from './revoke.js';
+import { registerStatus } from './status.js';
 import { registerTrust } from './trust.js';
 
 export interface Registry {
@@ -23,6 +24,7 @@ export function registerCommands(program: Command, registry: Registry): void {
   registerRenew(program, registry);
   registerRevoke(program, registry);
   registerList(program, registry);
+  registerStatus(program, registry);
   registerExport(program, registry);
   registerTrust(program, registry);
   registerDoctor(program, registry);

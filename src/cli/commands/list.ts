@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatDate, formatTable, oneLine } from '../format.js';
 import { listStoredCertificates, type StoredCertificate } from '../inventory.js';
 import { openStorage } from '../keeper.js';
+import { storedStatusEntry } from '../status-entry.js';
 import { commandOf, type Registry } from './index.js';
 
 export function registerList(program: Command, registry: Registry): void {
@@ -20,7 +21,8 @@ export function registerList(program: Command, registry: Registry): void {
         await storage.close();
       }
       if (command.opts<{ json?: boolean }>().json) {
-        io.stdout.write(`${JSON.stringify(certificates.map(toJson), null, 2)}\n`);
+        const now = Date.now();
+        io.stdout.write(`${JSON.stringify(certificates.map((c) => toJson(c, now)), null, 2)}\n`);
       } else if (certificates.length === 0) {
         io.stdout.write(`No certificates in ${settings.storage}.\n`);
       } else {
@@ -42,9 +44,10 @@ export function registerList(program: Command, registry: Registry): void {
     });
 }
 
-/** The JSON shape of `list --json` (stable: scripts parse it). */
-export function toJson(c: StoredCertificate): Record<string, unknown> {
+/** The JSON shape of `list --json` (stable: scripts parse it); the status page's fields, plus the storage name, days left and key type. */
+export function toJson(c: StoredCertificate, now = Date.now()): Record<string, unknown> {
   return {
+    ...storedStatusEntry(c, now),
     name: c.certName,
     names: c.names,
     issuer: c.issuer,

@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { InvalidOptionError } from '../../errors.js';
+import { formatDate } from '../format.js';
+import { findStoredCertificates } from '../inventory.js';
+import { openStorage } from '../keeper.js';
+import { storedStatusEntry } from '../status-entry.js';
+import { toJson } from './list.js';
+import { commandOf, type Registry } from './index.js';
+
+export function registerStatus(program: Command, registry: Registry): void {
+  program
+    .command('status')
+    .description('show the stored certificate covering <name>: validity, next renewal and why, last error (the status page fields)')
+    .argument('<name>', 'a name the certificate covers')
+    .option('--json', 'print a JSON object (for scripts)')
+    .action(async (...args: unknown[]) => {
+      const name = args[0] as string;
+      const command = commandOf(args);
+      const { io, settings, logger } = registry.contextFor(command);
+      const storage = openStorage(settings, logger);
+      const now = Date.now();
+      let found;
+      try {
+        [found] = await findStoredCertificates(storage, name, { now });
+      } finally {
+        await storage.close();
+      }
+      if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${settings.storage}`);
+      if (command.opts<{ json?: boolean }>().json) {
+        io.stdout.write(`${JSON.stringify(toJson(found, now), null, 2)}\n`);
+      } else {
+        const e = storedStatusEntry(found, now);
+        const lines: [string, string][] = [
+          ['names', e.names.join(', ')],
+          ['state', e.state],
+          ['issuer', e.issuer ?? '-'],
+          ['not before', formatDate(found.notBefore)],
+          ['not after', `${formatDate(found.notAfter)} (${found.daysLeft} days left)`],
+          ['next renewal', `${formatDate(found.nextRenewalAt)} (${e.nextRenewalReason ?? '-'})`],
+          ...(e.ariWindow ? [['ARI window', `${formatDate(new Date(e.ariWindow.start))} - ${formatDate(new Date(e.ariWindow.end))}`] as [string, string]] : []),
+          ['last error', e.lastError ? `${e.lastError.code ?? ''}: ${e.lastError.message} (${e.lastError.at}, ${e.failures} in a row)` : '-'],
+        ];
+        io.stdout.write(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n');
+      }
+      registry.finish(0);
+    });
+}

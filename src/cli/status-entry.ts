@@ -1,0 +1,31 @@
+/**
+ * A stored certificate in the status page's shape (src/http/status-report.ts),
+ * so `certkeeper list --json` and `certkeeper status --json` print the same
+ * fields as keeper.statusHandler(). The CLI reads storage only: every set is
+ * `managed` (whether a keeper registered it on demand is not stored).
+ */
+import type { StatusEntry } from '../http/status-report.js';
+import type { StoredCertificate } from './inventory.js';
+
+export function storedStatusEntry(c: StoredCertificate, now: number): StatusEntry {
+  const lifetime = c.notAfter.getTime() - c.notBefore.getTime();
+  const left = c.notAfter.getTime() - now;
+  const expired = left <= 0;
+  return {
+    names: [...c.names],
+    source: 'managed',
+    state: expired ? 'expired' : 'valid',
+    issuer: c.issuer,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    serialNumber: c.serialNumber,
+    expiresInSeconds: Math.round(left / 1000),
+    lifetimeLeft: lifetime > 0 ? Math.min(1, Math.max(0, left / lifetime)) : undefined,
+    nextRenewalAt: c.nextRenewalAt.toISOString(),
+    nextRenewalReason: c.failures > 0 ? 'retry' : c.renewalReason,
+    ariWindow: c.ariWindow ? { ...c.ariWindow } : undefined,
+    failures: c.failures,
+    lastError: c.lastError ? { code: c.lastError.code, message: c.lastError.message, at: c.lastError.at } : undefined,
+    certFile: undefined,
+  };
+}
