@@ -38,8 +38,8 @@ export function describeError(error: unknown): CliErrorText {
   let remedy: string | undefined;
   if (code === 'ERR_TERMS_NOT_AGREED') {
     const terms = typeof fields.termsOfServiceUrl === 'string' ? fields.termsOfServiceUrl : undefined;
-    const ca = typeof fields.directoryUrl === 'string' ? fields.directoryUrl : 'the CA';
-    message = `The CA at ${ca} requires accepting its terms of service${terms ? ` (${terms})` : ''}`;
+    const at = typeof fields.directoryUrl === 'string' ? ` at ${fields.directoryUrl}` : '';
+    message = `The CA${at} requires accepting its terms of service${terms ? ` (${terms})` : ''}`;
     remedy = 'read them, then run again with --agree-to-terms (or CERTKEEPER_AGREE_TO_TERMS=1)';
   } else if (code === 'ERR_INVALID_OPTION' && typeof fields.option === 'string') {
     const flag = flagForOption(fields.option);
@@ -47,6 +47,9 @@ export function describeError(error: unknown): CliErrorText {
       message = message.replace(`Invalid option "${fields.option}"`, `Invalid ${flag}`);
       remedy = `check the value of ${flag} (or its CERTKEEPER_* variable or config file entry)`;
     }
+  } else if (code === 'ERR_CHALLENGE_FAILED' && typeof fields.address === 'string') {
+    // A challenge listener could not bind (ChallengeListenerError).
+    remedy = 'free the port or pick another with --http-port / --tls-alpn-port (ports below 1024 need privileges)';
   }
   return { message, code, remedy };
 }
