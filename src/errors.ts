@@ -149,6 +149,8 @@ export class LockLostError extends CertKeeperError {
 
 export class TermsNotAgreedError extends CertKeeperError {
   readonly termsOfServiceUrl: string | undefined;
+  /** Kept so a front end (the CLI) can word its own remedy. */
+  readonly directoryUrl: string;
   constructor(directoryUrl: string, termsOfServiceUrl: string | undefined) {
     super(
       'ERR_TERMS_NOT_AGREED',
@@ -157,6 +159,7 @@ export class TermsNotAgreedError extends CertKeeperError {
         '; read them and set agreeToTerms: true',
     );
     this.termsOfServiceUrl = termsOfServiceUrl;
+    this.directoryUrl = directoryUrl;
   }
 }
 

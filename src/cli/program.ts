@@ -6,11 +6,11 @@
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { CertKeeperError, InvalidNameError, InvalidOptionError } from '../errors.js';
+import { InvalidNameError, InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { cliLogger, type CliIo } from './io.js';
-import { errorText } from './progress.js';
-import { CONFIG_ENV, readConfigFile, resolveCliSettings, type CliSettings, type SettingsInput } from './settings.js';
+import { errorLines } from './errors.js';
+import { CONFIG_ENV, LOG_FORMATS, readConfigFile, resolveCliSettings, type CliSettings, type SettingsInput } from './settings.js';
 import { registerCommands } from './commands/index.js';
 
 export const EXIT_OK = 0;
@@ -48,9 +48,10 @@ const GLOBAL_FLAGS: Record<string, keyof CliSettings> = {
   keyType: 'keyType',
   resolver: 'resolver',
   logLevel: 'logLevel',
+  logFormat: 'logFormat',
 };
 
-export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onSettings: (settings: CliSettings) => void = () => {}): Command {
   const program = new Command('certkeeper');
   program
     .description('Obtain, renew, inspect and export TLS certificates (ACME or the internal CA).')
@@ -75,6 +76,9 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--key-type <type>', 'ecdsa-p256 (default), ecdsa-p384, rsa2048, rsa3072, rsa4096 (env CERTKEEPER_KEY_TYPE)')
     .option('--resolver <host:port>', 'DNS server for doctor lookups (env CERTKEEPER_RESOLVER; default the system resolvers)')
     .option('--log-level <level>', 'log level on stderr: trace, debug, info, warn (default), error, silent (env CERTKEEPER_LOG_LEVEL)')
+    .addOption(
+      new Option('--log-format <format>', 'stderr format: human (default, on a terminal or not: one line per message, no stack trace) or json (pino lines) (env CERTKEEPER_LOG_FORMAT)').choices(LOG_FORMATS),
+    )
     .addHelpText('after', '\nExit codes: 0 success, 1 failure, 2 usage error.\nPrecedence: flags > CERTKEEPER_* environment > --config file > defaults.');
 
   const contextFor = (command: Command, defaults: { storage?: string } = {}): CommandContext => {
@@ -95,7 +99,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       },
       defaults,
     );
-    return { io, settings, logger: cliLogger(settings.logLevel, io.stderr) };
+    onSettings(settings);
+    return { io, settings, logger: cliLogger(settings.logLevel, io.stderr, settings.logFormat) };
   };
 
   registerCommands(program, {
@@ -109,9 +114,16 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   let exitCode = EXIT_OK;
-  const program = buildProgram(io, (code) => {
-    exitCode = code;
-  });
+  let settings: CliSettings | undefined;
+  const program = buildProgram(
+    io,
+    (code) => {
+      exitCode = code;
+    },
+    (resolved) => {
+      settings = resolved;
+    },
+  );
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
@@ -122,14 +134,24 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       return EXIT_USAGE;
     }
     if (error instanceof ReportedFailure) return error.exitCode;
-    if (error instanceof InvalidOptionError || error instanceof InvalidNameError) {
-      io.stderr.write(`certkeeper: ${error.message}\n(run with --help for usage)\n`);
-      return EXIT_USAGE;
+    const usage = error instanceof InvalidOptionError || error instanceof InvalidNameError;
+    if (settings?.logFormat === 'json' || (settings === undefined && jsonRequested(argv, io.env))) {
+      // The record carries the stack (pino's err serializer); a log pipeline wants it.
+      cliLogger('error', io.stderr, 'json').error({ err: error }, usage ? 'usage error' : 'command failed');
+    } else {
+      io.stderr.write(errorLines(error));
+      if (usage) io.stderr.write('(run with --help for usage)\n');
     }
-    io.stderr.write(`certkeeper: ${errorText(error)}\n`);
-    if (!(error instanceof CertKeeperError) && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
-    return EXIT_FAILURE;
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
   }
+}
+
+/** Settings may fail before they resolve (a bad flag): then the request for JSON is read from argv and env. */
+function jsonRequested(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  const at = argv.lastIndexOf('--log-format');
+  if (at >= 0) return argv[at + 1] === 'json';
+  if (argv.includes('--log-format=json')) return true;
+  return env.CERTKEEPER_LOG_FORMAT === 'json';
 }
 
 function packageVersion(): string {

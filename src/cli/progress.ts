@@ -2,6 +2,7 @@
  * Progress of a command over many names: on a terminal one line per name with
  * a mark, otherwise plain timestamped log lines that read well in CI output.
  */
+import { describeError, errorText } from './errors.js';
 import type { CliOutput } from './io.js';
 
 export class Progress {
@@ -29,15 +30,11 @@ export class Progress {
 
   fail(name: string, error: unknown): void {
     this.#write(name, this.#tty ? `  ✗  ${name}: ${errorText(error)}` : `failed: ${errorText(error)}`);
+    const { remedy } = describeError(error);
+    if (remedy !== undefined) this.#write(name, this.#tty ? `     hint: ${remedy}` : `hint: ${remedy}`);
   }
 
   #write(name: string, text: string): void {
     this.#out.write(this.#tty ? `${text}\n` : `${new Date().toISOString()} ${name} ${text}\n`);
   }
-}
-
-export function errorText(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
-  return typeof code === 'string' && code.startsWith('ERR_') ? `${message} (${code})` : message;
 }

@@ -18,6 +18,11 @@ export { DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT };
 
 export type CliIssuer = 'acme' | 'internal';
 
+/** Human text everywhere by default (as conventional tools do); JSON only when asked. */
+export type LogFormat = 'human' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['human', 'json'];
+export const DEFAULT_LOG_FORMAT: LogFormat = 'human';
+
 /** Every setting a command may use; each one can come from a flag, the environment or the config file. */
 export interface CliSettings {
   readonly storage: string;
@@ -35,6 +40,8 @@ export interface CliSettings {
   /** DNS server (host:port) for doctor's A/AAAA/CAA lookups; default the system's resolvers. */
   readonly resolver: string | undefined;
   readonly logLevel: LogLevel;
+  /** `human` (default): one line per log record; `json`: pino JSON lines. */
+  readonly logFormat: LogFormat;
   /** DNS-01 provider settings (see cli/dns.ts); from the config file or CERTKEEPER_DNS (JSON), no flag: it may hold secrets. */
   readonly dns: Readonly<Record<string, unknown>> | undefined;
 }
@@ -64,6 +71,7 @@ export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
   keyType: { env: 'CERTKEEPER_KEY_TYPE', flag: '--key-type', parse: (v, from) => oneOf(v, from, KEY_TYPES) },
   resolver: { env: 'CERTKEEPER_RESOLVER', flag: '--resolver', parse: nonEmptyString },
   logLevel: { env: 'CERTKEEPER_LOG_LEVEL', flag: '--log-level', parse: (v, from) => oneOf(v, from, LOG_LEVELS) },
+  logFormat: { env: 'CERTKEEPER_LOG_FORMAT', flag: '--log-format', parse: (v, from) => oneOf(v, from, LOG_FORMATS) },
   dns: { env: 'CERTKEEPER_DNS', flag: '(config file or CERTKEEPER_DNS only)', parse: dnsSettingsFrom },
 };
 
@@ -125,6 +133,7 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
     keyType: pick('keyType'),
     resolver: pick('resolver'),
     logLevel: pick('logLevel') ?? DEFAULT_CLI_LOG_LEVEL,
+    logFormat: pick('logFormat') ?? DEFAULT_LOG_FORMAT,
     dns: pick('dns'),
   });
 }
