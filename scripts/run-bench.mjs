@@ -31,6 +31,7 @@ const BENCHES = {
   'dns01-vs-lego': 600,
   middleware: 600,
   reload: 600,
+  'startup-import': 300,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup'];
 

@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import { CertKeeper } from '../manager.js';
 import { FileStorage } from '../storage/file.js';
 import { internalCaKeys } from '../storage/layout.js';
+import { shellQuote } from './shell.js';
 
 // Every address the demo listens on (127.0.0.1 and ::1) plus the name, so a client verifies on each.
 export const DEMO_NAMES: readonly string[] = ['localhost', '127.0.0.1', '::1'];
@@ -128,7 +129,4 @@ function listen(server: https.Server, port: number, host: string): Promise<numbe
   });
 }
 
-/** Quotes a path for a POSIX shell only when it needs it. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote };

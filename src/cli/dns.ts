@@ -13,23 +13,10 @@ import { Rfc2136Provider } from '../dns/rfc2136.js';
 import type { DnsProvider } from '../dns/types.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
+// The settings check lives apart so settings.ts (loaded by --help) does not load the providers.
+import { DNS_PROVIDERS, dnsSettingsFrom } from './dns-settings.js';
 
-export const DNS_PROVIDERS = ['rfc2136', 'powerdns', 'exec', 'challtestsrv'] as const;
-
-export function dnsSettingsFrom(value: unknown, from: string): Record<string, unknown> {
-  let parsed = value;
-  if (typeof value === 'string') {
-    try {
-      parsed = JSON.parse(value);
-    } catch (error) {
-      throw new InvalidOptionError(from, `must be a JSON object: ${(error as Error).message}`, { cause: error });
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidOptionError(from, 'must be a JSON object with a "provider"');
-  const provider = (parsed as Record<string, unknown>).provider;
-  if (!(DNS_PROVIDERS as readonly unknown[]).includes(provider)) throw new InvalidOptionError(`${from}.provider`, `must be one of ${DNS_PROVIDERS.join(', ')}`);
-  return parsed as Record<string, unknown>;
-}
+export { DNS_PROVIDERS, dnsSettingsFrom };
 
 export function dns01From(settings: Record<string, unknown>, logger: Logger): Dns01Options {
   const { provider: type, propagation, ...options } = settings;

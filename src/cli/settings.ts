@@ -11,7 +11,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
-import { dnsSettingsFrom } from './dns.js';
+import { dnsSettingsFrom } from './dns-settings.js';
 import { email as validEmail, port } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
 export { DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT };

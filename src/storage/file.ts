@@ -22,7 +22,8 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import lockfile from 'proper-lockfile';
+import type * as ProperLockfile from 'proper-lockfile';
+import { lazyModule } from '../lazy.js';
 import {
   AbortedError,
   CertKeeperError,
@@ -40,6 +41,8 @@ import { createKeyEncryptor, type KeyEncryptor } from './encryption.js';
 import { joinKey, keyComponents, validateKey, validateLockName, validatePrefix } from './keys.js';
 import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 import { DEFAULT_LOCK_STALE_MS } from '../defaults.js';
+// Loaded at the first lock: serving stored certificates needs no lock, and it costs start-up time (with its exit handler).
+const lockfile = lazyModule<typeof ProperLockfile>('proper-lockfile');
 export { DEFAULT_LOCK_STALE_MS };
 
 // fs/promises.readFile reads in several chunks and is about 2.5x slower for small files (100,000 sidecars at start-up).

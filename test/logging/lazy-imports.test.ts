@@ -13,11 +13,11 @@ const script = `
 `;
 
 describe('importing the root entry', () => {
-  it('does not load acme-client, @peculiar/x509, node-forge, pino or dns-packet', () => {
+  it('does not load acme-client, @peculiar/x509, node-forge, pino, dns-packet or proper-lockfile', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(child.status, 0, child.stderr);
     const loaded = JSON.parse(child.stdout) as string[];
-    for (const heavy of ['acme-client', 'axios', '@peculiar/x509', 'node-forge', 'pino', 'dns-packet']) {
+    for (const heavy of ['acme-client', 'axios', '@peculiar/x509', 'node-forge', 'pino', 'dns-packet', 'proper-lockfile']) {
       assert.ok(!loaded.includes(heavy), `${heavy} was loaded at import (loaded: ${loaded.join(', ')})`);
     }
   });

@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import { port as validPort } from '../../validate.js';
-import { startDemo } from '../demo.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
 import { DEFAULT_DEMO_PORT, defaultDemoStorageRoot } from '../settings.js';
@@ -13,6 +12,8 @@ export function registerDemo(program: Command, registry: Registry): void {
     .addOption(new Option('--port <port>', 'HTTPS port on 127.0.0.1 and ::1').default(String(DEFAULT_DEMO_PORT)))
     .addHelpText('after', '\nStorage defaults to $XDG_DATA_HOME/certkeeper-demo (~/.local/share/certkeeper-demo); --storage overrides it.')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const { startDemo } = await import('../demo.js');
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command, { storage: defaultDemoStorageRoot(registry.io.env) });
       const portText = command.opts<{ port: string }>().port;

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
-import { parseDnsServer } from '../../dns/query.js';
-import { doctorFailed, runDoctor, serverResolver, type CheckResult } from '../../doctor.js';
-import { dns01From } from '../dns.js';
+import type { CheckResult } from '../../doctor.js';
 import { formatTable } from '../format.js';
-import { caCertificates, configuredIssuerKey, directoryUrl, openStorage } from '../keeper.js';
 import { commandOf, type Registry } from './index.js';
 
 export function registerDoctor(program: Command, registry: Registry): void {
@@ -15,6 +12,13 @@ export function registerDoctor(program: Command, registry: Registry): void {
     .option('--json', 'print the results as JSON')
     .addHelpText('after', '\nExit code 1 when any check fails; warnings do not fail.')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ parseDnsServer }, { doctorFailed, runDoctor, serverResolver }, { dns01From }, { caCertificates, configuredIssuerKey, directoryUrl, openStorage }] = await Promise.all([
+        import('../../dns/query.js'),
+        import('../../doctor.js'),
+        import('../dns.js'),
+        import('../keeper.js'),
+      ]);
       const names = (args[0] as string[] | undefined) ?? [];
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

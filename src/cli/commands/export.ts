@@ -2,10 +2,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import { toPkcs12 } from '../../issuers/pkcs12.js';
-import { loadCertificateSet } from '../../storage/certificates.js';
-import { findStoredCertificates } from '../inventory.js';
-import { openStorage } from '../keeper.js';
 import { promptHidden } from '../prompt.js';
 import { commandOf, type Registry } from './index.js';
 
@@ -28,6 +24,13 @@ export function registerExport(program: Command, registry: Registry): void {
     .option('--password-file <file>', 'read the PKCS#12 password from the first line of this file')
     .option('--issuer-key <key>', 'storage folder of the issuer, when several issuers hold this name (default: the newest)')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ toPkcs12 }, { loadCertificateSet }, { findStoredCertificates }, { openStorage }] = await Promise.all([
+        import('../../issuers/pkcs12.js'),
+        import('../../storage/certificates.js'),
+        import('../inventory.js'),
+        import('../keeper.js'),
+      ]);
       const name = args[0] as string;
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

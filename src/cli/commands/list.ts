@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { formatDate, formatTable, oneLine } from '../format.js';
-import { listStoredCertificates, type StoredCertificate } from '../inventory.js';
-import { openStorage } from '../keeper.js';
+import type { StoredCertificate } from '../inventory.js';
 import { storedStatusEntry } from '../status-entry.js';
 import { commandOf, type Registry } from './index.js';
 
@@ -11,6 +10,8 @@ export function registerList(program: Command, registry: Registry): void {
     .description('list stored certificates: names, issuer, not after, days left, next renewal, last error')
     .option('--json', 'print a JSON array (for scripts)')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ listStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);
       const storage = openStorage(settings, logger);

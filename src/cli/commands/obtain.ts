@@ -1,9 +1,5 @@
 import type { Command } from 'commander';
-import { CertKeeper } from '../../manager.js';
-import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
-import { keeperOptions, openStorage } from '../keeper.js';
-import { Progress } from '../progress.js';
 import { commandOf, type Registry } from './index.js';
 
 export function registerObtain(program: Command, registry: Registry): void {
@@ -13,6 +9,13 @@ export function registerObtain(program: Command, registry: Registry): void {
     .argument('<names...>', 'domain names, wildcards (*.example.com, needs DNS-01) or IP addresses')
     .option('--together', 'one certificate covering all the names, instead of one per name')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ CertKeeper }, { parseIdentifier }, { keeperOptions, openStorage }, { Progress }] = await Promise.all([
+        import('../../manager.js'),
+        import('../../names.js'),
+        import('../keeper.js'),
+        import('../progress.js'),
+      ]);
       const names = args[0] as string[];
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

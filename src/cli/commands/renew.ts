@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import { CertKeeper } from '../../manager.js';
+import type { CertKeeper } from '../../manager.js';
 import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
-import { listStoredCertificates, type StoredCertificate } from '../inventory.js';
-import { configuredIssuerKey, keeperOptions, openStorage } from '../keeper.js';
-import { Progress } from '../progress.js';
+import type { StoredCertificate } from '../inventory.js';
 import { commandOf, type Registry } from './index.js';
 
 export function registerRenew(program: Command, registry: Registry): void {
@@ -15,6 +13,13 @@ export function registerRenew(program: Command, registry: Registry): void {
     .argument('[names...]', 'names whose certificates to renew (default: every stored certificate of the issuer)')
     .option('--force', 'renew even if not due, ignoring the failure backoff')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage }, { Progress }] = await Promise.all([
+        import('../../manager.js'),
+        import('../inventory.js'),
+        import('../keeper.js'),
+        import('../progress.js'),
+      ]);
       const requested = (args[0] as string[] | undefined) ?? [];
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

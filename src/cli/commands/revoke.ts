@@ -1,11 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import { AcmeIssuer } from '../../issuers/acme.js';
 import type { RevocationReason } from '../../issuers/types.js';
-import { loadCertificateSet } from '../../storage/certificates.js';
-import { certificateKeys, certificateLockName } from '../../storage/layout.js';
-import { findStoredCertificates } from '../inventory.js';
-import { caCertificates, configuredIssuerKey, directoryUrl, openStorage } from '../keeper.js';
 import { commandOf, type Registry } from './index.js';
 
 /** RFC 5280 CRLReason codes ACME accepts (RFC 8555 section 7.6), by name. */
@@ -37,6 +32,15 @@ export function registerRevoke(program: Command, registry: Registry): void {
     .argument('<name>', 'a name the certificate covers')
     .option('--reason <code|name>', 'unspecified (0, default), keyCompromise (1), affiliationChanged (3), superseded (4), cessationOfOperation (5), privilegeWithdrawn (9)', 'unspecified')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ AcmeIssuer }, { loadCertificateSet }, { certificateKeys, certificateLockName }, { findStoredCertificates }, { caCertificates, configuredIssuerKey, directoryUrl, openStorage }] =
+        await Promise.all([
+          import('../../issuers/acme.js'),
+          import('../../storage/certificates.js'),
+          import('../../storage/layout.js'),
+          import('../inventory.js'),
+          import('../keeper.js'),
+        ]);
       const name = args[0] as string;
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
 import { formatDate } from '../format.js';
-import { findStoredCertificates } from '../inventory.js';
-import { openStorage } from '../keeper.js';
 import { storedStatusEntry } from '../status-entry.js';
 import { toJson } from './list.js';
 import { commandOf, type Registry } from './index.js';
@@ -14,6 +12,8 @@ export function registerStatus(program: Command, registry: Registry): void {
     .argument('<name>', 'a name the certificate covers')
     .option('--json', 'print a JSON object (for scripts)')
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ findStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const name = args[0] as string;
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);

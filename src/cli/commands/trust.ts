@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { DEFAULT_INTERNAL_CA_NAME, InternalIssuer } from '../../issuers/internal.js';
-import { shellQuote } from '../demo.js';
-import { openStorage } from '../keeper.js';
+import { DEFAULT_INTERNAL_CA_NAME } from '../../defaults.js';
+import { shellQuote } from '../shell.js';
 import { join } from 'node:path';
 import { commandOf, type Registry } from './index.js';
 
@@ -10,6 +9,8 @@ export function registerTrust(program: Command, registry: Registry): void {
     .command('trust')
     .description("print the internal CA's root certificate path and the commands that trust it (installs nothing)")
     .action(async (...args: unknown[]) => {
+      // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
+      const [{ InternalIssuer }, { openStorage }] = await Promise.all([import('../../issuers/internal.js'), import('../keeper.js')]);
       const command = commandOf(args);
       const { io, settings, logger } = registry.contextFor(command);
       const storage = openStorage(settings, logger);
