@@ -147,3 +147,17 @@ export const DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY = 10_000;
 /** What an error carries of a program's output by default (src/redact.ts): its last lines, bounded in bytes. */
 export const DEFAULT_TAIL_LINES = 10;
 export const DEFAULT_TAIL_BYTES = 1024;
+
+// --- notifications and CLI output
+/** Per delivery attempt. */
+export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
+/** Retries after the first attempt (so 4 attempts in all). */
+export const DEFAULT_NOTIFY_RETRIES = 3;
+/** First retry delay; doubled for each further retry. */
+export const DEFAULT_NOTIFY_RETRY_DELAY_MS = 1_000;
+/** A certificate is expiring soon with this fraction of its lifetime left (renewal normally starts at 1/3). */
+export const DEFAULT_NOTIFY_EXPIRING_RATIO = 1 / 5;
+/** Receivers should refuse a timestamp further than this from their clock (replay protection). */
+export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
+/** The CLI's stderr: human lines unless `--log-format json`. */
+export const DEFAULT_LOG_FORMAT = 'human' as 'human' | 'json';

@@ -984,7 +984,8 @@ export class CertKeeper {
       this.#storageCheckedAt = now;
     }
     const errors: Error[] = [];
-    for (const issuer of record.settings.issuers) {
+    const issuers = record.settings.issuers;
+    for (const [index, issuer] of issuers.entries()) {
       if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
       try {
         // The set must be storable at its own path (a file where its folder should be...) before the CA issues it.
@@ -1027,7 +1028,10 @@ export class CertKeeper {
         // Lost lease: another process owns this name now; asking the next issuer would only order a duplicate.
         if (signal.aborted || error instanceof LockLostError) throw error;
         errors.push(error as Error);
-        this.#log.warn({ err: error, names: record.names, issuer: issuer.key }, 'issuer failed');
+        // The last issuer's failure goes to the caller, which reports it (cert_failed and its warn, or the CLI's line):
+        // logging it here too would say it twice. A failure that falls back to the next issuer is only said here.
+        if (index < issuers.length - 1) this.#log.warn({ err: error, names: record.names, issuer: issuer.key }, 'issuer failed; trying the next one');
+        else this.#log.debug({ err: error, names: record.names, issuer: issuer.key }, 'issuer failed');
       }
     }
     throw errors.length === 1 ? errors[0] : new CertKeeperError(

@@ -14,6 +14,8 @@ import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns-settings.js';
 import { email as validEmail, port } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
+import { DEFAULT_LOG_FORMAT } from '../defaults.js';
+export { DEFAULT_LOG_FORMAT };
 export { DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT };
 
 export type CliIssuer = 'acme' | 'internal';
@@ -21,7 +23,6 @@ export type CliIssuer = 'acme' | 'internal';
 /** Human text everywhere by default (as conventional tools do); JSON only when asked. */
 export type LogFormat = 'human' | 'json';
 export const LOG_FORMATS: readonly LogFormat[] = ['human', 'json'];
-export const DEFAULT_LOG_FORMAT: LogFormat = 'human';
 
 /** Every setting a command may use; each one can come from a flag, the environment or the config file. */
 export interface CliSettings {

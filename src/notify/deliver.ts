@@ -10,13 +10,13 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { sleep, type Clock } from '../clock.js';
 import { NotificationError } from '../errors.js';
 import type { ResolvedNotify, ResolvedSink } from './options.js';
+import { DEFAULT_SIGNATURE_TOLERANCE_SECONDS } from '../defaults.js';
+export { DEFAULT_SIGNATURE_TOLERANCE_SECONDS };
 
 export const SIGNATURE_HEADER = 'x-certkeeper-signature';
 export const TIMESTAMP_HEADER = 'x-certkeeper-timestamp';
 export const EVENT_HEADER = 'x-certkeeper-event';
 export const DELIVERY_HEADER = 'x-certkeeper-delivery';
-/** Receivers should refuse a timestamp further than this from their clock (replay protection). */
-export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
 
 /** `sha256=<hex>` of HMAC-SHA256(secret, `<timestamp>.<body>`): the timestamp is signed, so a replayed body with a new time fails. */
 export function signNotification(secret: string, timestamp: number, body: string): string {

@@ -4,15 +4,9 @@
  * once into a frozen config by resolveConfig().
  */
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_RETRY_DELAY_MS, DEFAULT_NOTIFY_EXPIRING_RATIO } from '../defaults.js';
+export { DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_RETRY_DELAY_MS, DEFAULT_NOTIFY_EXPIRING_RATIO };
 
-/** Per delivery attempt. */
-export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
-/** Retries after the first attempt (so 4 attempts in all). */
-export const DEFAULT_NOTIFY_RETRIES = 3;
-/** First retry delay; doubled for each further retry. */
-export const DEFAULT_NOTIFY_RETRY_DELAY_MS = 1_000;
-/** A certificate is expiring soon with this fraction of its lifetime left (renewal normally starts at 1/3). */
-export const DEFAULT_NOTIFY_EXPIRING_RATIO = 1 / 5;
 /** HMAC keys shorter than this are refused (a guessable key signs nothing). */
 export const MIN_WEBHOOK_SECRET_LENGTH = 16;
 

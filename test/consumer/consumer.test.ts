@@ -66,7 +66,7 @@ describe('the packed packages, installed from their tarballs into a fresh projec
 
   test('every tarball holds its JavaScript, declarations, README and LICENSE, and no source maps or build state', () => {
     const expected: Record<string, string[]> = {
-      certkeeper: ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/storage/index.js', 'dist/storage/index.d.ts', 'dist/testing/index.js', 'dist/http/express.js'],
+      certkeeper: ['package.json', 'README.md', 'LICENSE', 'monitoring/alerts.yml', 'monitoring/dashboard.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/storage/index.js', 'dist/storage/index.d.ts', 'dist/testing/index.js', 'dist/http/express.js'],
       '@certkeeper/storage-redis': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
       '@certkeeper/storage-postgres': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
     };
@@ -74,8 +74,10 @@ describe('the packed packages, installed from their tarballs into a fresh projec
     for (const [name, required] of Object.entries(expected)) {
       const paths = packOf(project, name).files.map((f) => f.path);
       for (const path of required) assert.ok(paths.includes(path), `${name} ships ${path}`);
-      const stray = paths.filter((p) => !['package.json', 'README.md', 'LICENSE'].includes(p) && !/^dist\/.+\.(js|d\.ts)$/.test(p));
-      assert.deepEqual(stray, [], `${name} ships only dist/*.js, dist/*.d.ts, README.md, LICENSE and package.json`);
+      // The root also ships its Prometheus alert rules (with their promtool test) and Grafana dashboard.
+      const shipped = (p: string) => /^dist\/.+\.(js|d\.ts)$/.test(p) || (name === 'certkeeper' && /^monitoring\/[\w.-]+\.(yml|json)$/.test(p));
+      const stray = paths.filter((p) => !['package.json', 'README.md', 'LICENSE'].includes(p) && !shipped(p));
+      assert.deepEqual(stray, [], `${name} ships only dist/*.js, dist/*.d.ts, README.md, LICENSE, package.json (and the root its monitoring/ files)`);
     }
     // Every export of the root package points at a file in its tarball.
     const rootPaths = new Set(packOf(project, 'certkeeper').files.map((f) => f.path));
@@ -94,6 +96,8 @@ describe('the packed packages, installed from their tarballs into a fresh projec
         const text = await readFile(join(dir, file.path), 'utf8');
         for (const [, specifier] of text.matchAll(/(?:from|import\()\s*'([^'.][^']*)'/g)) {
           if ((specifier as string).startsWith('node:')) continue;
+          // A package may name itself (a self-reference, or a usage line in a doc comment).
+          if (specifier === pack.name || (specifier as string).startsWith(`${pack.name}/`)) continue;
           const name = (specifier as string).split('/').slice(0, (specifier as string).startsWith('@') ? 2 : 1).join('/');
           assert.ok(declared.has(name), `${pack.name}/${file.path} imports ${name}, which is not among its dependencies or peers`);
           const typed = JSON.parse(await readFile(join(project.app, 'node_modules', name, 'package.json'), 'utf8').catch(() => '{}')) as Record<string, unknown>;
@@ -119,7 +123,7 @@ describe('the packed packages, installed from their tarballs into a fresh projec
       adapters: Record<string, { loaded: string; missing: string; secondTry: boolean; afterUnlock: boolean }>;
       handshake: { authorized: boolean; subjectAltName: string };
     };
-    assert.deepEqual(report.exports, { root: 'function', testing: 'function', express: 'function', fastify: 'function', koa: 'function', storage: 'function' });
+    assert.deepEqual(report.exports, { root: 'function', testing: 'function', express: 'function', fastify: 'function', koa: 'function', storage: 'function', prometheus: 'function', opentelemetry: 'function' });
     assert.equal(report.sameErrorClass, true, 'certkeeper/storage exports the same classes as certkeeper');
     for (const name of ['redis', 'postgres']) {
       assert.deepEqual(report.adapters[name], { loaded: `value from ${name}`, missing: 'StorageNotFoundError', secondTry: false, afterUnlock: true }, name);

@@ -63,8 +63,9 @@ function repoVersion(name: string): string {
 /**
  * Packs the root and every workspace into `<dir>/packs`, then installs the tarballs with
  * `--omit=dev` into `<dir>/app`. Besides them the project gets what a real TypeScript user of
- * these entry points has anyway: @types/node, and fastify (the optional peer whose types
- * `certkeeper/fastify` names), at the versions the repository tests with (so npm's cache serves them).
+ * these entry points has anyway: @types/node, and the optional peers whose types the subpaths name
+ * (fastify for `certkeeper/fastify`, prom-client for `certkeeper/prometheus`, @opentelemetry/api for
+ * `certkeeper/opentelemetry`), at the versions the repository tests with (so npm's cache serves them).
  */
 export async function createConsumerProject(): Promise<ConsumerProject> {
   const dir = await mkdtemp(join(tmpdir(), 'certkeeper-consumer-'));
@@ -91,6 +92,8 @@ export async function createConsumerProject(): Promise<ConsumerProject> {
       ...packs.map((p) => join(packDir, p.filename)),
       `@types/node@${repoVersion('@types/node')}`,
       `fastify@${repoVersion('fastify')}`,
+      `prom-client@${repoVersion('prom-client')}`,
+      `@opentelemetry/api@${repoVersion('@opentelemetry/api')}`,
     ],
     { ...npm, cwd: app },
   );

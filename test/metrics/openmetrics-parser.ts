@@ -36,8 +36,14 @@ export function parseOpenMetricsText(text: string): Map<string, ParsedFamily> {
     if (line.startsWith('#')) throw new Error(`unexpected comment, ${where}`);
     if (family === undefined) throw new Error(`sample before any family, ${where}`);
     const sampleName = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0];
-    const expected = types.get(family) === 'counter' ? `${family}_total` : family;
-    if (sampleName !== expected) throw new Error(`sample ${String(sampleName)} does not belong to family ${family}, ${where}`);
+    // A counter's one sample is <family>_total; a histogram's and a summary's carry their own suffixes.
+    const type = types.get(family);
+    const expected =
+      type === 'counter' ? [`${family}_total`]
+      : type === 'histogram' ? [`${family}_bucket`, `${family}_sum`, `${family}_count`]
+      : type === 'summary' ? [family, `${family}_sum`, `${family}_count`]
+      : [family];
+    if (sampleName === undefined || !expected.includes(sampleName)) throw new Error(`sample ${String(sampleName)} does not belong to family ${family}, ${where}`);
     return line;
   });
   return parsePrometheusText(translated.length > 0 ? `${translated.join('\n')}\n` : '');

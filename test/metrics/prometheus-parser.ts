@@ -56,12 +56,20 @@ export function parsePrometheusText(text: string): Map<string, ParsedFamily> {
     }
     if (line.startsWith('#') || line.trim() === '') return;
     const sample = parseSample(line, where);
-    if (!current || current.name !== sample.name) throw new Error(`sample outside its family, ${where}`);
-    const key = JSON.stringify(Object.entries(sample.labels).sort());
-    if (current.samples.some((s) => JSON.stringify(Object.entries(s.labels).sort()) === key)) throw new Error(`duplicate series, ${where}`);
+    if (!current || !belongsTo(current, sample.name)) throw new Error(`sample outside its family, ${where}`);
+    const key = JSON.stringify([sample.name, ...Object.entries(sample.labels).sort()]);
+    if (current.samples.some((s) => JSON.stringify([s.name, ...Object.entries(s.labels).sort()]) === key)) throw new Error(`duplicate series, ${where}`);
     current.samples.push(sample);
   });
   return families;
+}
+
+/** A histogram's samples are <name>_bucket, _sum and _count; a summary's <name>, _sum and _count. */
+function belongsTo(family: ParsedFamily, sampleName: string): boolean {
+  if (sampleName === family.name) return family.type !== 'histogram';
+  if (family.type === 'histogram') return [`${family.name}_bucket`, `${family.name}_sum`, `${family.name}_count`].includes(sampleName);
+  if (family.type === 'summary') return [`${family.name}_sum`, `${family.name}_count`].includes(sampleName);
+  return false;
 }
 
 function parseSample(line: string, where: string): ParsedSample {

@@ -83,7 +83,7 @@ describe('certkeeper/prometheus and certkeeper/opentelemetry', () => {
     // The failing name is there, with its failure count; the failed obtain counted by reason.
     const failures = scraped.get('certkeeper_certificate_consecutive_failures')?.samples.find((s) => s.labels.name === FAILING);
     assert.equal(failures?.value, 1);
-    assert.deepEqual(scraped.get('certkeeper_failures_total')?.samples.map((s) => [s.labels.reason, s.value]), [['unknown', 1]]);
+    assert.deepEqual(scraped.get('certkeeper_failures_total')?.samples.map((s) => [s.labels.reason, s.value]), [['ERR_STORAGE', 1]]); // the store's failure is found by the pre-order storage probe
     assert.deepEqual(scraped.get('certkeeper_obtains_total')?.samples.map((s) => [s.labels.result, s.value]).sort(), [['failure', 1], ['success', 2]]);
     assert.equal(scraped.get('certkeeper_certificate_expiry_seconds')?.samples.length, 2);
     registration.unregister();
