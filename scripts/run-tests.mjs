@@ -60,10 +60,13 @@ try {
 }
 process.exit(result.status ?? 1);
 
-/** "N passed, N failed, N skipped (missing: a, b; install: apt-get install -y ...)" from the TAP stream. */
+/** "N passed, N failed, N skipped (T tests and S whole suites ...) (missing: a, b; install: apt-get install -y ...)" from the TAP stream. */
 function summarize(tap) {
   const field = (name) => Number(tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
-  const skips = [...tap.matchAll(/^\s*ok \d+ - .*# SKIP(.*)$/gm)].map((m) => m[1].trim());
+  // Each skip line, and whether its YAML block says it was a whole suite (whose tests never ran, so are not counted).
+  const skipped = [...tap.matchAll(/^\s*ok \d+ - .*# SKIP(.*)\n((?:\s+.*\n)*?)\s*\.\.\.$/gm)].map((m) => ({ reason: m[1].trim(), suite: /type: 'suite'/.test(m[2]) }));
+  const skips = skipped.map((s) => s.reason);
+  const skippedSuites = skipped.filter((s) => s.suite).length;
   const missing = new Set();
   const packages = new Set();
   for (const reason of skips) {
@@ -75,5 +78,6 @@ function summarize(tap) {
   const failed = field('fail') + field('cancelled');
   const passed = field('pass');
   const detail = missing.size > 0 ? ` (missing: ${[...missing].join(', ')}; install: apt-get install -y ${[...packages].join(' ')})` : '';
-  return `${passed} passed, ${failed} failed, ${skips.length} skipped${detail}`;
+  const what = skippedSuites > 0 ? ` (${skips.length - skippedSuites} tests and ${skippedSuites} whole suites, whose tests did not run)` : '';
+  return `${passed} passed, ${failed} failed, ${skips.length} skipped${what}${detail}`;
 }
