@@ -1,7 +1,7 @@
 // Public API: re-exports only.
 export { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT, MIN_RENEWAL_INTERVAL_MS } from './manager.js';
 export type { CertificateStatus, ManageEntry, RenewOptions } from './manager.js';
-export * from './config.js';
+export * from './config/index.js';
 export * from './errors.js';
 export type * from './events.js';
 export { systemClock, type Clock, type TimerHandle } from './clock.js';

@@ -9,8 +9,8 @@ import type * as tls from 'node:tls';
 import { createKeyAndCsr } from './acme/csr.js';
 import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
 import type { TimerHandle } from './clock.js';
-import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
-import { DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
+import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config/index.js';
+import { DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, resolveChallenges, resolveConfig, resolveKeyType } from './config/index.js';
 import {
   AbortedError,
   AcmeProblemError,

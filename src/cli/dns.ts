@@ -5,7 +5,7 @@
  * Secrets belong in files the provider reads (rfc2136 `keyFile`) or in the
  * environment, never on the command line.
  */
-import type { Dns01Options } from '../config.js';
+import type { Dns01Options } from '../config/index.js';
 import { ChalltestsrvDnsProvider } from '../dns/challtestsrv.js';
 import { ExecDnsProvider } from '../dns/exec.js';
 import { PowerDnsProvider } from '../dns/powerdns.js';

@@ -3,7 +3,7 @@
  * CA): for `list`, `renew` (which names exist) and `export`/`revoke` (where a
  * name's set lives).
  */
-import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../config.js';
+import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
 import { CertKeeperError, StorageNotFoundError } from '../errors.js';
 import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
 import { parseIdentifier } from '../names.js';

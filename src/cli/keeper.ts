@@ -1,7 +1,7 @@
 /** Turns CLI settings into library objects: storage, keeper options, the configured issuer's storage key. */
 import { readFileSync } from 'node:fs';
 import { resolveDirectoryUrl } from '../acme/directories.js';
-import type { CertKeeperOptions } from '../config.js';
+import type { CertKeeperOptions } from '../config/index.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';

@@ -12,7 +12,7 @@ import http2, { type Http2SecureServer } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import type { CertKeeperOptions } from '../config.js';
+import type { CertKeeperOptions } from '../config/index.js';
 import { AbortedError, InvalidOptionError, ListenError } from '../errors.js';
 import { CertKeeper, type ManageEntry } from '../manager.js';
 import { DEFAULT_HTTPS_PORT, redirectToHttps } from './challenge.js';

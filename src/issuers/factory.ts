@@ -4,8 +4,8 @@
  * The keeper's HTTP-01 and TLS-ALPN-01 solvers are shared by every ACME
  * issuer: one port-80 listener, one challenge store behind tlsOptions().
  */
-import type { ResolvedChallenges, ResolvedConfig, IssuerSpec } from '../config.js';
-import { validateIssuer } from '../config.js';
+import type { ResolvedChallenges, ResolvedConfig, IssuerSpec } from '../config/index.js';
+import { validateIssuer } from '../config/index.js';
 import { Dns01Solver } from '../solvers/dns01.js';
 import { Http01Solver } from '../solvers/http01.js';
 import { TlsAlpn01Solver } from '../solvers/tls-alpn01.js';

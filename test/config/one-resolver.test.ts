@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveConfig } from '../../src/config.js';
+import { resolveConfig } from '../../src/config/index.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { CertKeeper } from '../../src/manager.js';
@@ -94,7 +94,7 @@ describe('defaults', () => {
 
   it('give one value per name: the load concurrency the manager uses is the exported one', async () => {
     const defaults = await import('../../src/defaults.js');
-    const config = await import('../../src/config.js');
+    const config = await import('../../src/config/index.js');
     const manager = await import('../../src/manager.js');
     assert.equal(config.DEFAULT_LOAD_CONCURRENCY, defaults.DEFAULT_LOAD_CONCURRENCY);
     assert.equal(manager.DEFAULT_LOAD_CONCURRENCY, defaults.DEFAULT_LOAD_CONCURRENCY);

@@ -4,7 +4,7 @@
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { CertKeeperOptions } from '../../src/config.js';
+import type { CertKeeperOptions } from '../../src/config/index.js';
 import type { CertKeeperEvents } from '../../src/events.js';
 import type { CertKeeper } from '../../src/manager.js';
 import type { Storage } from '../../src/storage/types.js';

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CertKeeperOptions } from '../../src/config.js';
+import type { CertKeeperOptions } from '../../src/config/index.js';
 import { CertKeeperError, ManageError, StorageError } from '../../src/errors.js';
 import { CertKeeper } from '../../src/manager.js';
 import { FileStorage } from '../../src/storage/file.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS, DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS, resolveConfig } from '../../src/config.js';
+import { DEFAULT_ON_DEMAND_DECISION_CACHE_TTL_MS, DEFAULT_ON_DEMAND_MAX_CONCURRENT_DECISIONS, resolveConfig } from '../../src/config/index.js';
 import { InvalidOptionError } from '../../src/errors.js';
 
 const decide = (): boolean => true;

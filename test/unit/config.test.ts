@@ -8,7 +8,7 @@ import {
   DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY,
   resolveConfig,
   type CertKeeperOptions,
-} from '../../src/config.js';
+} from '../../src/config/index.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { silentLogger } from '../helpers/logging.js';
 
