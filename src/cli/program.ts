@@ -7,22 +7,38 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { InvalidNameError, InvalidOptionError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { CommandContext, RegisterCommand } from './command.js';
+import { registerDemo } from './commands/demo.js';
+import { registerDoctor } from './commands/doctor.js';
+import { registerExport } from './commands/export.js';
+import { registerList } from './commands/list.js';
+import { registerObtain } from './commands/obtain.js';
+import { registerRenew } from './commands/renew.js';
+import { registerRevoke } from './commands/revoke.js';
+import { registerStatus } from './commands/status.js';
+import { registerTrust } from './commands/trust.js';
 import { cliLogger, type CliIo } from './io.js';
 import { errorLines } from './errors.js';
 import { CONFIG_ENV, LOG_FORMATS, readConfigFile, resolveCliSettings, type CliSettings, type SettingsInput } from './settings.js';
-import { registerCommands } from './commands/index.js';
+
+export type { CommandContext } from './command.js';
+
+/** Every subcommand, in the order `--help` lists them: a new command is one module plus one line here. */
+const COMMANDS: readonly RegisterCommand[] = [
+  registerDemo,
+  registerObtain,
+  registerRenew,
+  registerRevoke,
+  registerList,
+  registerStatus,
+  registerExport,
+  registerTrust,
+  registerDoctor,
+];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
-
-/** What every command gets: resolved settings, a logger on stderr, and the run's streams and stop signal. */
-export interface CommandContext {
-  io: CliIo;
-  settings: CliSettings;
-  logger: Logger;
-}
 
 /** A command's action: returns its exit code (a failure it has already reported) or throws. */
 export type CommandAction<A extends unknown[]> = (context: CommandContext, ...args: A) => Promise<number>;
@@ -103,11 +119,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onS
     return { io, settings, logger: cliLogger(settings.logLevel, io.stderr, settings.logFormat) };
   };
 
-  registerCommands(program, {
-    io,
-    contextFor,
-    finish: (code) => setExitCode(code),
-  });
+  const host = { io, contextFor, finish: (code: number) => setExitCode(code) };
+  for (const register of COMMANDS) register(program, host);
   return program;
 }
 

@@ -29,3 +29,21 @@ export function storedStatusEntry(c: StoredCertificate, now: number): StatusEntr
     certFile: undefined,
   };
 }
+
+/** The JSON shape of `list --json` (stable: scripts parse it); the status page's fields, plus the storage name, days left and key type. */
+export function storedJson(c: StoredCertificate, now = Date.now()): Record<string, unknown> {
+  return {
+    ...storedStatusEntry(c, now),
+    name: c.certName,
+    names: c.names,
+    issuer: c.issuer,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    daysLeft: c.daysLeft,
+    nextRenewalAt: c.nextRenewalAt.toISOString(),
+    serialNumber: c.serialNumber,
+    keyType: c.keyType,
+    failures: c.failures,
+    lastError: c.lastError ?? null,
+  };
+}

@@ -3,9 +3,9 @@ import { port as validPort } from '../../validate.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
 import { DEFAULT_DEMO_PORT, defaultDemoStorageRoot } from '../settings.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerDemo(program: Command, registry: Registry): void {
+export function registerDemo(program: Command, host: CommandHost): void {
   program
     .command('demo')
     .description('serve https://localhost:8443 with a certificate from the internal CA (no network, no root); Ctrl-C stops it')
@@ -15,10 +15,10 @@ export function registerDemo(program: Command, registry: Registry): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const { startDemo } = await import('../demo.js');
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command, { storage: defaultDemoStorageRoot(registry.io.env) });
+      const { io, settings, logger } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
       const portText = command.opts<{ port: string }>().port;
       const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
-      if (io.signal.aborted) return registry.finish(0);
+      if (io.signal.aborted) return host.finish(0);
       const demo = await startDemo({
         port,
         storageRoot: settings.storage,
@@ -37,6 +37,6 @@ export function registerDemo(program: Command, registry: Registry): void {
       });
       await demo.close();
       writeLine(io.stdout, 'certkeeper demo: stopped');
-      registry.finish(0);
+      host.finish(0);
     });
 }

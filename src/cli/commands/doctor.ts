@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { CheckResult } from '../../doctor.js';
 import { formatTable } from '../format.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerDoctor(program: Command, registry: Registry): void {
+export function registerDoctor(program: Command, host: CommandHost): void {
   program
     .command('doctor')
     .description('check the CA, clock, storage, challenge ports, DNS and CAA records before obtaining certificates')
@@ -21,7 +21,7 @@ export function registerDoctor(program: Command, registry: Registry): void {
       ]);
       const names = (args[0] as string[] | undefined) ?? [];
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const flags = command.opts<{ caaIdentity?: string[]; json?: boolean }>();
       const storage = openStorage(settings, logger);
       let results: CheckResult[];
@@ -54,6 +54,6 @@ export function registerDoctor(program: Command, registry: Registry): void {
           ),
         );
       }
-      registry.finish(doctorFailed(results) ? 1 : 0);
+      host.finish(doctorFailed(results) ? 1 : 0);
     });
 }

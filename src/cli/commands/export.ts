@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
 import { promptHidden } from '../prompt.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
 interface ExportFlags {
   format: 'pem' | 'p12';
@@ -13,7 +13,7 @@ interface ExportFlags {
   issuerKey?: string;
 }
 
-export function registerExport(program: Command, registry: Registry): void {
+export function registerExport(program: Command, host: CommandHost): void {
   program
     .command('export')
     .description('write a stored certificate with its chain and private key as PEM or a password-protected PKCS#12 file')
@@ -33,7 +33,7 @@ export function registerExport(program: Command, registry: Registry): void {
       ]);
       const name = args[0] as string;
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const flags = command.opts<ExportFlags>();
       if (flags.password !== undefined && flags.passwordFile !== undefined) {
         throw new InvalidOptionError('--password', 'give either --password or --password-file, not both');
@@ -50,7 +50,7 @@ export function registerExport(program: Command, registry: Registry): void {
         if (flags.format === 'pem') {
           output = Buffer.from(`${set.certPem.trimEnd()}\n${set.keyPem.trimEnd()}\n`);
         } else {
-          const password = await exportPassword(flags, registry);
+          const password = await exportPassword(flags, host);
           output = toPkcs12({ certPem: set.certPem, keyPem: set.keyPem, password, friendlyName: found.names[0] });
         }
       } finally {
@@ -63,24 +63,24 @@ export function registerExport(program: Command, registry: Registry): void {
       } else {
         io.stdout.write(output);
       }
-      registry.finish(0);
+      host.finish(0);
     });
 }
 
-async function exportPassword(flags: ExportFlags, registry: Registry): Promise<string> {
+async function exportPassword(flags: ExportFlags, host: CommandHost): Promise<string> {
   if (flags.password !== undefined) {
     if (flags.password.length === 0) throw new InvalidOptionError('--password', 'must not be empty');
     return flags.password;
   }
   if (flags.passwordFile !== undefined) {
-    const text = await readFile(resolve(registry.io.cwd, flags.passwordFile), 'utf8').catch((error: unknown) => {
+    const text = await readFile(resolve(host.io.cwd, flags.passwordFile), 'utf8').catch((error: unknown) => {
       throw new InvalidOptionError('--password-file', `cannot read ${flags.passwordFile}: ${(error as Error).message}`, { cause: error });
     });
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password.length === 0) throw new InvalidOptionError('--password-file', 'the first line is empty');
     return password;
   }
-  const { stdin, stderr } = registry.io;
+  const { stdin, stderr } = host.io;
   const first = await promptHidden('PKCS#12 password: ', stdin, stderr);
   if (first.length === 0) throw new InvalidOptionError('--password', 'must not be empty');
   const again = await promptHidden('Repeat the password: ', stdin, stderr);

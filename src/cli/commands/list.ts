@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { formatDate, formatTable, oneLine } from '../format.js';
 import type { StoredCertificate } from '../inventory.js';
-import { storedStatusEntry } from '../status-entry.js';
-import { commandOf, type Registry } from './index.js';
+import { storedJson } from '../status-entry.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerList(program: Command, registry: Registry): void {
+export function registerList(program: Command, host: CommandHost): void {
   program
     .command('list')
     .description('list stored certificates: names, issuer, not after, days left, next renewal, last error')
@@ -13,7 +13,7 @@ export function registerList(program: Command, registry: Registry): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ listStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const storage = openStorage(settings, logger);
       let certificates: StoredCertificate[];
       try {
@@ -23,7 +23,7 @@ export function registerList(program: Command, registry: Registry): void {
       }
       if (command.opts<{ json?: boolean }>().json) {
         const now = Date.now();
-        io.stdout.write(`${JSON.stringify(certificates.map((c) => toJson(c, now)), null, 2)}\n`);
+        io.stdout.write(`${JSON.stringify(certificates.map((c) => storedJson(c, now)), null, 2)}\n`);
       } else if (certificates.length === 0) {
         io.stdout.write(`No certificates in ${settings.storage}.\n`);
       } else {
@@ -41,24 +41,6 @@ export function registerList(program: Command, registry: Registry): void {
           ),
         );
       }
-      registry.finish(0);
+      host.finish(0);
     });
-}
-
-/** The JSON shape of `list --json` (stable: scripts parse it); the status page's fields, plus the storage name, days left and key type. */
-export function toJson(c: StoredCertificate, now = Date.now()): Record<string, unknown> {
-  return {
-    ...storedStatusEntry(c, now),
-    name: c.certName,
-    names: c.names,
-    issuer: c.issuer,
-    notBefore: c.notBefore.toISOString(),
-    notAfter: c.notAfter.toISOString(),
-    daysLeft: c.daysLeft,
-    nextRenewalAt: c.nextRenewalAt.toISOString(),
-    serialNumber: c.serialNumber,
-    keyType: c.keyType,
-    failures: c.failures,
-    lastError: c.lastError ?? null,
-  };
 }

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { formatDate } from '../format.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerObtain(program: Command, registry: Registry): void {
+export function registerObtain(program: Command, host: CommandHost): void {
   program
     .command('obtain')
     .description('obtain a new certificate now for each name (or one for all names with --together) and store it')
@@ -18,7 +18,7 @@ export function registerObtain(program: Command, registry: Registry): void {
       ]);
       const names = args[0] as string[];
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       // Bad names are usage errors, found before any CA is contacted.
       for (const name of names) parseIdentifier(name);
       const entries: (string | string[])[] = command.opts<{ together?: boolean }>().together ? [names] : names;
@@ -44,6 +44,6 @@ export function registerObtain(program: Command, registry: Registry): void {
         await keeper.close();
         await storage.close();
       }
-      registry.finish(failed > 0 ? 1 : 0);
+      host.finish(failed > 0 ? 1 : 0);
     });
 }

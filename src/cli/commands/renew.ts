@@ -4,9 +4,9 @@ import type { CertKeeper } from '../../manager.js';
 import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
 import type { StoredCertificate } from '../inventory.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerRenew(program: Command, registry: Registry): void {
+export function registerRenew(program: Command, host: CommandHost): void {
   program
     .command('renew')
     .description("renew stored certificates of the configured issuer that are due (all of them, or the names given)")
@@ -22,7 +22,7 @@ export function registerRenew(program: Command, registry: Registry): void {
       ]);
       const requested = (args[0] as string[] | undefined) ?? [];
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const force = command.opts<{ force?: boolean }>().force === true;
       const storage = openStorage(settings, logger);
       const issuerKey = configuredIssuerKey(settings);
@@ -33,7 +33,7 @@ export function registerRenew(program: Command, registry: Registry): void {
         const targets = selectTargets(stored, requested, issuerKey);
         if (targets.length === 0) {
           io.stdout.write(`No stored certificates of ${issuerKey} in ${settings.storage}.\n`);
-          registry.finish(0);
+          host.finish(0);
           return;
         }
         keeper = new CertKeeper(keeperOptions(settings, storage, logger));
@@ -58,7 +58,7 @@ export function registerRenew(program: Command, registry: Registry): void {
         await keeper?.close();
         await storage.close();
       }
-      registry.finish(failed > 0 ? 1 : 0);
+      host.finish(failed > 0 ? 1 : 0);
     });
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
 import type { RevocationReason } from '../../issuers/types.js';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
 /** RFC 5280 CRLReason codes ACME accepts (RFC 8555 section 7.6), by name. */
 export const REVOCATION_REASON_NAMES: Readonly<Record<string, RevocationReason>> = {
@@ -25,7 +25,7 @@ export function parseRevocationReason(value: string): RevocationReason {
   throw new InvalidOptionError('--reason', `must be one of ${allowed}`);
 }
 
-export function registerRevoke(program: Command, registry: Registry): void {
+export function registerRevoke(program: Command, host: CommandHost): void {
   program
     .command('revoke')
     .description('revoke the stored certificate covering <name> at its ACME CA, then delete it from storage')
@@ -43,7 +43,7 @@ export function registerRevoke(program: Command, registry: Registry): void {
         ]);
       const name = args[0] as string;
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const reason = parseRevocationReason(command.opts<{ reason: string }>().reason);
       if (settings.issuer === 'internal') throw new InvalidOptionError('--issuer', 'the internal CA publishes no revocation; revoke works with an ACME CA');
       const storage = openStorage(settings, logger);
@@ -74,6 +74,6 @@ export function registerRevoke(program: Command, registry: Registry): void {
         await issuer.close();
         await storage.close();
       }
-      registry.finish(0);
+      host.finish(0);
     });
 }

@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
 import { formatDate } from '../format.js';
-import { storedStatusEntry } from '../status-entry.js';
-import { toJson } from './list.js';
-import { commandOf, type Registry } from './index.js';
+import { storedJson, storedStatusEntry } from '../status-entry.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerStatus(program: Command, registry: Registry): void {
+export function registerStatus(program: Command, host: CommandHost): void {
   program
     .command('status')
     .description('show the stored certificate covering <name>: validity, next renewal and why, last error (the status page fields)')
@@ -16,7 +15,7 @@ export function registerStatus(program: Command, registry: Registry): void {
       const [{ findStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const name = args[0] as string;
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const storage = openStorage(settings, logger);
       const now = Date.now();
       let found;
@@ -27,7 +26,7 @@ export function registerStatus(program: Command, registry: Registry): void {
       }
       if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${settings.storage}`);
       if (command.opts<{ json?: boolean }>().json) {
-        io.stdout.write(`${JSON.stringify(toJson(found, now), null, 2)}\n`);
+        io.stdout.write(`${JSON.stringify(storedJson(found, now), null, 2)}\n`);
       } else {
         const e = storedStatusEntry(found, now);
         const lines: [string, string][] = [
@@ -42,6 +41,6 @@ export function registerStatus(program: Command, registry: Registry): void {
         ];
         io.stdout.write(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n');
       }
-      registry.finish(0);
+      host.finish(0);
     });
 }

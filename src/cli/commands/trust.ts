@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { DEFAULT_INTERNAL_CA_NAME } from '../../defaults.js';
 import { shellQuote } from '../shell.js';
 import { join } from 'node:path';
-import { commandOf, type Registry } from './index.js';
+import { commandOf, type CommandHost } from '../command.js';
 
-export function registerTrust(program: Command, registry: Registry): void {
+export function registerTrust(program: Command, host: CommandHost): void {
   program
     .command('trust')
     .description("print the internal CA's root certificate path and the commands that trust it (installs nothing)")
@@ -12,7 +12,7 @@ export function registerTrust(program: Command, registry: Registry): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ InternalIssuer }, { openStorage }] = await Promise.all([import('../../issuers/internal.js'), import('../keeper.js')]);
       const command = commandOf(args);
-      const { io, settings, logger } = registry.contextFor(command);
+      const { io, settings, logger } = host.contextFor(command);
       const storage = openStorage(settings, logger);
       const issuer = new InternalIssuer({ storage, logger });
       let path: string;
@@ -25,7 +25,7 @@ export function registerTrust(program: Command, registry: Registry): void {
         await storage.close();
       }
       io.stdout.write(trustInstructions(path));
-      registry.finish(0);
+      host.finish(0);
     });
 }
 
