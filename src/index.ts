@@ -55,7 +55,7 @@ export * from './notify/options.js';
 export type { NotificationPayload } from './notify/notifier.js';
 export { escapeHtml, renderStatusHtml, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
 export type { StatusReport, StatusEntry, CertificateSource } from './http/status-report.js';
-export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor.js';
+export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor/index.js';
 
 export { serveHttps, type ServeHttpsOptions, type HttpsService } from './http/serve-https.js';
 export { redirectToHttps } from './http/challenge.js';

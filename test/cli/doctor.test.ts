@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ChalltestsrvDnsProvider } from '../../src/dns/challtestsrv.js';
 import type { DnsProvider } from '../../src/dns/types.js';
-import { checkClock, checkDnsProvider, evaluateCaa, type CaaRecord, type CheckResult, type DoctorResolver } from '../../src/doctor.js';
+import { checkClock, checkDnsProvider, evaluateCaa, type CaaRecord, type CheckResult, type DoctorResolver } from '../../src/doctor/index.js';
 import { DnsProviderError } from '../../src/errors.js';
 import { parseIdentifier } from '../../src/names.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CheckResult } from '../../doctor.js';
+import type { CheckResult } from '../../doctor/index.js';
 import { formatTable } from '../format.js';
 import { commandOf, type CommandHost } from '../command.js';
 
@@ -15,7 +15,7 @@ export function registerDoctor(program: Command, host: CommandHost): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ parseDnsServer }, { doctorFailed, runDoctor, serverResolver }, { dns01From }, { caCertificates, configuredIssuerKey, directoryUrl, openStorage }] = await Promise.all([
         import('../../dns/query.js'),
-        import('../../doctor.js'),
+        import('../../doctor/index.js'),
         import('../dns.js'),
         import('../keeper.js'),
       ]);
