@@ -1,44 +1,12 @@
 /**
- * Every error certkeeper throws is a CertKeeperError with a stable `code`.
- * Codes are never reused or renamed; the README's table is checked against
- * ERROR_CODES by a test.
+ * Every error certkeeper throws is a CertKeeperError with a stable `code`
+ * from the table in error-codes.ts (never reused or renamed; the README's
+ * table is checked against it by a test).
  */
-
-export const ERROR_CODES = {
-  ERR_INVALID_OPTION: 'An option is missing, of the wrong type or out of range; the message names it.',
-  ERR_INVALID_NAME: 'A domain name, IP address or SNI value is not acceptable as a certificate identifier (this includes names URL parsers read as IPv4, like `0x7f000001` or `127.1`, and `xn--` labels that are not valid punycode of an IDNA label).',
-  ERR_INVALID_STORAGE_KEY: 'A storage key would leave the storage root or holds forbidden characters.',
-  ERR_STORAGE_NOT_FOUND: 'The storage key does not exist.',
-  ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost, an operation timed out).',
-  ERR_STORAGE_INSECURE: 'A FileStorage path is a symbolic link below the root, or can be written by another user (owner or mode); `path` names it.',
-  ERR_LOCK_TIMEOUT: 'A storage lock could not be obtained in time.',
-  ERR_LOCK_LOST: 'A storage lock was lost (its lease expired) before the holder finished.',
-  ERR_TERMS_NOT_AGREED: "The CA's terms of service must be accepted with agreeToTerms: true.",
-  ERR_EAB_REQUIRED: 'The CA requires external account binding (kid and HMAC key).',
-  ERR_ACME_PROBLEM: 'The CA answered with an RFC 8555 problem document (type, status, detail).',
-  ERR_ACME_UNREACHABLE: 'The CA could not be reached (connection refused, DNS failure, TLS error, timeout).',
-  ERR_ACME_RATE_LIMITED: 'The CA rate-limited the request and the Retry-After wait exceeds the allowed maximum.',
-  ERR_ACME_UNAVAILABLE: 'The CA answered 503 with a Retry-After (or an earlier answer of it still runs) beyond the allowed wait; `retryAt` says when to ask again, and no request goes to it before.',
-  ERR_ACME_ORDER: 'An order ended in an unexpected state (invalid, or not ready in time).',
-  ERR_CHALLENGE_FAILED: 'No challenge could be solved for an identifier.',
-  ERR_NO_SOLVER: 'None of the challenge types the CA offered has a configured solver.',
-  ERR_DNS_PROPAGATION_TIMEOUT: 'The DNS-01 TXT record was not visible on every checked server in time.',
-  ERR_DNS_PROVIDER: 'A DNS provider failed to add or remove a TXT record.',
-  ERR_DNS_QUERY: 'A DNS query failed: no answer in time, a network error, a malformed or mismatched response, or a server error code.',
-  ERR_CERTIFICATE_INVALID: 'A certificate, chain or key is malformed, expired, or does not match.',
-  ERR_ABORTED: 'The operation was aborted by its AbortSignal or by close().',
-  ERR_TIMEOUT: 'The operation did not finish in its allowed time.',
-  ERR_CLOSED: 'The object has been closed.',
-  ERR_MANAGE_FAILED: 'One or more names could not be served; `failures` lists each name and its error.',
-  ERR_ON_DEMAND_BUSY: 'An on-demand decision was refused at once because onDemand.maxConcurrentDecisions are already in progress (the handshake gets no new certificate).',
-  ERR_NO_CERTIFICATE: 'No certificate serves the server name of a TLS handshake (and there is no default certificate).',
-  ERR_CERTIFICATE_FILE: 'A certificate, private key or client-CA bundle file could not be read (missing, permissions); `path` names it.',
-  ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
-  ERR_BACKOFF: 'The name failed recently and waits for its backoff (`nextAttemptAt`), or the CA refused it finally (`final`); renew(name, { force: true }) retries now.',
-  ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
-} as const;
-
-export type ErrorCode = keyof typeof ERROR_CODES;
+import type { ErrorCode } from './error-codes.js';
+import type { AcmeProblemFields, AcmeSubproblem, DnsQueryFailure, NameFailure } from './kinds.js';
+export { ERROR_CODES, type ErrorCode } from './error-codes.js';
+export type { AcmeProblemFields, AcmeSubproblem, DnsQueryFailure, NameFailure } from './kinds.js';
 
 export interface CertKeeperErrorOptions {
   cause?: unknown;
@@ -173,25 +141,6 @@ export class EabRequiredError extends CertKeeperError {
   }
 }
 
-/** An RFC 8555 subproblem (section 6.7.1). */
-export interface AcmeSubproblem {
-  type: string;
-  detail?: string;
-  identifier?: { type: string; value: string };
-}
-
-export interface AcmeProblemFields {
-  type: string;
-  status?: number | undefined;
-  detail?: string | undefined;
-  subproblems?: AcmeSubproblem[] | undefined;
-  identifier?: { type: string; value: string } | undefined;
-  /** Milliseconds to wait before retrying, from a Retry-After header. */
-  retryAfterMs?: number | undefined;
-  /** The URL the request went to, when known. */
-  url?: string | undefined;
-}
-
 const ACME_ERROR_PREFIX = 'urn:ietf:params:acme:error:';
 
 export class AcmeProblemError extends CertKeeperError {
@@ -303,8 +252,6 @@ export class DnsProviderError extends CertKeeperError {
   }
 }
 
-export type DnsQueryFailure = 'timeout' | 'network' | 'malformed' | 'mismatch' | 'rcode';
-
 export class DnsQueryError extends CertKeeperError {
   /** `host:port` of the server that was asked. */
   readonly server: string;
@@ -341,11 +288,6 @@ export class ClosedError extends CertKeeperError {
   constructor(what = 'CertKeeper') {
     super('ERR_CLOSED', `${what} is closed`);
   }
-}
-
-export interface NameFailure {
-  names: string[];
-  error: Error;
 }
 
 export class ManageError extends CertKeeperError {

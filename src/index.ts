@@ -49,7 +49,7 @@ export { buildTlsOptions, attachServer } from './tls/tls-options.js';
 export type { UnmanagedHandle, LoadCertificateFilesOptions, LoadCertificatePemOptions, ReloadOutcome } from './tls/file-reload.js';
 export type { ClientCaOptions, TlsOptionsWithClientCa } from './tls/client-ca.js';
 
-export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type MetricFamiliesSource } from './metrics.js';
+export { KeeperMetrics, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type MetricFamiliesSource } from './observability/metrics.js';
 export { signNotification, verifyNotificationSignature, SIGNATURE_HEADER, TIMESTAMP_HEADER, EVENT_HEADER, DELIVERY_HEADER } from './notify/deliver.js';
 export * from './notify/options.js';
 export type { NotificationPayload } from './notify/notifier.js';

@@ -30,3 +30,31 @@ export interface RetryPolicy {
    */
   maxBadNonceRetries: number;
 }
+
+// --- the data some errors carry (the error classes are in errors.ts)
+
+/** An RFC 8555 subproblem (section 6.7.1). */
+export interface AcmeSubproblem {
+  type: string;
+  detail?: string;
+  identifier?: { type: string; value: string };
+}
+
+export interface AcmeProblemFields {
+  type: string;
+  status?: number | undefined;
+  detail?: string | undefined;
+  subproblems?: AcmeSubproblem[] | undefined;
+  identifier?: { type: string; value: string } | undefined;
+  /** Milliseconds to wait before retrying, from a Retry-After header. */
+  retryAfterMs?: number | undefined;
+  /** The URL the request went to, when known. */
+  url?: string | undefined;
+}
+
+export type DnsQueryFailure = 'timeout' | 'network' | 'malformed' | 'mismatch' | 'rcode';
+
+export interface NameFailure {
+  names: string[];
+  error: Error;
+}

@@ -57,7 +57,7 @@ import { certificateKeys, certificateLockName, safeKeyComponent } from './storag
 import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
-import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
+import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './observability/metrics.js';
 import { ExpiryWatch } from './notify/expiry-watch.js';
 import { buildStatusReport, type StatusReport } from './http/status-report.js';
 import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';

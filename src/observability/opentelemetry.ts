@@ -12,9 +12,9 @@
  *   registerCertKeeperInstruments(keeper, { meter: metrics.getMeter('certkeeper') });
  */
 import { metrics, type BatchObservableResult, type Meter, type Observable } from '@opentelemetry/api';
-import type { MetricFamiliesSource, MetricFamily } from '../metrics.js';
+import type { MetricFamiliesSource, MetricFamily } from './metrics.js';
 
-export type { MetricFamiliesSource } from '../metrics.js';
+export type { MetricFamiliesSource } from './metrics.js';
 
 export interface OpenTelemetryMetricsOptions {
   /** Meter to create the instruments on (default: the global MeterProvider's meter named `certkeeper`). */

@@ -10,9 +10,9 @@
  *   registerCertKeeperMetrics(keeper, { registry: register });
  */
 import { Counter, Gauge, register as defaultRegistry, type Registry, type RegistryContentType } from 'prom-client';
-import type { MetricFamiliesSource, MetricFamily } from '../metrics.js';
+import type { MetricFamiliesSource, MetricFamily } from './metrics.js';
 
-export type { MetricFamiliesSource } from '../metrics.js';
+export type { MetricFamiliesSource } from './metrics.js';
 
 export interface PrometheusMetricsOptions {
   /** The registry to add certkeeper's series to (default: prom-client's global registry). */

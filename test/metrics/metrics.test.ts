@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertKeeper } from '../../src/manager.js';
-import { escapeLabelValue, KeeperMetrics } from '../../src/metrics.js';
+import { escapeLabelValue, KeeperMetrics } from '../../src/observability/metrics.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { TypedEmitter } from '../../src/events.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { KeeperMetrics } from '../../src/metrics.js';
+import { KeeperMetrics } from '../../src/observability/metrics.js';
 import { promtool } from '../helpers/promtool.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 

@@ -7,9 +7,9 @@
  * the keeper's status at scrape time, so they are never stale.
  */
 import { performance } from 'node:perf_hooks';
-import { AcmeProblemError, CertKeeperError } from './errors.js';
-import type { EventName, Listener } from './events.js';
-import type { Storage } from './storage/types.js';
+import { AcmeProblemError, CertKeeperError } from '../errors.js';
+import type { EventName, Listener } from '../events.js';
+import type { Storage } from '../storage/types.js';
 
 /** Content-Type to serve `keeper.metrics()` with. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
