@@ -20,7 +20,7 @@ import type { ReloadFailureReason, TypedEmitter } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { ContextCache } from './context-cache.js';
 import { FileWatcher, resolveWatchTuning, type WatchTuning } from './file-watch.js';
-import { readReloadFile, reloadFailureReason } from './file-reload.js';
+import { readReloadFile, reloadFailureReason } from './reload-files.js';
 
 export interface ClientCaOptions extends WatchTuning {
   /** PEM file with one or more CA certificates. */
