@@ -2,11 +2,8 @@
  * Every default in one place. Modules import their defaults from here (and
  * re-export them where they were public), so one name has one value.
  */
-import type { RetryPolicy } from './acme/retry.js';
-import type { TsigAlgorithm } from './dns/tsig.js';
-import type { KeyType } from './issuers/types.js';
+import type { ChallengeType, KeyType, RetryPolicy, TsigAlgorithm } from './kinds.js';
 import type { LogLevel } from './logger.js';
-import type { ChallengeType } from './solvers/types.js';
 
 const MINUTE = 60_000;
 const HOUR_MS = 60 * MINUTE;

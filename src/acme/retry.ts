@@ -11,23 +11,8 @@ import { AcmeNetworkError, isProblem } from './problem.js';
 import { DEFAULT_RETRY_POLICY } from '../defaults.js';
 export { DEFAULT_RETRY_POLICY };
 
-export interface RetryPolicy {
-  /** Attempts in total, the first included. */
-  maxAttempts: number;
-  /** First backoff delay for network errors and 5xx without Retry-After. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Longest Retry-After honoured by waiting; longer waits fail with AcmeRateLimitedError. */
-  maxRetryAfterMs: number;
-  /** Overall budget for all attempts and waits of one operation. */
-  deadlineMs: number;
-  /**
-   * Extra attempts after `badNonce` that survived acme-client's own nonce retries,
-   * not counted in maxAttempts: such an attempt costs nothing and is always safe
-   * to repeat, and a CA rejecting many nonces must not exhaust the budget meant for outages.
-   */
-  maxBadNonceRetries: number;
-}
+import type { RetryPolicy } from '../kinds.js';
+export type { RetryPolicy };
 
 
 export interface RetryContext {

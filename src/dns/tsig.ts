@@ -13,10 +13,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_TSIG_ALGORITHM, DEFAULT_TSIG_FUDGE_SECONDS } from '../defaults.js';
+import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../kinds.js';
+export { TSIG_ALGORITHMS, type TsigAlgorithm };
 export { DEFAULT_TSIG_ALGORITHM, DEFAULT_TSIG_FUDGE_SECONDS };
-
-export const TSIG_ALGORITHMS = ['hmac-sha256', 'hmac-sha512', 'hmac-sha1'] as const;
-export type TsigAlgorithm = (typeof TSIG_ALGORITHMS)[number];
 
 const TYPE_TSIG = 250;
 const CLASS_ANY = 255;

@@ -1,7 +1,6 @@
 import type { Identifier } from '../names.js';
-
-export type KeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa2048' | 'rsa3072' | 'rsa4096';
-export const KEY_TYPES: readonly KeyType[] = ['ecdsa-p256', 'ecdsa-p384', 'rsa2048', 'rsa3072', 'rsa4096'];
+import type { KeyType } from '../kinds.js';
+export { KEY_TYPES, type KeyType } from '../kinds.js';
 
 export interface IssueRequest {
   /** Normalised identifiers, the first being the certificate's primary name. */

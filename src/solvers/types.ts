@@ -1,7 +1,6 @@
 import type { Identifier } from '../names.js';
-
-export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
-export const CHALLENGE_TYPES: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+import type { ChallengeType } from '../kinds.js';
+export { CHALLENGE_TYPES, type ChallengeType } from '../kinds.js';
 
 export interface ChallengeContext {
   identifier: Identifier;
