@@ -7,7 +7,7 @@
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { DnsProvider } from './dns/types.js';
-import type { PropagationOptions } from './solvers/dns-propagation.js';
+import type { PropagationOptions } from './challenges/dns-propagation.js';
 import { InvalidOptionError } from './errors.js';
 import type { CertKeeperEvents, EventName, Listener } from './events.js';
 import type { Issuer, KeyType } from './issuers/types.js';
@@ -15,8 +15,8 @@ import { KEY_TYPES } from './issuers/types.js';
 import type { Logger, LogLevel } from './logger.js';
 import { createDefaultLogger, validateLogger } from './logger.js';
 import { parseIdentifier } from './names.js';
-import type { ChallengeType } from './solvers/types.js';
-import { CHALLENGE_TYPES } from './solvers/types.js';
+import type { ChallengeType } from './challenges/types.js';
+import { CHALLENGE_TYPES } from './challenges/types.js';
 import type { Storage } from './storage/types.js';
 import {
   durationMs,

@@ -1,7 +1,7 @@
 /**
  * CertKeeper: keeps certificates alive and serves them. This class only
  * orchestrates; the logic lives in small modules (storage/certificates,
- * maintenance/*, tls/context-cache, issuers/*, solvers/*).
+ * maintenance/*, tls/context-cache, issuers/*, challenges/*).
  */
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -13,7 +13,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
-import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../solvers/types.js';
+import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../challenges/types.js';
 import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateChainPem } from './chain.js';
 import type { AcmeConnection, AcmeDirectory } from './connection.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';

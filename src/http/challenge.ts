@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '../errors.js';
-import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost } from '../solvers/http01.js';
+import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost } from '../challenges/http01.js';
 import { DEFAULT_HTTPS_PORT } from '../defaults.js';
 export { DEFAULT_HTTPS_PORT };
 

@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import { durationMs, email as validEmail, externalAccountBinding as validEab, optionalBoolean, pemCertificates } from '../validate.js';
 import { validateLogger } from '../logger.js';
 import { parseIdentifier, type Identifier } from '../names.js';
-import { CHALLENGE_TYPES, type ChallengeType, type Solver } from '../solvers/types.js';
+import { CHALLENGE_TYPES, type ChallengeType, type Solver } from '../challenges/types.js';
 import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import { createAccountKeyPem, ensureAccount, type ExternalAccountBinding, type StoredAccount } from '../acme/account.js';

@@ -12,7 +12,7 @@ import {
   isAcmeTlsAlpnOffer,
   markAcmeTlsSocket,
   type TlsAlpnChallengeStore,
-} from '../solvers/tls-alpn01.js';
+} from '../challenges/tls-alpn01.js';
 
 /** Serves the RFC 8737 challenge certificate for a name while its challenge is presented (TlsAlpnChallengeStore fits). */
 export type AlpnChallengeProvider = Pick<TlsAlpnChallengeStore, 'get'>;

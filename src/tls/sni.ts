@@ -11,7 +11,7 @@ import type tls from 'node:tls';
 import { CertKeeperError, InvalidNameError, NoCertificateError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { normalizeServerName } from '../names.js';
-import { isMarkedAcmeTlsSocket } from '../solvers/tls-alpn01.js';
+import { isMarkedAcmeTlsSocket } from '../challenges/tls-alpn01.js';
 import type { AlpnChallengeProvider } from './alpn.js';
 import type { ContextCache } from './context-cache.js';
 

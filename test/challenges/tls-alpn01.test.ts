@@ -13,8 +13,8 @@ import {
   isAcmeTlsAlpnOffer,
   TlsAlpn01Solver,
   TlsAlpnChallengeStore,
-} from '../../src/solvers/tls-alpn01.js';
-import type { ChallengeContext } from '../../src/solvers/types.js';
+} from '../../src/challenges/tls-alpn01.js';
+import type { ChallengeContext } from '../../src/challenges/types.js';
 
 const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
 const KEY_AUTH = 'tokenTLS.thumbprintABC';
