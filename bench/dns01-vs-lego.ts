@@ -22,7 +22,7 @@ import { createKeyAndCsr } from '../src/acme/csr.js';
 import { Rfc2136Provider } from '../src/dns/rfc2136.js';
 import { AcmeIssuer } from '../src/issuers/acme.js';
 import { parseIdentifier } from '../src/names.js';
-import { Dns01Solver } from '../src/solvers/dns01.js';
+import { Dns01Solver } from '../src/challenges/dns01.js';
 import { MemoryStorage } from '../src/storage/memory.js';
 import { startBind } from '../test/helpers/bind.js';
 import { startPebble } from '../test/helpers/pebble.js';

@@ -32,10 +32,10 @@ export { createKeyAndCsr } from './acme/csr.js';
 export { DIRECTORY_PRESETS, resolveDirectoryUrl } from './acme/directories.js';
 export { DEFAULT_RETRY_POLICY } from './acme/retry.js';
 
-export type * from './solvers/types.js';
-export { Http01Solver, createHttpChallengeResponder } from './solvers/http01.js';
-export { TlsAlpn01Solver, TlsAlpnChallengeStore } from './solvers/tls-alpn01.js';
-export { Dns01Solver } from './solvers/dns01.js';
+export type * from './challenges/types.js';
+export { Http01Solver, createHttpChallengeResponder } from './challenges/http01.js';
+export { TlsAlpn01Solver, TlsAlpnChallengeStore } from './challenges/tls-alpn01.js';
+export { Dns01Solver } from './challenges/dns01.js';
 export type * from './dns/types.js';
 export { Rfc2136Provider, type Rfc2136Options } from './dns/rfc2136.js';
 export { PowerDnsProvider, type PowerDnsOptions } from './dns/powerdns.js';

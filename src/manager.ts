@@ -1,7 +1,7 @@
 /**
  * CertKeeper: keeps certificates alive and serves them. This class only
  * orchestrates; the logic lives in small modules (storage/certificates,
- * maintenance/*, tls/context-cache, issuers/*, solvers/*).
+ * maintenance/*, tls/context-cache, issuers/*, challenges/*).
  */
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -67,7 +67,7 @@ import { buildTlsOptions, attachServer } from './tls/tls-options.js';
 import { IssuerFactory } from './issuers/factory.js';
 import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
-import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
+import { mayBeChallengeRequest, redirectToHttps, type ChallengeResponder } from './http/challenge.js';
 import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY } from './defaults.js';
 export { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY };
 
@@ -422,7 +422,7 @@ export class CertKeeper {
   }
 
   /** The framework-neutral responder (for the Express/Fastify/Koa adapters). Resolves true when it answered. */
-  get httpChallengeResponder(): { respond(req: IncomingMessage, res: ServerResponse): Promise<boolean> } {
+  get httpChallengeResponder(): ChallengeResponder {
     const solver = this.#issuers.http01;
     if (!solver) throw new InvalidOptionError('challenges.http01', 'HTTP-01 is disabled, so there is no challenge responder');
     if (!this.#httpHandlerMounted) {

@@ -9,7 +9,6 @@ import { lazyModule } from '../lazy.js';
 const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { systemClock, type Clock } from '../clock.js';
 import { AbortedError, AcmeProblemError, AcmeUnreachableError, CertificateInvalidError } from '../errors.js';
-import type { RenewalInfo } from '../issuers/types.js';
 import { DEFAULT_ARI_FETCH_TIMEOUT_MS, DEFAULT_ARI_RETRY_AFTER_MS } from '../defaults.js';
 export { DEFAULT_ARI_RETRY_AFTER_MS, DEFAULT_ARI_FETCH_TIMEOUT_MS };
 
@@ -35,6 +34,15 @@ function certIdOf(der: Buffer, cert: X509.X509Certificate): string {
     throw new CertificateInvalidError('The certificate has no Authority Key Identifier keyIdentifier; ARI cannot name it');
   }
   return `${Buffer.from(aki.keyId, 'hex').toString('base64url')}.${serialContentBytes(der).toString('base64url')}`;
+}
+
+/** ARI (RFC 9773) answer, already validated. */
+export interface RenewalInfo {
+  windowStart: number;
+  windowEnd: number;
+  explanationUrl?: string | undefined;
+  /** Epoch ms after which the info should be fetched again. */
+  retryAfter: number;
 }
 
 /**

@@ -12,7 +12,7 @@
 import { untilAborted } from '../abort.js';
 import type { Clock } from '../clock.js';
 import { AbortedError, AcmeProblemError, AcmeRateLimitedError, AcmeUnavailableError, ClosedError } from '../errors.js';
-import type { AcmeDirectory } from './connection.js';
+import type { AcmeDirectory } from './directories.js';
 
 /** acme-client refreshes its directory after a day; a long-running keeper does the same. */
 export const DIRECTORY_MAX_AGE_MS = 24 * 60 * 60_000;

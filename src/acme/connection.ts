@@ -15,25 +15,10 @@ import type { Logger } from '../logger.js';
 import { untilAborted } from '../abort.js';
 import { AcmeProblemError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
 import { caGate, SharedDirectory, type CaGate } from './ca-gate.js';
+import type { AcmeDirectory } from './directories.js';
 import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { runWithAcmeLogger, type TrustHandle } from './trust.js';
-
-export interface AcmeDirectory {
-  newNonce: string;
-  newAccount: string;
-  newOrder: string;
-  revokeCert?: string;
-  keyChange?: string;
-  renewalInfo?: string;
-  meta?: {
-    termsOfService?: string;
-    website?: string;
-    caaIdentities?: string[];
-    externalAccountRequired?: boolean;
-    profiles?: Record<string, string>;
-  };
-}
 
 /**
  * The acme-client internals used here (present in 5.x, not in its typings).

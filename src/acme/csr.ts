@@ -13,7 +13,7 @@ import { lazyModule } from '../lazy.js';
 
 const x509 = lazyModule<typeof X509>('@peculiar/x509');
 import { InvalidOptionError } from '../errors.js';
-import { KEY_TYPES, type KeyType } from '../issuers/types.js';
+import { KEY_TYPES, type KeyType } from '../kinds.js';
 import type { Identifier } from '../names.js';
 import { DEFAULT_KEY_TYPE } from '../defaults.js';
 export { DEFAULT_KEY_TYPE };

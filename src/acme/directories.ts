@@ -37,3 +37,20 @@ export function resolveDirectoryUrl(value: unknown, option = 'directoryUrl'): st
   if (url.username || url.password) throw new InvalidOptionError(option, 'must not contain credentials');
   return url.href;
 }
+
+/** The directory document (RFC 8555 section 7.1.1), as the protocol code reads it. */
+export interface AcmeDirectory {
+  newNonce: string;
+  newAccount: string;
+  newOrder: string;
+  revokeCert?: string;
+  keyChange?: string;
+  renewalInfo?: string;
+  meta?: {
+    termsOfService?: string;
+    website?: string;
+    caaIdentities?: string[];
+    externalAccountRequired?: boolean;
+    profiles?: Record<string, string>;
+  };
+}

@@ -13,9 +13,10 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
-import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../solvers/types.js';
+import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../challenges/types.js';
 import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateChainPem } from './chain.js';
-import type { AcmeConnection, AcmeDirectory } from './connection.js';
+import type { AcmeConnection } from './connection.js';
+import type { AcmeDirectory } from './directories.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
 import { DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_POLL_INTERVAL_MS } from '../defaults.js';
 export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS };

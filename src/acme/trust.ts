@@ -183,3 +183,26 @@ export class TrustHandle {
 export function registeredOriginCount(): number {
   return byOrigin.size;
 }
+
+/**
+ * A minimal fetch (plain GET) over acme-client's axios instance, so requests
+ * outside the signed path (ARI) get the same per-origin CA trust.
+ */
+export const acmeClientFetch: typeof fetch = async (input, init) => {
+  installAcmeClientHooks();
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  const resp = await acme.axios.request({
+    url,
+    method: 'get',
+    headers: { accept: 'application/json' },
+    responseType: 'text',
+    transformResponse: (data: unknown) => data,
+    validateStatus: null,
+    ...(init?.signal ? { signal: init.signal } : {}),
+  });
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(resp.headers ?? {})) {
+    if (typeof value === 'string') headers.set(name, value);
+  }
+  return new Response(typeof resp.data === 'string' ? resp.data : JSON.stringify(resp.data), { status: resp.status, headers });
+};

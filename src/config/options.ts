@@ -10,7 +10,7 @@ import type { Issuer } from '../issuers/types.js';
 import type { ChallengeType, KeyType } from '../kinds.js';
 import type { Logger, LogLevel } from '../logger.js';
 import type { NotifyOptions, ResolvedNotify } from '../notify/options.js';
-import type { PropagationOptions } from '../solvers/dns-propagation.js';
+import type { PropagationOptions } from '../challenges/dns-propagation.js';
 import type { Storage } from '../storage/types.js';
 
 export interface ExternalAccountBinding {

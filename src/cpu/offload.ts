@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { KeyAndCsr } from '../acme/csr.js';
 import { CertificateInvalidError, CertKeeperError, ClosedError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { LeafSigningRequest } from '../issuers/leaf-signing.js';
-import type { KeyType } from '../issuers/types.js';
+import type { KeyType } from '../kinds.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import { cpuTasks, type CpuTaskName, type SerializedError, type WorkerResponse } from './tasks.js';

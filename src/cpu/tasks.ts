@@ -1,6 +1,6 @@
 /** The CPU-heavy pure functions a CpuOffload may run on its worker thread. */
 import { createKeyAndCsr, type KeyAndCsr } from '../acme/csr.js';
-import type { KeyType } from '../issuers/types.js';
+import type { KeyType } from '../kinds.js';
 import { signLeaf, type LeafSigningRequest } from '../issuers/leaf-signing.js';
 import type { Identifier } from '../names.js';
 

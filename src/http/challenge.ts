@@ -8,20 +8,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidOptionError } from '../errors.js';
-import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost } from '../solvers/http01.js';
+import { HTTP_CHALLENGE_PATH_PREFIX, identifierFromHost, type HttpChallengeResponder } from '../challenges/http01-responder.js';
 import { DEFAULT_HTTPS_PORT } from '../defaults.js';
 export { DEFAULT_HTTPS_PORT };
 
 export { HTTP_CHALLENGE_PATH_PREFIX };
 
-/** Answers an ACME HTTP-01 request and resolves true, or resolves false having written nothing. */
-export interface ChallengeResponder {
-  respond(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
-}
+/** The adapters' name for the one responder type (challenges/http01-responder.ts). */
+export type ChallengeResponder = HttpChallengeResponder;
 
 /** A CertKeeper (anything exposing `httpChallengeResponder`) or a responder itself. */
 export type ChallengeResponderSource = ChallengeResponder | { readonly httpChallengeResponder: ChallengeResponder };
-
 
 /**
  * The responder of a keeper or the responder given. Reading the keeper's

@@ -6,10 +6,10 @@
  */
 import type { ResolvedChallenges, ResolvedConfig, IssuerSpec } from '../config/index.js';
 import { validateIssuer } from '../config/index.js';
-import { Dns01Solver } from '../solvers/dns01.js';
-import { Http01Solver } from '../solvers/http01.js';
-import { TlsAlpn01Solver } from '../solvers/tls-alpn01.js';
-import type { ChallengeType, Solver } from '../solvers/types.js';
+import { Dns01Solver } from '../challenges/dns01.js';
+import { Http01Solver } from '../challenges/http01.js';
+import { TlsAlpn01Solver } from '../challenges/tls-alpn01.js';
+import type { ChallengeType, Solver } from '../challenges/types.js';
 import type { Storage } from '../storage/types.js';
 import { AcmeIssuer } from './acme.js';
 import { InternalIssuer } from './internal.js';

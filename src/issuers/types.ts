@@ -1,5 +1,8 @@
 import type { Identifier } from '../names.js';
-import type { KeyType } from '../kinds.js';
+import type { RenewalInfo } from '../acme/ari.js';
+export type { RenewalInfo } from '../acme/ari.js';
+import type { RevocationReason } from '../acme/revocation.js';
+export type { RevocationReason } from '../acme/revocation.js';
 export { KEY_TYPES, type KeyType } from '../kinds.js';
 
 export interface IssueRequest {
@@ -18,17 +21,6 @@ export interface IssuedCertificate {
   /** Free-form facts the issuer wants kept in the sidecar (e.g. ACME order URL, account URL). */
   issuerData?: Record<string, string> | undefined;
 }
-
-/** ARI (RFC 9773) answer, already validated. */
-export interface RenewalInfo {
-  windowStart: number;
-  windowEnd: number;
-  explanationUrl?: string | undefined;
-  /** Epoch ms after which the info should be fetched again. */
-  retryAfter: number;
-}
-
-export type RevocationReason = 0 | 1 | 3 | 4 | 5 | 9;
 
 /** An issuer turns a CSR into a certificate chain: an ACME CA, the internal CA, or anything else. */
 export interface Issuer {

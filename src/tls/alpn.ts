@@ -1,28 +1,15 @@
 /**
- * ALPN selection, and the marking of TLS-ALPN-01 validation connections.
- *
- * Node 20 calls ALPNCallback before SNICallback, both with `this` = the
- * TLSSocket; a key/cert set inside ALPNCallback is ignored once an
- * SNICallback exists. So ALPNCallback marks a validation connection and
- * SNICallback returns the challenge context for a marked socket.
+ * ALPN selection. The TLS-ALPN-01 validation branch lives in
+ * alpn-challenge.ts, shared with the standalone challenge listener.
  */
-import type tls from 'node:tls';
 import {
   ACME_TLS_ALPN_PROTOCOL,
-  isAcmeTlsAlpnOffer,
-  markAcmeTlsSocket,
-  type TlsAlpnChallengeStore,
-} from '../solvers/tls-alpn01.js';
+  createAcmeAlpnCallback,
+  type AlpnCallback,
+  type AlpnChallengeProvider,
+} from './alpn-challenge.js';
 
-/** Serves the RFC 8737 challenge certificate for a name while its challenge is presented (TlsAlpnChallengeStore fits). */
-export type AlpnChallengeProvider = Pick<TlsAlpnChallengeStore, 'get'>;
-
-export interface AlpnSelection {
-  servername: string;
-  protocols: string[];
-}
-
-export type AlpnCallback = (this: tls.TLSSocket, selection: AlpnSelection) => string | undefined;
+export type { AlpnCallback, AlpnChallengeProvider, AlpnSelection } from './alpn-challenge.js';
 
 /**
  * Returns an ALPNCallback. A validation offer (exactly `['acme-tls/1']`) for
@@ -35,12 +22,7 @@ export type AlpnCallback = (this: tls.TLSSocket, selection: AlpnSelection) => st
  */
 export function createAlpnCallback(userProtocols?: readonly string[], alpnChallenges?: AlpnChallengeProvider): AlpnCallback {
   const preferred = (userProtocols ?? []).filter((p) => p !== ACME_TLS_ALPN_PROTOCOL);
-  return function ALPNCallback(this: tls.TLSSocket, { servername, protocols }: AlpnSelection): string | undefined {
-    if (isAcmeTlsAlpnOffer(protocols)) {
-      if (typeof servername !== 'string' || alpnChallenges?.get(servername) === undefined) return undefined;
-      markAcmeTlsSocket(this);
-      return ACME_TLS_ALPN_PROTOCOL;
-    }
+  return createAcmeAlpnCallback(alpnChallenges, (protocols) => {
     if (preferred.length === 0) {
       // No protocols configured: the server speaks HTTP/1.1 (as Node's own https.Server assumes), so
       // pick it when offered; picking the client's first (curl offers h2 first) would break the connection.
@@ -50,7 +32,7 @@ export function createAlpnCallback(userProtocols?: readonly string[], alpnChalle
     }
     for (const p of preferred) if (protocols.includes(p)) return p;
     return undefined;
-  };
+  });
 }
 
 /**

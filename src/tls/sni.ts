@@ -10,9 +10,7 @@
 import type tls from 'node:tls';
 import { CertKeeperError, InvalidNameError, NoCertificateError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { normalizeServerName } from '../names.js';
-import { isMarkedAcmeTlsSocket } from '../solvers/tls-alpn01.js';
-import type { AlpnChallengeProvider } from './alpn.js';
+import { createAcmeSniCallback, type AlpnChallengeProvider, type SniCallback } from './alpn-challenge.js';
 import type { ContextCache } from './context-cache.js';
 
 export interface SniCallbackOptions {
@@ -23,7 +21,7 @@ export interface SniCallbackOptions {
   logger?: Logger | undefined;
 }
 
-export type SniCallback = (this: tls.TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
+export type { SniCallback };
 
 export function createSniCallback(cache: ContextCache, options: SniCallbackOptions = {}): SniCallback {
   const alpnChallenges = options.alpnChallenges;
@@ -37,24 +35,6 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
       log?.error({ err: listenerError }, 'onError listener threw');
     }
     cb(error);
-  };
-
-  const challengeContext = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
-    let name: string;
-    try {
-      name = normalizeServerName(servername);
-    } catch (error) {
-      fail(cb, error as Error, servername);
-      return;
-    }
-    const context = alpnChallenges?.get(name);
-    if (context === undefined) {
-      // Answering a validation with the normal certificate would only fail it later; end it now.
-      log?.debug({ name }, 'acme-tls/1 connection for a name with no challenge presented');
-      fail(cb, new NoCertificateError(servername), servername);
-      return;
-    }
-    cb(null, context);
   };
 
   const invalid = (error: InvalidNameError, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
@@ -102,11 +82,7 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
     );
   };
 
-  return function SNICallback(this: tls.TLSSocket, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    if (isMarkedAcmeTlsSocket(this)) {
-      challengeContext(servername, cb);
-      return;
-    }
+  const cachedOrSlow: SniCallback = function SNICallback(this: tls.TLSSocket, servername, cb): void {
     const context = cache.getCached(servername);
     if (context !== undefined) {
       cb(null, context);
@@ -114,6 +90,11 @@ export function createSniCallback(cache: ContextCache, options: SniCallbackOptio
     }
     slowPath(this, servername, cb);
   };
+
+  return createAcmeSniCallback(alpnChallenges, cachedOrSlow, (error, servername, cb) => {
+    log?.debug({ servername, err: error }, 'acme-tls/1 connection for a name with no challenge presented');
+    fail(cb, error, servername);
+  });
 }
 
 // The ALPNCallback lives beside the ALPN helpers; re-exported here because the two callbacks work as a pair.

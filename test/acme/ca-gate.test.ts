@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CaGate } from '../../src/acme/ca-gate.js';
-import type { AcmeDirectory } from '../../src/acme/connection.js';
+import type { AcmeDirectory } from '../../src/acme/directories.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../../src/acme/retry.js';
 import { AcmeProblemError, AcmeRateLimitedError, AcmeUnavailableError } from '../../src/errors.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';

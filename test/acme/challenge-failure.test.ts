@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { AcmeProblemError, ChallengeFailedError } from '../../src/errors.js';
 import type { AcmeIssuer } from '../../src/issuers/acme.js';
-import type { ChallengeContext, Solver } from '../../src/solvers/types.js';
+import type { ChallengeContext, Solver } from '../../src/challenges/types.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 import { captureLogger, ids, pebbleIssuer, untilAborted } from './helpers.js';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 
-// Every assumption certkeeper makes about acme-client internals (src/acme/trust.ts,
-// src/acme/connection.ts, src/issuers/acme.ts, src/solvers/tls-alpn01.ts). When an update
+// Every assumption certkeeper makes about acme-client internals (all under src/acme/: trust.ts,
+// connection.ts, revocation.ts, alpn-certificate.ts). When an update
 // breaks one, the failure names it; re-verify the internals before widening the range.
 const require = createRequire(import.meta.url);
 const acme = require('acme-client');
@@ -17,12 +17,12 @@ describe(`acme-client ${version} contract`, () => {
   it('exports Client, axios, setLogger and crypto helpers used by certkeeper', () => {
     assert.equal(typeof acme.Client, 'function', 'acme.Client (connection.ts) changed');
     assert.equal(typeof acme.setLogger, 'function', 'acme.setLogger (trust.ts) changed');
-    assert.equal(typeof acme.crypto?.createAlpnCertificate, 'function', 'acme.crypto.createAlpnCertificate (tls-alpn01.ts) changed');
-    assert.equal(typeof acme.crypto?.getPemBodyAsB64u, 'function', 'acme.crypto.getPemBodyAsB64u (issuers/acme.ts revoke) changed');
+    assert.equal(typeof acme.crypto?.createAlpnCertificate, 'function', 'acme.crypto.createAlpnCertificate (acme/alpn-certificate.ts) changed');
+    assert.equal(typeof acme.crypto?.getPemBodyAsB64u, 'function', 'acme.crypto.getPemBodyAsB64u (acme/revocation.ts) changed');
   });
 
   it('shares one axios instance with request interceptors and defaults.acmeSettings.retryMaxAttempts', () => {
-    assert.equal(typeof acme.axios?.request, 'function', 'acme.axios.request (issuers/acme.ts) changed');
+    assert.equal(typeof acme.axios?.request, 'function', 'acme.axios.request (acme/trust.ts, ARI) changed');
     assert.equal(typeof acme.axios?.interceptors?.request?.use, 'function', 'acme.axios.interceptors.request.use (trust.ts) changed');
     const settings = acme.axios?.defaults?.acmeSettings;
     assert.equal(typeof settings, 'object', 'acme.axios.defaults.acmeSettings (trust.ts turns off replays) is gone');

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { AcmeIssuer, type AcmeIssuerOptions } from '../../src/issuers/acme.js';
 import type { Logger } from '../../src/logger.js';
 import { parseIdentifier, type Identifier } from '../../src/names.js';
-import type { ChallengeContext, Solver } from '../../src/solvers/types.js';
+import type { ChallengeContext, Solver } from '../../src/challenges/types.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import type { PebbleHandle } from '../helpers/pebble.js';
 

@@ -6,7 +6,7 @@ import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { AbortedError, ClosedError, InvalidNameError, NoSolverError, TermsNotAgreedError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import type { Identifier } from '../../src/names.js';
-import type { ChallengeContext, Solver } from '../../src/solvers/types.js';
+import type { ChallengeContext, Solver } from '../../src/challenges/types.js';
 import { accountKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

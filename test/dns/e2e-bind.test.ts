@@ -19,7 +19,7 @@ import type { DnsProvider } from '../../src/dns/types.js';
 import { DnsPropagationTimeoutError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { parseIdentifier } from '../../src/names.js';
-import { Dns01Solver } from '../../src/solvers/dns01.js';
+import { Dns01Solver } from '../../src/challenges/dns01.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startBind, type BindHandle } from '../helpers/bind.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

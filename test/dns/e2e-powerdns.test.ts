@@ -8,7 +8,7 @@ import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { PowerDnsProvider } from '../../src/dns/powerdns.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { parseIdentifier } from '../../src/names.js';
-import { Dns01Solver } from '../../src/solvers/dns01.js';
+import { Dns01Solver } from '../../src/challenges/dns01.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { startPowerDns, type PowerDnsHandle } from '../helpers/pdns.js';

@@ -5,11 +5,11 @@ import { ChalltestsrvDnsProvider } from '../../src/dns/challtestsrv.js';
 import { dnsQuery, parseDnsServer, txtValues } from '../../src/dns/query.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { parseIdentifier } from '../../src/names.js';
-import { Dns01Solver } from '../../src/solvers/dns01.js';
+import { Dns01Solver } from '../../src/challenges/dns01.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { assertValidChain } from '../solvers/e2e-verify.js';
+import { assertValidChain } from '../challenges/e2e-verify.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 

@@ -3,13 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { parseIdentifier } from '../../src/names.js';
-import { Http01Solver } from '../../src/solvers/http01.js';
+import { Http01Solver } from '../../src/challenges/http01.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { StorageNotFoundError } from '../../src/errors.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { captureLogger } from '../helpers/logging.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { assertValidChain } from '../solvers/e2e-verify.js';
+import { assertValidChain } from '../challenges/e2e-verify.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 

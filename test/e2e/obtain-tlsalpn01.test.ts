@@ -4,14 +4,14 @@ import tls from 'node:tls';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { parseIdentifier } from '../../src/names.js';
-import type { Solver } from '../../src/solvers/types.js';
-import { TlsAlpn01Solver } from '../../src/solvers/tls-alpn01.js';
+import type { Solver } from '../../src/challenges/types.js';
+import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn01.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { ContextCache } from '../../src/tls/context-cache.js';
 import { buildTlsOptions } from '../../src/tls/tls-options.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { assertValidChain } from '../solvers/e2e-verify.js';
+import { assertValidChain } from '../challenges/e2e-verify.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { InvalidNameError, NoCertificateError } from '../../src/errors.js';
 import { normalizeServerName } from '../../src/names.js';
-import { TlsAlpnChallengeStore } from '../../src/solvers/tls-alpn01.js';
+import { TlsAlpnChallengeStore } from '../../src/challenges/tls-alpn01.js';
 import { buildMaterial, createContext, type CertificateMaterial } from '../../src/tls/certificate-material.js';
 import { ContextCache } from '../../src/tls/context-cache.js';
 import { createSniCallback } from '../../src/tls/sni.js';

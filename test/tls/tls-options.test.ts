@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { InvalidOptionError } from '../../src/errors.js';
-import { isMarkedAcmeTlsSocket } from '../../src/solvers/tls-alpn01.js';
+import { isMarkedAcmeTlsSocket } from '../../src/tls/alpn-challenge.js';
 import { alpnProtocolNames, createAlpnCallback } from '../../src/tls/alpn.js';
 import { buildMaterial } from '../../src/tls/certificate-material.js';
 import { ContextCache } from '../../src/tls/context-cache.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import * as packet from 'dns-packet';
 import { DnsQueryError, DnsPropagationTimeoutError } from '../../src/errors.js';
 import { authoritativeServers, dnsQuery, findZone, parseDnsServer, resolveCname, txtValues } from '../../src/dns/query.js';
-import { resolvePropagationOptions, waitForTxtRecord } from '../../src/solvers/dns-propagation.js';
+import { resolvePropagationOptions, waitForTxtRecord } from '../../src/challenges/dns-propagation.js';
 import { type BindHandle, startBind } from '../helpers/bind.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 

@@ -9,8 +9,8 @@ import {
   Http01Solver,
   HttpChallengeMemory,
   identifierFromHost,
-} from '../../src/solvers/http01.js';
-import type { ChallengeContext } from '../../src/solvers/types.js';
+} from '../../src/challenges/http01.js';
+import type { ChallengeContext } from '../../src/challenges/types.js';
 import { challengeTokenKey } from '../../src/storage/layout.js';
 import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
 import { captureLogger } from '../helpers/logging.js';

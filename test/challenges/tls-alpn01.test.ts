@@ -2,19 +2,13 @@ import assert from 'node:assert/strict';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import tls, { type SecureContext } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import acme from 'acme-client';
 import { parseIdentifier } from '../../src/names.js';
-import {
-  challengeContextForSocket,
-  challengeServerName,
-  createAcmeAlpnCallback,
-  isAcmeTlsAlpnOffer,
-  TlsAlpn01Solver,
-  TlsAlpnChallengeStore,
-} from '../../src/solvers/tls-alpn01.js';
-import type { ChallengeContext } from '../../src/solvers/types.js';
+import { challengeServerName, TlsAlpn01Solver, TlsAlpnChallengeStore } from '../../src/challenges/tls-alpn01.js';
+import { createAcmeAlpnCallback, createAcmeSniCallback, isAcmeTlsAlpnOffer } from '../../src/tls/alpn-challenge.js';
+import type { ChallengeContext } from '../../src/challenges/types.js';
 
 const ACME_IDENTIFIER_OID = '1.3.6.1.5.5.7.1.31';
 const KEY_AUTH = 'tokenTLS.thumbprintABC';
@@ -98,11 +92,9 @@ describe('TLS-ALPN-01 composed into an ordinary TLS server', () => {
 
   before(async () => {
     const normal = await ordinaryContext('app.example.test');
-    const sni = function SNICallback(this: TLSSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
-      cb(null, challengeContextForSocket(store, this, servername) ?? normal);
-    };
+    const sni = createAcmeSniCallback(store, (_servername, cb) => cb(null, normal));
     server = tls.createServer({
-      ALPNCallback: createAcmeAlpnCallback(store, (protocols) => (protocols.includes('h2') ? 'h2' : protocols[0])) as tls.TlsOptions['ALPNCallback'],
+      ALPNCallback: createAcmeAlpnCallback(store, (protocols: string[]) => (protocols.includes('h2') ? 'h2' : protocols[0])) as tls.TlsOptions['ALPNCallback'],
       SNICallback: sni as tls.TlsOptions['SNICallback'],
     });
     server.on('secureConnection', (socket) => socket.end());

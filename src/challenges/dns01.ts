@@ -13,6 +13,7 @@ import { type DnsServer, resolveCname, systemResolvers } from '../dns/query.js';
 import type { DnsProvider, DnsRecord } from '../dns/types.js';
 import { type PropagationOptions, type ResolvedPropagationOptions, resolvePropagationOptions, waitForTxtRecord } from './dns-propagation.js';
 import type { ChallengeContext, Solver } from './types.js';
+import { keyOfChallenge } from './challenge-key.js';
 import { DEFAULT_DNS01_TTL } from '../defaults.js';
 export { DEFAULT_DNS01_TTL };
 
@@ -73,20 +74,20 @@ export class Dns01Solver implements Solver {
     }
     const name = await this.#recordName(challenge);
     const record: DnsRecord = { name, value: dns01TxtValue(challenge.keyAuthorization), ttl: this.#ttl };
-    this.#records.set(challengeKey(challenge), record);
+    this.#records.set(keyOfChallenge(challenge), record);
     await this.provider.addTxtRecord(record, challenge.signal);
     this.#log?.debug({ identifier: challenge.identifier.value, recordName: name }, 'DNS-01 TXT record added');
   }
 
   async wait(challenge: ChallengeContext): Promise<void> {
     if (this.propagation.skip) return;
-    const record = this.#records.get(challengeKey(challenge));
+    const record = this.#records.get(keyOfChallenge(challenge));
     if (!record) return;
     await waitForTxtRecord(record.name, record.value, this.propagation, { clock: this.#clock, signal: challenge.signal, logger: this.#log });
   }
 
   async cleanUp(challenge: ChallengeContext): Promise<void> {
-    const key = challengeKey(challenge);
+    const key = keyOfChallenge(challenge);
     const record = this.#records.get(key);
     if (!record) return;
     this.#records.delete(key);
@@ -110,8 +111,4 @@ export class Dns01Solver implements Solver {
       return name;
     }
   }
-}
-
-function challengeKey(challenge: ChallengeContext): string {
-  return `${challenge.identifier.value}\n${challenge.token}`;
 }
