@@ -24,7 +24,6 @@ import {
   ManageError,
   OnDemandBusyError,
   StorageError,
-  StorageNotFoundError,
   type NameFailure,
 } from './errors.js';
 import { TypedEmitter, type EventName, type Listener } from './events.js';
@@ -44,8 +43,7 @@ import { OnDemandDecider, type Decision } from './on-demand.js';
 import {
   certificateMetaFrom,
   listCertificateNames,
-  loadCertificateMeta,
-  loadCertificateSet,
+  readStoredCertificate,
   storeVerifiedCertificateSet,
   updateCertificateMeta,
   type CertificateMeta,
@@ -54,7 +52,7 @@ import {
 import { checkCertificateWritable, checkStorageWritable } from './storage/check.js';
 import { FileStorage } from './storage/file.js';
 import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
-import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
+import { hasTryLock, type Storage } from './storage/types.js';
 import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
 import { ContextCache } from './tls/context-cache.js';
 import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './observability/metrics.js';
@@ -695,32 +693,18 @@ export class CertKeeper {
     }
   }
 
-  async #readSet(issuerKey: string, certName: string): Promise<CertificateSet | undefined> {
-    try {
-      return await loadCertificateSet(this.#storage, issuerKey, certName);
-    } catch (error) {
-      if (error instanceof StorageNotFoundError) return undefined;
-      if (error instanceof CertificateInvalidError) {
-        // A truncated or mismatched set: obtain this name again, keep everything else.
-        this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
-        return undefined;
-      }
-      throw error;
-    }
+  /** A truncated or mismatched set is obtained again; everything else is kept. */
+  #unusable(issuerKey: string, certName: string): (error: Error) => void {
+    return (error) => this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
+  }
+
+  #readSet(issuerKey: string, certName: string): Promise<CertificateSet | undefined> {
+    return readStoredCertificate(this.#storage, issuerKey, certName, 'set', this.#unusable(issuerKey, certName));
   }
 
   /** The sidecar, with its validity read from the stored certificate (a sidecar's dates are never trusted). */
-  async #readMeta(issuerKey: string, certName: string): Promise<CertificateMeta | undefined> {
-    try {
-      return await loadCertificateMeta(this.#storage, issuerKey, certName);
-    } catch (error) {
-      if (error instanceof StorageNotFoundError) return undefined;
-      if (error instanceof CertificateInvalidError) {
-        this.#log.warn({ err: error, name: certName, issuer: issuerKey }, 'stored certificate is unusable; it will be obtained again');
-        return undefined;
-      }
-      throw error;
-    }
+  #readMeta(issuerKey: string, certName: string): Promise<CertificateMeta | undefined> {
+    return readStoredCertificate(this.#storage, issuerKey, certName, 'meta', this.#unusable(issuerKey, certName));
   }
 
   #usable(meta: CertificateMeta, record: ManagedRecord): boolean {
@@ -905,7 +889,7 @@ export class CertKeeper {
         throw error;
       }
       // Recorded before the lock is released, so the peer that takes it next reads this failure and backs off too.
-      await this.#noteFailure(record, error, options.renewal, options.signal);
+      await this.#noteFailure(record, error, options.renewal, options.signal, lockName);
       throw error;
     }
   }
@@ -953,7 +937,7 @@ export class CertKeeper {
     await this.#turns.turn();
     this.#adopt(record, set, 'obtained', material);
     if (hadFailures) {
-      await clearFailureState(this.#storage, record.certName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted failure state'));
+      await clearFailureState(this.#storage, record.certName, lockName).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not clear the persisted failure state'));
     }
     record.backoff = undefined;
     record.finalError = false;
@@ -1019,9 +1003,8 @@ export class CertKeeper {
           serialNumber: material.serialNumber,
           keyType: record.settings.keyType,
         });
-        // A paused process whose lease expired must not overwrite what the new holder stored.
-        if (heldLock !== undefined && hasLockLeaseCheck(this.#storage)) await this.#storage.assertLockHeld(heldLock);
-        const set = await storeVerifiedCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta });
+        // Fenced by the lock: a paused process whose lease expired must not overwrite what the new holder stored.
+        const set = await storeVerifiedCertificateSet(this.#storage, { certPem: issued.chainPem, keyPem, meta }, { lock: heldLock });
         return { set, material };
       } catch (error) {
         if (error instanceof StorageError) this.#storageCheckedAt = undefined;
@@ -1041,7 +1024,7 @@ export class CertKeeper {
     );
   }
 
-  async #recordFailure(record: ManagedRecord, error: unknown, renewal: boolean): Promise<void> {
+  async #recordFailure(record: ManagedRecord, error: unknown, renewal: boolean, heldLock: string | undefined): Promise<void> {
     const now = this.#config.clock.now();
     const retryAt = (error as { retryAt?: unknown }).retryAt;
     record.backoff = recordFailure(record.backoff, error, now, {
@@ -1066,7 +1049,7 @@ export class CertKeeper {
     });
     // Persisted for every name, so a restart and every peer sharing the storage honour it.
     const backoff = record.backoff;
-    await saveFailureState(this.#storage, record.certName, { ...backoff, ...(record.finalError ? { final: true } : {}) })
+    await saveFailureState(this.#storage, record.certName, { ...backoff, ...(record.finalError ? { final: true } : {}) }, heldLock)
       .catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist the failure state'));
     // Also beside the certificate, where a lazily loaded set's sidecar brings it back.
     if (record.issuerKey !== undefined) {
@@ -1080,7 +1063,7 @@ export class CertKeeper {
             ? { lastError: { ...(knownErrorCode(backoff.lastError.code) ? { code: backoff.lastError.code } : {}), message: backoff.lastError.message, at: new Date(backoff.lastError.at).toISOString() } }
             : {}),
         },
-      })).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist renewal state'));
+      }), { lock: heldLock }).catch((e: unknown) => this.#log.warn({ err: e, name: record.certName }, 'could not persist renewal state'));
     }
   }
 
@@ -1088,14 +1071,14 @@ export class CertKeeper {
    * Reports `error` as a failure of the record's name unless it already was, or is no failure: a backoff still
    * running, a lost lease (a peer owns the name), or work stopped by its signal or by close().
    */
-  async #noteFailure(record: ManagedRecord, error: unknown, renewal: boolean, signal: AbortSignal): Promise<void> {
+  async #noteFailure(record: ManagedRecord, error: unknown, renewal: boolean, signal: AbortSignal, heldLock?: string): Promise<void> {
     if (typeof error === 'object' && error !== null) {
       if (this.#accounted.get(error)?.has(record)) return;
       this.#markAccounted(record, error);
     }
     if (error instanceof BackoffError || error instanceof LockLostError || error instanceof ClosedError) return;
     if (signal.aborted || this.#closing) return;
-    await this.#recordFailure(record, error, renewal);
+    await this.#recordFailure(record, error, renewal, heldLock);
   }
 
   #markAccounted(record: ManagedRecord, error: object): void {
@@ -1304,7 +1287,7 @@ export class CertKeeper {
             ...(info.explanationUrl ? { explanationUrl: info.explanationUrl } : {}),
           },
         },
-      }))
+      }), { lock: lockName })
         .catch((e: unknown) => this.#log.debug({ err: e }, 'could not persist ARI state'))
         .finally(() => this.#storage.unlock(lockName).catch(() => undefined));
     }

@@ -7,9 +7,11 @@
  */
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import { AcmeProblemError, EabRequiredError, StorageNotFoundError, TermsNotAgreedError, StorageError, throwIfAborted } from '../errors.js';
+import { AcmeProblemError, EabRequiredError, TermsNotAgreedError, StorageError, throwIfAborted } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { accountKeys, accountLockName } from '../storage/layout.js';
+import { put, writeUnderLock } from '../storage/fenced.js';
+import { loadIfExists } from '../storage/load-if-exists.js';
 import type { Storage } from '../storage/types.js';
 import type { AcmeConnection } from './connection.js';
 import { DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS } from '../defaults.js';
@@ -54,15 +56,6 @@ export async function createAccountKeyPem(): Promise<string> {
   return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-async function loadOptional(storage: Storage, key: string): Promise<Buffer | undefined> {
-  try {
-    return await storage.load(key);
-  } catch (error) {
-    if (error instanceof StorageNotFoundError) return undefined;
-    throw error;
-  }
-}
-
 /** The stored account, or undefined; a key without metadata is returned as `{ keyPem }` so it is reused. */
 export async function loadAccount(
   storage: Storage,
@@ -70,7 +63,7 @@ export async function loadAccount(
   email: string | undefined,
 ): Promise<{ keyPem?: string; url?: string }> {
   const keys = accountKeys(issuerKey, email);
-  const [key, meta] = await Promise.all([loadOptional(storage, keys.key), loadOptional(storage, keys.meta)]);
+  const [key, meta] = await Promise.all([loadIfExists(storage, keys.key), loadIfExists(storage, keys.meta)]);
   const out: { keyPem?: string; url?: string } = {};
   if (key) out.keyPem = key.toString('utf8');
   if (meta) {
@@ -139,7 +132,7 @@ async function register(
   if (storeKey) {
     // The key is stored first: if the process dies after the CA created the
     // account, the next attempt signs with the same key and gets the same account back.
-    await ctx.storage.store(keys.key, Buffer.from(keyPem, 'utf8'));
+    await writeUnderLock(ctx.storage, accountLockName(ctx.issuerKey, ctx.email), [put(keys.key, keyPem)]);
   }
   const directory = await conn.directory(signal);
   const payload: Record<string, unknown> = { termsOfServiceAgreed: true };
@@ -161,7 +154,7 @@ async function register(
     email: ctx.email,
     createdAt: new Date().toISOString(),
   };
-  await ctx.storage.store(keys.meta, Buffer.from(JSON.stringify(meta, null, 2), 'utf8'));
+  await writeUnderLock(ctx.storage, accountLockName(ctx.issuerKey, ctx.email), [put(keys.meta, JSON.stringify(meta, null, 2))]);
   ctx.logger.info({ email: ctx.email ?? null, account: location, existing: resp.status === 200 }, 'ACME account registered');
   return { keyPem, url: location };
 }

@@ -7,8 +7,9 @@ import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
 import { CertKeeperError, StorageNotFoundError } from '../errors.js';
 import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
-import type { CertificateMeta } from '../storage/certificates.js';
+import { readStoredCertificate, type CertificateMeta } from '../storage/certificates.js';
 import { certificatesPrefix } from '../storage/layout.js';
+import { listIfExists } from '../storage/load-if-exists.js';
 import type { Storage } from '../storage/types.js';
 
 const DAY_MS = 86_400_000;
@@ -38,13 +39,15 @@ export interface InventoryOptions {
   renewalWindowRatio?: number | undefined;
 }
 
-/** Every certificate set in storage, sorted by name then issuer. Unreadable sidecars are skipped. */
+/** Every certificate set in storage, sorted by name then issuer. Unusable sets (torn, unreadable sidecar) are skipped. */
 export async function listStoredCertificates(storage: Storage, options: InventoryOptions): Promise<StoredCertificate[]> {
   const out: StoredCertificate[] = [];
-  for (const issuerFolder of await listOrEmpty(storage, certificatesPrefix())) {
-    for (const folder of await listOrEmpty(storage, issuerFolder)) {
+  for (const issuerFolder of await listIfExists(storage, certificatesPrefix())) {
+    const issuerKey = issuerFolder.slice(issuerFolder.lastIndexOf('/') + 1);
+    for (const folder of await listIfExists(storage, issuerFolder)) {
       const certName = folder.slice(folder.lastIndexOf('/') + 1);
-      const meta = await readMeta(storage, `${folder}/${certName}.json`);
+      // The sidecar, its dates read from the certificate itself; an unusable set is left out.
+      const meta = await readStoredCertificate(storage, issuerKey, certName, 'meta', () => undefined);
       if (meta) out.push(describe(certName, meta, options));
     }
   }
@@ -89,24 +92,4 @@ function describe(certName: string, meta: CertificateMeta, options: InventoryOpt
     renewalReason: plan.source,
     ariWindow: meta.renewal?.ari ? { start: meta.renewal.ari.windowStart, end: meta.renewal.ari.windowEnd } : undefined,
   };
-}
-
-async function listOrEmpty(storage: Storage, prefix: string): Promise<string[]> {
-  try {
-    return await storage.list(prefix, false);
-  } catch (error) {
-    if (error instanceof StorageNotFoundError) return [];
-    throw error;
-  }
-}
-
-async function readMeta(storage: Storage, key: string): Promise<CertificateMeta | undefined> {
-  try {
-    const meta = JSON.parse((await storage.load(key)).toString('utf8')) as CertificateMeta;
-    if (!Array.isArray(meta.names) || typeof meta.notAfter !== 'string' || typeof meta.notBefore !== 'string') return undefined;
-    return meta;
-  } catch (error) {
-    if (error instanceof SyntaxError || (error instanceof CertKeeperError && error.code === 'ERR_STORAGE_NOT_FOUND')) return undefined;
-    throw error;
-  }
 }

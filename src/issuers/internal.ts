@@ -22,13 +22,14 @@ import {
   ClosedError,
   InvalidNameError,
   InvalidOptionError,
-  StorageNotFoundError,
   throwIfAborted,
 } from '../errors.js';
 import { createDefaultLogger, validateLogger, type Logger } from '../logger.js';
 import { parseIdentifier, type Identifier } from '../names.js';
 import { internalCaKeys, internalCaLockName, safeKeyComponent, type InternalCaKeys } from '../storage/layout.js';
-import { hasLockLeaseCheck, type Storage } from '../storage/types.js';
+import { put, writeUnderLock } from '../storage/fenced.js';
+import { loadIfExists } from '../storage/load-if-exists.js';
+import type { Storage } from '../storage/types.js';
 import type { IssuedCertificate, Issuer, IssueRequest } from './types.js';
 import type { CpuOffload } from '../cpu/offload.js';
 import { cryptoProvider, SIGNING_ALGORITHM, signLeaf, type LeafSigningRequest } from './leaf-signing.js';
@@ -285,10 +286,8 @@ export class InternalIssuer implements Issuer {
   }
 
   async #write(key: string, value: string): Promise<void> {
-    const { storage } = this.config;
     // A process whose lease lapsed must not overwrite what the new holder wrote.
-    if (hasLockLeaseCheck(storage)) await storage.assertLockHeld(this.#lockName);
-    await storage.store(key, Buffer.from(value, 'utf8'));
+    await writeUnderLock(this.config.storage, this.#lockName, [put(key, value)]);
   }
 
   async #readStored(): Promise<StoredCa> {
@@ -314,12 +313,7 @@ export class InternalIssuer implements Issuer {
   }
 
   async #loadOptional(key: string): Promise<string | undefined> {
-    try {
-      return (await this.config.storage.load(key)).toString('utf8');
-    } catch (error) {
-      if (error instanceof StorageNotFoundError) return undefined;
-      throw error;
-    }
+    return (await loadIfExists(this.config.storage, key))?.toString('utf8');
   }
 
   /** Time checks only: the pairing of root and intermediate was checked when the state was loaded. */

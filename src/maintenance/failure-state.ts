@@ -9,7 +9,9 @@
  * validations per name, not per process). A renewal's state is also kept in
  * the certificate's sidecar, as before; this record is the one every path reads.
  */
-import { AcmeRateLimitedError, BackoffError, ERROR_CODES, StorageNotFoundError } from '../errors.js';
+import { AcmeRateLimitedError, BackoffError, ERROR_CODES } from '../errors.js';
+import { writeUnderLock, put } from '../storage/fenced.js';
+import { listIfExists, loadIfExists } from '../storage/load-if-exists.js';
 import { failureStateKey, safeKeyComponent } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import { parseBackoffState, type BackoffState } from './backoff.js';
@@ -20,16 +22,11 @@ export interface FailureState extends BackoffState {
 }
 
 export async function loadFailureState(storage: Storage, certName: string): Promise<FailureState | undefined> {
-  let raw: Uint8Array;
-  try {
-    raw = await storage.load(failureStateKey(certName));
-  } catch (error) {
-    if (error instanceof StorageNotFoundError) return undefined;
-    throw error;
-  }
+  const raw = await loadIfExists(storage, failureStateKey(certName));
+  if (raw === undefined) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(raw).toString('utf8'));
+    value = JSON.parse(raw.toString('utf8'));
   } catch {
     return undefined; // unreadable: as if absent
   }
@@ -38,31 +35,23 @@ export async function loadFailureState(storage: Storage, certName: string): Prom
   return (value as { final?: unknown }).final === true ? { ...state, final: true } : state;
 }
 
-export async function saveFailureState(storage: Storage, certName: string, state: FailureState): Promise<void> {
+/** `lock`: the name's lock when the caller holds it; the write is then refused once the lock is lost. */
+export async function saveFailureState(storage: Storage, certName: string, state: FailureState, lock?: string): Promise<void> {
   const lastError = state.lastError
     ? { message: state.lastError.message, at: state.lastError.at, ...(knownCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
     : undefined;
   const record = { failures: state.failures, nextAttemptAt: state.nextAttemptAt, ...(lastError ? { lastError } : {}), ...(state.final ? { final: true } : {}) };
-  await storage.store(failureStateKey(certName), Buffer.from(JSON.stringify(record)));
+  await writeUnderLock(storage, lock, [put(failureStateKey(certName), JSON.stringify(record))]);
 }
 
-export async function clearFailureState(storage: Storage, certName: string): Promise<void> {
-  try {
-    await storage.delete(failureStateKey(certName));
-  } catch (error) {
-    if (!(error instanceof StorageNotFoundError)) throw error;
-  }
+export async function clearFailureState(storage: Storage, certName: string, lock?: string): Promise<void> {
+  // Deleting a missing key is not an error (the Storage contract).
+  await writeUnderLock(storage, lock, [{ key: failureStateKey(certName), delete: true }]);
 }
 
 /** Key components (safeKeyComponent of a certificate name) that have a failure state: one list call, not one read per name. */
 export async function listFailureStates(storage: Storage): Promise<Set<string>> {
-  let keys: string[];
-  try {
-    keys = await storage.list(failureStateKey('x').split('/')[0] as string, false);
-  } catch (error) {
-    if (error instanceof StorageNotFoundError) return new Set();
-    throw error;
-  }
+  const keys = await listIfExists(storage, failureStateKey('x').split('/')[0] as string);
   return new Set(keys.map((k) => k.slice(k.lastIndexOf('/') + 1)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)));
 }
 

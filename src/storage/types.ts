@@ -40,6 +40,15 @@ export interface LockLeaseChecker {
   assertLockHeld(name: string): Promise<void>;
 }
 
+/** One write of a fenced group: store a value, or delete a key (and, for a prefix, everything under it). */
+export type FencedWrite = { key: string; value: Uint8Array } | { key: string; delete: true };
+
+export interface FencedWriter {
+  /** Applies every write atomically, and only while `lock` is still held by this instance under the fencing token it was granted
+   *  (each grant of a lock gets a token greater than every earlier grant of that lock); otherwise writes nothing and throws LockLostError. */
+  writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void>;
+}
+
 export interface Storage extends Locker {
   store(key: string, value: Uint8Array): Promise<void>;
   /** Throws StorageNotFoundError when missing. */
@@ -61,4 +70,8 @@ export function hasTryLock(storage: Storage): storage is Storage & TryLocker {
 
 export function hasLockLeaseCheck(storage: Storage): storage is Storage & LockLeaseChecker {
   return typeof (storage as Partial<LockLeaseChecker>).assertLockHeld === 'function';
+}
+
+export function hasFencedWrites(storage: Storage): storage is Storage & FencedWriter {
+  return typeof (storage as Partial<FencedWriter>).writeFenced === 'function';
 }
