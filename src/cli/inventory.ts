@@ -4,7 +4,6 @@
  * name's set lives).
  */
 import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
-import { CertKeeperError, StorageNotFoundError } from '../errors.js';
 import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
 import { readStoredCertificate, type CertificateMeta } from '../storage/certificates.js';
