@@ -140,6 +140,29 @@ describe('test CA: profiles, lifetimes, faults and counts in front of a real Peb
   });
 });
 
+describe('test CA lifecycle', { skip }, () => {
+  it('closes idempotently (await using included) and frees its ports', async () => {
+    const stack = await startStack();
+    try {
+      const pebble = { directoryUrl: stack.pebble.directoryUrl, managementUrl: stack.pebble.managementUrl, caCertificate: stack.pebble.pebbleCaPem };
+      let directoryUrl = '';
+      let crlUrl = '';
+      {
+        await using ca = await startTestCa({ pebble });
+        ({ directoryUrl, crlUrl } = ca);
+        assert.equal((await stack.getBytes(crlUrl)).status, 200);
+        const closing = ca.close();
+        assert.equal(ca.close(), closing, 'a second close() returns the same promise');
+        await closing;
+      }
+      await assert.rejects(stack.getBytes(crlUrl), /ECONNREFUSED/);
+      await assert.rejects(stack.get(directoryUrl), /ECONNREFUSED/);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 describe('test CA options', () => {
   const pebble = { directoryUrl: 'https://127.0.0.1:1/dir', managementUrl: 'https://127.0.0.1:2', caCertificate: '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n' };
   it('refuses unknown options, empty or bad profiles, an unknown default profile and a missing Pebble CA, before any connection', async () => {

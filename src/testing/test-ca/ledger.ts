@@ -157,6 +157,9 @@ export class Ledger {
     const start = toDate(window.start, 'window.start');
     const end = toDate(window.end, 'window.end');
     if (end.getTime() <= start.getTime()) throw new InvalidOptionError('window.end', 'must be after window.start');
+    if (window.explanationUrl !== undefined && (typeof window.explanationUrl !== 'string' || !URL.canParse(window.explanationUrl))) {
+      throw new InvalidOptionError('window.explanationUrl', 'must be a URL');
+    }
     record.renewalWindow = { start, end, ...(window.explanationUrl !== undefined ? { explanationUrl: window.explanationUrl } : {}) };
   }
 
