@@ -172,3 +172,5 @@ export const DEFAULT_TEST_CA_PROFILES: Readonly<Record<string, Readonly<{ lifeti
 export const DEFAULT_TEST_CA_PROFILE = 'classic';
 export const DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS = 6 * 3600;
 export const DEFAULT_TEST_CA_CRL_LIFETIME_MS = HOUR_MS;
+/** Let's Encrypt runs no OCSP since 2025: certificates name no responder unless a test asks. */
+export const DEFAULT_TEST_CA_OCSP = false;

@@ -27,6 +27,19 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+export interface RawAnswer {
+  status: number;
+  data: unknown;
+  headers: Record<string, string | undefined>;
+}
+
+/** acme-client's own signed request (kid = the client's account), for answers its API methods would turn into bare messages. */
+export async function signedPost(client: acme.Client, resourceOrUrl: string, payload: unknown): Promise<RawAnswer> {
+  const http = (client as unknown as { http: { getResourceUrl(name: string): Promise<string>; signedRequest(url: string, payload: unknown, options: { kid: string }): Promise<RawAnswer> } }).http;
+  const url = resourceOrUrl.startsWith('https:') ? resourceOrUrl : await http.getResourceUrl(resourceOrUrl);
+  return http.signedRequest(url, payload, { kid: client.getAccountUrl() });
+}
+
 export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): Promise<Stack> {
   const pebble = await startPebble();
   const tokens = new Map<string, string>();
@@ -62,7 +75,7 @@ export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): P
   };
 
   const obtain: Stack['obtain'] = async (c, names, extra = {}) => {
-    const order = await c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })), ...extra } as acme.ClientOrderCreateRequest);
+    const order = await c.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })), ...extra } as Parameters<acme.Client['createOrder']>[0]);
     for (const authz of await c.getAuthorizations(order)) {
       const challenge = authz.challenges.find((ch) => ch.type === 'http-01');
       if (!challenge) throw new Error('no http-01 challenge');

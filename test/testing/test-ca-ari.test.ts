@@ -7,7 +7,7 @@ import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/index.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { startStack, type Stack } from './stack.js';
+import { signedPost, startStack, type Stack } from './stack.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 const HOUR = 3_600_000;
@@ -87,15 +87,14 @@ describe('test CA: renewalInfo, replaces and revocation in front of a real Pebbl
     assert.equal(successor.replaces, oldId);
     assert.equal(stack.ca.certificate(oldId).replacedBy, successor.certId);
 
-    const newOrderUrl = await client.http.getResourceUrl('newOrder');
-    const again = await client.http.signedRequest(newOrderUrl, { identifiers: [{ type: 'dns', value: 'replace.example.test' }], replaces: oldId }, { kid: client.getAccountUrl() });
+    const again = await signedPost(client, 'newOrder', { identifiers: [{ type: 'dns', value: 'replace.example.test' }], replaces: oldId });
     assert.equal(again.status, 409);
     assert.equal((again.data as { type: string }).type, `${ACME}alreadyReplaced`);
 
     const stranger = await stack.client();
-    const foreign = await stranger.http.signedRequest(newOrderUrl, { identifiers: [{ type: 'dns', value: 'replace.example.test' }], replaces: successor.certId }, { kid: stranger.getAccountUrl() });
+    const foreign = await signedPost(stranger, 'newOrder', { identifiers: [{ type: 'dns', value: 'replace.example.test' }], replaces: successor.certId });
     assert.equal(foreign.status, 403, "another account cannot replace this account's certificate");
-    const unrelated = await client.http.signedRequest(newOrderUrl, { identifiers: [{ type: 'dns', value: 'other.example.test' }], replaces: successor.certId }, { kid: client.getAccountUrl() });
+    const unrelated = await signedPost(client, 'newOrder', { identifiers: [{ type: 'dns', value: 'other.example.test' }], replaces: successor.certId });
     assert.equal(unrelated.status, 400, 'an order sharing no name with the replaced certificate');
   });
 

@@ -9,7 +9,7 @@ import { parseIdentifier } from '../../src/names.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startTestCa } from '../../src/testing/index.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
-import { startStack, type Stack } from './stack.js';
+import { signedPost, startStack, type Stack } from './stack.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 const HOUR = 3_600_000;
@@ -57,6 +57,8 @@ describe('test CA: profiles, lifetimes, faults and counts in front of a real Peb
     assert.equal(leaf.subjectAltName, 'DNS:short.example.test');
     const crlDp = new x509.X509Certificate(leafPem as string).getExtension(x509.CRLDistributionPointsExtension);
     assert.equal(crlDp?.distributionPoints[0]?.distributionPoint?.fullName?.[0]?.uniformResourceIdentifier, stack.ca.crlUrl);
+    assert.equal(leaf.infoAccess, undefined, 'no OCSP responder named unless the ocsp option asks, as Let\'s Encrypt');
+    assert.equal(stack.ca.ocspUrl, undefined);
 
     const known = stack.ca.certificate(chainPem);
     assert.equal(known.profile, 'shortlived');
@@ -76,13 +78,8 @@ describe('test CA: profiles, lifetimes, faults and counts in front of a real Peb
 
   it('refuses a profile it does not offer with invalidProfile, before Pebble sees the order', async () => {
     const client = await stack.client();
-    const newOrderUrl = await client.http.getResourceUrl('newOrder');
     const ordersBefore = stack.ca.requests('newOrder');
-    const response = await client.http.signedRequest(
-      newOrderUrl,
-      { identifiers: [{ type: 'dns', value: 'odd.example.test' }], profile: 'nonesuch' },
-      { kid: client.getAccountUrl() },
-    );
+    const response = await signedPost(client, 'newOrder', { identifiers: [{ type: 'dns', value: 'odd.example.test' }], profile: 'nonesuch' });
     assert.equal(response.status, 400);
     const problem = response.data as { type: string; detail: string };
     assert.equal(problem.type, 'urn:ietf:params:acme:error:invalidProfile');
@@ -131,10 +128,10 @@ describe('test CA: profiles, lifetimes, faults and counts in front of a real Peb
     assert.equal(stack.ca.requests('certificate'), before.certificate + 1);
     assert.ok(stack.ca.requests('authz') >= 1 && stack.ca.requests('challenge') >= 1);
     assert.ok(stack.ca.requests() > before.total + 3);
-    const polled = await client.http.signedRequest(order.url, null, { kid: client.getAccountUrl() });
+    const polled = await signedPost(client, order.url, null);
     assert.equal(polled.headers['retry-after'], undefined, 'Retry-After stops once unset');
     stack.ca.setRetryAfter('order', 2);
-    const again = await client.http.signedRequest(order.url, null, { kid: client.getAccountUrl() });
+    const again = await signedPost(client, order.url, null);
     assert.equal(again.headers['retry-after'], '2');
     stack.ca.setRetryAfter('order', undefined);
   });

@@ -24,6 +24,7 @@ export interface FrontContext {
   upstream: Upstream;
   issuer: Issuer;
   crlUrl: string;
+  ocspUrl: string | undefined;
   newNoncePath: string;
   logger: Logger;
 }
@@ -226,7 +227,7 @@ export class AcmeFront {
     const profile = this.#ctx.options.profiles.get(order.profile);
     if (!profile) throw new Error(`order names unknown profile ${order.profile}`);
     const notBefore = Math.floor(this.#ctx.options.clock.now() / 1000) * 1000;
-    const leaf = await reissueLeaf(this.#ctx.issuer, pebbleLeaf, { notBefore, notAfter: notBefore + profile.lifetimeMs, crlUrl: this.#ctx.crlUrl });
+    const leaf = await reissueLeaf(this.#ctx.issuer, pebbleLeaf, { notBefore, notAfter: notBefore + profile.lifetimeMs, crlUrl: this.#ctx.crlUrl, ocspUrl: this.#ctx.ocspUrl });
     const record: CertificateRecord = {
       certId: leaf.certId,
       serialNumber: leaf.serialNumber,

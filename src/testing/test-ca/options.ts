@@ -2,13 +2,14 @@
 import { systemClock, type Clock } from '../../clock.js';
 import {
   DEFAULT_TEST_CA_CRL_LIFETIME_MS,
+  DEFAULT_TEST_CA_OCSP,
   DEFAULT_TEST_CA_PROFILE,
   DEFAULT_TEST_CA_PROFILES,
   DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS,
 } from '../../defaults.js';
 import { InvalidOptionError } from '../../errors.js';
 import { validateLogger, type Logger } from '../../logger.js';
-import { durationMs, pemCertificates, positiveInteger } from '../../validate.js';
+import { durationMs, optionalBoolean, pemCertificates, positiveInteger } from '../../validate.js';
 import type { TestCaOptions, TestCaPebble } from './types.js';
 
 export interface ResolvedTestCaOptions {
@@ -18,10 +19,11 @@ export interface ResolvedTestCaOptions {
   clock: Clock;
   renewalInfoRetryAfterSeconds: number;
   crlLifetimeMs: number;
+  ocsp: boolean;
   logger: Logger;
 }
 
-const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'logger']);
+const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'ocsp', 'logger']);
 
 export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
@@ -42,6 +44,7 @@ export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOpti
     clock,
     renewalInfoRetryAfterSeconds: positiveInteger(options.renewalInfoRetryAfterSeconds, 'renewalInfoRetryAfterSeconds') ?? DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS,
     crlLifetimeMs: durationMs(options.crlLifetimeMs, 'crlLifetimeMs') ?? DEFAULT_TEST_CA_CRL_LIFETIME_MS,
+    ocsp: optionalBoolean(options.ocsp, 'ocsp') ?? DEFAULT_TEST_CA_OCSP,
     logger: options.logger === undefined ? silentLogger : validateLogger(options.logger).child({ component: 'test-ca' }),
   });
 }

@@ -107,13 +107,14 @@ export interface ReissuedLeaf {
 
 /**
  * Re-signs Pebble's leaf (same key, names, serial and extensions) with the
- * given validity and a CRL distribution point naming the test CA's CRL.
+ * given validity, a CRL distribution point naming the test CA's CRL and,
+ * when it runs one, its OCSP responder.
  * Keeping the serial keeps Pebble's "Issued certificate serial" log lines true.
  */
 export async function reissueLeaf(
   issuer: Issuer,
   pebbleLeafPem: string,
-  validity: { notBefore: number; notAfter: number; crlUrl: string },
+  validity: { notBefore: number; notAfter: number; crlUrl: string; ocspUrl?: string | undefined },
 ): Promise<ReissuedLeaf> {
   const original = new x509.X509Certificate(pebbleLeafPem);
   if (original.issuer !== issuer.certificate.subject) {
@@ -130,7 +131,11 @@ export async function reissueLeaf(
       publicKey: original.publicKey,
       signingKey: issuer.signingKey,
       signingAlgorithm: issuer.algorithm,
-      extensions: [...kept, new x509.CRLDistributionPointsExtension([validity.crlUrl])],
+      extensions: [
+        ...kept,
+        new x509.CRLDistributionPointsExtension([validity.crlUrl]),
+        ...(validity.ocspUrl !== undefined ? [new x509.AuthorityInfoAccessExtension({ ocsp: [validity.ocspUrl] })] : []),
+      ],
     },
     crypto,
   );

@@ -13,11 +13,12 @@ import { AcmeFront, type FrontContext } from './acme-front.js';
 import { Ledger, type CertificateRecord } from './ledger.js';
 import { resolveTestCaOptions, type ResolvedTestCaOptions } from './options.js';
 import { firstPem, loadIssuer, makeServerIdentity } from './pki.js';
+import { OcspResponder } from './ocsp.js';
 import { CrlPublisher } from './revocation.js';
+import { CRL_PATH, OCSP_PATH, createRevocationServer } from './revocation-server.js';
 import { Upstream } from './upstream.js';
 import type { RenewalWindow, TestCa, TestCaCertificate, TestCaEndpoint, TestCaFault, TestCaOptions } from './types.js';
 
-const CRL_PATH = '/crl';
 const LOOPBACK = '127.0.0.1';
 /** The directory names the test CA counts and faults by (RFC 8555 §7.1.1). */
 const DIRECTORY_ENDPOINTS: readonly TestCaEndpoint[] = ['newNonce', 'newAccount', 'newOrder', 'revokeCert', 'keyChange'];
@@ -42,27 +43,14 @@ export async function startTestCa(options: TestCaOptions): Promise<TestCa> {
     const ledger = new Ledger();
     const crl = new CrlPublisher(issuer, ledger, resolved.crlLifetimeMs);
 
-    const crlServer = http.createServer((req, res) => {
-      ledger.count('crl');
-      if (req.method !== 'GET' || new URL(req.url ?? '/', 'http://crl.invalid').pathname !== CRL_PATH) {
-        res.writeHead(404).end();
-        return;
-      }
-      const fault = ledger.takeFault('crl');
-      if (fault) {
-        res.writeHead(fault.status, fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {}).end();
-        return;
-      }
-      lifecycle.track(crl.crl(resolved.clock.now())).then(
-        (der) => res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(der),
-        () => res.writeHead(500).end(),
-      );
-    });
+    const ocsp = resolved.ocsp ? new OcspResponder(issuer, ledger, resolved.clock, resolved.crlLifetimeMs) : undefined;
+    const crlServer = createRevocationServer({ ledger, crl, ocsp, clock: resolved.clock, lifecycle });
     servers.push(crlServer);
     const crlPort = await listen(crlServer);
     const crlUrl = `http://${LOOPBACK}:${crlPort}${CRL_PATH}`;
+    const ocspUrl = ocsp ? `http://${LOOPBACK}:${crlPort}${OCSP_PATH}` : undefined;
 
-    const context: FrontContext = { options: resolved, ledger, upstream, issuer, crlUrl, newNoncePath: '/', logger: resolved.logger };
+    const context: FrontContext = { options: resolved, ledger, upstream, issuer, crlUrl, ocspUrl, newNoncePath: '/', logger: resolved.logger };
     const front = new AcmeFront(context);
     const acmeServer = https.createServer({ cert: identity.certPem, key: identity.keyPem }, (req, res) => {
       if (lifecycle.closed) {
@@ -96,6 +84,7 @@ export async function startTestCa(options: TestCaOptions): Promise<TestCa> {
       rootCertificate: firstPem(rootPem),
       intermediateCertificate: issuer.certificatePem,
       crlUrl,
+      ocspUrl,
     });
   } catch (error) {
     upstream.close();
@@ -113,6 +102,7 @@ interface RunningParts {
   rootCertificate: string;
   intermediateCertificate: string;
   crlUrl: string;
+  ocspUrl: string | undefined;
 }
 
 class RunningTestCa implements TestCa {
@@ -121,6 +111,7 @@ class RunningTestCa implements TestCa {
   readonly rootCertificate: string;
   readonly intermediateCertificate: string;
   readonly crlUrl: string;
+  readonly ocspUrl: string | undefined;
   readonly #lifecycle: Lifecycle;
   readonly #ledger: Ledger;
   readonly #options: ResolvedTestCaOptions;
@@ -131,6 +122,7 @@ class RunningTestCa implements TestCa {
     this.rootCertificate = parts.rootCertificate;
     this.intermediateCertificate = parts.intermediateCertificate;
     this.crlUrl = parts.crlUrl;
+    this.ocspUrl = parts.ocspUrl;
     this.#lifecycle = parts.lifecycle;
     this.#ledger = parts.ledger;
     this.#options = parts.options;

@@ -29,8 +29,10 @@ export interface TestCaOptions {
   clock?: Clock;
   /** Retry-After (seconds) sent with every renewalInfo answer; default 6 hours, as Let's Encrypt. */
   renewalInfoRetryAfterSeconds?: number;
-  /** nextUpdate - thisUpdate of the CRL; default 1 hour. */
+  /** nextUpdate - thisUpdate of the CRL and of OCSP answers; default 1 hour. */
   crlLifetimeMs?: number;
+  /** Run an OCSP responder and name it in the certificates (Authority Information Access); default false, as Let's Encrypt. */
+  ocsp?: boolean;
   logger?: Logger;
 }
 
@@ -54,6 +56,7 @@ export type TestCaEndpoint =
   | 'finalize'
   | 'certificate'
   | 'crl'
+  | 'ocsp'
   | 'other';
 
 export interface TestCaFault {
@@ -107,6 +110,8 @@ export interface TestCa extends AsyncDisposable {
   readonly intermediateCertificate: string;
   /** Plain-HTTP URL of the CRL, named in every issued certificate's CRL distribution point. */
   readonly crlUrl: string;
+  /** Plain-HTTP URL of the OCSP responder (POST, or GET with the base64 request in the path); undefined unless the `ocsp` option is true. */
+  readonly ocspUrl: string | undefined;
   /** Every certificate issued so far, oldest first. */
   certificates(): TestCaCertificate[];
   /** The certificate (PEM, leaf first, or its certID) as the test CA knows it; throws InvalidOptionError when it did not issue it. */
