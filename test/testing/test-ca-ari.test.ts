@@ -72,6 +72,7 @@ describe('test CA: renewalInfo, replaces and revocation in front of a real Pebbl
       assert.equal(info.explanationUrl, 'https://ca.example.test/drill');
     }
     assert.equal(stack.ca.requests('renewalInfo'), before + 2);
+    assert.deepEqual([a, b].map(({ chainPem }) => stack.ca.certificate(chainPem).renewalInfoRequests), [1, 1]);
     assert.ok(stack.ca.certificates().every((c) => c.renewalWindow.end.getTime() < clock.now()), 'every certificate issued so far');
     const later = await stack.obtain(client, ['drill-c.example.test']);
     assert.ok(stack.ca.certificate(later.chainPem).renewalWindow.start.getTime() > clock.now());

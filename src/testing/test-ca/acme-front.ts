@@ -139,6 +139,7 @@ export class AcmeFront {
     if (!record) {
       return { status: 404, headers: { ...json, 'content-type': 'application/problem+json' }, body: JSON.stringify({ type: `${ACME_ERROR}malformed`, detail: `no certificate ${certId}`, status: 404 }) };
     }
+    record.renewalInfoRequests++;
     const { start, end, explanationUrl } = record.renewalWindow;
     const body = { suggestedWindow: { start: start.toISOString(), end: end.toISOString() }, ...(explanationUrl !== undefined ? { explanationURL: explanationUrl } : {}) };
     return { status: 200, headers: json, body: JSON.stringify(body) };
@@ -237,6 +238,7 @@ export class AcmeFront {
       notAfter: leaf.notAfter,
       certificatePem: leaf.pem,
       renewalWindow: defaultWindow(leaf.notBefore, leaf.notAfter),
+      renewalInfoRequests: 0,
       ...(order.replaces !== undefined ? { replaces: order.replaces } : {}),
       orderPath: order.path,
       accountPath: order.accountPath,

@@ -98,6 +98,8 @@ export interface TestCaCertificate {
   /** certID of the certificate whose finalized order replaced this one. */
   replacedBy?: string;
   revoked?: { at: Date; reason: number };
+  /** renewalInfo requests for this certificate so far (faulted ones excluded), to check that a fleet polls each certificate once. */
+  renewalInfoRequests: number;
 }
 
 export interface TestCa extends AsyncDisposable {
