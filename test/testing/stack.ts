@@ -19,7 +19,7 @@ export interface Stack {
   /** A new acme-client client with a fresh account. */
   client(): Promise<acme.Client>;
   /** Orders, validates over HTTP-01 and downloads; `extra` goes into the newOrder payload (profile, replaces). */
-  obtain(client: acme.Client, names: string[], extra?: Record<string, unknown>): Promise<{ order: acme.Order; chainPem: string }>;
+  obtain(client: acme.Client, names: string[], extra?: Record<string, unknown>): Promise<{ order: acme.Order; chainPem: string; keyPem: string }>;
   /** GET over HTTPS trusting only the test CA's own CA. */
   get(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>;
   /** Plain-HTTP GET (the CRL), as bytes. */
@@ -33,11 +33,14 @@ export interface RawAnswer {
   headers: Record<string, string | undefined>;
 }
 
-/** acme-client's own signed request (kid = the client's account), for answers its API methods would turn into bare messages. */
-export async function signedPost(client: acme.Client, resourceOrUrl: string, payload: unknown): Promise<RawAnswer> {
-  const http = (client as unknown as { http: { getResourceUrl(name: string): Promise<string>; signedRequest(url: string, payload: unknown, options: { kid: string }): Promise<RawAnswer> } }).http;
+/**
+ * acme-client's own signed request, for answers its API methods would turn into bare messages. Signed with
+ * kid = the client's account, or with `jwk: true` by its key alone (a client whose key is a certificate's).
+ */
+export async function signedPost(client: acme.Client, resourceOrUrl: string, payload: unknown, { jwk = false } = {}): Promise<RawAnswer> {
+  const http = (client as unknown as { http: { getResourceUrl(name: string): Promise<string>; signedRequest(url: string, payload: unknown, options: { kid: string | null }): Promise<RawAnswer> } }).http;
   const url = resourceOrUrl.startsWith('https:') ? resourceOrUrl : await http.getResourceUrl(resourceOrUrl);
-  return http.signedRequest(url, payload, { kid: client.getAccountUrl() });
+  return http.signedRequest(url, payload, { kid: jwk ? null : client.getAccountUrl() });
 }
 
 export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): Promise<Stack> {
@@ -83,9 +86,10 @@ export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): P
       await c.completeChallenge(challenge);
       await c.waitForValidStatus(challenge);
     }
-    const [, csr] = await acme.crypto.createCsr({ commonName: names[0] as string, altNames: names }, await acme.crypto.createPrivateEcdsaKey());
+    const key = await acme.crypto.createPrivateEcdsaKey();
+    const [, csr] = await acme.crypto.createCsr({ commonName: names[0] as string, altNames: names }, key);
     const finalized = await c.finalizeOrder(order, csr);
-    return { order, chainPem: await c.getCertificate(finalized) };
+    return { order, chainPem: await c.getCertificate(finalized), keyPem: key.toString() };
   };
 
   const request = (url: string, secure: boolean): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> =>

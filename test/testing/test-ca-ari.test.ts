@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as x509 from '@peculiar/x509';
+import acme from 'acme-client';
 import { certId } from '../../src/acme/ari.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
@@ -104,6 +105,7 @@ describe('test CA: renewalInfo, replaces and revocation in front of a real Pebbl
     const byAcme = await stack.obtain(client, ['revoke-a.example.test']);
     const byTest = await stack.obtain(client, ['revoke-b.example.test']);
     const kept = await stack.obtain(client, ['revoke-c.example.test']);
+    const byCertKey = await stack.obtain(client, ['revoke-d.example.test']);
 
     const first = await readCrl(stack);
     assert.equal(first.entries.length, 0);
@@ -126,6 +128,14 @@ describe('test CA: renewalInfo, replaces and revocation in front of a real Pebbl
     const other = await stack.client();
     await assert.rejects(other.revokeCertificate(kept.chainPem), /did not sign|neither/i, 'another account may not revoke it');
     assert.equal(stack.ca.certificate(kept.chainPem).revoked, undefined);
+
+    // RFC 8555 §7.6: the certificate's own key may revoke it, signing with its jwk.
+    const der = (pem: string): string => new X509Certificate(pem).raw.toString('base64url');
+    const withCertKey = new acme.Client({ directoryUrl: stack.ca.directoryUrl, accountKey: byCertKey.keyPem });
+    const wrongKey = new acme.Client({ directoryUrl: stack.ca.directoryUrl, accountKey: byTest.keyPem });
+    assert.equal((await signedPost(wrongKey, 'revokeCert', { certificate: der(byCertKey.chainPem) }, { jwk: true })).status, 403);
+    assert.equal((await signedPost(withCertKey, 'revokeCert', { certificate: der(byCertKey.chainPem), reason: 4 }, { jwk: true })).status, 200);
+    assert.equal(stack.ca.certificate(byCertKey.chainPem).revoked?.reason, 4);
   });
 });
 
