@@ -55,6 +55,14 @@ describe('test CA: renewalInfo, replaces and revocation in front of a real Pebbl
     assert.equal(info?.explanationUrl, 'https://ca.example.test/why');
     assert.equal(info?.retryAfter, clock.now() + HOUR, "certkeeper's client read the test CA's Retry-After");
 
+    // Raw GETs: certkeeper's client would (rightly) hold every request to this CA after a 503 with Retry-After.
+    stack.ca.injectFault({ endpoint: 'renewalInfo', status: 503, retryAfter: 120 });
+    const refused = await stack.get(`${renewalInfo}/${id}`);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['retry-after'], '120');
+    assert.equal((JSON.parse(refused.body) as { type: string }).type, `${ACME}serverInternal`);
+    assert.equal((await stack.get(`${renewalInfo}/${id}`)).status, 200, 'the fault answered one request');
+
     assert.equal((await stack.get(`${renewalInfo}/AAAA.AAAA`)).status, 404, 'a certificate it did not issue');
     assert.equal((await stack.get(`${renewalInfo}/not-a-cert-id`)).status, 400);
     assert.throws(() => stack.ca.setRenewalWindow(chainPem, { start, end: start }), /after window.start/);
