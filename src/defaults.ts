@@ -158,3 +158,16 @@ export const DEFAULT_NOTIFY_EXPIRING_RATIO = 1 / 5;
 export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
 /** The CLI's stderr: human lines unless `--log-format json`. */
 export const DEFAULT_LOG_FORMAT = 'human' as 'human' | 'json';
+
+// --- test CA (certkeeper/testing startTestCa)
+/** As Let's Encrypt offers them in 2026 (the classic lifetime is shrinking; 90 days today). */
+export const DEFAULT_TEST_CA_PROFILES: Readonly<Record<string, Readonly<{ lifetimeMs: number; description: string }>>> = Object.freeze({
+  classic: Object.freeze({ lifetimeMs: 90 * DAY_MS, description: 'The same profile you have been getting all along (90 days)' }),
+  tlsserver: Object.freeze({ lifetimeMs: 45 * DAY_MS, description: 'Server authentication only, 45 days' }),
+  shortlived: Object.freeze({ lifetimeMs: 160 * HOUR_MS, description: 'Short-lived certificates, 160 hours' }),
+});
+export const DEFAULT_TEST_CA_PROFILE = 'classic';
+export const DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS = 6 * 3600;
+export const DEFAULT_TEST_CA_CRL_LIFETIME_MS = HOUR_MS;
+/** Let's Encrypt runs no OCSP since 2025: certificates name no responder unless a test asks. */
+export const DEFAULT_TEST_CA_OCSP = false;
