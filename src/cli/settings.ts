@@ -12,6 +12,7 @@ import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns-settings.js';
+import { parseStorageUrl } from '../storage/url.js';
 import { email as validEmail, port } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
 import { DEFAULT_LOG_FORMAT } from '../defaults.js';
@@ -26,6 +27,7 @@ export const LOG_FORMATS: readonly LogFormat[] = ['human', 'json'];
 
 /** Every setting a command may use; each one can come from a flag, the environment or the config file. */
 export interface CliSettings {
+  /** An absolute directory, or a storage URL (redis://, postgres://, etcd://) as given: print it through redactStorageUrl(). */
   readonly storage: string;
   readonly issuer: CliIssuer;
   readonly ca: string;
@@ -118,10 +120,16 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
     sources.flags[key] === undefined && !sources.env[SETTINGS[key].env] && sources.file?.[key] !== undefined;
   const path = (key: 'storage' | 'caRoot', value: string | undefined): string | undefined =>
     value === undefined ? undefined : resolve(fromFile(key) ? (sources.fileDir ?? sources.cwd) : sources.cwd, value);
+  // A storage URL stays as given (checked here, once); a directory or file: URL becomes an absolute path.
+  const storage = (value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    const location = parseStorageUrl(value, fromFile('storage') ? (sources.fileDir ?? sources.cwd) : sources.cwd);
+    return location.kind === 'file' ? location.root : value;
+  };
 
   const issuer = pick('issuer') ?? 'acme';
   return Object.freeze({
-    storage: path('storage', pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
+    storage: storage(pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
     issuer,
     ca: pick('ca') ?? DEFAULT_CA,
     email: pick('email'),
