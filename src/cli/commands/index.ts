@@ -10,6 +10,7 @@ import { registerObtain } from './obtain.js';
 import { registerRenew } from './renew.js';
 import { registerRevoke } from './revoke.js';
 import { registerStatus } from './status.js';
+import { registerStorage } from './storage.js';
 import { registerTrust } from './trust.js';
 
 export interface Registry {
@@ -28,6 +29,7 @@ export function registerCommands(program: Command, registry: Registry): void {
   registerExport(program, registry);
   registerTrust(program, registry);
   registerDoctor(program, registry);
+  registerStorage(program, registry);
 }
 
 /** The Command object commander passes last to every action. */
