@@ -14,7 +14,7 @@
  * Every backend is opened through storageFromUrl() of the package as built
  * (dist/), with its default lock timings (what a user gets).
  *
- *   node --import tsx bench/storage-locks.ts [--locks 500] [--names 100] [--processes 3] [--rounds 2]
+ *   node --import tsx bench/storage-locks.ts [--locks 500] [--names 100] [--processes 3] [--rounds 2] [--lock-poll-ms N]
  *
  * Redis (CERTKEEPER_TEST_REDIS_URL, default redis://127.0.0.1:6379) and
  * PostgreSQL (CERTKEEPER_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test)
@@ -41,12 +41,15 @@ const { values: args } = parseArgs({
     names: { type: 'string', default: '100' },
     processes: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },
+    /** Poll interval of a busy lease lock in Redis/PostgreSQL/etcd (default: the adapters' own). */
+    'lock-poll-ms': { type: 'string' },
   },
 });
 const LOCKS = Number(args.locks);
 const NAMES = Number(args.names);
 const PROCESSES = Number(args.processes);
 const ROUNDS = Number(args.rounds);
+const LOCK_POLL_MS = args['lock-poll-ms'] === undefined ? undefined : Number(args['lock-poll-ms']);
 const REDIS_URL = process.env.CERTKEEPER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES_URL = process.env.CERTKEEPER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = join(import.meta.dirname, 'lib', 'storage-fleet-worker.ts');
@@ -188,7 +191,7 @@ async function fleet(url: string, round: number): Promise<FleetRun> {
   const names = Array.from({ length: NAMES }, (_, i) => `n${i}.r${round}.locks-bench.test`);
   const workers = Array.from({ length: PROCESSES }, (_, i) => {
     const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
-      env: { ...process.env, CERTKEEPER_BENCH_WORKER: JSON.stringify({ id: `w${i}`, url, names }) },
+      env: { ...process.env, CERTKEEPER_BENCH_WORKER: JSON.stringify({ id: `w${i}`, url, names, lockPollMs: LOCK_POLL_MS }) },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     live.add(child);
@@ -291,7 +294,7 @@ async function main(): Promise<void> {
       met: r.runs.every((run) => run.issued === NAMES && run.stored === NAMES && run.failed === 0),
     });
   }
-  notes.push(`${LOCKS} uncontended lock+unlock cycles per backend after 20 warm-up cycles, one process, default lock timings`);
+  notes.push(`${LOCKS} uncontended lock+unlock cycles per backend after 20 warm-up cycles, one process, ${LOCK_POLL_MS === undefined ? 'default lock timings' : `lease locks polling every ${LOCK_POLL_MS} ms`}`);
   notes.push(`fleet: median of ${ROUNDS} round(s), rounds alternate over the backends; each round a fresh storage; time from "go" to the last of ${PROCESSES} processes done (process start not counted)`);
   notes.push(`load average before ${loadBefore}, after ${loadAverage()} (2 shared cores: noisy)`);
   emitResult({ bench: 'storage-locks', rows, notes });

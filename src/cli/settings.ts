@@ -61,7 +61,7 @@ interface SettingSpec {
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
-  storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: nonEmptyString },
+  storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: storageValue },
   issuer: { env: 'CERTKEEPER_ISSUER', flag: '--issuer', parse: (v, from) => oneOf(v, from, ['acme', 'internal']) },
   ca: { env: 'CERTKEEPER_CA', flag: '--ca', parse: nonEmptyString },
   email: { env: 'CERTKEEPER_EMAIL', flag: '--email', parse: (v, from) => validEmail(nonEmptyString(v, from), from) },
@@ -168,6 +168,13 @@ export function readConfigFile(path: string): SettingsInput {
     }
   }
   return parsed as SettingsInput;
+}
+
+/** A directory or a storage URL; a URL is checked here so a bad one names its source. */
+function storageValue(value: unknown, from: string): string {
+  const text = nonEmptyString(value, from);
+  parseStorageUrl(text, '/', from);
+  return text;
 }
 
 function stringValue(value: unknown, from: string): string {
