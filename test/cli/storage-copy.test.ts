@@ -236,6 +236,17 @@ describe('certkeeper storage copy / verify', { skip: skipBuild }, async () => {
     assert.match(unknown.stderr, /unsupported storage URL scheme "s3:".*redis:\/\//);
   });
 
+  test('trust on a backend URL prints the root certificate itself; demo refuses one (it needs files)', { skip: redisSkip }, async () => {
+    const url = `${REDIS_URL}/0?prefix=${encodeURIComponent(`${redisPrefix}trust:`)}`;
+    const trust = await runBin(['trust', '--storage', url]);
+    assert.equal(trust.code, 0, trust.stderr);
+    assert.ok(new X509Certificate(trust.stdout).ca, 'a CA certificate on stdout');
+    assert.match(trust.stderr, /save it to a file and trust that file/);
+    const demo = await runBin(['demo', '--storage', url, '--port', '0']);
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /the demo keeps its certificates in a directory/);
+  });
+
   test('a password in a storage URL never reaches the output of a failing command', async () => {
     const port = await freePort();
     const url = `redis://app:hunter2-secret-pw@127.0.0.1:${port}/0?prefix=x:`;
