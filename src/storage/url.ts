@@ -46,7 +46,8 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
 /** True when the string names a non-file backend (a URL other than file:). */
 export function isRemoteStorageUrl(value: string): boolean {
   const scheme = SCHEME.exec(value)?.[1]?.toLowerCase();
-  return scheme !== undefined && scheme !== 'file';
+  // One letter is a Windows drive (C:\...), not a scheme.
+  return scheme !== undefined && scheme.length > 1 && scheme !== 'file';
 }
 
 /**
