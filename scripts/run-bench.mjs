@@ -32,6 +32,7 @@ const BENCHES = {
   middleware: 600,
   reload: 600,
   'startup-import': 300,
+  'storage-locks': 1200,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup'];
 

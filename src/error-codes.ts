@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   ERR_INVALID_STORAGE_KEY: 'A storage key would leave the storage root or holds forbidden characters.',
   ERR_STORAGE_NOT_FOUND: 'The storage key does not exist.',
   ERR_STORAGE: 'The storage backend failed (permissions, disk full, connection lost, an operation timed out).',
+  ERR_STORAGE_ADAPTER_MISSING: 'A storage URL names a backend whose adapter package is not installed; the message says which one to install (`npm install @certkeeper/storage-redis`).',
   ERR_STORAGE_INSECURE: 'A FileStorage path is a symbolic link below the root, or can be written by another user (owner or mode); `path` names it.',
   ERR_LOCK_TIMEOUT: 'A storage lock could not be obtained in time.',
   ERR_LOCK_LOST: 'A storage lock was lost (its lease expired) before the holder finished.',

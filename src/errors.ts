@@ -86,6 +86,15 @@ export class StorageError extends CertKeeperError {
   }
 }
 
+/** A storage URL's adapter package cannot be imported (not installed where certkeeper or the working directory can find it). */
+export class StorageAdapterMissingError extends CertKeeperError {
+  readonly packageName: string;
+  constructor(packageName: string, scheme: string, options?: CertKeeperErrorOptions) {
+    super('ERR_STORAGE_ADAPTER_MISSING', `Storage URLs "${scheme}:" need the package ${packageName}, which is not installed: npm install ${packageName}`, options);
+    this.packageName = packageName;
+  }
+}
+
 /**
  * FileStorage refuses a path another user could have planted or can change:
  * a symlink below the root, or a folder or file not owned by this process's

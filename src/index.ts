@@ -23,6 +23,7 @@ export {
   type CertificateRef,
 } from './storage/certificates.js';
 export { checkStorageWritable } from './storage/check.js';
+export { storageFromUrl, parseStorageUrl, redactStorageUrl, STORAGE_URL_FORMS, type StorageFromUrlOptions, type StorageLocation } from './storage/url.js';
 
 export type * from './issuers/types.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme.js';

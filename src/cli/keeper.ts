@@ -5,13 +5,24 @@ import type { CertKeeperOptions } from '../config/index.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';
-import { FileStorage } from '../storage/file.js';
+import type { Storage } from '../storage/types.js';
+import { redactStorageUrl, storageFromUrl } from '../storage/url.js';
 import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import { dns01From } from './dns.js';
 import type { CliSettings } from './settings.js';
 
-export function openStorage(settings: CliSettings, logger: Logger): FileStorage {
-  return new FileStorage({ root: settings.storage, logger });
+/**
+ * The storage of `--storage` (a directory or a storage URL). Commands that only
+ * read pass `existing`: a directory that does not exist is then an error, so a
+ * typo is not reported as an empty store.
+ */
+export async function openStorage(settings: CliSettings, logger: Logger, options: { existing?: boolean } = {}): Promise<Storage> {
+  return storageFromUrl(settings.storage, { logger, requireExisting: options.existing === true });
+}
+
+/** The storage as it may be printed: a directory, or the URL without its credentials. */
+export function storageLabel(settings: CliSettings): string {
+  return redactStorageUrl(settings.storage);
 }
 
 /** PEM text of `--ca-root`, read once. */
@@ -38,7 +49,7 @@ export function configuredIssuerKey(settings: CliSettings): string {
 }
 
 /** Options for a CertKeeper doing one CLI command: the CLI has no server, so it opens its own challenge listeners. */
-export function keeperOptions(settings: CliSettings, storage: FileStorage, logger: Logger): CertKeeperOptions {
+export function keeperOptions(settings: CliSettings, storage: Storage, logger: Logger): CertKeeperOptions {
   return {
     storage,
     logger,

@@ -16,6 +16,7 @@ import { registerObtain } from './commands/obtain.js';
 import { registerRenew } from './commands/renew.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerStatus } from './commands/status.js';
+import { registerStorage } from './commands/storage.js';
 import { registerTrust } from './commands/trust.js';
 import { cliLogger, type CliIo } from './io.js';
 import { errorLines } from './errors.js';
@@ -34,6 +35,7 @@ const COMMANDS: readonly RegisterCommand[] = [
   registerExport,
   registerTrust,
   registerDoctor,
+  registerStorage,
 ];
 
 export const EXIT_OK = 0;
@@ -79,7 +81,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onS
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .option('--config <file>', `JSON config file with any of the settings below (env ${CONFIG_ENV})`)
-    .option('--storage <dir>', 'storage directory (env CERTKEEPER_STORAGE; default $XDG_DATA_HOME/certkeeper)')
+    .option('--storage <dir|url>', 'storage directory or URL: file:, redis://, rediss://, postgres://, etcd:// (env CERTKEEPER_STORAGE; default $XDG_DATA_HOME/certkeeper)')
     .addOption(new Option('--issuer <type>', 'acme or internal (env CERTKEEPER_ISSUER; default acme)').choices(['acme', 'internal']))
     .option('--ca <url|preset>', 'ACME directory URL or letsencrypt, letsencrypt-staging, zerossl, google, google-staging (env CERTKEEPER_CA)')
     .option('--email <address>', 'ACME account contact (env CERTKEEPER_EMAIL)')

@@ -12,6 +12,7 @@ import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns-settings.js';
+import { parseStorageUrl } from '../storage/url.js';
 import { email as validEmail, port } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
 import { DEFAULT_LOG_FORMAT } from '../defaults.js';
@@ -26,6 +27,7 @@ export const LOG_FORMATS: readonly LogFormat[] = ['human', 'json'];
 
 /** Every setting a command may use; each one can come from a flag, the environment or the config file. */
 export interface CliSettings {
+  /** An absolute directory, or a storage URL (redis://, postgres://, etcd://) as given: print it through redactStorageUrl(). */
   readonly storage: string;
   readonly issuer: CliIssuer;
   readonly ca: string;
@@ -59,7 +61,7 @@ interface SettingSpec {
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
-  storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: nonEmptyString },
+  storage: { env: 'CERTKEEPER_STORAGE', flag: '--storage', parse: storageValue },
   issuer: { env: 'CERTKEEPER_ISSUER', flag: '--issuer', parse: (v, from) => oneOf(v, from, ['acme', 'internal']) },
   ca: { env: 'CERTKEEPER_CA', flag: '--ca', parse: nonEmptyString },
   email: { env: 'CERTKEEPER_EMAIL', flag: '--email', parse: (v, from) => validEmail(nonEmptyString(v, from), from) },
@@ -118,10 +120,16 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
     sources.flags[key] === undefined && !sources.env[SETTINGS[key].env] && sources.file?.[key] !== undefined;
   const path = (key: 'storage' | 'caRoot', value: string | undefined): string | undefined =>
     value === undefined ? undefined : resolve(fromFile(key) ? (sources.fileDir ?? sources.cwd) : sources.cwd, value);
+  // A storage URL stays as given (checked here, once); a directory or file: URL becomes an absolute path.
+  const storage = (value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    const location = parseStorageUrl(value, fromFile('storage') ? (sources.fileDir ?? sources.cwd) : sources.cwd);
+    return location.kind === 'file' ? location.root : value;
+  };
 
   const issuer = pick('issuer') ?? 'acme';
   return Object.freeze({
-    storage: path('storage', pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
+    storage: storage(pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
     issuer,
     ca: pick('ca') ?? DEFAULT_CA,
     email: pick('email'),
@@ -160,6 +168,13 @@ export function readConfigFile(path: string): SettingsInput {
     }
   }
   return parsed as SettingsInput;
+}
+
+/** A directory or a storage URL; a URL is checked here so a bad one names its source. */
+function storageValue(value: unknown, from: string): string {
+  const text = nonEmptyString(value, from);
+  parseStorageUrl(text, '/', from);
+  return text;
 }
 
 function stringValue(value: unknown, from: string): string {

@@ -24,4 +24,5 @@ export {
   type KeyEncryptor,
   type KeyEncryptorOptions,
 } from './encryption.js';
+export { storageFromUrl, parseStorageUrl, redactStorageUrl, STORAGE_URL_FORMS, type StorageFromUrlOptions, type StorageLocation } from './url.js';
 export { validateLogger, type Logger, type LogLevel } from '../logger.js';

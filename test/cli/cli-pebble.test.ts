@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +227,8 @@ describe('certkeeper --help and precedence', () => {
     const flagStorage = join(dir, 'from-flag');
     const config = join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ storage: fileStorage, httpPort: 8081 }));
+    // `list` refuses a storage directory that does not exist (a typo is not an empty store).
+    for (const storage of [fileStorage, envStorage, flagStorage, join(dir, 'relative-store')]) await mkdir(storage, { recursive: true });
     const storageUsed = async (args: string[], env: NodeJS.ProcessEnv): Promise<string> => {
       const result = await runCli(['list', ...args], env);
       assert.equal(result.code, 0, result.stderr);

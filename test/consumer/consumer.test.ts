@@ -122,12 +122,17 @@ describe('the packed packages, installed from their tarballs into a fresh projec
       sameErrorClass: boolean;
       adapters: Record<string, { loaded: string; missing: string; secondTry: boolean; afterUnlock: boolean }>;
       handshake: { authorized: boolean; subjectAltName: string };
+      urls: Record<string, string>;
     };
     assert.deepEqual(report.exports, { root: 'function', testing: 'function', express: 'function', fastify: 'function', koa: 'function', storage: 'function', prometheus: 'function', opentelemetry: 'function' });
     assert.equal(report.sameErrorClass, true, 'certkeeper/storage exports the same classes as certkeeper');
     for (const name of ['redis', 'postgres']) {
       assert.deepEqual(report.adapters[name], { loaded: `value from ${name}`, missing: 'StorageNotFoundError', secondTry: false, afterUnlock: true }, name);
     }
+    assert.equal(report.urls.redis, 'RedisStorage', 'storageFromUrl found the installed Redis adapter');
+    assert.equal(report.urls.postgres, 'PostgresStorage');
+    const etcd = report.urls.etcd ?? '';
+    assert.ok(etcd === 'EtcdStorage' || (etcd.startsWith('ERR_STORAGE_ADAPTER_MISSING: ') && etcd.includes('npm install @certkeeper/storage-etcd')), etcd);
     assert.equal(report.handshake.authorized, true, 'verified against the internal root');
     assert.match(report.handshake.subjectAltName, /DNS:localhost/);
   });

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { InvalidOptionError } from '../../errors.js';
 import { port as validPort } from '../../validate.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
@@ -13,9 +14,11 @@ export function registerDemo(program: Command, host: CommandHost): void {
     .addHelpText('after', '\nStorage defaults to $XDG_DATA_HOME/certkeeper-demo (~/.local/share/certkeeper-demo); --storage overrides it.')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const { startDemo } = await import('../demo.js');
+      const [{ startDemo }, { isRemoteStorageUrl }] = await Promise.all([import('../demo.js'), import('../../storage/url.js')]);
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
+      // The demo prints the path of its root certificate for curl: it needs files.
+      if (isRemoteStorageUrl(settings.storage)) throw new InvalidOptionError('storage', 'the demo keeps its certificates in a directory: give --storage a directory');
       const portText = command.opts<{ port: string }>().port;
       const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
       if (io.signal.aborted) return host.finish(0);

@@ -23,7 +23,7 @@ export function registerDoctor(program: Command, host: CommandHost): void {
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command);
       const flags = command.opts<{ caaIdentity?: string[]; json?: boolean }>();
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger);
       let results: CheckResult[];
       try {
         const acme = settings.issuer === 'acme';
@@ -42,7 +42,7 @@ export function registerDoctor(program: Command, host: CommandHost): void {
           logger,
         });
       } finally {
-        await storage.close();
+        await storage.close?.();
       }
       if (flags.json) {
         io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

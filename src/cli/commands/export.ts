@@ -25,7 +25,7 @@ export function registerExport(program: Command, host: CommandHost): void {
     .option('--issuer-key <key>', 'storage folder of the issuer, when several issuers hold this name (default: the newest)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const [{ toPkcs12 }, { loadCertificateSet }, { findStoredCertificates }, { openStorage }] = await Promise.all([
+      const [{ toPkcs12 }, { loadCertificateSet }, { findStoredCertificates }, { openStorage, storageLabel }] = await Promise.all([
         import('../../issuers/pkcs12.js'),
         import('../../storage/certificates.js'),
         import('../inventory.js'),
@@ -41,11 +41,11 @@ export function registerExport(program: Command, host: CommandHost): void {
       if (flags.format === 'p12' && flags.out === undefined && io.stdout.isTTY === true) {
         throw new InvalidOptionError('--out', 'is required for --format p12 when stdout is a terminal');
       }
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger, { existing: true });
       let output: Buffer;
       try {
         const [found] = await findStoredCertificates(storage, name, { now: Date.now(), issuerKey: flags.issuerKey });
-        if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${settings.storage}`);
+        if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${storageLabel(settings)}`);
         const set = await loadCertificateSet(storage, found.issuer, found.certName);
         if (flags.format === 'pem') {
           output = Buffer.from(`${set.certPem.trimEnd()}\n${set.keyPem.trimEnd()}\n`);
@@ -54,7 +54,7 @@ export function registerExport(program: Command, host: CommandHost): void {
           output = toPkcs12({ certPem: set.certPem, keyPem: set.keyPem, password, friendlyName: found.names[0] });
         }
       } finally {
-        await storage.close();
+        await storage.close?.();
       }
       if (flags.out !== undefined) {
         const path = resolve(io.cwd, flags.out);

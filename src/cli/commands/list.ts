@@ -11,21 +11,21 @@ export function registerList(program: Command, host: CommandHost): void {
     .option('--json', 'print a JSON array (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const [{ listStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
+      const [{ listStoredCertificates }, { openStorage, storageLabel }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command);
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger, { existing: true });
       let certificates: StoredCertificate[];
       try {
         certificates = await listStoredCertificates(storage, { now: Date.now() });
       } finally {
-        await storage.close();
+        await storage.close?.();
       }
       if (command.opts<{ json?: boolean }>().json) {
         const now = Date.now();
         io.stdout.write(`${JSON.stringify(certificates.map((c) => storedJson(c, now)), null, 2)}\n`);
       } else if (certificates.length === 0) {
-        io.stdout.write(`No certificates in ${settings.storage}.\n`);
+        io.stdout.write(`No certificates in ${storageLabel(settings)}.\n`);
       } else {
         io.stdout.write(
           formatTable(

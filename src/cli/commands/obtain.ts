@@ -22,7 +22,7 @@ export function registerObtain(program: Command, host: CommandHost): void {
       // Bad names are usage errors, found before any CA is contacted.
       for (const name of names) parseIdentifier(name);
       const entries: (string | string[])[] = command.opts<{ together?: boolean }>().together ? [names] : names;
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger);
       const keeper = new CertKeeper(keeperOptions(settings, storage, logger));
       const progress = new Progress(io.stdout, 'obtaining');
       let failed = 0;
@@ -42,7 +42,7 @@ export function registerObtain(program: Command, host: CommandHost): void {
         );
       } finally {
         await keeper.close();
-        await storage.close();
+        await storage.close?.();
       }
       host.finish(failed > 0 ? 1 : 0);
     });

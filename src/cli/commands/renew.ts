@@ -14,7 +14,7 @@ export function registerRenew(program: Command, host: CommandHost): void {
     .option('--force', 'renew even if not due, ignoring the failure backoff')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage }, { Progress }] = await Promise.all([
+      const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage, storageLabel }, { Progress }] = await Promise.all([
         import('../../manager.js'),
         import('../inventory.js'),
         import('../keeper.js'),
@@ -24,7 +24,7 @@ export function registerRenew(program: Command, host: CommandHost): void {
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command);
       const force = command.opts<{ force?: boolean }>().force === true;
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger, { existing: true });
       const issuerKey = configuredIssuerKey(settings);
       let keeper: CertKeeper | undefined;
       let failed = 0;
@@ -32,7 +32,7 @@ export function registerRenew(program: Command, host: CommandHost): void {
         const stored = (await listStoredCertificates(storage, { now: Date.now() })).filter((c) => c.issuer === issuerKey);
         const targets = selectTargets(stored, requested, issuerKey);
         if (targets.length === 0) {
-          io.stdout.write(`No stored certificates of ${issuerKey} in ${settings.storage}.\n`);
+          io.stdout.write(`No stored certificates of ${issuerKey} in ${storageLabel(settings)}.\n`);
           host.finish(0);
           return;
         }
@@ -56,7 +56,7 @@ export function registerRenew(program: Command, host: CommandHost): void {
         );
       } finally {
         await keeper?.close();
-        await storage.close();
+        await storage.close?.();
       }
       host.finish(failed > 0 ? 1 : 0);
     });

@@ -46,7 +46,7 @@ export function registerRevoke(program: Command, host: CommandHost): void {
       const { io, settings, logger } = host.contextFor(command);
       const reason = parseRevocationReason(command.opts<{ reason: string }>().reason);
       if (settings.issuer === 'internal') throw new InvalidOptionError('--issuer', 'the internal CA publishes no revocation; revoke works with an ACME CA');
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger, { existing: true });
       const issuer = new AcmeIssuer({
         directoryUrl: directoryUrl(settings),
         caCertificates: caCertificates(settings),
@@ -72,7 +72,7 @@ export function registerRevoke(program: Command, host: CommandHost): void {
         io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
       } finally {
         await issuer.close();
-        await storage.close();
+        await storage.close?.();
       }
       host.finish(0);
     });

@@ -12,19 +12,19 @@ export function registerStatus(program: Command, host: CommandHost): void {
     .option('--json', 'print a JSON object (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const [{ findStoredCertificates }, { openStorage }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
+      const [{ findStoredCertificates }, { openStorage, storageLabel }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const name = args[0] as string;
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command);
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger, { existing: true });
       const now = Date.now();
       let found;
       try {
         [found] = await findStoredCertificates(storage, name, { now });
       } finally {
-        await storage.close();
+        await storage.close?.();
       }
-      if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${settings.storage}`);
+      if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${storageLabel(settings)}`);
       if (command.opts<{ json?: boolean }>().json) {
         io.stdout.write(`${JSON.stringify(storedJson(found, now), null, 2)}\n`);
       } else {

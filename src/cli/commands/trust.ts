@@ -10,21 +10,30 @@ export function registerTrust(program: Command, host: CommandHost): void {
     .description("print the internal CA's root certificate path and the commands that trust it (installs nothing)")
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
-      const [{ InternalIssuer }, { openStorage }] = await Promise.all([import('../../issuers/internal.js'), import('../keeper.js')]);
+      const [{ InternalIssuer }, { openStorage }, { FileStorage }] = await Promise.all([
+        import('../../issuers/internal.js'),
+        import('../keeper.js'),
+        import('../../storage/file.js'),
+      ]);
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command);
-      const storage = openStorage(settings, logger);
+      const storage = await openStorage(settings, logger);
       const issuer = new InternalIssuer({ storage, logger });
-      let path: string;
+      let pem: string;
       try {
         // Creates the CA on first use, so the path printed exists.
-        await issuer.rootCertificatePem(io.signal);
-        path = join(storage.root, ...issuer.rootCertificateKey().split('/'));
+        pem = await issuer.rootCertificatePem(io.signal);
       } finally {
         await issuer.close();
-        await storage.close();
+        await storage.close?.();
       }
-      io.stdout.write(trustInstructions(path));
+      if (storage instanceof FileStorage) {
+        io.stdout.write(trustInstructions(join(storage.root, ...issuer.rootCertificateKey().split('/'))));
+      } else {
+        // No file to point at: the certificate itself, to save and trust.
+        io.stderr.write(`The root certificate of the internal CA "${DEFAULT_INTERNAL_CA_NAME}" follows; save it to a file and trust that file.\n`);
+        io.stdout.write(pem.endsWith('\n') ? pem : `${pem}\n`);
+      }
       host.finish(0);
     });
 }
