@@ -161,3 +161,19 @@ export const DEFAULT_NOTIFY_EXPIRING_RATIO = 1 / 5;
 export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
 /** The CLI's stderr: human lines unless `--log-format json`. */
 export const DEFAULT_LOG_FORMAT = 'human' as 'human' | 'json';
+
+// --- the daemon (certkeeper run) and deploy hooks
+/** The daemon says what it does (obtained, files written, hooks run) unless told otherwise. */
+export const DEFAULT_DAEMON_LOG_LEVEL = 'info' as const;
+/** A deploy hook (e.g. `nginx -s reload`) is killed after this long. */
+export const DEFAULT_DEPLOY_HOOK_TIMEOUT_MS = 60_000;
+/** Retries of a failed deploy hook after its first run (the certificate is not renewed again). */
+export const DEFAULT_DEPLOY_HOOK_RETRIES = 3;
+/** First retry delay of a deploy hook; doubled for each further retry. */
+export const DEFAULT_DEPLOY_HOOK_RETRY_DELAY_MS = 5_000;
+/** cert.pem, chain.pem, fullchain.pem: public. */
+export const DEFAULT_CERT_FILE_MODE = 0o644;
+/** privkey.pem and the combined PEM hold the private key. */
+export const DEFAULT_KEY_FILE_MODE = 0o600;
+/** The daemon's HTTP-01 endpoint behind a proxy listens on loopback unless told otherwise. */
+export const DEFAULT_CHALLENGE_PROXY_HOST = '127.0.0.1';

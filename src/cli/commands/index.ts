@@ -9,6 +9,7 @@ import { registerList } from './list.js';
 import { registerObtain } from './obtain.js';
 import { registerRenew } from './renew.js';
 import { registerRevoke } from './revoke.js';
+import { registerRun } from './run.js';
 import { registerStatus } from './status.js';
 import { registerTrust } from './trust.js';
 
@@ -28,6 +29,7 @@ export function registerCommands(program: Command, registry: Registry): void {
   registerExport(program, registry);
   registerTrust(program, registry);
   registerDoctor(program, registry);
+  registerRun(program, registry);
 }
 
 /** The Command object commander passes last to every action. */
