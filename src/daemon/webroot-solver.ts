@@ -9,7 +9,7 @@
  * (A solver: it belongs with the others in src/challenges/ once that folder exists.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChallengeFailedError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -27,8 +27,8 @@ export interface WebrootSolverOptions {
 export class WebrootSolver implements Solver {
   readonly #webrootFor: (name: string) => string | undefined;
   readonly #log: Logger;
-  /** Folders created by present(), removed again by cleanUp() when empty. */
-  readonly #created = new Map<string, number>();
+  /** Per webroot: challenges presented and not cleaned up yet, and the folders present() created there. */
+  readonly #inUse = new Map<string, { pending: number; created: string[] }>();
 
   constructor(options: WebrootSolverOptions) {
     this.#webrootFor = options.webrootFor;
@@ -38,14 +38,21 @@ export class WebrootSolver implements Solver {
   async present(challenge: ChallengeContext): Promise<void> {
     const path = this.#tokenPath(challenge);
     const webroot = this.#webroot(challenge);
+    let use = this.#inUse.get(webroot);
+    if (!use) {
+      use = { pending: 0, created: [] };
+      this.#inUse.set(webroot, use);
+    }
+    use.pending++;
     let dir = webroot;
     for (const part of ACME_CHALLENGE_PATH) {
       dir = join(dir, part);
-      if (!(await exists(dir))) {
-        await mkdir(dir, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw this.#failure(challenge, `cannot create ${dir}: ${error.code ?? error.message}`, error);
-        });
-        this.#created.set(dir, (this.#created.get(dir) ?? 0) + 1);
+      try {
+        await mkdir(dir, { mode: 0o755 });
+        use.created.push(dir);
+      } catch (error) {
+        const { code, message } = error as NodeJS.ErrnoException;
+        if (code !== 'EEXIST') throw this.#failure(challenge, `cannot create ${dir}: ${code ?? message}`, error);
       }
     }
     // Written whole, then renamed: the CA may fetch it as soon as it exists.
@@ -62,25 +69,19 @@ export class WebrootSolver implements Solver {
 
   async cleanUp(challenge: ChallengeContext): Promise<void> {
     let path: string;
+    let webroot: string;
     try {
       path = this.#tokenPath(challenge);
+      webroot = this.#webroot(challenge);
     } catch {
       return; // present() refused it: nothing was written
     }
     await rm(path, { force: true }).catch((error: unknown) => this.#log.warn({ err: error, path }, 'cannot remove a challenge token from the webroot'));
-    // Innermost first; a folder still in use by another pending challenge is not empty and stays.
-    const webroot = this.#webroot(challenge);
-    const dirs = [join(webroot, ...ACME_CHALLENGE_PATH), join(webroot, ACME_CHALLENGE_PATH[0])];
-    for (const dir of dirs) {
-      const count = this.#created.get(dir);
-      if (count === undefined) continue;
-      if (count > 1) {
-        this.#created.set(dir, count - 1);
-        continue;
-      }
-      this.#created.delete(dir);
-      await rmdir(dir).catch(() => undefined);
-    }
+    const use = this.#inUse.get(webroot);
+    if (!use || --use.pending > 0) return;
+    // The last challenge of this webroot: remove the folders made for them, innermost first.
+    this.#inUse.delete(webroot);
+    for (const dir of use.created.reverse()) await rmdir(dir).catch(() => undefined);
   }
 
   #webroot(challenge: ChallengeContext): string {
@@ -97,14 +98,5 @@ export class WebrootSolver implements Solver {
   #failure(challenge: ChallengeContext, message: string, cause?: unknown): ChallengeFailedError {
     const name = challenge.identifier.value;
     return new ChallengeFailedError(name, 'http-01', `webroot HTTP-01 for ${name}: ${message}`, cause === undefined ? undefined : { cause });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
