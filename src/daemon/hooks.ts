@@ -174,10 +174,14 @@ export async function runHookWithRetries(hook: DeployHookConfig, cert: DeployedC
       log.error({ err: error, names: [...cert.names], hook: hook.command[0], attempt, retryInMs }, retryInMs === undefined ? 'deploy hook failed; no retries left' : 'deploy hook failed; retrying');
       context.onFailure?.({ hook, attempt, error: lastError, retryInMs });
       if (retryInMs === undefined) break;
+      // Clock timers do not hold the process open; a retry still owed must (the one-shot `renew` would exit).
+      const hold = setInterval(() => undefined, 1 << 30);
       try {
         await sleep(context.clock, retryInMs, context.signal);
       } catch {
         return { hook, ok: false, attempts: attempt, error: lastError };
+      } finally {
+        clearInterval(hold);
       }
     }
   }

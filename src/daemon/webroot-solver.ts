@@ -52,7 +52,10 @@ export class WebrootSolver implements Solver {
         use.created.push(dir);
       } catch (error) {
         const { code, message } = error as NodeJS.ErrnoException;
-        if (code !== 'EEXIST') throw this.#failure(challenge, `cannot create ${dir}: ${code ?? message}`, error);
+        if (code === 'EEXIST') continue;
+        // The webroot is the web server's: it is never created here, only the folders inside it.
+        if (code === 'ENOENT' && dir === join(webroot, ACME_CHALLENGE_PATH[0])) throw this.#failure(challenge, `the webroot ${webroot} does not exist`, error);
+        throw this.#failure(challenge, `cannot create ${dir}: ${code ?? message}`, error);
       }
     }
     // Written whole, then renamed: the CA may fetch it as soon as it exists.
