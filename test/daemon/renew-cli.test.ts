@@ -1,0 +1,60 @@
+/**
+ * `certkeeper renew` for cron: exit 0 when nothing failed whether or not
+ * something was due, `--json` saying what was done, `--quiet` printing only
+ * failures, and `--deploy-hook` / `--files` after a renewal (the internal CA
+ * issues, so no ACME server is needed).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runCli } from '../cli/helpers.js';
+
+describe('certkeeper renew for cron and scripts', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'certkeeper-renew-'));
+    env = { CERTKEEPER_STORAGE: join(dir, 'storage'), CERTKEEPER_ISSUER: 'internal' };
+    const obtained = await runCli(['obtain', 'cron.test'], env);
+    assert.equal(obtained.code, 0, obtained.stderr);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('nothing due: exit 0; --quiet prints nothing; --json says not_due', async () => {
+    const quiet = await runCli(['renew', '--quiet'], env);
+    assert.deepEqual([quiet.code, quiet.stdout], [0, '']);
+    const json = await runCli(['renew', '--json'], env);
+    assert.equal(json.code, 0, json.stderr);
+    const [entry] = JSON.parse(json.stdout) as Array<{ names: string[]; action: string; hooks: unknown[] }>;
+    assert.deepEqual([entry?.names, entry?.action, entry?.hooks], [['cron.test'], 'not_due', []]);
+  });
+
+  test('a renewal writes --files and runs every --deploy-hook (argv, certbot variables), and --json reports both', async () => {
+    const marker = join(dir, 'hook.txt');
+    const hook = `${process.execPath} -e "require('fs').writeFileSync(process.argv[1], process.env.RENEWED_DOMAINS + '|' + process.env.RENEWED_LINEAGE + '|' + process.env.CERTKEEPER_SERIAL)" ${marker}`;
+    const files = join(dir, 'live');
+    const result = await runCli(['renew', '--force', '--json', '--files', files, '--deploy-hook', hook], env);
+    assert.equal(result.code, 0, result.stderr);
+    const [entry] = JSON.parse(result.stdout) as Array<{ action: string; serialNumber: string; hooks: Array<{ ok: boolean; attempts: number }> }>;
+    assert.equal(entry?.action, 'renewed');
+    assert.deepEqual(entry?.hooks.map((h) => [h.ok, h.attempts]), [[true, 1]]);
+    const lineage = join(files, 'cron.test');
+    assert.equal(await readFile(marker, 'utf8'), `cron.test|${lineage}|${entry?.serialNumber}`);
+    const cert = await readFile(join(lineage, 'cert.pem'), 'utf8');
+    assert.match(cert, /BEGIN CERTIFICATE/);
+    assert.match(await readFile(join(lineage, 'combined.pem'), 'utf8'), /PRIVATE KEY[\s\S]+BEGIN CERTIFICATE/);
+  });
+
+  test('a name that is not stored is a usage error (exit 2), a malformed hook too', async () => {
+    const missing = await runCli(['renew', 'other.test'], env);
+    assert.equal(missing.code, 2);
+    const badHook = await runCli(['renew', '--deploy-hook', "echo 'unterminated"], env);
+    assert.equal(badHook.code, 2);
+    assert.match(badHook.stderr, /--deploy-hook.*unterminated/);
+  });
+});
