@@ -62,7 +62,7 @@ describe('certkeeper run beside nginx (real nginx, real Pebble)', { skip }, () =
     return { daemon, deployed, report };
   };
 
-  const stopped = (server: ServerHandle) => {
+  const stopped = <S extends ServerHandle>(server: S): S => {
     cleanups.push(() => server.stop());
     return server;
   };

@@ -65,6 +65,13 @@ describe('daemon config file', () => {
     }
   });
 
+  test('the example config of examples/daemon/ is valid', async () => {
+    const example = new URL('../../examples/daemon/certkeeper.json', import.meta.url).pathname;
+    const config = resolveDaemonConfig(JSON.parse(await readFile(example, 'utf8')), { path: example, env: {}, cwd: dir, accounts });
+    assert.deepEqual(config.certificates.map((c) => c.lineage), ['/etc/certkeeper/live/example.com', '/etc/certkeeper/live/lb.example.com']);
+    assert.equal(config.certificates[0]?.webroot, '/var/www/html');
+  });
+
   test('flags and CERTKEEPER_* win over the file, as for every command', () => {
     const config = resolveDaemonConfig({ ...minimal, ca: 'letsencrypt' }, { path: join(dir, 'ck.json'), env: { CERTKEEPER_CA: 'letsencrypt-staging' }, cwd: dir, flags: { logLevel: 'debug' } });
     assert.match(config.settings.ca, /staging/);

@@ -18,8 +18,10 @@ describe('certkeeper renew for cron and scripts', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'certkeeper-renew-'));
     env = { CERTKEEPER_STORAGE: join(dir, 'storage'), CERTKEEPER_ISSUER: 'internal' };
-    const obtained = await runCli(['obtain', 'cron.test'], env);
+    const obtained = await runCli(['obtain', 'cron.test', '--json'], env);
     assert.equal(obtained.code, 0, obtained.stderr);
+    const [entry] = JSON.parse(obtained.stdout) as Array<{ names: string[]; obtained: boolean; serialNumber: string }>;
+    assert.deepEqual([entry?.names, entry?.obtained, typeof entry?.serialNumber], [['cron.test'], true, 'string']);
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
