@@ -9,7 +9,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli } from '../cli/helpers.js';
+import { completion, runCli, spawnCli, waitForOutput } from '../cli/helpers.js';
+import { freePorts } from '../helpers/pebble.js';
 
 describe('certkeeper renew for cron and scripts', () => {
   let dir: string;
@@ -50,6 +51,39 @@ describe('certkeeper renew for cron and scripts', () => {
     const cert = await readFile(join(lineage, 'cert.pem'), 'utf8');
     assert.match(cert, /BEGIN CERTIFICATE/);
     assert.match(await readFile(join(lineage, 'combined.pem'), 'utf8'), /PRIVATE KEY[\s\S]+BEGIN CERTIFICATE/);
+  });
+
+  test('--json on trust, export and demo', async () => {
+    const trust = await runCli(['trust', '--json'], env);
+    assert.equal(trust.code, 0, trust.stderr);
+    const { rootCertificate } = JSON.parse(trust.stdout) as { rootCertificate: string };
+    assert.match(await readFile(rootCertificate, 'utf8'), /BEGIN CERTIFICATE/);
+    const exported = await runCli(['export', 'cron.test', '--json'], env);
+    assert.equal(exported.code, 0, exported.stderr);
+    const set = JSON.parse(exported.stdout) as { names: string[]; certificatePem: string; privateKeyPem: string };
+    assert.deepEqual(set.names, ['cron.test']);
+    assert.match(set.certificatePem, /BEGIN CERTIFICATE/);
+    assert.match(set.privateKeyPem, /PRIVATE KEY/);
+    assert.equal((await runCli(['export', 'cron.test', '--json', '--format', 'p12', '--out', join(dir, 'x.p12')], env)).code, 2);
+
+    const [port] = await freePorts(1);
+    const demo = spawnCli(['demo', '--json', '--port', String(port), '--storage', join(dir, 'demo')], {});
+    const exited = completion(demo);
+    const [line] = await waitForOutput(demo, /^\{"event":"serving".*\}$/m, 120_000);
+    const serving = JSON.parse(line) as { url: string; rootCertificate: string };
+    assert.equal(serving.url, `https://localhost:${port}/`);
+    demo.kill('SIGTERM');
+    const done = await exited;
+    assert.equal(done.code, 0);
+    assert.match(done.stdout, /\{"event":"stopped"\}/);
+  });
+
+  test('every command has --json', async () => {
+    for (const command of ['obtain', 'renew', 'revoke', 'list', 'status', 'export', 'trust', 'demo', 'doctor', 'run']) {
+      const help = await runCli([command, '--help']);
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, /^\s+--json\b/m, `${command} --help lists --json`);
+    }
   });
 
   test('a name that is not stored is a usage error (exit 2), a malformed hook too', async () => {

@@ -7,6 +7,7 @@ export function registerRun(program: Command, registry: Registry): void {
   program
     .command('run')
     .description('run as a daemon: keep the certificates of the --config file (or CERTKEEPER_CONFIG) renewed, write their files, run deploy hooks; SIGHUP reloads the file')
+    .option('--json', 'log JSON lines on stderr (the same as --log-format json)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const { runDaemonProcess } = await import('../../daemon/process.js');
@@ -18,6 +19,7 @@ export function registerRun(program: Command, registry: Registry): void {
       // The same flags as every command; the file is the daemon's own (a superset of the CLI's settings file).
       const flags: SettingsInput = {};
       for (const key of Object.keys(SETTINGS)) if (opts[key] !== undefined) (flags as Record<string, unknown>)[key] = opts[key];
+      if (opts.json === true) (flags as Record<string, unknown>).logFormat = 'json';
       const onReload = (listener: () => void): (() => void) => {
         process.on('SIGHUP', listener);
         return () => process.off('SIGHUP', listener);

@@ -8,6 +8,7 @@ export function registerTrust(program: Command, registry: Registry): void {
   program
     .command('trust')
     .description("print the internal CA's root certificate path and the commands that trust it (installs nothing)")
+    .option('--json', 'print the root path and the CA name as JSON (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ InternalIssuer }, { openStorage }] = await Promise.all([import('../../issuers/internal.js'), import('../keeper.js')]);
@@ -24,7 +25,8 @@ export function registerTrust(program: Command, registry: Registry): void {
         await issuer.close();
         await storage.close();
       }
-      io.stdout.write(trustInstructions(path));
+      if (command.opts<{ json?: boolean }>().json) io.stdout.write(`${JSON.stringify({ ca: DEFAULT_INTERNAL_CA_NAME, rootCertificate: path }, null, 2)}\n`);
+      else io.stdout.write(trustInstructions(path));
       registry.finish(0);
     });
 }
