@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { InvalidOptionError, DeployError, ChallengeFailedError } from '../../src/errors.js';
 import { resolveDaemonConfig } from '../../src/daemon/config.js';
+import { daemonKeeperOptions, openDaemonStorage } from '../../src/daemon/keeper.js';
 import { writeCertificateFiles, lineageFiles } from '../../src/daemon/files.js';
 import { resolveHook } from '../../src/daemon/config-parts.js';
 import { runHookOnce, runHookWithRetries, type DeployedCertificate } from '../../src/daemon/hooks.js';
@@ -70,6 +71,20 @@ describe('daemon config file', () => {
     const config = resolveDaemonConfig(JSON.parse(await readFile(example, 'utf8')), { path: example, env: {}, cwd: dir, accounts });
     assert.deepEqual(config.certificates.map((c) => c.lineage), ['/etc/certkeeper/live/example.com', '/etc/certkeeper/live/lb.example.com']);
     assert.equal(config.certificates[0]?.webroot, '/var/www/html');
+  });
+
+  test('notify rides on the config file into the keeper options; the daemon answers no TLS-ALPN-01', async () => {
+    const notify = { webhook: { url: 'https://hooks.test/certkeeper', secret: 'a-secret-of-16-chars-or-more' }, events: ['cert_renewed'] };
+    const config = resolve({ ...minimal, storage: 'store', notify });
+    const storage = openDaemonStorage(config, silentLogger());
+    try {
+      const { options } = daemonKeeperOptions(config, storage, silentLogger());
+      assert.deepEqual(options.notify, notify);
+      assert.equal(options.challenges?.tlsAlpn01, false);
+      assert.deepEqual(options.challenges?.http01, { port: 80, host: '', listener: true });
+    } finally {
+      await storage.close();
+    }
   });
 
   test('flags and CERTKEEPER_* win over the file, as for every command', () => {
