@@ -147,6 +147,17 @@ export class Daemon extends Closable {
     this.#events.removeAllListeners();
   }
 
+  /** A throwing listener is logged; it must not fail the deployment that reported to it. */
+  #emit<E extends keyof DaemonEvents>(event: E, payload: DaemonEvents[E]): void {
+    for (const listener of this.#events.listeners(event)) {
+      try {
+        (listener as (p: DaemonEvents[E]) => void)(payload);
+      } catch (error) {
+        this.#log.error({ err: error, event }, 'daemon event listener threw');
+      }
+    }
+  }
+
   #serially<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#switching.catch(() => undefined).then(fn);
     this.#switching = run;
@@ -181,8 +192,8 @@ export class Daemon extends Closable {
       logger: this.#log,
       signal: stop.signal,
       pendingHooks: this.#pendingHooks,
-      onDeployed: (event) => this.#events.emit('deployed', event),
-      onFailed: (event) => this.#events.emit('deploy_failed', event),
+      onDeployed: (event) => this.#emit('deployed', event),
+      onFailed: (event) => this.#emit('deploy_failed', event),
     });
     const generation: Generation = { ...prepared, keeper, deployer, stop, endpoint: undefined };
     const byName = new Map<string, CertificateConfig>();

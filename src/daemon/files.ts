@@ -38,9 +38,9 @@ export function lineageFiles(lineage: string): LineageFiles {
 }
 
 /** The five files' contents from a stored set (certificate PEM: leaf first, then intermediates). */
-export function fileContents(certPem: string, keyPem: string): Record<FileName, string> {
+export function fileContents(certPem: string, keyPem: string, lineage = ''): Record<FileName, string> {
   const blocks = certPem.match(PEM_BLOCK) ?? [];
-  if (blocks.length === 0) throw new DeployError('files', '', 'the stored certificate holds no PEM certificate');
+  if (blocks.length === 0) throw new DeployError('files', lineage, 'the stored certificate holds no PEM certificate');
   const pem = (list: string[]): string => (list.length === 0 ? '' : `${list.join('\n')}\n`);
   const key = `${keyPem.trim()}\n`;
   const fullchain = pem(blocks);
@@ -62,7 +62,7 @@ export interface WriteResult {
 /** Writes the files of one certificate unless they are current; DeployError (stage `files`) on failure. */
 export async function writeCertificateFiles(lineage: string, certPem: string, keyPem: string, settings: FileSettings): Promise<WriteResult> {
   const files = lineageFiles(lineage);
-  const contents = fileContents(certPem, keyPem);
+  const contents = fileContents(certPem, keyPem, lineage);
   const modeOf = (name: FileName): number => (name === 'privkey.pem' || name === 'combined.pem' ? settings.keyMode : settings.mode);
   try {
     if (await allCurrent(lineage, contents, modeOf, settings)) return { changed: false, files };
