@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from '../clock.js';
 import { resolveConfig } from '../config.js';
-import { ManageError } from '../errors.js';
+import { InvalidOptionError, ManageError } from '../errors.js';
 import type { CertLoadedEvent, CertObtainedEvent } from '../events.js';
 import type { Issuer } from '../issuers/types.js';
 import { Closable } from '../lifecycle.js';
@@ -98,7 +98,7 @@ export class Daemon extends Closable {
   start(config: DaemonConfig): Promise<StartReport> {
     this.assertOpen();
     return this.#serially(async () => {
-      if (this.#current) throw new Error('the daemon is already running; use reload()');
+      if (this.#current) throw new InvalidOptionError('config', 'the daemon is already running; use reload() to change its configuration');
       return this.#launch(this.#prepare(config));
     });
   }
@@ -132,7 +132,7 @@ export class Daemon extends Closable {
   async renew(name: string, options: RenewOptions = {}): Promise<CertificateStatus> {
     this.assertOpen();
     const current = this.#current;
-    if (!current) throw new Error('the daemon is not running');
+    if (!current) throw new InvalidOptionError('name', 'the daemon is not running: start() it first');
     return current.keeper.renew(name, { ...options, signal: options.signal ? AbortSignal.any([options.signal, this.closeSignal]) : this.closeSignal });
   }
 
