@@ -171,3 +171,19 @@ export const DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS = 6 * 3600;
 export const DEFAULT_TEST_CA_CRL_LIFETIME_MS = HOUR_MS;
 /** Let's Encrypt runs no OCSP since 2025: certificates name no responder unless a test asks. */
 export const DEFAULT_TEST_CA_OCSP = false;
+
+// --- the daemon (certkeeper run) and deploy hooks
+/** The daemon says what it does (obtained, files written, hooks run) unless told otherwise. */
+export const DEFAULT_DAEMON_LOG_LEVEL = 'info' as const;
+/** A deploy hook (e.g. `nginx -s reload`) is killed after this long. */
+export const DEFAULT_DEPLOY_HOOK_TIMEOUT_MS = 60_000;
+/** Retries of a failed deploy hook after its first run (the certificate is not renewed again). */
+export const DEFAULT_DEPLOY_HOOK_RETRIES = 3;
+/** First retry delay of a deploy hook; doubled for each further retry. */
+export const DEFAULT_DEPLOY_HOOK_RETRY_DELAY_MS = 5_000;
+/** cert.pem, chain.pem, fullchain.pem: public. */
+export const DEFAULT_CERT_FILE_MODE = 0o644;
+/** privkey.pem and the combined PEM hold the private key. */
+export const DEFAULT_KEY_FILE_MODE = 0o600;
+/** The daemon's HTTP-01 endpoint behind a proxy listens on loopback unless told otherwise. */
+export const DEFAULT_CHALLENGE_PROXY_HOST = '127.0.0.1';

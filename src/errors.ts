@@ -397,3 +397,15 @@ export class NotificationError extends CertKeeperError {
     this.attempts = attempts;
   }
 }
+
+/** Writing a certificate's files for another server, or a deploy hook run after it, failed. */
+export class DeployError extends CertKeeperError {
+  readonly stage: 'files' | 'hook';
+  /** Directory of the certificate's files (its lineage). */
+  readonly lineage: string;
+  constructor(stage: 'files' | 'hook', lineage: string, message: string, options?: CertKeeperErrorOptions) {
+    super('ERR_DEPLOY', message, options);
+    this.stage = stage;
+    this.lineage = lineage;
+  }
+}

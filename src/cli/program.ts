@@ -15,6 +15,7 @@ import { registerList } from './commands/list.js';
 import { registerObtain } from './commands/obtain.js';
 import { registerRenew } from './commands/renew.js';
 import { registerRevoke } from './commands/revoke.js';
+import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
 import { registerStorage } from './commands/storage.js';
 import { registerTrust } from './commands/trust.js';
@@ -36,6 +37,7 @@ const COMMANDS: readonly RegisterCommand[] = [
   registerTrust,
   registerDoctor,
   registerStorage,
+  registerRun,
 ];
 
 export const EXIT_OK = 0;

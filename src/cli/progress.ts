@@ -9,22 +9,28 @@ export class Progress {
   readonly #out: CliOutput;
   readonly #tty: boolean;
   readonly #verb: string;
+  /** Only failures are printed (`--quiet`). */
+  readonly #quiet: boolean;
 
-  constructor(out: CliOutput, verb: string) {
+  constructor(out: CliOutput, verb: string, options: { quiet?: boolean } = {}) {
     this.#out = out;
     this.#tty = out.isTTY === true;
     this.#verb = verb;
+    this.#quiet = options.quiet === true;
   }
 
   start(name: string): void {
+    if (this.#quiet) return;
     this.#write(name, this.#tty ? `  …  ${name}: ${this.#verb}` : `${this.#verb} started`);
   }
 
   done(name: string, detail: string): void {
+    if (this.#quiet) return;
     this.#write(name, this.#tty ? `  ✓  ${name}: ${detail}` : detail);
   }
 
   skip(name: string, detail: string): void {
+    if (this.#quiet) return;
     this.#write(name, this.#tty ? `  -  ${name}: ${detail}` : detail);
   }
 

@@ -141,9 +141,9 @@ describe('certkeeper CLI against Pebble', { skip }, () => {
     assert.equal(noPassword.code, 2);
 
     const serial = afterRenew.find((c) => c.name === 'one.example.test')?.serialNumber as string;
-    const revoked = await runCli(['revoke', 'one.example.test', '--reason', 'keyCompromise'], env);
+    const revoked = await runCli(['revoke', 'one.example.test', '--reason', 'keyCompromise', '--json'], env);
     assert.equal(revoked.code, 0, revoked.stderr);
-    assert.match(revoked.stdout, /Revoked certificate/);
+    assert.deepEqual(JSON.parse(revoked.stdout), { names: ['one.example.test'], issuer: issuerKey, serialNumber: serial, reason: 1, removedFromStorage: true });
     assert.deepEqual((await listJson()).map((c) => c.name), ['two.example.test']);
     const status = await new Promise<string>((resolve, reject) =>
       https

@@ -66,7 +66,7 @@ describe('the packed packages, installed from their tarballs into a fresh projec
 
   test('every tarball holds its JavaScript, declarations, README and LICENSE, and no source maps or build state', () => {
     const expected: Record<string, string[]> = {
-      certkeeper: ['package.json', 'README.md', 'LICENSE', 'monitoring/alerts.yml', 'monitoring/dashboard.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/storage/index.js', 'dist/storage/index.d.ts', 'dist/testing/index.js', 'dist/http/express.js'],
+      certkeeper: ['package.json', 'README.md', 'LICENSE', 'monitoring/alerts.yml', 'monitoring/dashboard.json', 'examples/daemon/certkeeper.service', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/storage/index.js', 'dist/storage/index.d.ts', 'dist/testing/index.js', 'dist/http/express.js'],
       '@certkeeper/storage-redis': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
       '@certkeeper/storage-postgres': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
     };
@@ -74,8 +74,9 @@ describe('the packed packages, installed from their tarballs into a fresh projec
     for (const [name, required] of Object.entries(expected)) {
       const paths = packOf(project, name).files.map((f) => f.path);
       for (const path of required) assert.ok(paths.includes(path), `${name} ships ${path}`);
-      // The root also ships its Prometheus alert rules (with their promtool test) and Grafana dashboard.
-      const shipped = (p: string) => /^dist\/.+\.(js|d\.ts)$/.test(p) || (name === 'certkeeper' && /^monitoring\/[\w.-]+\.(yml|json)$/.test(p));
+      // The root also ships its Prometheus alert rules (with their promtool test) and Grafana dashboard, and the daemon's examples (systemd unit, configs).
+      const shipped = (p: string) =>
+        /^dist\/.+\.(js|d\.ts)$/.test(p) || (name === 'certkeeper' && (/^monitoring\/[\w.-]+\.(yml|json)$/.test(p) || /^examples\/daemon\/[\w.-]+$/.test(p)));
       const stray = paths.filter((p) => !['package.json', 'README.md', 'LICENSE'].includes(p) && !shipped(p));
       assert.deepEqual(stray, [], `${name} ships only dist/*.js, dist/*.d.ts, README.md, LICENSE, package.json (and the root its monitoring/ files)`);
     }

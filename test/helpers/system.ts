@@ -14,6 +14,9 @@ export const INSTALL_HINTS: Record<string, string> = {
   certutil: 'apt-get install -y libnss3-tools',
   'tsig-keygen': 'apt-get install -y bind9',
   promtool: 'apt-get install -y prometheus',
+  // One line for both: the daemon's tests use them side by side.
+  nginx: 'apt-get install -y nginx haproxy',
+  haproxy: 'apt-get install -y nginx haproxy',
 };
 
 const found = new Map<string, string | undefined>();

@@ -11,6 +11,7 @@ export function registerDemo(program: Command, host: CommandHost): void {
     .command('demo')
     .description('serve https://localhost:8443 with a certificate from the internal CA (no network, no root); Ctrl-C stops it')
     .addOption(new Option('--port <port>', 'HTTPS port on 127.0.0.1 and ::1').default(String(DEFAULT_DEMO_PORT)))
+    .option('--json', 'one JSON line when serving and one per renewal, instead of the text')
     .addHelpText('after', '\nStorage defaults to $XDG_DATA_HOME/certkeeper-demo (~/.local/share/certkeeper-demo); --storage overrides it.')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
@@ -22,24 +23,31 @@ export function registerDemo(program: Command, host: CommandHost): void {
       const portText = command.opts<{ port: string }>().port;
       const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
       if (io.signal.aborted) return host.finish(0);
+      const json = command.opts<{ json?: boolean }>().json === true;
       const demo = await startDemo({
         port,
         storageRoot: settings.storage,
         logger,
-        onRenewed: (notAfter) => writeLine(io.stdout, `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
+        onRenewed: (notAfter) =>
+          writeLine(io.stdout, json ? JSON.stringify({ event: 'renewed', notAfter: notAfter.toISOString() }) : `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
       });
-      writeLine(io.stdout, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
-      writeLine(io.stdout, `Certificate for localhost, 127.0.0.1 and ::1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
-      writeLine(io.stdout, `Root certificate: ${demo.rootCertificatePath}`);
-      writeLine(io.stdout, 'Verify it with:');
-      writeLine(io.stdout, `  ${demo.curlCommand}`);
-      writeLine(io.stdout, 'Press Ctrl-C to stop.');
+      if (json) {
+        const fields = { event: 'serving', url: demo.url, storage: settings.storage, notAfter: demo.notAfter()?.toISOString(), nextRenewalAt: demo.nextRenewalAt()?.toISOString() };
+        writeLine(io.stdout, JSON.stringify({ ...fields, rootCertificate: demo.rootCertificatePath, curl: demo.curlCommand }));
+      } else {
+        writeLine(io.stdout, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
+        writeLine(io.stdout, `Certificate for localhost, 127.0.0.1 and ::1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
+        writeLine(io.stdout, `Root certificate: ${demo.rootCertificatePath}`);
+        writeLine(io.stdout, 'Verify it with:');
+        writeLine(io.stdout, `  ${demo.curlCommand}`);
+        writeLine(io.stdout, 'Press Ctrl-C to stop.');
+      }
       await new Promise<void>((resolve) => {
         if (io.signal.aborted) resolve();
         else io.signal.addEventListener('abort', () => resolve(), { once: true });
       });
       await demo.close();
-      writeLine(io.stdout, 'certkeeper demo: stopped');
+      writeLine(io.stdout, json ? JSON.stringify({ event: 'stopped' }) : 'certkeeper demo: stopped');
       host.finish(0);
     });
 }

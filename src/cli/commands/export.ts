@@ -11,6 +11,7 @@ interface ExportFlags {
   password?: string;
   passwordFile?: string;
   issuerKey?: string;
+  json?: boolean;
 }
 
 export function registerExport(program: Command, host: CommandHost): void {
@@ -22,6 +23,7 @@ export function registerExport(program: Command, host: CommandHost): void {
     .option('--out <path>', 'file to write (mode 0600); default stdout')
     .option('--password <password>', 'PKCS#12 password (visible to other local users in the process list; prefer --password-file or the prompt)')
     .option('--password-file <file>', 'read the PKCS#12 password from the first line of this file')
+    .option('--json', 'with --format pem: print { names, issuer, serialNumber, notAfter, certificatePem, privateKeyPem } (the key included)')
     .option('--issuer-key <key>', 'storage folder of the issuer, when several issuers hold this name (default: the newest)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
@@ -38,6 +40,7 @@ export function registerExport(program: Command, host: CommandHost): void {
       if (flags.password !== undefined && flags.passwordFile !== undefined) {
         throw new InvalidOptionError('--password', 'give either --password or --password-file, not both');
       }
+      if (flags.json && flags.format !== 'pem') throw new InvalidOptionError('--json', 'works with --format pem only (PKCS#12 is binary)');
       if (flags.format === 'p12' && flags.out === undefined && io.stdout.isTTY === true) {
         throw new InvalidOptionError('--out', 'is required for --format p12 when stdout is a terminal');
       }
@@ -47,7 +50,10 @@ export function registerExport(program: Command, host: CommandHost): void {
         const [found] = await findStoredCertificates(storage, name, { now: Date.now(), issuerKey: flags.issuerKey });
         if (!found) throw new InvalidOptionError('name', `no stored certificate covers ${name} in ${storageLabel(settings)}`);
         const set = await loadCertificateSet(storage, found.issuer, found.certName);
-        if (flags.format === 'pem') {
+        if (flags.json) {
+          const fields = { names: found.names, issuer: found.issuer, serialNumber: set.meta.serialNumber, notAfter: set.meta.notAfter };
+          output = Buffer.from(`${JSON.stringify({ ...fields, certificatePem: set.certPem, privateKeyPem: set.keyPem }, null, 2)}\n`);
+        } else if (flags.format === 'pem') {
           output = Buffer.from(`${set.certPem.trimEnd()}\n${set.keyPem.trimEnd()}\n`);
         } else {
           const password = await exportPassword(flags, host);
@@ -59,7 +65,7 @@ export function registerExport(program: Command, host: CommandHost): void {
       if (flags.out !== undefined) {
         const path = resolve(io.cwd, flags.out);
         await writeFile(path, output, { mode: 0o600 });
-        io.stderr.write(`Wrote ${flags.format === 'pem' ? 'PEM chain and key' : 'PKCS#12'} for ${name} to ${path}\n`);
+        io.stderr.write(`Wrote ${flags.json ? 'JSON' : flags.format === 'pem' ? 'PEM chain and key' : 'PKCS#12'} for ${name} to ${path}\n`);
       } else {
         io.stdout.write(output);
       }

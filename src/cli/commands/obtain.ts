@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import type { Command } from 'commander';
 import { formatDate } from '../format.js';
 import { commandOf, type CommandHost } from '../command.js';
@@ -8,6 +9,8 @@ export function registerObtain(program: Command, host: CommandHost): void {
     .description('obtain a new certificate now for each name (or one for all names with --together) and store it')
     .argument('<names...>', 'domain names, wildcards (*.example.com, needs DNS-01) or IP addresses')
     .option('--together', 'one certificate covering all the names, instead of one per name')
+    .option('--json', 'print a JSON array of what was obtained (for scripts)')
+    .option('--quiet', 'print only failures')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { parseIdentifier }, { keeperOptions, openStorage }, { Progress }] = await Promise.all([
@@ -21,10 +24,12 @@ export function registerObtain(program: Command, host: CommandHost): void {
       const { io, settings, logger } = host.contextFor(command);
       // Bad names are usage errors, found before any CA is contacted.
       for (const name of names) parseIdentifier(name);
-      const entries: (string | string[])[] = command.opts<{ together?: boolean }>().together ? [names] : names;
+      const flags = command.opts<{ together?: boolean; json?: boolean; quiet?: boolean }>();
+      const entries: (string | string[])[] = flags.together ? [names] : names;
       const storage = await openStorage(settings, logger);
       const keeper = new CertKeeper(keeperOptions(settings, storage, logger));
-      const progress = new Progress(io.stdout, 'obtaining');
+      const progress = new Progress(flags.json ? new PassThrough().resume() : io.stdout, 'obtaining', { quiet: flags.quiet === true });
+      const results: Array<Record<string, unknown>> = [];
       let failed = 0;
       try {
         await Promise.all(
@@ -33,9 +38,12 @@ export function registerObtain(program: Command, host: CommandHost): void {
             progress.start(label);
             try {
               const set = await keeper.obtain(entry, { signal: io.signal });
+              results.push({ names: set.meta.names, obtained: true, issuer: set.meta.issuerKey, serialNumber: set.meta.serialNumber, notAfter: set.meta.notAfter });
               progress.done(label, `obtained from ${set.meta.issuerKey}, valid until ${formatDate(new Date(set.meta.notAfter))}`);
             } catch (error) {
               failed++;
+              const code = (error as { code?: unknown }).code;
+              results.push({ names: Array.isArray(entry) ? entry : [entry], obtained: false, error: { code: typeof code === 'string' ? code : undefined, message: (error as Error).message } });
               progress.fail(label, error);
             }
           }),
@@ -44,6 +52,7 @@ export function registerObtain(program: Command, host: CommandHost): void {
         await keeper.close();
         await storage.close?.();
       }
+      if (flags.json) io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       host.finish(failed > 0 ? 1 : 0);
     });
 }

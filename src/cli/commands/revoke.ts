@@ -31,6 +31,7 @@ export function registerRevoke(program: Command, host: CommandHost): void {
     .description('revoke the stored certificate covering <name> at its ACME CA, then delete it from storage')
     .argument('<name>', 'a name the certificate covers')
     .option('--reason <code|name>', 'unspecified (0, default), keyCompromise (1), affiliationChanged (3), superseded (4), cessationOfOperation (5), privilegeWithdrawn (9)', 'unspecified')
+    .option('--json', 'print what was revoked as JSON (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ AcmeIssuer }, { loadCertificateSet }, { certificateKeys, certificateLockName }, { findStoredCertificates }, { caCertificates, configuredIssuerKey, directoryUrl, openStorage }] =
@@ -69,7 +70,11 @@ export function registerRevoke(program: Command, host: CommandHost): void {
         } finally {
           await storage.unlock(lock);
         }
-        io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
+        if (command.opts<{ json?: boolean }>().json) {
+          io.stdout.write(`${JSON.stringify({ names: found.names, issuer: found.issuer, serialNumber: found.serialNumber, reason, removedFromStorage: true }, null, 2)}\n`);
+        } else {
+          io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
+        }
       } finally {
         await issuer.close();
         await storage.close?.();

@@ -8,6 +8,7 @@ export function registerTrust(program: Command, host: CommandHost): void {
   program
     .command('trust')
     .description("print the internal CA's root certificate path and the commands that trust it (installs nothing)")
+    .option('--json', 'print the root path and the CA name as JSON (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ InternalIssuer }, { openStorage }, { FileStorage }] = await Promise.all([
@@ -27,8 +28,13 @@ export function registerTrust(program: Command, host: CommandHost): void {
         await issuer.close();
         await storage.close?.();
       }
+      const json = command.opts<{ json?: boolean }>().json === true;
       if (storage instanceof FileStorage) {
-        io.stdout.write(trustInstructions(join(storage.root, ...issuer.rootCertificateKey().split('/'))));
+        const path = join(storage.root, ...issuer.rootCertificateKey().split('/'));
+        if (json) io.stdout.write(`${JSON.stringify({ ca: DEFAULT_INTERNAL_CA_NAME, rootCertificate: path }, null, 2)}\n`);
+        else io.stdout.write(trustInstructions(path));
+      } else if (json) {
+        io.stdout.write(`${JSON.stringify({ ca: DEFAULT_INTERNAL_CA_NAME, rootCertificatePem: pem }, null, 2)}\n`);
       } else {
         // No file to point at: the certificate itself, to save and trust.
         io.stderr.write(`The root certificate of the internal CA "${DEFAULT_INTERNAL_CA_NAME}" follows; save it to a file and trust that file.\n`);

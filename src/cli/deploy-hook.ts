@@ -1,0 +1,95 @@
+/**
+ * `renew --deploy-hook "<program> <args>"` (and `--files <dir>`): after a
+ * certificate was renewed, its files are written as the daemon writes them
+ * (with --files) and the hooks run as the daemon runs them (daemon/hooks.ts):
+ * no shell, RENEWED_DOMAINS / RENEWED_LINEAGE and CERTKEEPER_* in the
+ * environment, a timeout, redacted output, retries with backoff, and no
+ * second renewal.
+ */
+import { join } from 'node:path';
+import { systemClock } from '../clock.js';
+import { InvalidOptionError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { loadCertificateSet } from '../storage/certificates.js';
+import { safeKeyComponent } from '../storage/layout.js';
+import type { Storage } from '../storage/types.js';
+import { resolveHook, type DeployHookConfig } from '../daemon/config-parts.js';
+import { writeCertificateFiles } from '../daemon/files.js';
+import { runHookWithRetries, type HookOutcome } from '../daemon/hooks.js';
+import { DEFAULT_CERT_FILE_MODE, DEFAULT_KEY_FILE_MODE } from '../defaults.js';
+
+/**
+ * Splits a hook given on the command line into argv the way a shell would
+ * split words, with '…' and "…" quoting and backslash escapes, and nothing
+ * else: no variables, globs, pipes or redirections (there is no shell).
+ */
+export function splitCommand(text: string, option = '--deploy-hook'): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else word += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else if (c === '\\' && i + 1 < text.length && '"\\$`'.includes(text[i + 1] as string)) word += text[++i];
+      else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < text.length) {
+      word += text[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new InvalidOptionError(option, `has an unterminated ${quote} quote`);
+  if (inWord) words.push(word);
+  if (words.length === 0) throw new InvalidOptionError(option, 'must name a program');
+  return words;
+}
+
+export function deployHooksFrom(values: readonly string[] | undefined): DeployHookConfig[] {
+  return (values ?? []).map((text, index) => resolveHook({ command: splitCommand(text) }, `--deploy-hook[${index}]`));
+}
+
+export interface RenewedCertificate {
+  names: string[];
+  issuer: string;
+  certName: string;
+}
+
+/** Files (when `filesDir` is set), then every hook in order; the outcomes of the hooks. */
+export async function deployRenewed(
+  cert: RenewedCertificate,
+  options: { storage: Storage; hooks: readonly DeployHookConfig[]; filesDir: string | undefined; logger: Logger; signal: AbortSignal },
+): Promise<HookOutcome[]> {
+  const set = await loadCertificateSet(options.storage, cert.issuer, cert.certName);
+  let lineage: string | undefined;
+  let files;
+  if (options.filesDir !== undefined) {
+    lineage = join(options.filesDir, safeKeyComponent(cert.names[0] as string));
+    ({ files } = await writeCertificateFiles(lineage, set.certPem, set.keyPem, {
+      directory: options.filesDir,
+      owner: undefined,
+      group: undefined,
+      mode: DEFAULT_CERT_FILE_MODE,
+      keyMode: DEFAULT_KEY_FILE_MODE,
+    }));
+  }
+  const deployed = { names: cert.names, lineage, files, serialNumber: set.meta.serialNumber, notAfter: new Date(set.meta.notAfter), issuer: cert.issuer, renewal: true };
+  const outcomes: HookOutcome[] = [];
+  for (const hook of options.hooks) {
+    outcomes.push(await runHookWithRetries(hook, deployed, { clock: systemClock, logger: options.logger, signal: options.signal }));
+  }
+  return outcomes;
+}
