@@ -23,6 +23,12 @@ export function positiveInteger(value: unknown, option: string): number | undefi
   return value;
 }
 
+export function nonNegativeInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InvalidOptionError(option, 'must be an integer >= 0');
+  return value;
+}
+
 /** A TCP/UDP port; `min` is 1 where 0 ("any free port") makes no sense, e.g. a server to connect to. */
 export function port(value: unknown, option: string, min: 0 | 1 = 0): number | undefined {
   if (value === undefined) return undefined;
@@ -30,6 +36,12 @@ export function port(value: unknown, option: string, min: 0 | 1 = 0): number | u
     throw new InvalidOptionError(option, `must be a port number (${min}-65535)`);
   }
   return value;
+}
+
+/** A port given as a number or as decimal text (a flag, an environment variable, the port of `host:port`). */
+export function portText(value: unknown, option: string, min: 0 | 1 = 0): number | undefined {
+  if (value === undefined) return undefined;
+  return port(typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, option, min);
 }
 
 /** A duration in milliseconds: positive, or non-negative with `allowZero`. */

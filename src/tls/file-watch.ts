@@ -16,9 +16,9 @@ import fs, { type FSWatcher } from 'node:fs';
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Clock, TimerHandle } from '../clock.js';
-import { InvalidOptionError } from '../errors.js';
 import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
+import { durationMs } from '../validate.js';
 import { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS } from '../defaults.js';
 export { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS };
 
@@ -207,14 +207,7 @@ export interface WatchTuning {
 }
 
 export function resolveWatchTuning(options: WatchTuning, prefix: string): Required<WatchTuning> {
-  const ms = (key: keyof WatchTuning, fallback: number): number => {
-    const value = options[key];
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new InvalidOptionError(`${prefix}${key}`, 'must be an integer >= 0 (milliseconds)');
-    }
-    return value;
-  };
+  const ms = (key: keyof WatchTuning, fallback: number): number => durationMs(options[key], `${prefix}${key}`, true) ?? fallback;
   return Object.freeze({
     debounceMs: ms('debounceMs', DEFAULT_RELOAD_DEBOUNCE_MS),
     maxWaitMs: ms('maxWaitMs', DEFAULT_RELOAD_MAX_WAIT_MS),

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { port as validPort } from '../../validate.js';
+import { portText } from '../../validate.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
 import { DEFAULT_DEMO_PORT, defaultDemoStorageRoot } from '../settings.js';
@@ -16,8 +16,8 @@ export function registerDemo(program: Command, host: CommandHost): void {
       const { startDemo } = await import('../demo.js');
       const command = commandOf(args);
       const { io, settings, logger } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
-      const portText = command.opts<{ port: string }>().port;
-      const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
+      const portFlag = command.opts<{ port: string }>().port;
+      const port = portText(portFlag, '--port') as number;
       if (io.signal.aborted) return host.finish(0);
       const demo = await startDemo({
         port,
