@@ -44,11 +44,11 @@ export function portText(value: unknown, option: string, min: 0 | 1 = 0): number
   return port(typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, option, min);
 }
 
-/** A duration in milliseconds: positive, or non-negative with `allowZero`. */
-export function durationMs(value: unknown, option: string, allowZero = false): number | undefined {
+/** A duration in milliseconds: positive, or non-negative with `allowZero`; whole milliseconds with `integer`. */
+export function durationMs(value: unknown, option: string, allowZero = false, integer = false): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) {
-    throw new InvalidOptionError(option, `must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !allowZero) || (integer && !Number.isInteger(value))) {
+    throw new InvalidOptionError(option, `must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'} of milliseconds`);
   }
   return value;
 }

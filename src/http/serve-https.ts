@@ -90,7 +90,7 @@ function port(value: unknown, option: string, fallback: number): number {
 }
 
 function duration(value: unknown, option: string, fallback: number): number {
-  return durationMs(value, option, true) ?? fallback;
+  return durationMs(value, option, true, true) ?? fallback;
 }
 
 /**

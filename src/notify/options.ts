@@ -82,9 +82,9 @@ export function resolveNotify(options: NotifyOptions | false | undefined): Resol
 
 function resolveSink(options: { timeoutMs?: number; retries?: number; retryDelayMs?: number }, path: string): ResolvedSink {
   return {
-    timeoutMs: durationMs(options.timeoutMs, `${path}.timeoutMs`) ?? DEFAULT_NOTIFY_TIMEOUT_MS,
+    timeoutMs: durationMs(options.timeoutMs, `${path}.timeoutMs`, false, true) ?? DEFAULT_NOTIFY_TIMEOUT_MS,
     retries: nonNegativeInteger(options.retries, `${path}.retries`) ?? DEFAULT_NOTIFY_RETRIES,
-    retryDelayMs: durationMs(options.retryDelayMs, `${path}.retryDelayMs`, true) ?? DEFAULT_NOTIFY_RETRY_DELAY_MS,
+    retryDelayMs: durationMs(options.retryDelayMs, `${path}.retryDelayMs`, true, true) ?? DEFAULT_NOTIFY_RETRY_DELAY_MS,
   };
 }
 

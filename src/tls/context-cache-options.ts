@@ -99,8 +99,8 @@ export function resolveContextCacheOptions(options: ContextCacheOptions): Resolv
   return Object.freeze({
     capacity: positiveInteger(options.capacity, 'capacity') ?? DEFAULT_CACHE_CAPACITY,
     loader: options.loader,
-    loadTimeoutMs: durationMs(options.loadTimeoutMs, 'loadTimeoutMs') ?? DEFAULT_LOAD_TIMEOUT_MS,
-    negativeTtlMs: durationMs(options.negativeTtlMs, 'negativeTtlMs', true) ?? DEFAULT_NEGATIVE_TTL_MS,
+    loadTimeoutMs: durationMs(options.loadTimeoutMs, 'loadTimeoutMs', false, true) ?? DEFAULT_LOAD_TIMEOUT_MS,
+    negativeTtlMs: durationMs(options.negativeTtlMs, 'negativeTtlMs', true, true) ?? DEFAULT_NEGATIVE_TTL_MS,
     negativeCapacity: positiveInteger(options.negativeCapacity, 'negativeCapacity') ?? DEFAULT_NEGATIVE_CAPACITY,
     onEvict: options.onEvict,
     logger: options.logger === undefined ? undefined : validateLogger(options.logger).child({ component: 'tls-cache' }),

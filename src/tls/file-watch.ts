@@ -207,7 +207,7 @@ export interface WatchTuning {
 }
 
 export function resolveWatchTuning(options: WatchTuning, prefix: string): Required<WatchTuning> {
-  const ms = (key: keyof WatchTuning, fallback: number): number => durationMs(options[key], `${prefix}${key}`, true) ?? fallback;
+  const ms = (key: keyof WatchTuning, fallback: number): number => durationMs(options[key], `${prefix}${key}`, true, true) ?? fallback;
   return Object.freeze({
     debounceMs: ms('debounceMs', DEFAULT_RELOAD_DEBOUNCE_MS),
     maxWaitMs: ms('maxWaitMs', DEFAULT_RELOAD_MAX_WAIT_MS),
