@@ -2,7 +2,7 @@
  * Announces managed certificates that are expiring soon (less than `ratio` of
  * their lifetime left, 1/5 by default) as `cert_expiring` events, once per
  * certificate (serial) per process. Unmanaged certificates (files) announce
- * their own expiry (tls/file-reload.ts). One timer, set for the next
+ * their own expiry (tls/expiry-warnings.ts). One timer, set for the next
  * crossing, reads only the keeper's in-memory status: no I/O.
  */
 import type { Clock, TimerHandle } from '../clock.js';
