@@ -23,6 +23,12 @@ export function positiveInteger(value: unknown, option: string): number | undefi
   return value;
 }
 
+export function nonNegativeInteger(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InvalidOptionError(option, 'must be an integer >= 0');
+  return value;
+}
+
 /** A TCP/UDP port; `min` is 1 where 0 ("any free port") makes no sense, e.g. a server to connect to. */
 export function port(value: unknown, option: string, min: 0 | 1 = 0): number | undefined {
   if (value === undefined) return undefined;
@@ -32,11 +38,17 @@ export function port(value: unknown, option: string, min: 0 | 1 = 0): number | u
   return value;
 }
 
-/** A duration in milliseconds: positive, or non-negative with `allowZero`. */
-export function durationMs(value: unknown, option: string, allowZero = false): number | undefined {
+/** A port given as a number or as decimal text (a flag, an environment variable, the port of `host:port`). */
+export function portText(value: unknown, option: string, min: 0 | 1 = 0): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) {
-    throw new InvalidOptionError(option, `must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds`);
+  return port(typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, option, min);
+}
+
+/** A duration in milliseconds: positive, or non-negative with `allowZero`; whole milliseconds with `integer`. */
+export function durationMs(value: unknown, option: string, allowZero = false, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !allowZero) || (integer && !Number.isInteger(value))) {
+    throw new InvalidOptionError(option, `must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'} of milliseconds`);
   }
   return value;
 }

@@ -13,7 +13,7 @@ import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns-settings.js';
 import { parseStorageUrl } from '../storage/url.js';
-import { email as validEmail, port } from '../validate.js';
+import { email as validEmail, portText } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
 import { DEFAULT_LOG_FORMAT } from '../defaults.js';
 export { DEFAULT_LOG_FORMAT };
@@ -205,5 +205,5 @@ function booleanValue(value: unknown, from: string): boolean {
 }
 
 function portValue(value: unknown, from: string): number {
-  return port(typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN, from) as number;
+  return portText(value, from) as number;
 }

@@ -12,8 +12,8 @@ import type { ChallengeOptions, Dns01Options, Http01Options, ResolvedChallenges,
 /** Resolves per-call settings against the keeper's config. */
 export function resolveChallenges(input: ChallengeOptions | undefined, option: string): ResolvedChallenges {
   if (input !== undefined && (typeof input !== 'object' || input === null)) throw new InvalidOptionError(option, 'must be an object');
-  const http01 = resolveHttp01(input?.http01, `${option}.http01`);
-  const tlsAlpn01 = resolveTlsAlpn01(input?.tlsAlpn01, `${option}.tlsAlpn01`);
+  const http01 = resolveListened(input?.http01, `${option}.http01`, { port: DEFAULT_HTTP01_PORT, listener: true });
+  const tlsAlpn01 = resolveListened(input?.tlsAlpn01, `${option}.tlsAlpn01`, { port: DEFAULT_TLS_ALPN01_PORT, listener: false });
   const dns01 = resolveDns01(input?.dns01, `${option}.dns01`);
   let preference = DEFAULT_CHALLENGE_PREFERENCE;
   if (input?.preference !== undefined) {
@@ -29,23 +29,18 @@ export function resolveChallenges(input: ChallengeOptions | undefined, option: s
   return Object.freeze({ http01, tlsAlpn01, dns01, preference: Object.freeze([...preference]) });
 }
 
-function resolveHttp01(value: Http01Options | false | undefined, option: string): ResolvedChallenges['http01'] {
+/** HTTP-01 and TLS-ALPN-01 take the same settings: where the standalone listener binds, and whether it opens at all. */
+function resolveListened(
+  value: Http01Options | TlsAlpn01Options | false | undefined,
+  option: string,
+  defaults: { port: number; listener: boolean },
+): Readonly<Required<Http01Options>> | false {
   if (value === false) return false;
   if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError(option, 'must be an object or false');
   return Object.freeze({
-    port: port(value?.port, `${option}.port`) ?? DEFAULT_HTTP01_PORT,
+    port: port(value?.port, `${option}.port`) ?? defaults.port,
     host: optionalString(value?.host, `${option}.host`) ?? '',
-    listener: optionalBoolean(value?.listener, `${option}.listener`) ?? true,
-  });
-}
-
-function resolveTlsAlpn01(value: TlsAlpn01Options | false | undefined, option: string): ResolvedChallenges['tlsAlpn01'] {
-  if (value === false) return false;
-  if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError(option, 'must be an object or false');
-  return Object.freeze({
-    port: port(value?.port, `${option}.port`) ?? DEFAULT_TLS_ALPN01_PORT,
-    host: optionalString(value?.host, `${option}.host`) ?? '',
-    listener: optionalBoolean(value?.listener, `${option}.listener`) ?? false,
+    listener: optionalBoolean(value?.listener, `${option}.listener`) ?? defaults.listener,
   });
 }
 

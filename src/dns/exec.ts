@@ -22,6 +22,7 @@ import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js
 import type { Logger } from '../logger.js';
 import { createDefaultLogger, validateLogger } from '../logger.js';
 import { createRedactor, tail } from '../redact.js';
+import { durationMs } from '../validate.js';
 import type { DnsProvider, DnsRecord } from './types.js';
 import { DEFAULT_EXEC_TIMEOUT_MS } from '../defaults.js';
 export { DEFAULT_EXEC_TIMEOUT_MS };
@@ -65,9 +66,7 @@ export class ExecDnsProvider implements DnsProvider {
     const args = options.args ?? [];
     if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw new InvalidOptionError('args', 'must be an array of strings');
     this.#args = Object.freeze([...args]);
-    const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidOptionError('timeoutMs', 'must be a positive number of milliseconds');
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = durationMs(options.timeoutMs, 'timeoutMs') ?? DEFAULT_EXEC_TIMEOUT_MS;
     const env = options.env ?? {};
     if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) {
       throw new InvalidOptionError('env', 'must map names to strings');

@@ -17,7 +17,7 @@ import { lazyModule } from '../lazy.js';
 // Loaded on the first query: serving certificates needs no DNS.
 const packet = lazyModule<typeof Packet>('dns-packet');
 import { AbortedError, DnsQueryError, InvalidOptionError } from '../errors.js';
-import { durationMs } from '../validate.js';
+import { durationMs, portText as validPortText } from '../validate.js';
 import { DEFAULT_DNS_QUERY_TIMEOUT_MS } from '../defaults.js';
 export { DEFAULT_DNS_QUERY_TIMEOUT_MS };
 
@@ -91,10 +91,8 @@ export function parseDnsServer(text: string, option = 'server', defaultPort = 53
     host = colon === -1 ? text : text.slice(0, colon);
     portText = colon === -1 ? undefined : text.slice(colon + 1);
   }
-  const port = portText === undefined ? defaultPort : Number(portText);
   if (host.length === 0 || /[\s/]/.test(host)) throw new InvalidOptionError(option, `"${text}" has no usable host`);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidOptionError(option, `"${text}" has no valid port`);
-  return { host, port };
+  return { host, port: validPortText(portText, option, 1) ?? defaultPort };
 }
 
 /** The resolvers this system is configured with (node:dns), as servers. */

@@ -17,6 +17,7 @@ import { AbortedError, InvalidOptionError, ListenError } from '../errors.js';
 import { CertKeeper, type ManageEntry } from '../manager.js';
 import { DEFAULT_HTTPS_PORT, redirectToHttps } from './challenge.js';
 import { GracefulCloser } from './graceful.js';
+import { durationMs, port as validPort } from '../validate.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_PORT, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from '../defaults.js';
 export { DEFAULT_HTTP_PORT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS };
 
@@ -85,15 +86,11 @@ const SERVE_OPTION_NAMES = [
 ] as const;
 
 function port(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65_535) throw new InvalidOptionError(option, 'must be an integer port number (0-65535)');
-  return value;
+  return validPort(value, option) ?? fallback;
 }
 
 function duration(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new InvalidOptionError(option, 'must be a non-negative integer of milliseconds');
-  return value;
+  return durationMs(value, option, true, true) ?? fallback;
 }
 
 /**

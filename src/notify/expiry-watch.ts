@@ -2,11 +2,12 @@
  * Announces managed certificates that are expiring soon (less than `ratio` of
  * their lifetime left, 1/5 by default) as `cert_expiring` events, once per
  * certificate (serial) per process. Unmanaged certificates (files) announce
- * their own expiry (tls/file-reload.ts). One timer, set for the next
+ * their own expiry (tls/expiry-warnings.ts). One timer, set for the next
  * crossing, reads only the keeper's in-memory status: no I/O.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { CertExpiringEvent } from '../events.js';
+import { Closable } from '../lifecycle.js';
 
 export interface ExpiringSource {
   names: string[];
@@ -23,13 +24,13 @@ export interface ExpiryWatchOptions {
   emit: (event: CertExpiringEvent) => void;
 }
 
-export class ExpiryWatch {
+export class ExpiryWatch extends Closable {
   readonly #opts: ExpiryWatchOptions;
   readonly #announced = new Set<string>();
   #timer: TimerHandle | undefined;
-  #closed = false;
 
   constructor(options: ExpiryWatchOptions) {
+    super('ExpiryWatch');
     this.#opts = options;
   }
 
@@ -39,7 +40,7 @@ export class ExpiryWatch {
    * process, sees one timer). Call again when certificates change.
    */
   check(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const now = this.#opts.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const cert of this.#opts.list()) {
@@ -58,8 +59,7 @@ export class ExpiryWatch {
     this.#timer = Number.isFinite(next) ? this.#opts.clock.setTimer(() => this.check(), Math.max(1, Math.ceil(next - now))) : undefined;
   }
 
-  close(): void {
-    this.#closed = true;
+  protected onClose(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
   }

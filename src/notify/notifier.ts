@@ -15,8 +15,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { CertKeeperError, NotificationError } from '../errors.js';
+import { NotificationError, type CertKeeperError } from '../errors.js';
 import type { CertExpiringEvent, CertFailedEvent, CertObtainedEvent, EventName, Listener } from '../events.js';
+import { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { hasTryLock, type Storage } from '../storage/types.js';
 import { deliverExec, deliverWebhook, type OutgoingNotification } from './deliver.js';
@@ -54,20 +55,22 @@ export interface NotifierDeps {
   logger: Logger;
 }
 
-export class Notifier {
+export class Notifier implements AsyncDisposable {
   readonly #deps: NotifierDeps;
   readonly #sent = new Set<string>();
+  /** Deliveries in flight, for idle(); close() waits for them through the lifecycle. */
   readonly #work = new Set<Promise<void>>();
-  readonly #abort = new AbortController();
-  readonly #offs: (() => void)[];
+  readonly #lifecycle = new Lifecycle('Notifier');
 
   constructor(deps: NotifierDeps) {
     this.#deps = deps;
-    this.#offs = [
+    const offs = [
       deps.on('cert_failed', (event) => this.#onFailed(event)),
       deps.on('cert_expiring', (event) => this.#onExpiring(event)),
       deps.on('cert_renewed', (event) => this.#onRenewed(event)),
     ];
+    // No new notification from the moment close() is called.
+    this.#lifecycle.signal.addEventListener('abort', () => offs.forEach((off) => off()), { once: true });
   }
 
   /** Settles when every notification in flight is delivered or given up. */
@@ -76,10 +79,12 @@ export class Notifier {
   }
 
   /** No new notifications and no further retries; the attempts under way finish (each within its timeout). */
-  async close(): Promise<void> {
-    for (const off of this.#offs) off();
-    this.#abort.abort(new CertKeeperError('ERR_CLOSED', 'the notifier is closed'));
-    await this.idle();
+  close(): Promise<void> {
+    return this.#lifecycle.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #onFailed(event: CertFailedEvent): void {
@@ -129,7 +134,7 @@ export class Notifier {
 
   #notify(fields: Omit<NotificationPayload, 'at'>): void {
     const { config } = this.#deps;
-    if (!config.events.has(fields.type) || this.#sent.has(fields.key) || this.#abort.signal.aborted) return;
+    if (!config.events.has(fields.type) || this.#sent.has(fields.key) || this.#lifecycle.closed) return;
     this.#remember(fields.key);
     const payload: NotificationPayload = { ...fields, at: new Date(this.#deps.clock.now()).toISOString() };
     const work = this.#sendOnce(payload).catch((error: unknown) => {
@@ -140,7 +145,7 @@ export class Notifier {
       this.#deps.emit({ type: payload.type, key: payload.key, error: failure });
     });
     this.#work.add(work);
-    void work.finally(() => this.#work.delete(work));
+    void this.#lifecycle.track(work).finally(() => this.#work.delete(work));
   }
 
   #remember(key: string): void {
@@ -158,7 +163,7 @@ export class Notifier {
     if (hasTryLock(storage)) {
       if (!(await storage.tryLock(lock))) return this.#skipped(payload, 'another process is sending it');
     } else {
-      await storage.lock(lock, { signal: this.#abort.signal });
+      await storage.lock(lock, { signal: this.#lifecycle.signal });
     }
     try {
       if (await storage.exists(marker)) return this.#skipped(payload, 'already sent by another process');
@@ -181,7 +186,7 @@ export class Notifier {
     const outgoing: OutgoingNotification = { type: payload.type, key: payload.key, body: JSON.stringify(payload) };
     const context = (sink: string) => ({
       clock,
-      signal: this.#abort.signal,
+      signal: this.#lifecycle.signal,
       onRetry: (attempt: number, reason: string) => logger.warn({ notification: payload.type, key: payload.key, sink, attempt, reason }, 'notification attempt failed; retrying'),
     });
     const sends: Promise<number>[] = [];

@@ -4,6 +4,7 @@
  * once into a frozen config by resolveConfig().
  */
 import { InvalidOptionError } from '../errors.js';
+import { durationMs, nonNegativeInteger } from '../validate.js';
 import { DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_RETRY_DELAY_MS, DEFAULT_NOTIFY_EXPIRING_RATIO } from '../defaults.js';
 export { DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_RETRY_DELAY_MS, DEFAULT_NOTIFY_EXPIRING_RATIO };
 
@@ -80,15 +81,10 @@ export function resolveNotify(options: NotifyOptions | false | undefined): Resol
 }
 
 function resolveSink(options: { timeoutMs?: number; retries?: number; retryDelayMs?: number }, path: string): ResolvedSink {
-  const integer = (value: number | undefined, name: string, min: number, fallback: number): number => {
-    if (value === undefined) return fallback;
-    if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(`${path}.${name}`, `must be an integer >= ${min}`);
-    return value;
-  };
   return {
-    timeoutMs: integer(options.timeoutMs, 'timeoutMs', 1, DEFAULT_NOTIFY_TIMEOUT_MS),
-    retries: integer(options.retries, 'retries', 0, DEFAULT_NOTIFY_RETRIES),
-    retryDelayMs: integer(options.retryDelayMs, 'retryDelayMs', 0, DEFAULT_NOTIFY_RETRY_DELAY_MS),
+    timeoutMs: durationMs(options.timeoutMs, `${path}.timeoutMs`, false, true) ?? DEFAULT_NOTIFY_TIMEOUT_MS,
+    retries: nonNegativeInteger(options.retries, `${path}.retries`) ?? DEFAULT_NOTIFY_RETRIES,
+    retryDelayMs: durationMs(options.retryDelayMs, `${path}.retryDelayMs`, true, true) ?? DEFAULT_NOTIFY_RETRY_DELAY_MS,
   };
 }
 

@@ -17,6 +17,7 @@ import type tls from 'node:tls';
 import type { Clock, TimerHandle } from '../clock.js';
 import { CertificateFileError, CertificateInvalidError, CertKeeperError, ClosedError, InvalidOptionError } from '../errors.js';
 import type { ReloadFailureReason, TypedEmitter } from '../events.js';
+import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import type { ContextCache } from './context-cache.js';
 import { FileWatcher, resolveWatchTuning, type WatchTuning } from './file-watch.js';
@@ -99,13 +100,13 @@ interface ResolvedClientCa {
  * options, so one bundle is in force: a tlsOptions() call naming another
  * file replaces the watched one.
  */
-export class ClientCaBundles {
+export class ClientCaBundles extends Closable {
   readonly #opts: ClientCaBundlesOptions;
   readonly #log: Logger;
   #active: WatchedBundle | undefined;
-  #closed = false;
 
   constructor(options: ClientCaBundlesOptions) {
+    super('ClientCaBundles');
     this.#opts = options;
     this.#log = options.logger.child({ component: 'client-ca' });
   }
@@ -120,7 +121,7 @@ export class ClientCaBundles {
     if (typeof userOptions !== 'object' || userOptions === null) return userOptions;
     const { clientCA, ...rest } = userOptions;
     if (clientCA === undefined) return rest;
-    if (this.#closed) throw new ClosedError('CertKeeper');
+    if (this.closed) throw new ClosedError('CertKeeper');
     if (rest.ca !== undefined) throw new InvalidOptionError('clientCA', 'give either ca or clientCA, not both');
     const resolved = resolveClientCa(clientCA);
     if (this.#active?.file === resolved.file) return { ...rest, ca: this.#active.pem };
@@ -132,7 +133,8 @@ export class ClientCaBundles {
       throw new CertificateFileError(resolved.file, (error as NodeJS.ErrnoException).code, { cause: error });
     }
     const parsed = parseClientCaBundle(bytes);
-    this.#active?.close();
+    // The replaced bundle's watch stops in the background; its file is no longer read.
+    void this.#active?.close();
     const bundle = new WatchedBundle(this.#opts, this.#log, resolved, parsed, digest(bytes));
     this.#active = bundle;
     this.#opts.events.emit('client_ca_loaded', { file: resolved.file, certificates: parsed.subjects.length, subjects: parsed.subjects });
@@ -146,10 +148,10 @@ export class ClientCaBundles {
     return this.#active?.check() ?? Promise.resolve(false);
   }
 
-  close(): void {
-    this.#closed = true;
-    this.#active?.close();
+  protected async onClose(): Promise<void> {
+    const active = this.#active;
     this.#active = undefined;
+    await active?.close();
   }
 }
 
@@ -164,7 +166,7 @@ function digest(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-class WatchedBundle {
+class WatchedBundle extends Closable {
   readonly #opts: ClientCaBundlesOptions;
   readonly #log: Logger;
   readonly #config: ResolvedClientCa;
@@ -175,9 +177,9 @@ class WatchedBundle {
   #suspect: { seen: string; since: number } | undefined;
   #settleTimer: TimerHandle | undefined;
   #reportNow = false;
-  #closed = false;
 
   constructor(options: ClientCaBundlesOptions, log: Logger, config: ResolvedClientCa, parsed: ParsedClientCaBundle, seen: string) {
+    super('WatchedBundle');
     this.#opts = options;
     this.#log = log;
     this.#config = config;
@@ -214,21 +216,20 @@ class WatchedBundle {
     this.#reportNow = true;
     if (this.#watcher) {
       await this.#watcher.trigger();
-      return !this.#closed;
+      return !this.closed;
     }
     return this.#check();
   }
 
-  close(): void {
-    this.#closed = true;
-    this.#watcher?.close();
-    this.#watcher = undefined;
+  protected async onClose(): Promise<void> {
     this.#settleTimer?.cancel();
     this.#settleTimer = undefined;
+    await this.#watcher?.close();
+    this.#watcher = undefined;
   }
 
   async #check(): Promise<boolean> {
-    if (this.#closed) return false;
+    if (this.closed) return false;
     const file = this.#config.file;
     const reportNow = this.#reportNow || this.#watcher === undefined;
     this.#reportNow = false;
@@ -243,7 +244,7 @@ class WatchedBundle {
       return false;
     }
     const seen = digest(bytes);
-    if (seen === this.#lastSeen || this.#closed) {
+    if (seen === this.#lastSeen || this.closed) {
       this.#suspect = undefined;
       return false;
     }

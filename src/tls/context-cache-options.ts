@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { validateLogger, type Logger } from '../logger.js';
 import { normalizeServerName } from '../names.js';
+import { durationMs, positiveInteger } from '../validate.js';
 import { splitPemCertificates, type CertificateMaterial } from './certificate-material.js';
 import { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
 
@@ -93,21 +94,14 @@ export interface ResolvedCacheOptions {
 }
 
 export function resolveContextCacheOptions(options: ContextCacheOptions): ResolvedCacheOptions {
-  const count = (name: keyof ContextCacheOptions, value: unknown, fallback: number, min: number): number => {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw new InvalidOptionError(name, `must be an integer >= ${min}`);
-    }
-    return value;
-  };
   if (options.loader !== undefined && typeof options.loader !== 'function') throw new InvalidOptionError('loader', 'must be a function');
   if (options.onEvict !== undefined && typeof options.onEvict !== 'function') throw new InvalidOptionError('onEvict', 'must be a function');
   return Object.freeze({
-    capacity: count('capacity', options.capacity, DEFAULT_CACHE_CAPACITY, 1),
+    capacity: positiveInteger(options.capacity, 'capacity') ?? DEFAULT_CACHE_CAPACITY,
     loader: options.loader,
-    loadTimeoutMs: count('loadTimeoutMs', options.loadTimeoutMs, DEFAULT_LOAD_TIMEOUT_MS, 1),
-    negativeTtlMs: count('negativeTtlMs', options.negativeTtlMs, DEFAULT_NEGATIVE_TTL_MS, 0),
-    negativeCapacity: count('negativeCapacity', options.negativeCapacity, DEFAULT_NEGATIVE_CAPACITY, 1),
+    loadTimeoutMs: durationMs(options.loadTimeoutMs, 'loadTimeoutMs', false, true) ?? DEFAULT_LOAD_TIMEOUT_MS,
+    negativeTtlMs: durationMs(options.negativeTtlMs, 'negativeTtlMs', true, true) ?? DEFAULT_NEGATIVE_TTL_MS,
+    negativeCapacity: positiveInteger(options.negativeCapacity, 'negativeCapacity') ?? DEFAULT_NEGATIVE_CAPACITY,
     onEvict: options.onEvict,
     logger: options.logger === undefined ? undefined : validateLogger(options.logger).child({ component: 'tls-cache' }),
     clock: options.clock ?? systemClock,

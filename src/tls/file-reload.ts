@@ -13,6 +13,7 @@
  */
 import { resolve } from 'node:path';
 import { ClosedError, InvalidOptionError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { buildMaterial, type CertificateMaterial } from './certificate-material.js';
 import { resolveWatchTuning, type WatchTuning } from './file-watch.js';
@@ -40,13 +41,13 @@ export interface LoadCertificatePemOptions {
 }
 
 /** Every unmanaged certificate of one manager. */
-export class UnmanagedCertificates {
+export class UnmanagedCertificates extends Closable {
   readonly #opts: UnmanagedCertificatesOptions;
   readonly #log: Logger;
   readonly #handles = new Set<UnmanagedCertificate>();
-  #closed = false;
 
   constructor(options: UnmanagedCertificatesOptions) {
+    super('UnmanagedCertificates');
     this.#opts = options;
     this.#log = options.logger.child({ component: 'file-reload' });
   }
@@ -89,14 +90,14 @@ export class UnmanagedCertificates {
   }
 
   /** Releases every watcher and timer; certificates stay in the cache (which the manager closes next). */
-  close(): void {
-    this.#closed = true;
-    for (const handle of [...this.#handles]) handle.close();
+  protected async onClose(): Promise<void> {
+    const handles = [...this.#handles];
     this.#handles.clear();
+    await Promise.all(handles.map((handle) => handle.close()));
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('CertKeeper');
+    if (this.closed) throw new ClosedError('CertKeeper');
   }
 }
 

@@ -16,8 +16,9 @@ import fs, { type FSWatcher } from 'node:fs';
 import { lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Clock, TimerHandle } from '../clock.js';
-import { InvalidOptionError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
+import { durationMs } from '../validate.js';
 import { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS } from '../defaults.js';
 export { DEFAULT_RELOAD_DEBOUNCE_MS, DEFAULT_RELOAD_MAX_WAIT_MS, DEFAULT_RELOAD_RECHECK_MS };
 
@@ -35,7 +36,7 @@ export interface FileWatcherOptions {
   check: () => Promise<void>;
 }
 
-export class FileWatcher {
+export class FileWatcher extends Closable {
   readonly #paths: readonly string[];
   readonly #opts: FileWatcherOptions;
   readonly #watchers = new Map<string, FSWatcher>();
@@ -44,9 +45,9 @@ export class FileWatcher {
   #recheck: TimerHandle | undefined;
   #running: Promise<void> | undefined;
   #again = false;
-  #closed = false;
 
   constructor(paths: readonly string[], options: FileWatcherOptions) {
+    super('FileWatcher');
     this.#paths = paths.map((p) => resolve(p));
     this.#opts = options;
   }
@@ -64,19 +65,18 @@ export class FileWatcher {
 
   /** Runs the check now (or right after the one in progress); resolves when it has run. */
   trigger(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+    if (this.closed) return Promise.resolve();
     this.#cancelDebounce();
     if (this.#running) {
       this.#again = true;
       return this.#running;
     }
-    this.#running = this.#runLoop();
+    this.#running = this.track(this.#runLoop());
     return this.#running;
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Waits for a check in progress, then stops the watches and timers. */
+  protected onClose(): void {
     this.#cancelDebounce();
     this.#recheck?.cancel();
     this.#recheck = undefined;
@@ -89,10 +89,10 @@ export class FileWatcher {
       do {
         this.#again = false;
         await this.#opts.check();
-        if (this.#closed) return;
+        if (this.closed) return;
         // A swapped symlink may now point into another directory.
         await this.#refreshDirectories();
-      } while (this.#again && !this.#closed);
+      } while (this.#again && !this.closed);
     } catch (error) {
       // check() reports its own failures; this is a bug guard, so a timer's promise never rejects unhandled.
       this.#opts.logger.error({ paths: this.#paths, err: error }, 'file watch check failed');
@@ -102,7 +102,7 @@ export class FileWatcher {
   }
 
   #onEvent(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const now = this.#opts.clock.now();
     this.#burstStartedAt ??= now;
     this.#debounce?.cancel();
@@ -121,7 +121,7 @@ export class FileWatcher {
   }
 
   #scheduleRecheck(): void {
-    if (this.#closed || this.#opts.recheckIntervalMs === 0) return;
+    if (this.closed || this.#opts.recheckIntervalMs === 0) return;
     this.#recheck = this.#opts.clock.setTimer(() => {
       this.#recheck = undefined;
       void this.trigger().finally(() => this.#scheduleRecheck());
@@ -131,7 +131,7 @@ export class FileWatcher {
   async #refreshDirectories(): Promise<void> {
     const wanted = new Set<string>();
     for (const path of this.#paths) for (const dir of await directoriesOf(path)) wanted.add(dir);
-    if (this.#closed) return;
+    if (this.closed) return;
     for (const [dir, watcher] of this.#watchers) {
       if (!wanted.has(dir)) {
         watcher.close();
@@ -207,14 +207,7 @@ export interface WatchTuning {
 }
 
 export function resolveWatchTuning(options: WatchTuning, prefix: string): Required<WatchTuning> {
-  const ms = (key: keyof WatchTuning, fallback: number): number => {
-    const value = options[key];
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new InvalidOptionError(`${prefix}${key}`, 'must be an integer >= 0 (milliseconds)');
-    }
-    return value;
-  };
+  const ms = (key: keyof WatchTuning, fallback: number): number => durationMs(options[key], `${prefix}${key}`, true, true) ?? fallback;
   return Object.freeze({
     debounceMs: ms('debounceMs', DEFAULT_RELOAD_DEBOUNCE_MS),
     maxWaitMs: ms('maxWaitMs', DEFAULT_RELOAD_MAX_WAIT_MS),

@@ -6,6 +6,7 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import { CertificateInvalidError, CertKeeperError, type CertificateFileError } from '../errors.js';
 import type { TypedEmitter } from '../events.js';
+import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { buildMaterial, type CertificateMaterial } from './certificate-material.js';
 import type { ContextCache } from './context-cache.js';
@@ -25,10 +26,10 @@ export interface UnmanagedHandle {
   readonly keyFile: string | undefined;
   /** Re-reads the files now (file-backed only; a memory one resolves 'unchanged'). */
   reload(): Promise<ReloadOutcome>;
-  /** Stops watching and expiry timers; the certificate stays in service. Idempotent. */
-  close(): void;
-  /** Stops serving the certificate, then close(). */
-  remove(): void;
+  /** Stops watching and expiry timers (after a check in progress); the certificate stays in service. Idempotent. */
+  close(): Promise<void>;
+  /** Stops serving the certificate at once, then close(). */
+  remove(): Promise<void>;
 }
 
 export interface UnmanagedCertificatesOptions {
@@ -48,7 +49,7 @@ export interface ResolvedFileOptions {
   tuning: Required<WatchTuning>;
 }
 
-export class UnmanagedCertificate implements UnmanagedHandle {
+export class UnmanagedCertificate extends Closable implements UnmanagedHandle {
   readonly #opts: UnmanagedCertificatesOptions;
   readonly #log: Logger;
   readonly #files: ResolvedFileOptions | undefined;
@@ -65,7 +66,6 @@ export class UnmanagedCertificate implements UnmanagedHandle {
   #keyModeWarned: string | undefined;
   #watcher: FileWatcher | undefined;
   readonly #expiry: ExpiryWarnings;
-  #closed = false;
 
   constructor(
     options: UnmanagedCertificatesOptions,
@@ -75,6 +75,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
     seen: string | undefined,
     onClose: () => void,
   ) {
+    super('UnmanagedCertificate');
     this.#opts = options;
     this.#log = log;
     this.#material = material;
@@ -105,7 +106,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
   }
 
   async reload(): Promise<ReloadOutcome> {
-    if (this.#files === undefined || this.#closed) return 'unchanged';
+    if (this.#files === undefined || this.closed) return 'unchanged';
     this.#reportNow = true;
     if (this.#watcher) {
       await this.#watcher.trigger();
@@ -114,22 +115,21 @@ export class UnmanagedCertificate implements UnmanagedHandle {
     return this.#check();
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#watcher?.close();
-    this.#watcher = undefined;
+  protected async onClose(): Promise<void> {
     this.#expiry.stop();
     this.#settleTimer?.cancel();
     this.#settleTimer = undefined;
     this.#onClose();
+    await this.#watcher?.close();
+    this.#watcher = undefined;
   }
 
-  remove(): void {
-    this.close();
+  remove(): Promise<void> {
+    const closing = this.close();
     const cache = this.#opts.cache;
     if (cache.defaultMaterial?.id === this.#material.id) cache.setDefault(undefined);
     cache.removeCertificate(this.#material.id);
+    return closing;
   }
 
   /** Puts `material` in service (swapping out `previous`), then re-arms the expiry warnings. */
@@ -152,7 +152,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
 
   async startWatching(): Promise<void> {
     const files = this.#files;
-    if (files === undefined || this.#closed) return;
+    if (files === undefined || this.closed) return;
     const watcher = new FileWatcher([files.certFile, files.keyFile], {
       clock: this.#opts.clock,
       logger: this.#log,
@@ -179,7 +179,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
 
   async #check(): Promise<ReloadOutcome> {
     const files = this.#files;
-    if (files === undefined || this.#closed) return 'unchanged';
+    if (files === undefined || this.closed) return 'unchanged';
     const reportNow = this.#reportNow || this.#watcher === undefined;
     this.#reportNow = false;
     this.#settleTimer?.cancel();
@@ -194,7 +194,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
       return this.#outcome(seen === this.#lastSeen ? 'unchanged' : this.#refuse(error, seen, reportNow));
     }
     const seen = fingerprint(cert, key);
-    if (seen === this.#lastSeen || this.#closed) {
+    if (seen === this.#lastSeen || this.closed) {
       this.#suspect = undefined;
       return this.#outcome('unchanged');
     }
@@ -205,7 +205,7 @@ export class UnmanagedCertificate implements UnmanagedHandle {
     } catch (error) {
       return this.#outcome(this.#refuse(error, seen, reportNow));
     }
-    if (this.#closed) return 'unchanged';
+    if (this.closed) return 'unchanged';
     this.#lastSeen = seen;
     this.#suspect = undefined;
     const previous = this.#material;

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 
 const script = `
-  const { resolveConfig } = await import(${JSON.stringify(new URL('../../src/config.ts', import.meta.url).href)});
+  const { resolveConfig } = await import(${JSON.stringify(new URL('../../src/config/index.ts', import.meta.url).href)});
   const { MemoryStorage } = await import(${JSON.stringify(new URL('../../src/storage/memory.ts', import.meta.url).href)});
   const { logger } = resolveConfig({ storage: new MemoryStorage() });
   logger.info('info-line');

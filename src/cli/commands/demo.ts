@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import { port as validPort } from '../../validate.js';
+import { portText } from '../../validate.js';
 import { formatDate } from '../format.js';
 import { writeLine } from '../io.js';
 import { DEFAULT_DEMO_PORT, defaultDemoStorageRoot } from '../settings.js';
@@ -20,8 +20,8 @@ export function registerDemo(program: Command, host: CommandHost): void {
       const { io, settings, logger } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
       // The demo prints the path of its root certificate for curl: it needs files.
       if (isRemoteStorageUrl(settings.storage)) throw new InvalidOptionError('storage', 'the demo keeps its certificates in a directory: give --storage a directory');
-      const portText = command.opts<{ port: string }>().port;
-      const port = validPort(/^\d+$/.test(portText) ? Number(portText) : NaN, '--port') as number;
+      const portFlag = command.opts<{ port: string }>().port;
+      const port = portText(portFlag, '--port') as number;
       if (io.signal.aborted) return host.finish(0);
       const json = command.opts<{ json?: boolean }>().json === true;
       const demo = await startDemo({
