@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import tls from 'node:tls';
 import type AcmeClient from 'acme-client';
 import { lazyModule } from '../lazy.js';
+import { Closable } from '../lifecycle.js';
 
 const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Logger } from '../logger.js';
@@ -128,13 +129,13 @@ function makeAgent(cas: readonly string[]): https.Agent {
  * Trust registration for one issuer. Register the directory's origin, then the
  * origins of the URLs the directory lists (a CA may serve them elsewhere).
  */
-export class TrustHandle {
+export class TrustHandle extends Closable {
   readonly #cas: readonly string[];
   readonly #fingerprint: string;
   readonly #origins = new Set<string>();
-  #released = false;
 
   constructor(caCertificates: readonly string[]) {
+    super('TrustHandle');
     installAcmeClientHooks();
     this.#cas = caCertificates;
     this.#fingerprint = fingerprint(caCertificates);
@@ -143,7 +144,7 @@ export class TrustHandle {
   /** Makes requests to `url`'s origin use this issuer's trust (system roots plus its CAs). */
   addOrigin(url: string): void {
     const origin = originOf(url);
-    if (!origin || this.#released || this.#origins.has(origin)) return;
+    if (!origin || this.closed || this.#origins.has(origin)) return;
     const existing = byOrigin.get(origin);
     if (!existing) {
       byOrigin.set(origin, { agent: makeAgent(this.#cas), cas: this.#cas, caFingerprints: this.#fingerprint, refs: 1, retired: [] });
@@ -163,9 +164,7 @@ export class TrustHandle {
   }
 
   /** Drops this issuer's registrations; an agent nobody uses any more is destroyed (its sockets closed). */
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
+  protected onClose(): void {
     for (const origin of this.#origins) {
       const entry = byOrigin.get(origin);
       if (!entry) continue;

@@ -230,8 +230,8 @@ export class AcmeIssuer extends Closable implements Issuer {
    * ClosedError once their challenge clean-up has run): releases this
    * issuer's TLS agents. Storage is the caller's to close.
    */
-  protected onClose(): void {
-    this.#trust.release();
+  protected async onClose(): Promise<void> {
+    await this.#trust.close();
   }
 }
 

@@ -10,6 +10,7 @@ import { Dns01Solver } from '../challenges/dns01.js';
 import { Http01Solver } from '../challenges/http01.js';
 import { TlsAlpn01Solver } from '../challenges/tls-alpn01.js';
 import type { ChallengeType, Solver } from '../challenges/types.js';
+import { Lifecycle } from '../lifecycle.js';
 import type { Storage } from '../storage/types.js';
 import { AcmeIssuer } from './acme.js';
 import { InternalIssuer } from './internal.js';
@@ -27,6 +28,7 @@ export class IssuerFactory {
   readonly #shared = new Map<string, AcmeIssuer>();
 
   readonly #offload: CpuOffload;
+  readonly #lifecycle = new Lifecycle('IssuerFactory', () => this.#release());
 
   constructor(config: ResolvedConfig, storage: Storage, offload: CpuOffload) {
     this.#config = config;
@@ -45,6 +47,7 @@ export class IssuerFactory {
   }
 
   build(specs: readonly IssuerSpec[], challenges: ResolvedChallenges, option: string): Issuer[] {
+    this.#lifecycle.assertOpen();
     return specs.map((spec, index) => {
       validateIssuer(spec, `${option}[${index}]`);
       if (!('type' in spec)) return spec;
@@ -96,9 +99,14 @@ export class IssuerFactory {
     });
   }
 
-  /** Closes the standalone challenge listeners and every issuer built here. */
-  async close(): Promise<void> {
-    await Promise.allSettled([this.http01?.close(), this.tlsAlpn01.close(), ...[...this.#owned].map((i) => i.close?.())]);
+  /** Closes every issuer built here, then the solvers: an order stopped by its issuer's close still cleans up its challenges. */
+  close(): Promise<void> {
+    return this.#lifecycle.close();
+  }
+
+  async #release(): Promise<void> {
+    await Promise.allSettled([...this.#owned].map((issuer) => issuer.close?.()));
+    await Promise.allSettled([this.http01?.close(), this.tlsAlpn01.close()]);
   }
 
   #own<T extends Issuer>(issuer: T): T {
