@@ -15,7 +15,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { InvalidOptionError, StorageError } from '../errors.js';
-import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import type { FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 
 const MAGIC = Buffer.from('CKENC', 'latin1');
 const VERSION = 1;
@@ -145,16 +145,16 @@ export function parseEncryptionKey(key: unknown, option: string): Buffer {
 /**
  * Wraps any Storage so that secrets are encrypted before they reach it and
  * decrypted when loaded. Locks and the optional capabilities (tryLock,
- * assertLockHeld, close) are forwarded unchanged; stat() reports the stored
+ * assertLockHeld, writeFenced with its values sealed, close) are forwarded; stat() reports the stored
  * (encrypted) size.
  */
 export function encryptPrivateKeys(
   storage: Storage,
   key: Uint8Array | string | KeyEncryptor,
   options: KeyEncryptorOptions = {},
-): Storage & Partial<TryLocker & LockLeaseChecker> {
+): Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> {
   const encryptor = isKeyEncryptor(key) ? key : createKeyEncryptor(key, options);
-  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker> = {
+  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> = {
     store: (k: string, value: Uint8Array) => storage.store(k, encryptor.seal(k, value)),
     load: async (k: string) => encryptor.open(k, await storage.load(k)),
     delete: (k: string) => storage.delete(k),
@@ -165,9 +165,13 @@ export function encryptPrivateKeys(
     unlock: (name: string) => storage.unlock(name),
   };
   // Only forward what the backend has, so run-time capability checks stay truthful.
-  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker>;
+  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter>;
   if (typeof inner.tryLock === 'function') wrapped.tryLock = (name) => inner.tryLock!(name);
   if (typeof inner.assertLockHeld === 'function') wrapped.assertLockHeld = (name) => inner.assertLockHeld!(name);
+  if (typeof inner.writeFenced === 'function') {
+    wrapped.writeFenced = (lock, writes) =>
+      inner.writeFenced!(lock, writes.map((w) => ('delete' in w ? w : { key: w.key, value: encryptor.seal(w.key, w.value) })));
+  }
   if (typeof inner.close === 'function') wrapped.close = () => inner.close!();
   return wrapped;
 }
