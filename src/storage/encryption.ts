@@ -15,7 +15,8 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { InvalidOptionError, StorageError } from '../errors.js';
-import type { FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import { validateKey } from './keys.js';
+import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 
 const MAGIC = Buffer.from('CKENC', 'latin1');
 const VERSION = 1;
@@ -169,8 +170,7 @@ export function encryptPrivateKeys(
   if (typeof inner.tryLock === 'function') wrapped.tryLock = (name) => inner.tryLock!(name);
   if (typeof inner.assertLockHeld === 'function') wrapped.assertLockHeld = (name) => inner.assertLockHeld!(name);
   if (typeof inner.writeFenced === 'function') {
-    wrapped.writeFenced = (lock, writes) =>
-      inner.writeFenced!(lock, writes.map((w) => ('delete' in w ? w : { key: w.key, value: encryptor.seal(w.key, w.value) })));
+    wrapped.writeFenced = (lock, writes) => inner.writeFenced!(lock, sealWrites(writes, encryptor));
   }
   if (typeof inner.close === 'function') wrapped.close = () => inner.close!();
   return wrapped;
@@ -184,4 +184,17 @@ function isKeyEncryptor(value: unknown): value is KeyEncryptor {
     typeof (value as KeyEncryptor).seal === 'function' &&
     typeof (value as KeyEncryptor).open === 'function'
   );
+}
+
+/**
+ * A fenced write list as a backend stores it: keys validated (normalised),
+ * values copied and, with an encryptor, secrets sealed. For adapters'
+ * writeFenced, which apply the list as it comes back.
+ */
+export function sealWrites(writes: readonly FencedWrite[], encryptor: KeyEncryptor | undefined): FencedWrite[] {
+  return writes.map((w): FencedWrite => {
+    const key = validateKey(w.key);
+    if ('delete' in w) return { key, delete: true };
+    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value) };
+  });
 }

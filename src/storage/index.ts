@@ -21,6 +21,7 @@ export {
 export {
   createKeyEncryptor,
   encryptPrivateKeys,
+  sealWrites,
   isSecretStorageKey,
   type KeyEncryptor,
   type KeyEncryptorOptions,

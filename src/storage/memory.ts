@@ -8,6 +8,7 @@
 import { type Clock, type TimerHandle, systemClock } from '../clock.js';
 import { AbortedError, InvalidOptionError, LockLostError, LockTimeoutError, StorageNotFoundError } from '../errors.js';
 import { Closable } from '../lifecycle.js';
+import { sealWrites } from './encryption.js';
 import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
 import { MemoryBackend, type Waiter } from './memory-backend.js';
 import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
@@ -73,7 +74,7 @@ export class MemoryStorage extends Closable implements Storage, TryLocker, LockL
   async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
     this.assertOpen();
     const n = validateLockName(lock);
-    const checked = writes.map((w) => ({ ...w, key: validateKey(w.key) }));
+    const checked = sealWrites(writes, undefined);
     const token = this.#tokens.get(n);
     if (token === undefined || !this.#backend.writeFenced(n, this, token, checked, this.#clock.now())) throw new LockLostError(n);
   }

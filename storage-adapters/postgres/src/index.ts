@@ -37,12 +37,12 @@ import {
   type LockOptions,
   type Logger,
   resolveLeaseLockOptions,
+  sealWrites,
   type Storage,
   StorageError,
   StorageNotFoundError,
   type TryLocker,
   validateKey,
-  validateLockName,
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
@@ -254,12 +254,7 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
    */
   async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
     this.assertOpen();
-    validateLockName(lock);
-    const sealed = writes.map((w): FencedWrite => {
-      const k = validateKey(w.key);
-      return 'delete' in w ? { key: k, delete: true } : { key: k, value: Buffer.from(this.#encryptor ? this.#encryptor.seal(k, w.value) : w.value) };
-    });
-    await this.#locks.writeFenced(lock, sealed);
+    await this.#locks.writeFenced(lock, sealWrites(writes, this.#encryptor));
   }
 
   /** Releases held locks and stops their refresh; ends the pool only when this storage created it (close(): idempotent). */

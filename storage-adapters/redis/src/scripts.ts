@@ -25,18 +25,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
-// KEYS[1] index; ARGV: data key prefix, key, range start and end of the keys below it.
-export const DELETE_SCRIPT = `
-redis.call('DEL', ARGV[1] .. ARGV[2])
-redis.call('ZREM', KEYS[1], ARGV[2])
+/** Lua that deletes a key and every key below it (lex range start..stop), value and index entry. */
+function deleteBelow(index: string, dataPrefix: string, key: string, start: string, stop: string): string {
+  return `
+redis.call('DEL', ${dataPrefix} .. ${key})
+redis.call('ZREM', ${index}, ${key})
 while true do
-  local batch = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, 500)
+  local batch = redis.call('ZRANGEBYLEX', ${index}, ${start}, ${stop}, 'LIMIT', 0, 500)
   if #batch == 0 then break end
   for _, k in ipairs(batch) do
-    redis.call('DEL', ARGV[1] .. k)
-    redis.call('ZREM', KEYS[1], k)
+    redis.call('DEL', ${dataPrefix} .. k)
+    redis.call('ZREM', ${index}, k)
   end
-end
+end`;
+}
+
+// KEYS[1] index; ARGV: data key prefix, key, range start and end of the keys below it.
+export const DELETE_SCRIPT = `${deleteBelow('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'ARGV[3]', 'ARGV[4]')}
 return 0`;
 
 // KEYS: lock, fence counter, index. ARGV: holder token, fencing token, data key prefix, modified ms, then
@@ -51,17 +56,7 @@ while i <= #ARGV do
     redis.call('HSET', ARGV[3] .. key, 'v', ARGV[i + 2], 'm', ARGV[4])
     redis.call('ZADD', KEYS[3], 0, key)
     i = i + 3
-  else
-    redis.call('DEL', ARGV[3] .. key)
-    redis.call('ZREM', KEYS[3], key)
-    while true do
-      local batch = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[i + 2], ARGV[i + 3], 'LIMIT', 0, 500)
-      if #batch == 0 then break end
-      for _, k in ipairs(batch) do
-        redis.call('DEL', ARGV[3] .. k)
-        redis.call('ZREM', KEYS[3], k)
-      end
-    end
+  else${deleteBelow('KEYS[3]', 'ARGV[3]', 'key', 'ARGV[i + 2]', 'ARGV[i + 3]')}
     i = i + 4
   end
 end
