@@ -15,7 +15,8 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { InvalidOptionError, StorageError } from '../errors.js';
-import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import { validateKey } from './keys.js';
+import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 
 const MAGIC = Buffer.from('CKENC', 'latin1');
 const VERSION = 1;
@@ -145,16 +146,16 @@ export function parseEncryptionKey(key: unknown, option: string): Buffer {
 /**
  * Wraps any Storage so that secrets are encrypted before they reach it and
  * decrypted when loaded. Locks and the optional capabilities (tryLock,
- * assertLockHeld, close) are forwarded unchanged; stat() reports the stored
+ * assertLockHeld, writeFenced with its values sealed, close) are forwarded; stat() reports the stored
  * (encrypted) size.
  */
 export function encryptPrivateKeys(
   storage: Storage,
   key: Uint8Array | string | KeyEncryptor,
   options: KeyEncryptorOptions = {},
-): Storage & Partial<TryLocker & LockLeaseChecker> {
+): Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> {
   const encryptor = isKeyEncryptor(key) ? key : createKeyEncryptor(key, options);
-  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker> = {
+  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> = {
     store: (k: string, value: Uint8Array) => storage.store(k, encryptor.seal(k, value)),
     load: async (k: string) => encryptor.open(k, await storage.load(k)),
     delete: (k: string) => storage.delete(k),
@@ -165,9 +166,12 @@ export function encryptPrivateKeys(
     unlock: (name: string) => storage.unlock(name),
   };
   // Only forward what the backend has, so run-time capability checks stay truthful.
-  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker>;
+  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter>;
   if (typeof inner.tryLock === 'function') wrapped.tryLock = (name) => inner.tryLock!(name);
   if (typeof inner.assertLockHeld === 'function') wrapped.assertLockHeld = (name) => inner.assertLockHeld!(name);
+  if (typeof inner.writeFenced === 'function') {
+    wrapped.writeFenced = (lock, writes) => inner.writeFenced!(lock, sealWrites(writes, encryptor));
+  }
   if (typeof inner.close === 'function') wrapped.close = () => inner.close!();
   return wrapped;
 }
@@ -180,4 +184,17 @@ function isKeyEncryptor(value: unknown): value is KeyEncryptor {
     typeof (value as KeyEncryptor).seal === 'function' &&
     typeof (value as KeyEncryptor).open === 'function'
   );
+}
+
+/**
+ * A fenced write list as a backend stores it: keys validated (normalised),
+ * values copied and, with an encryptor, secrets sealed. For adapters'
+ * writeFenced, which apply the list as it comes back.
+ */
+export function sealWrites(writes: readonly FencedWrite[], encryptor: KeyEncryptor | undefined): FencedWrite[] {
+  return writes.map((w): FencedWrite => {
+    const key = validateKey(w.key);
+    if ('delete' in w) return { key, delete: true };
+    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value) };
+  });
 }

@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { CertKeeperError, InvalidStorageKeyError, LockLostError, StorageError, StorageInsecureError, StorageNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { Closable } from '../lifecycle.js';
-import { createKeyEncryptor, type KeyEncryptor } from './encryption.js';
+import { createKeyEncryptor, sealWrites, type KeyEncryptor } from './encryption.js';
 import { FILE_MODE, LOCKS_FOLDER, TEMP_NAME, resolveFileStorageOptions, type FileStorageOptions, type ResolvedFileStorageOptions } from './file-options.js';
 import { FileLocks } from './file-locks.js';
 import { FolderGuard, errorCode, isMissing, syncDirectory } from './file-safety.js';
@@ -111,7 +111,7 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
   async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
     this.assertOpen();
     const n = validateLockName(lock);
-    const planned = writes.map((w) => ({ ...w, key: validateKey(w.key) }));
+    const planned = sealWrites(writes, this.#encryptor);
     const grantDir = this.#locks.grantDir(n);
     const staged: string[] = [];
     try {
@@ -125,7 +125,7 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
               continue;
             }
             const temp = join(grantDir, tempName());
-            await writeSynced(temp, this.#encryptor ? this.#encryptor.seal(w.key, w.value) : w.value).catch((err: unknown) => {
+            await writeSynced(temp, w.value).catch((err: unknown) => {
               throw errorCode(err) === 'ENOENT' ? lostBeforeWrite(n) : err;
             });
             staged.push(temp);

@@ -6,7 +6,8 @@
  */
 export * from '../errors.js';
 export type * from './types.js';
-export { hasTryLock, hasLockLeaseCheck } from './types.js';
+export { hasTryLock, hasLockLeaseCheck, hasFencedWrites } from './types.js';
+export { Closable, Lifecycle, type CloseStep } from '../lifecycle.js';
 export { validateKey, validatePrefix, validateLockName, joinKey, MAX_KEY_LENGTH } from './keys.js';
 export {
   LeaseLocks,
@@ -20,6 +21,7 @@ export {
 export {
   createKeyEncryptor,
   encryptPrivateKeys,
+  sealWrites,
   isSecretStorageKey,
   type KeyEncryptor,
   type KeyEncryptorOptions,

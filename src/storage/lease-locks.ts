@@ -12,24 +12,34 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type TimerHandle, systemClock } from '../clock.js';
-import { AbortedError, ClosedError, InvalidOptionError, LockLostError, LockTimeoutError } from '../errors.js';
+import { AbortedError, InvalidOptionError, LockLostError, LockTimeoutError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { validateLockName } from './keys.js';
-import type { LockLeaseChecker, LockOptions, Locker, TryLocker } from './types.js';
+import { Closable } from '../lifecycle.js';
+import type { FencedWrite, LockLeaseChecker, LockOptions, Locker, TryLocker } from './types.js';
 import { durationMs } from '../validate.js';
 import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TTL_MS } from '../defaults.js';
 export { DEFAULT_LOCK_TTL_MS, DEFAULT_LOCK_POLL_MS };
 
 /** Atomic operations on one named lease; each must be a single round trip or transaction. */
 export interface LeaseBackend {
-  /** Takes the lease when nobody holds it or the holder's lease expired; true when taken. */
-  acquire(name: string, token: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Takes the lease when nobody holds it or the holder's lease expired: false when it is held, else the
+   * grant's fencing token (a number greater than every earlier grant's of this lock), or true for a
+   * backend without fencing tokens.
+   */
+  acquire(name: string, token: string, ttlMs: number): Promise<boolean | number>;
   /** Extends the lease only when `token` still holds it; false when it was lost. */
   refresh(name: string, token: string, ttlMs: number): Promise<boolean>;
   /** Deletes the lease only when `token` holds it. */
   release(name: string, token: string): Promise<void>;
   /** True when `token` holds an unexpired lease. */
   isHeld(name: string, token: string): Promise<boolean>;
+  /**
+   * Applies every write atomically only while `token` holds an unexpired lease granted with fencing
+   * token `fence`; false (nothing written) otherwise. Keys are validated and values sealed by the caller.
+   */
+  writeFenced?(name: string, token: string, fence: number, writes: readonly FencedWrite[]): Promise<boolean>;
 }
 
 
@@ -65,12 +75,14 @@ function positiveMs(value: unknown, fallback: number, option: string): number {
 
 interface HeldLease {
   readonly token: string;
+  /** The grant's fencing token (0 when the backend has none). */
+  readonly fence: number;
   timer: TimerHandle | undefined;
   /** Set when a refresh found the lease gone. */
   lost: boolean;
 }
 
-export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
+export class LeaseLocks extends Closable implements Locker, TryLocker, LockLeaseChecker {
   readonly #backend: LeaseBackend;
   readonly #options: ResolvedLeaseLockOptions;
   readonly #what: string;
@@ -78,10 +90,10 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
   readonly #held = new Map<string, HeldLease>();
   /** Cancels the waits in progress, on close(). */
   readonly #waits = new Set<(error: Error) => void>();
-  #closed = false;
 
   /** `what` names the storage in errors (e.g. "RedisStorage"). */
   constructor(backend: LeaseBackend, options: ResolvedLeaseLockOptions, what: string, logger?: Logger) {
+    super(what);
     this.#backend = backend;
     this.#options = options;
     this.#what = what;
@@ -89,13 +101,13 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
   }
 
   async tryLock(name: string): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     const n = validateLockName(name);
     return this.#attempt(n);
   }
 
   async lock(name: string, options: LockOptions = {}): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     const n = validateLockName(name);
     const { signal, timeoutMs } = options;
     const aborted = (): AbortedError => new AbortedError(`Waiting for lock "${n}" was aborted`, { cause: signal?.reason });
@@ -104,7 +116,7 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
     for (;;) {
       if (await this.#attempt(n)) return;
       // close() may have run during the attempt, before this wait could be registered for cancelling.
-      if (this.#closed) throw new AbortedError(`${this.#what} was closed while waiting for lock "${n}"`);
+      if (this.closed) throw new AbortedError(`${this.#what} was closed while waiting for lock "${n}"`);
       if (deadline !== undefined && systemClock.now() >= deadline) throw new LockTimeoutError(n);
       // Jitter spreads out waiters so they do not all retry at once when the lock frees up.
       let delay = this.#options.lockPollMs * (0.8 + Math.random() * 0.4);
@@ -140,10 +152,24 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
     if (lease) lease.timer = undefined;
   }
 
-  /** Stops refreshing, cancels waits and releases every held lock. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Applies `writes` through the backend's fenced write, under the lease and fencing token this
+   * instance was granted for `name`; LockLostError when it no longer holds them (nothing written).
+   */
+  async writeFenced(name: string, writes: readonly FencedWrite[]): Promise<void> {
+    this.assertOpen();
+    const n = validateLockName(name);
+    const lease = this.#held.get(n);
+    const backend = this.#backend;
+    if (backend.writeFenced === undefined) throw new InvalidOptionError('backend', `${this.#what} has no fenced writes`);
+    if (!lease || lease.lost) throw new LockLostError(n);
+    if (!(await this.track(backend.writeFenced(n, lease.token, lease.fence, writes)))) {
+      throw new LockLostError(n, `Lock "${n}" was taken over by another holder before this write; nothing was overwritten`);
+    }
+  }
+
+  /** Stops refreshing, cancels waits and releases every held lock (close(): idempotent, waits for fenced writes in flight). */
+  protected async onClose(): Promise<void> {
     for (const cancel of [...this.#waits]) cancel(new AbortedError(`${this.#what} was closed while waiting for a lock`));
     const releases = [...this.#held].map(async ([name, lease]) => {
       this.#forget(name, lease);
@@ -159,13 +185,14 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
 
   async #attempt(name: string): Promise<boolean> {
     const token = randomUUID();
-    if (!(await this.#backend.acquire(name, token, this.#options.lockTtlMs))) return false;
-    if (this.#closed) {
+    const granted = await this.#backend.acquire(name, token, this.#options.lockTtlMs);
+    if (granted === false) return false;
+    if (this.closed) {
       // close() ran while the acquire was in flight: give the lock straight back.
       await this.#backend.release(name, token);
-      throw new ClosedError(this.#what);
+      this.assertOpen();
     }
-    const lease: HeldLease = { token, timer: undefined, lost: false };
+    const lease: HeldLease = { token, fence: typeof granted === 'number' ? granted : 0, timer: undefined, lost: false };
     this.#held.set(name, lease);
     this.#scheduleRefresh(name, lease);
     return true;
@@ -219,9 +246,5 @@ export class LeaseLocks implements Locker, TryLocker, LockLeaseChecker {
       this.#waits.add(finish);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError(this.#what);
   }
 }

@@ -6,17 +6,14 @@
  * expires and can be taken over, which is how stale-lock handling is tested.
  */
 import { type Clock, type TimerHandle, systemClock } from '../clock.js';
-import {
-  AbortedError,
-  ClosedError,
-  InvalidOptionError,
-  LockLostError,
-  LockTimeoutError,
-  StorageNotFoundError,
-} from '../errors.js';
+import { AbortedError, InvalidOptionError, LockLostError, LockTimeoutError, StorageNotFoundError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
+import { sealWrites } from './encryption.js';
 import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
-import type { KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import { MemoryBackend, type Waiter } from './memory-backend.js';
+import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 import { durationMs } from '../validate.js';
+export { MemoryBackend };
 
 export interface MemoryStorageOptions {
   /** Share keys and locks with other instances built on the same backend (default: a new, private backend). */
@@ -42,114 +39,7 @@ const REFERENCED_SYSTEM_CLOCK: Clock = Object.freeze({
   },
 });
 
-interface Entry {
-  value: Buffer;
-  modified: Date;
-}
-
-interface Waiter {
-  holder: object;
-  grant(): void;
-}
-
-interface LockRecord {
-  holder: object | undefined;
-  expiresAt: number | undefined;
-  waiters: Waiter[];
-}
-
-/** The shared state behind one or more MemoryStorage instances. */
-export class MemoryBackend {
-  readonly entries = new Map<string, Entry>();
-  readonly #locks = new Map<string, LockRecord>();
-
-  /** Takes the lock when it is free (or expired) and nobody is queued ahead. */
-  tryAcquire(name: string, holder: object, now: number, ttlMs: number | undefined): boolean {
-    this.expireIfDue(name, now);
-    const record = this.#record(name);
-    if (record.holder !== undefined || record.waiters.length > 0) return false;
-    record.holder = holder;
-    record.expiresAt = ttlMs === undefined ? undefined : now + ttlMs;
-    return true;
-  }
-
-  enqueue(name: string, waiter: Waiter): void {
-    this.#record(name).waiters.push(waiter);
-  }
-
-  dequeue(name: string, waiter: Waiter): void {
-    const record = this.#locks.get(name);
-    if (!record) return;
-    record.waiters = record.waiters.filter((w) => w !== waiter);
-    this.#forgetIfIdle(name, record);
-  }
-
-  /** Hands the lock to `holder` (called from a waiter's grant). */
-  assign(name: string, holder: object, now: number, ttlMs: number | undefined): void {
-    const record = this.#record(name);
-    record.holder = holder;
-    record.expiresAt = ttlMs === undefined ? undefined : now + ttlMs;
-  }
-
-  refresh(name: string, holder: object, now: number, ttlMs: number): boolean {
-    const record = this.#locks.get(name);
-    if (!record || record.holder !== holder) return false;
-    record.expiresAt = now + ttlMs;
-    return true;
-  }
-
-  release(name: string, holder: object, now: number): void {
-    const record = this.#locks.get(name);
-    if (!record || record.holder !== holder) return;
-    record.holder = undefined;
-    record.expiresAt = undefined;
-    this.#handOver(name, record);
-  }
-
-  isHeldBy(name: string, holder: object, now: number): boolean {
-    this.expireIfDue(name, now);
-    return this.#locks.get(name)?.holder === holder;
-  }
-
-  /** When the lock exists and expires, the epoch ms it does. */
-  expiresAt(name: string): number | undefined {
-    return this.#locks.get(name)?.expiresAt;
-  }
-
-  /** Drops an expired holder (it stopped refreshing: "died") and hands the lock on. */
-  expireIfDue(name: string, now: number): void {
-    const record = this.#locks.get(name);
-    if (!record || record.holder === undefined || record.expiresAt === undefined) return;
-    if (record.expiresAt > now) return;
-    record.holder = undefined;
-    record.expiresAt = undefined;
-    this.#handOver(name, record);
-  }
-
-  #handOver(name: string, record: LockRecord): void {
-    const next = record.waiters.shift();
-    if (next) {
-      next.grant();
-    } else {
-      this.#forgetIfIdle(name, record);
-    }
-  }
-
-  #record(name: string): LockRecord {
-    let record = this.#locks.get(name);
-    if (!record) {
-      record = { holder: undefined, expiresAt: undefined, waiters: [] };
-      this.#locks.set(name, record);
-    }
-    return record;
-  }
-
-  #forgetIfIdle(name: string, record: LockRecord): void {
-    if (record.holder === undefined && record.waiters.length === 0) this.#locks.delete(name);
-  }
-}
-
-export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
+export class MemoryStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
   readonly #backend: MemoryBackend;
   readonly #ttlMs: number | undefined;
   readonly #clock: Clock;
@@ -157,11 +47,13 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #waitClock: Clock;
   /** Locks this instance holds, with their refresh timers. */
   readonly #held = new Map<string, TimerHandle | undefined>();
+  /** The fencing token of each lock this instance holds. */
+  readonly #tokens = new Map<string, number>();
   /** Cancels pending lock waits on close(). */
   readonly #pendingWaits = new Set<(error: Error) => void>();
-  #closed = false;
 
   constructor(options: MemoryStorageOptions = {}) {
+    super('MemoryStorage');
     const { backend, lockTtlMs, clock } = options;
     if (backend !== undefined && !(backend instanceof MemoryBackend)) {
       throw new InvalidOptionError('backend', 'must be a MemoryBackend');
@@ -174,14 +66,21 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async store(key: string, value: Uint8Array): Promise<void> {
-    this.#assertOpen();
-    const k = validateKey(key);
-    // Copy: the caller may reuse its buffer, and a reader must never see a later mutation.
-    this.#backend.entries.set(k, { value: Buffer.from(value), modified: new Date(this.#clock.now()) });
+    this.assertOpen();
+    this.#backend.put(validateKey(key), value, this.#clock.now());
+  }
+
+  /** All writes in one synchronous step, only while this instance holds `lock` under the token it was granted. */
+  async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    this.assertOpen();
+    const n = validateLockName(lock);
+    const checked = sealWrites(writes, undefined);
+    const token = this.#tokens.get(n);
+    if (token === undefined || !this.#backend.writeFenced(n, this, token, checked, this.#clock.now())) throw new LockLostError(n);
   }
 
   async load(key: string): Promise<Buffer> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const entry = this.#backend.entries.get(k);
     if (!entry) throw new StorageNotFoundError(k);
@@ -189,16 +88,12 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async delete(key: string): Promise<void> {
-    this.#assertOpen();
-    const k = validateKey(key);
-    const below = `${k}/`;
-    for (const existing of [...this.#backend.entries.keys()]) {
-      if (existing === k || existing.startsWith(below)) this.#backend.entries.delete(existing);
-    }
+    this.assertOpen();
+    this.#backend.remove(validateKey(key));
   }
 
   async exists(key: string): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     if (this.#backend.entries.has(k)) return true;
     const below = `${k}/`;
@@ -207,7 +102,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async list(prefix: string, recursive: boolean): Promise<string[]> {
-    this.#assertOpen();
+    this.assertOpen();
     const p = validatePrefix(prefix);
     const below = p === '' ? '' : `${p}/`;
     const found = new Set<string>();
@@ -229,7 +124,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async stat(key: string): Promise<KeyInfo> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const entry = this.#backend.entries.get(k);
     if (entry) return { key: k, modified: new Date(entry.modified), size: entry.value.length, isTerminal: true };
@@ -243,20 +138,22 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async tryLock(name: string): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     const n = validateLockName(name);
-    if (!this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs)) return false;
-    this.#onAcquired(n);
+    const token = this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs);
+    if (token === undefined) return false;
+    this.#onAcquired(n, token);
     return true;
   }
 
   async lock(name: string, options: LockOptions = {}): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     const n = validateLockName(name);
     const { signal, timeoutMs } = options;
     if (signal?.aborted) throw new AbortedError(`Waiting for lock "${n}" was aborted`, { cause: signal.reason });
-    if (this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs)) {
-      this.#onAcquired(n);
+    const token = this.#backend.tryAcquire(n, this, this.#clock.now(), this.#ttlMs);
+    if (token !== undefined) {
+      this.#onAcquired(n, token);
       return;
     }
     await new Promise<void>((resolve, reject) => {
@@ -277,8 +174,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
       const waiter: Waiter = {
         holder: this,
         grant: () => {
-          this.#backend.assign(n, this, this.#clock.now(), this.#ttlMs);
-          this.#onAcquired(n);
+          this.#onAcquired(n, this.#backend.assign(n, this, this.#clock.now(), this.#ttlMs));
           finish();
         },
       };
@@ -308,6 +204,7 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
     if (!this.#held.has(n)) return;
     this.#held.get(n)?.cancel();
     this.#held.delete(n);
+    this.#tokens.delete(n);
     this.#backend.release(n, this, this.#clock.now());
   }
 
@@ -330,18 +227,19 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#held.set(n, undefined);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Cancels lock waits and releases every lock this instance holds. */
+  protected onClose(): void {
     for (const cancel of [...this.#pendingWaits]) cancel(new AbortedError('MemoryStorage was closed while waiting for a lock'));
     for (const name of [...this.#held.keys()]) {
       this.#held.get(name)?.cancel();
       this.#held.delete(name);
+      this.#tokens.delete(name);
       this.#backend.release(name, this, this.#clock.now());
     }
   }
 
-  #onAcquired(name: string): void {
+  #onAcquired(name: string, token: number): void {
+    this.#tokens.set(name, token);
     const ttlMs = this.#ttlMs;
     if (ttlMs === undefined) {
       this.#held.set(name, undefined);
@@ -357,9 +255,5 @@ export class MemoryStorage implements Storage, TryLocker, LockLeaseChecker {
       }, ttlMs / 3);
     let handle = refresh();
     this.#held.set(name, handle);
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ClosedError('MemoryStorage');
   }
 }

@@ -15,9 +15,8 @@
  * so the backend need not be empty, and removes what it wrote.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, it } from 'node:test';
-import * as x509 from '@peculiar/x509';
 import {
   buildCertificateMeta,
   deleteCertificateSet,
@@ -27,6 +26,8 @@ import {
   updateCertificateMeta,
 } from '../storage/certificates.js';
 import { hasLockLeaseCheck, hasTryLock, type Storage } from '../storage/types.js';
+import { LOCK_WAIT_LIMIT_MS, assertCode, assertCodeIn, expectCode, selfSignedPair } from './conformance-helpers.js';
+import { fencingCases } from './conformance-fencing.js';
 
 export interface StorageConformanceOptions {
   /** Shown in the test names. */
@@ -44,8 +45,6 @@ export interface StorageConformanceOptions {
   abandonLock?: (storage: Storage, lockName: string) => Promise<void>;
 }
 
-/** Generous bound for a lock wait that should succeed, so a broken lock fails instead of hanging. */
-const LOCK_WAIT_LIMIT_MS = 20_000;
 
 export function runStorageConformance(options: StorageConformanceOptions): void {
   const { name, createStorage, staleLockMs, abandonLock } = options;
@@ -379,47 +378,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
         await expectCode(loadCertificateSet(a, issuerKey, certName), 'ERR_STORAGE_NOT_FOUND');
       });
     });
+
+    fencingCases({ open, uniqueLock, root, issuerKey, runId, ...(staleLockMs === undefined ? {} : { staleLockMs }), ...(abandonLock === undefined ? {} : { abandonLock }) });
   });
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assertCode(err, code, 'operation');
-    return true;
-  });
-}
-
-function assertCode(err: unknown, code: string, what: string): void {
-  assertCodeIn(err, [code], what);
-}
-
-function assertCodeIn(err: unknown, codes: string[], what: string): void {
-  const actual = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  assert.ok(
-    typeof actual === 'string' && codes.includes(actual),
-    `${what}: expected an error with code ${codes.join(' or ')}, got ${String(actual)} (${err instanceof Error ? err.message : String(err)})`,
-  );
-}
-
-const TEST_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-
-/** A throwaway self-signed certificate and its key, for the certificate-set case. */
-async function selfSignedPair(names: string[]): Promise<{ certPem: string; keyPem: string }> {
-  const crypto = webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0];
-  const keys = await webcrypto.subtle.generateKey(TEST_KEY_ALGORITHM, true, ['sign', 'verify']);
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: `01${randomBytes(8).toString('hex')}`,
-      name: `CN=${names[0] ?? 'test'}`,
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + 86_400_000),
-      signingAlgorithm: TEST_KEY_ALGORITHM,
-      keys,
-      extensions: [new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: 'dns' as const, value })))],
-    },
-    crypto,
-  );
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { certPem: `${cert.toString('pem')}\n`, keyPem: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')}\n` };
 }

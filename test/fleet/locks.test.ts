@@ -70,7 +70,7 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
     try {
       const [peer, sleeper] = await startWorkers([
         workerConfig('peer', storage, pebble, { challengePort: pebble.httpPort }),
-        workerConfig('sleeper', storage, pebble, { pauseAt: 'before-assert' }),
+        workerConfig('sleeper', storage, pebble, { pauseAt: 'after-lease-check' }),
       ]);
       workers.push(peer!, sleeper!);
       const name = 'renew-stop.fleet.test';
@@ -137,18 +137,18 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
       }
     });
 
-    test(`${kind}: a holder frozen (SIGSTOP) past its lease does not overwrite the certificate stored meanwhile`, { skip: pebbleSkip || storageSkip[kind] }, async () => {
+    test(`${kind}: a holder frozen (SIGSTOP) between its lease check and its write does not overwrite the certificate stored meanwhile, and then serves it`, { skip: pebbleSkip || storageSkip[kind] }, async () => {
       const storage = await sharedStorage(kind, LEASE_MS);
       try {
         const [peer, sleeper] = await startWorkers([
           workerConfig('peer', storage, pebble, { challengePort: pebble.httpPort }),
-          workerConfig('sleeper', storage, pebble, { pauseAt: 'before-assert' }),
+          workerConfig('sleeper', storage, pebble, { pauseAt: 'after-lease-check' }),
         ]);
         workers.push(peer!, sleeper!);
         const name = `stop-${kind}.fleet.test`;
         const issuedBefore = pebble.issuedCount();
 
-        // The sleeper's certificate is issued; it is frozen right before its lease check and store.
+        // The sleeper's certificate is issued and its lease checked; it is frozen right before it writes the set.
         const sleeperRequest = sleeper!.send({ cmd: 'manage', names: [name] });
         const pause = await sleeper!.paused();
         assert.equal(pause.lock, certificateLockName(name));
@@ -174,6 +174,9 @@ describe('fleet: challenges and locks across processes', { skip: pebbleSkip }, (
         assert.equal(served.serialNumber, newer.toUpperCase());
         const { pending } = await loadAllSets(storage.inspector);
         assert.deepEqual(pending, []);
+        // The sleeper's next attempt finds the peer's set in storage and serves it too.
+        assert.equal((await sleeper!.request({ cmd: 'manage', names: [name] })).event, 'managed');
+        assert.equal((await handshake(sleeper!.port, name, root)).serialNumber, newer.toUpperCase());
       } finally {
         await stopAll(workers.splice(0));
         await storage.cleanup();

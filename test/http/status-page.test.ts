@@ -15,6 +15,7 @@ import { CertKeeper } from '../../src/manager.js';
 import { InvalidOptionError, ManageError } from '../../src/errors.js';
 import type { StatusReport } from '../../src/http/status-report.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
+import type { FencedWrite } from '../../src/storage/types.js';
 import { silentLogger } from '../helpers/logging.js';
 import { findBinary, skipUnlessInstalled } from '../helpers/system.js';
 import { createTestCa, createTestLeaf } from '../helpers/tls-certs.js';
@@ -30,6 +31,11 @@ class FailingStorage extends MemoryStorage {
   override async store(key: string, value: Uint8Array): Promise<void> {
     if (key.includes(FAILING)) throw new Error(INJECTED_ERROR);
     return super.store(key, value);
+  }
+
+  override async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    if (writes.some((w) => w.key.includes(FAILING))) throw new Error(INJECTED_ERROR);
+    return super.writeFenced(lock, writes);
   }
 }
 

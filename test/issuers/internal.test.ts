@@ -17,6 +17,7 @@ import { FakeClock } from '../../src/testing/fake-clock.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
+import type { FencedWrite } from '../../src/storage/types.js';
 
 const execFileAsync = promisify(execFile);
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -35,6 +36,12 @@ class CountingStorage extends MemoryStorage {
   override async store(key: string, value: Uint8Array): Promise<void> {
     this.writes.set(key, (this.writes.get(key) ?? 0) + 1);
     await super.store(key, value);
+  }
+
+  // The CA's writes are fenced by its lock: count those too.
+  override async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    await super.writeFenced(lock, writes);
+    for (const w of writes) if (!('delete' in w)) this.writes.set(w.key, (this.writes.get(w.key) ?? 0) + 1);
   }
 }
 

@@ -10,6 +10,7 @@ import { InternalIssuer } from '../../src/issuers/internal.js';
 import type { IssueRequest, Issuer, IssuedCertificate } from '../../src/issuers/types.js';
 import { CertKeeper } from '../../src/manager.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
+import type { FencedWrite } from '../../src/storage/types.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { captureLogger, silentLogger } from '../helpers/logging.js';
 
@@ -54,6 +55,16 @@ class SlowStorage extends MemoryStorage {
       this.events.push(`stored ${key.slice(key.lastIndexOf('/') + 1)}`);
     }
     return super.store(key, value);
+  }
+
+  // A certificate set is one fenced write: held the same way, its stored values reported in order.
+  override async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    if (writes.some((w) => w.key.startsWith('certificates/'))) {
+      this.writing.open();
+      await this.release.promise;
+      for (const w of writes) if (!('delete' in w)) this.events.push(`stored ${w.key.slice(w.key.lastIndexOf('/') + 1)}`);
+    }
+    return super.writeFenced(lock, writes);
   }
 }
 

@@ -8,6 +8,7 @@ import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetr
 import { CertKeeper } from '../../src/manager.js';
 import { ManageError } from '../../src/errors.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
+import type { FencedWrite } from '../../src/storage/types.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { registerCertKeeperMetrics } from '../../src/observability/prometheus.js';
 import { instrumentName, registerCertKeeperInstruments } from '../../src/observability/opentelemetry.js';
@@ -25,6 +26,11 @@ class FailingStorage extends MemoryStorage {
   override async store(key: string, value: Uint8Array): Promise<void> {
     if (key.includes(FAILING)) throw new Error('disk full');
     return super.store(key, value);
+  }
+
+  override async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    if (writes.some((w) => w.key.includes(FAILING))) throw new Error('disk full');
+    return super.writeFenced(lock, writes);
   }
 }
 

@@ -18,6 +18,7 @@ import { Notifier } from '../../src/notify/notifier.js';
 import { resolveNotify, type NotifyOptions } from '../../src/notify/options.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
+import type { FencedWrite } from '../../src/storage/types.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { systemClock } from '../../src/clock.js';
 import { captureLogger, silentLogger } from '../helpers/logging.js';
@@ -222,6 +223,11 @@ describe('notify: webhook and exec hook', () => {
       override async store(key: string, value: Uint8Array): Promise<void> {
         if (failWrites && key.includes('failing.notify.test')) throw new Error('disk full');
         return super.store(key, value);
+      }
+
+      override async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+        if (failWrites && writes.some((w) => w.key.includes('failing.notify.test'))) throw new Error('disk full');
+        return super.writeFenced(lock, writes);
       }
     })();
     const keeper = new CertKeeper({

@@ -5,7 +5,7 @@
  *
  * Two tables, created on first use when missing:
  *   <tableName> (key text COLLATE "C" PRIMARY KEY, value bytea, modified timestamptz)
- *   <lockTable> (name text PRIMARY KEY, token text, expires_at timestamptz)
+ *   <lockTable> (name text PRIMARY KEY, token text, expires_at timestamptz, fence bigserial)
  *
  * The "C" collation orders keys bytewise and lets the primary-key index serve
  * `LIKE 'prefix/%'` folder queries. Locks are leases in a table rather than
@@ -14,13 +14,18 @@
  * lock leaks to whoever gets it next, or is lost when the pool recycles it),
  * while a transaction-level one would pin a connection for the whole lock. All
  * lease times come from the database clock, so machines' clock skew does not
- * matter.
+ * matter. Every grant of a lock takes the next value of the `fence` sequence:
+ * a fenced write is one transaction that locks the lease row, compares holder
+ * and fencing token, and applies every write, or none.
  */
 import pg from 'pg';
 import type { Pool, PoolConfig, QueryResultRow } from 'pg';
 import {
+  Closable,
   ClosedError,
   createKeyEncryptor,
+  type FencedWrite,
+  type FencedWriter,
   InvalidOptionError,
   joinKey,
   type KeyEncryptor,
@@ -32,6 +37,7 @@ import {
   type LockOptions,
   type Logger,
   resolveLeaseLockOptions,
+  sealWrites,
   type Storage,
   StorageError,
   StorageNotFoundError,
@@ -40,12 +46,10 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
+import { belowPattern, checkIdentifier, createTables, messageOf, quote, withClient } from './connection.js';
 
 export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
 export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
-/** Serialises table creation between processes starting at once (CREATE TABLE IF NOT EXISTS can race). */
-const SCHEMA_LOCK_ID = 0x63_6b_73_74; // "ckst"
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /**
  * Longest one call (getting a connection and running its statements) may take before it fails with
  * ERR_STORAGE. A server behind a hung proxy, or gone, must not hold a name's lock and an order slot;
@@ -73,7 +77,7 @@ export interface PostgresStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
+export class PostgresStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #schema: string | undefined;
@@ -84,9 +88,9 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
   #ready: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
 
   constructor(options: PostgresStorageOptions = {}) {
+    super('PostgresStorage');
     const {
       pool,
       connectionString,
@@ -145,13 +149,7 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
   async store(key: string, value: Uint8Array): Promise<void> {
     const k = validateKey(key);
     const stored = Buffer.from(this.#encryptor ? this.#encryptor.seal(k, value) : value);
-    await this.#query(
-      'store',
-      k,
-      `INSERT INTO ${this.#table} (key, value, modified) VALUES ($1, $2, clock_timestamp())
-       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified`,
-      [k, stored],
-    );
+    await this.#query('store', k, this.#upsert(), [k, stored]);
   }
 
   async load(key: string): Promise<Buffer> {
@@ -250,31 +248,38 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#locks.abandon(name);
   }
 
-  /** Releases held locks and stops their refresh; ends the pool only when this storage created it. Idempotent. */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await this.#locks.close();
-      if (this.#ownsPool) await this.#pool.end();
-    })();
-    return this.#closing;
+  /**
+   * Applies every write in one transaction that first locks the lease row and compares holder and
+   * fencing token: all of them while this instance still holds `lock` under its grant, else none.
+   */
+  async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    this.assertOpen();
+    await this.#locks.writeFenced(lock, sealWrites(writes, this.#encryptor));
+  }
+
+  /** Releases held locks and stops their refresh; ends the pool only when this storage created it (close(): idempotent). */
+  protected async onClose(): Promise<void> {
+    await this.#locks.close();
+    if (this.#ownsPool) await this.#pool.end();
   }
 
   #leaseBackend(): LeaseBackend {
     return {
       acquire: async (name, token, ttlMs) => {
         // Inserts a new lease, or takes over one whose holder stopped refreshing it; no row back means held by someone else.
-        const { rowCount } = await this.#query(
+        // EXCLUDED.fence is the sequence's next value, drawn for this attempt: a grant's token is greater than every earlier one's.
+        const { rows } = await this.#query<{ fence: string }>(
           'lock',
           name,
           `INSERT INTO ${this.#lockTable} AS held (name, token, expires_at)
            VALUES ($1, $2, clock_timestamp() + $3::double precision * interval '1 millisecond')
-           ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+           ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at, fence = EXCLUDED.fence
            WHERE held.expires_at <= clock_timestamp()
-           RETURNING token`,
+           RETURNING fence`,
           [name, token, ttlMs],
           true,
         );
-        return rowCount === 1;
+        return rows[0] === undefined ? false : Number(rows[0].fence);
       },
       refresh: async (name, token, ttlMs) => {
         const { rowCount } = await this.#query(
@@ -300,7 +305,49 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
         );
         return rowCount === 1;
       },
+      writeFenced: (name, token, fence, writes) => this.#fencedTransaction(name, token, fence, writes),
     };
+  }
+
+  async #fencedTransaction(name: string, token: string, fence: number, writes: readonly FencedWrite[]): Promise<boolean> {
+    if (this.closed) throw new ClosedError('PostgresStorage');
+    await this.#ensureTables();
+    try {
+      return await this.#withClient(async (client) => {
+        await client.query('BEGIN');
+        try {
+          // FOR UPDATE: a takeover's upsert of this row waits until we commit, so no grant lands in between.
+          const held = await client.query(
+            `SELECT 1 FROM ${this.#lockTable} WHERE name = $1 AND token = $2 AND fence = $3 AND expires_at > clock_timestamp() FOR UPDATE`,
+            [name, token, fence],
+          );
+          if (held.rowCount !== 1) {
+            await client.query('ROLLBACK');
+            return false;
+          }
+          for (const w of writes) {
+            if ('delete' in w) await client.query(`DELETE FROM ${this.#table} WHERE key = $1 OR key LIKE $2 ESCAPE '\\'`, [w.key, belowPattern(w.key)]);
+            else await client.query(this.#upsert(), [w.key, Buffer.from(w.value)]);
+          }
+          await client.query('COMMIT');
+          return true;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      });
+    } catch (error) {
+      throw new StorageError(`PostgresStorage: fenced write under ${name} failed: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  #upsert(): string {
+    return `INSERT INTO ${this.#table} (key, value, modified) VALUES ($1, $2, clock_timestamp())
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified`;
+  }
+
+  #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withClient(this.#pool, this.#timeoutMs, fn);
   }
 
   /** Runs one parameterised statement; wraps failures in StorageError naming the operation and key (never the values). */
@@ -312,60 +359,12 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
     lockOperation = false,
   ): Promise<pg.QueryResult<R>> {
     // Lock release must still work during close(), so only data operations are refused.
-    if (this.#closing && !lockOperation) throw new ClosedError('PostgresStorage');
+    if (this.closed && !lockOperation) throw new ClosedError('PostgresStorage');
     await this.#ensureTables();
     try {
       return await this.#withClient((client) => client.query<R>(text, values));
     } catch (error) {
       throw new StorageError(`PostgresStorage: ${operation} ${key} failed: ${messageOf(error)}`, { cause: error });
-    }
-  }
-
-  /**
-   * Runs `fn` on a pooled connection, all of it (waiting for a connection included) bounded by
-   * operationTimeoutMs. On a timeout the connection is destroyed, never handed out again with a query
-   * stuck on it, and a connection that arrives too late goes straight back to the pool.
-   */
-  async #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let timedOut = false;
-    let client: pg.PoolClient | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const work = (async () => {
-      const c = await this.#pool.connect();
-      if (timedOut) {
-        c.release();
-        throw new Error('connection arrived after the timeout');
-      }
-      client = c;
-      // A connection dying while checked out emits 'error' on the client (pool.query listens the same way);
-      // unheard, it would crash the process. The query itself rejects too.
-      const onError = (): void => undefined;
-      c.on('error', onError);
-      try {
-        const result = await fn(c);
-        c.removeListener('error', onError);
-        c.release();
-        return result;
-      } catch (error) {
-        c.removeListener('error', onError);
-        // Destroyed on any failure: after a network error the connection is unusable, and a SQL error is rare.
-        if (!timedOut) c.release(error instanceof Error ? error : true);
-        throw error;
-      }
-    })();
-    work.catch(() => undefined);
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        // Destroys it (release with an error): the query stuck on it then rejects, and the catch above lets it be.
-        client?.release(new Error('operation timed out'));
-        reject(new Error(`timed out after ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([work, timeout]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -377,61 +376,11 @@ export class PostgresStorage implements Storage, TryLocker, LockLeaseChecker {
     return this.#ready;
   }
 
-  async #createTables(): Promise<void> {
-    // Skip DDL when the tables exist, so a role without CREATE rights can use tables an administrator made.
-    const existing = await this.#withClient((client) =>
-      client.query<{ data: string | null; locks: string | null }>('SELECT to_regclass($1) AS data, to_regclass($2) AS locks', [this.#table, this.#lockTable]),
-    );
-    if (existing.rows[0]?.data && existing.rows[0]?.locks) return;
-    await this.#withClient((client) => this.#createTablesOn(client));
-  }
-
-  async #createTablesOn(client: pg.PoolClient): Promise<void> {
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
-      if (this.#schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quote(this.#schema)}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.#table} (
-           key text COLLATE "C" PRIMARY KEY,
-           value bytea NOT NULL,
-           modified timestamptz NOT NULL DEFAULT clock_timestamp())`,
-      );
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.#lockTable} (
-           name text PRIMARY KEY,
-           token text NOT NULL,
-           expires_at timestamptz NOT NULL)`,
-      );
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    }
+  #createTables(): Promise<void> {
+    return this.#withClient((client) => createTables(client, { schema: this.#schema === undefined ? undefined : quote(this.#schema), table: this.#table, lockTable: this.#lockTable }));
   }
 
   #qualified(name: string): string {
     return this.#schema === undefined ? quote(name) : `${quote(this.#schema)}.${quote(name)}`;
   }
-}
-
-/** Identifiers cannot be parameters, so they are restricted to plain names and then quoted. */
-function checkIdentifier(value: unknown, option: string): string {
-  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
-    throw new InvalidOptionError(option, 'must be a SQL identifier: a letter or _, then letters, digits or _ (at most 63)');
-  }
-  return value;
-}
-
-function quote(identifier: string): string {
-  return `"${identifier}"`;
-}
-
-/** LIKE pattern matching every key below `key`, with the key's own `%`, `_` and `\` taken literally. */
-function belowPattern(key: string): string {
-  return `${key.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,15 +7,19 @@
  *   <prefix>index        sorted set of every key (all scores 0), ordered bytewise,
  *                        so a folder is a ZRANGEBYLEX range: no KEYS, no SCAN
  *   <prefix>lock:<name>  lock token, always with a PX expiry
+ *   <prefix>fence:<name> the lock's fencing counter: INCR'd by every grant, never expires
  *
  * A value and its index entry are written in one MULTI, and a recursive delete
  * is one Lua script, so readers never see a key in the index without a value.
+ * A fenced write is one Lua script too (scripts.ts): it compares the lock's
+ * holder and fencing token and applies every write, or none.
  */
-import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  ClosedError,
+  Closable,
   createKeyEncryptor,
+  type FencedWrite,
+  type FencedWriter,
   InvalidOptionError,
   joinKey,
   type KeyEncryptor,
@@ -27,6 +31,7 @@ import {
   type LockOptions,
   type Logger,
   resolveLeaseLockOptions,
+  sealWrites,
   type Storage,
   StorageError,
   StorageNotFoundError,
@@ -35,6 +40,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
+import { ACQUIRE_SCRIPT, DELETE_SCRIPT, FENCED_WRITE_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT, scriptSha } from './scripts.js';
 
 export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 /**
@@ -62,35 +68,7 @@ export interface RedisStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-// Extends a lease only if this holder still owns it.
-const REFRESH_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`;
-
-// Deletes a lock only if this holder still owns it, so a late unlock never frees another holder's lock.
-const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
-
-// KEYS[1] index; ARGV: data key prefix, key, range start and end of the keys below it.
-const DELETE_SCRIPT = `
-redis.call('DEL', ARGV[1] .. ARGV[2])
-redis.call('ZREM', KEYS[1], ARGV[2])
-while true do
-  local batch = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, 500)
-  if #batch == 0 then break end
-  for _, k in ipairs(batch) do
-    redis.call('DEL', ARGV[1] .. k)
-    redis.call('ZREM', KEYS[1], k)
-  end
-end
-return 0`;
-
-export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
+export class RedisStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
   readonly #client: Redis;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
@@ -100,9 +78,9 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   readonly #locks: LeaseLocks;
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
-  #closing: Promise<void> | undefined;
 
   constructor(options: RedisStorageOptions = {}) {
+    super('RedisStorage');
     const { client, url, redisOptions, prefix = DEFAULT_REDIS_PREFIX, encryptionKey, logger, operationTimeoutMs = DEFAULT_OPERATION_TIMEOUT_MS } = options;
     if (typeof operationTimeoutMs !== 'number' || !Number.isInteger(operationTimeoutMs) || operationTimeoutMs <= 0) {
       throw new InvalidOptionError('operationTimeoutMs', 'must be a positive integer of milliseconds');
@@ -153,7 +131,7 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async store(key: string, value: Uint8Array): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const stored = Buffer.from(this.#encryptor ? this.#encryptor.seal(k, value) : value);
     const results = await this.#run('store', k, () =>
@@ -166,7 +144,7 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async load(key: string): Promise<Buffer> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const value = await this.#run('load', k, () => this.#client.hgetBuffer(this.#dataKey(k), 'v'));
     if (value === null) throw new StorageNotFoundError(k);
@@ -174,14 +152,14 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async delete(key: string): Promise<void> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const [start, end] = below(k);
     await this.#run('delete', k, () => this.#script(DELETE_SCRIPT, [this.#indexKey()], [this.#dataPrefixInLua, k, start, end]));
   }
 
   async exists(key: string): Promise<boolean> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     if ((await this.#run('exists', k, () => this.#client.exists(this.#dataKey(k)))) === 1) return true;
     const [start, end] = below(k);
@@ -190,7 +168,7 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async list(prefix: string, recursive: boolean): Promise<string[]> {
-    this.#assertOpen();
+    this.assertOpen();
     const p = validatePrefix(prefix);
     const base = p === '' ? '' : `${p}/`;
     let [start, end] = p === '' ? ['-', '+'] : below(p);
@@ -212,7 +190,7 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
   }
 
   async stat(key: string): Promise<KeyInfo> {
-    this.#assertOpen();
+    this.assertOpen();
     const k = validateKey(key);
     const [[, size], [, modified]] = (await this.#run('stat', k, () =>
       this.#client.multi().hstrlen(this.#dataKey(k), 'v').hget(this.#dataKey(k), 'm').exec(),
@@ -252,37 +230,55 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
     this.#locks.abandon(name);
   }
 
-  /** Releases held locks and stops their refresh; quits the Redis client only when this storage created it. Idempotent. */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await this.#locks.close();
-      if (this.#ownsClient) {
-        // QUIT waits for the connection; when the server is away, drop the reconnect loop at once instead.
-        if (this.#client.status === 'ready') {
-          await this.#client.quit().catch(() => this.#client.disconnect());
-        } else {
-          this.#client.disconnect();
-        }
+  /**
+   * Applies every write in one Lua script that first compares the lock's holder and fencing token:
+   * all of them while this instance still holds `lock` under its grant, else none (LockLostError).
+   */
+  async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
+    this.assertOpen();
+    await this.#locks.writeFenced(lock, sealWrites(writes, this.#encryptor));
+  }
+
+  /** Releases held locks and stops their refresh; quits the Redis client only when this storage created it (close(): idempotent). */
+  protected async onClose(): Promise<void> {
+    await this.#locks.close();
+    if (this.#ownsClient) {
+      // QUIT waits for the connection; when the server is away, drop the reconnect loop at once instead.
+      if (this.#client.status === 'ready') {
+        await this.#client.quit().catch(() => this.#client.disconnect());
+      } else {
+        this.#client.disconnect();
       }
-    })();
-    return this.#closing;
+    }
   }
 
   #leaseBackend(): LeaseBackend {
     return {
-      acquire: async (name, token, ttlMs) =>
-        (await this.#run('lock', name, () => this.#client.set(this.#lockKey(name), token, 'PX', Math.ceil(ttlMs), 'NX'))) === 'OK',
+      acquire: async (name, token, ttlMs) => {
+        // Taking the lease and counting the grant happen in one script, so tokens follow the order of grants.
+        const fence = Number(await this.#run('lock', name, () => this.#script(ACQUIRE_SCRIPT, [this.#lockKey(name), this.#fenceKey(name)], [token, String(Math.ceil(ttlMs))])));
+        return fence > 0 ? fence : false;
+      },
       refresh: async (name, token, ttlMs) =>
         (await this.#run('refresh lock', name, () => this.#script(REFRESH_SCRIPT, [this.#lockKey(name)], [token, String(Math.ceil(ttlMs))]))) === 1,
       release: async (name, token) => {
         await this.#run('unlock', name, () => this.#script(RELEASE_SCRIPT, [this.#lockKey(name)], [token]));
       },
       isHeld: async (name, token) => (await this.#run('check lock', name, () => this.#client.get(this.#lockKey(name)))) === token,
+      writeFenced: async (name, token, fence, writes) => {
+        const args: Array<string | Buffer> = [token, String(fence), this.#dataPrefixInLua, String(Date.now())];
+        for (const w of writes) {
+          if ('delete' in w) args.push('d', w.key, ...below(w.key));
+          else args.push('s', w.key, Buffer.from(w.value));
+        }
+        const keys = [this.#lockKey(name), this.#fenceKey(name), this.#indexKey()];
+        return (await this.#run('fenced write', name, () => this.#script(FENCED_WRITE_SCRIPT, keys, args))) === 1;
+      },
     };
   }
 
   /** Runs a script by SHA, sending its text only the first time a server sees it. */
-  async #script(script: string, keys: string[], args: string[]): Promise<unknown> {
+  async #script(script: string, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
     const sha = scriptSha(script);
     try {
       return await this.#client.evalsha(sha, keys.length, ...keys, ...args);
@@ -327,8 +323,8 @@ export class RedisStorage implements Storage, TryLocker, LockLeaseChecker {
     return `${this.#prefix}lock:${name}`;
   }
 
-  #assertOpen(): void {
-    if (this.#closing) throw new ClosedError('RedisStorage');
+  #fenceKey(name: string): string {
+    return `${this.#prefix}fence:${name}`;
   }
 }
 
@@ -349,14 +345,4 @@ function addListed(found: Set<string>, prefix: string, relative: string, recursi
     path = joinKey(path, part);
     found.add(path);
   }
-}
-
-const shas = new Map<string, string>();
-function scriptSha(script: string): string {
-  let sha = shas.get(script);
-  if (sha === undefined) {
-    sha = createHash('sha1').update(script).digest('hex');
-    shas.set(script, sha);
-  }
-  return sha;
 }

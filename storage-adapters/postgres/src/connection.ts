@@ -1,0 +1,126 @@
+/**
+ * PostgresStorage's connection handling (every call bounded in time) and its
+ * tables, created on first use.
+ */
+import type pg from 'pg';
+import type { Pool } from 'pg';
+import { InvalidOptionError } from 'certkeeper/storage';
+
+/** Serialises table creation between processes starting at once (CREATE TABLE IF NOT EXISTS can race). */
+const SCHEMA_LOCK_ID = 0x63_6b_73_74; // "ckst"
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Runs `fn` on a pooled connection, all of it (waiting for a connection included) bounded by
+ * operationTimeoutMs. On a timeout the connection is destroyed, never handed out again with a query
+ * stuck on it, and a connection that arrives too late goes straight back to the pool.
+ */
+export async function withClient<T>(pool: Pool, timeoutMs: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let timedOut = false;
+  let client: pg.PoolClient | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const work = (async () => {
+    const c = await pool.connect();
+    if (timedOut) {
+      c.release();
+      throw new Error('connection arrived after the timeout');
+    }
+    client = c;
+    // A connection dying while checked out emits 'error' on the client (pool.query listens the same way);
+    // unheard, it would crash the process. The query itself rejects too.
+    const onError = (): void => undefined;
+    c.on('error', onError);
+    try {
+      const result = await fn(c);
+      c.removeListener('error', onError);
+      c.release();
+      return result;
+    } catch (error) {
+      c.removeListener('error', onError);
+      // Destroyed on any failure: after a network error the connection is unusable, and a SQL error is rare.
+      if (!timedOut) c.release(error instanceof Error ? error : true);
+      throw error;
+    }
+  })();
+  work.catch(() => undefined);
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      // Destroys it (release with an error): the query stuck on it then rejects, and the catch above lets it be.
+      client?.release(new Error('operation timed out'));
+      reject(new Error(`timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface TableNames {
+  /** Quoted schema to create, or undefined for the search_path. */
+  schema: string | undefined;
+  /** Quoted, schema-qualified names. */
+  table: string;
+  lockTable: string;
+}
+
+/**
+ * Creates the tables when missing, and the lock table's `fence` column when
+ * an older version made the table without it. Skips DDL when all exist, so a
+ * role without CREATE rights can use tables an administrator made.
+ */
+export async function createTables(client: pg.PoolClient, names: TableNames): Promise<void> {
+  const existing = await client.query<{ data: string | null; locks: string | null; fenced: boolean }>(
+    `SELECT to_regclass($1) AS data, to_regclass($2) AS locks,
+       EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'fence' AND NOT attisdropped) AS fenced`,
+    [names.table, names.lockTable],
+  );
+  const row = existing.rows[0];
+  if (row?.data && row.locks && row.fenced) return;
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK_ID]);
+    if (names.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${names.schema}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${names.table} (
+         key text COLLATE "C" PRIMARY KEY,
+         value bytea NOT NULL,
+         modified timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    );
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${names.lockTable} (
+         name text PRIMARY KEY,
+         token text NOT NULL,
+         expires_at timestamptz NOT NULL,
+         fence bigserial NOT NULL)`,
+    );
+    await client.query(`ALTER TABLE ${names.lockTable} ADD COLUMN IF NOT EXISTS fence bigserial NOT NULL`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+/** Identifiers cannot be parameters, so they are restricted to plain names and then quoted. */
+export function checkIdentifier(value: unknown, option: string): string {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
+    throw new InvalidOptionError(option, 'must be a SQL identifier: a letter or _, then letters, digits or _ (at most 63)');
+  }
+  return value;
+}
+
+export function quote(identifier: string): string {
+  return `"${identifier}"`;
+}
+
+/** LIKE pattern matching every key below `key`, with the key's own `%`, `_` and `\` taken literally. */
+export function belowPattern(key: string): string {
+  return `${key.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`;
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
