@@ -123,7 +123,7 @@ export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): P
     },
     getBytes: (url) => request(url, false),
     async stop() {
-      trustHandle.release();
+      await trustHandle.close();
       await testCa.close();
       await new Promise<void>((resolve) => responder.close(() => resolve()));
       await pebble.stop();
