@@ -5,7 +5,7 @@
  */
 import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../config.js';
 import { CertKeeperError, StorageNotFoundError } from '../errors.js';
-import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
+import { storedRenewalPlan, type RenewalSource } from '../renewal/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import { certificatesPrefix } from '../storage/layout.js';

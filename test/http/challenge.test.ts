@@ -16,8 +16,8 @@ import { mayBeChallengeRequest, redirectToHttps, resolveResponder, type Challeng
 import { challengeMiddleware as expressMiddleware } from '../../src/http/express.js';
 import { certkeeperChallenges } from '../../src/http/fastify.js';
 import { challengeMiddleware as koaMiddleware } from '../../src/http/koa.js';
-import { serveHttps } from '../../src/http/serve-https.js';
-import { CertKeeper } from '../../src/manager.js';
+import { serveHttps } from '../../src/serve-https.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { silentLogger } from '../helpers/logging.js';
 import { closeServer, listenOn, rawRequest } from './helpers.js';

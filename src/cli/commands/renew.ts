@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import type { CertKeeper } from '../../manager.js';
+import type { CertKeeper } from '../../manager/keeper.js';
 import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
 import type { StoredCertificate } from '../inventory.js';
@@ -15,7 +15,7 @@ export function registerRenew(program: Command, registry: Registry): void {
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage }, { Progress }] = await Promise.all([
-        import('../../manager.js'),
+        import('../../manager/keeper.js'),
         import('../inventory.js'),
         import('../keeper.js'),
         import('../progress.js'),

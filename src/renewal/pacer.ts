@@ -23,7 +23,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../clock.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
-import { WaitQueue } from './wait-queue.js';
+import { WaitQueue } from '../limits/wait-queue.js';
 
 export interface LoadReading {
   /** Event-loop utilisation (0..1) of this thread. */

@@ -10,8 +10,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { systemClock, type Clock } from './clock.js';
-import { OnDemandBusyError } from './errors.js';
+import { systemClock, type Clock } from '../clock.js';
+import { OnDemandBusyError } from '../errors.js';
 
 export type Decision = { allowed: true } | { allowed: false; reason: string };
 

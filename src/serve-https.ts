@@ -12,12 +12,12 @@ import http2, { type Http2SecureServer } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import type { CertKeeperOptions } from '../config.js';
-import { AbortedError, InvalidOptionError, ListenError } from '../errors.js';
-import { CertKeeper, type ManageEntry } from '../manager.js';
-import { DEFAULT_HTTPS_PORT, redirectToHttps } from './challenge.js';
-import { GracefulCloser } from './graceful.js';
-import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_PORT, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from '../defaults.js';
+import type { CertKeeperOptions } from './config.js';
+import { AbortedError, InvalidOptionError, ListenError } from './errors.js';
+import { CertKeeper, type ManageEntry } from './manager/keeper.js';
+import { DEFAULT_HTTPS_PORT, redirectToHttps } from './http/challenge.js';
+import { GracefulCloser } from './http/graceful.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_PORT, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './defaults.js';
 export { DEFAULT_HTTP_PORT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS };
 
 export { DEFAULT_HTTPS_PORT };

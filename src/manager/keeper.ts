@@ -6,11 +6,11 @@
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
-import { createKeyAndCsr } from './acme/csr.js';
-import { ariRetryAt, shouldQueryAri } from './acme/ari.js';
-import type { TimerHandle } from './clock.js';
-import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from './config.js';
-import { DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, resolveChallenges, resolveConfig, resolveKeyType } from './config.js';
+import { createKeyAndCsr } from '../acme/csr.js';
+import { ariRetryAt, shouldQueryAri } from '../acme/ari.js';
+import type { TimerHandle } from '../clock.js';
+import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from '../config.js';
+import { DEFAULT_ON_DEMAND_DECISION_CACHE_CAPACITY, resolveChallenges, resolveConfig, resolveKeyType } from '../config.js';
 import {
   AbortedError,
   AcmeProblemError,
@@ -26,20 +26,20 @@ import {
   StorageError,
   StorageNotFoundError,
   type NameFailure,
-} from './errors.js';
-import { TypedEmitter, type EventName, type Listener } from './events.js';
-import { AcmeIssuer } from './issuers/acme.js';
-import type { Issuer, KeyType, RenewalInfo } from './issuers/types.js';
-import type { Logger } from './logger.js';
-import { recordFailure, type BackoffState } from './maintenance/backoff.js';
-import { blockedBy, clearFailureState, hasFailureState, listFailureStates, loadFailureState, saveFailureState, type FailureState } from './maintenance/failure-state.js';
-import { Semaphore, Singleflight } from './maintenance/concurrency.js';
-import { DueQueue } from './maintenance/due-queue.js';
-import { CpuOffload } from './cpu/offload.js';
-import { EventLoopTurns, RenewalPacer } from './maintenance/pacer.js';
-import { isEmergency, planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './maintenance/renewal-policy.js';
-import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from './maintenance/token-bucket.js';
-import { parseIdentifier, wildcardFor, type Identifier } from './names.js';
+} from '../errors.js';
+import { TypedEmitter, type EventName, type Listener } from '../events.js';
+import { AcmeIssuer } from '../issuers/acme.js';
+import type { Issuer, KeyType, RenewalInfo } from '../issuers/types.js';
+import type { Logger } from '../logger.js';
+import { recordFailure, type BackoffState } from '../renewal/backoff.js';
+import { blockedBy, clearFailureState, hasFailureState, listFailureStates, loadFailureState, saveFailureState, type FailureState } from '../renewal/failure-state.js';
+import { Semaphore, Singleflight } from '../limits/concurrency.js';
+import { DueQueue } from '../renewal/due-queue.js';
+import { CpuOffload } from '../cpu/offload.js';
+import { EventLoopTurns, RenewalPacer } from '../renewal/pacer.js';
+import { isEmergency, planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from '../renewal/renewal-policy.js';
+import { createRateLimiter, RATE_LIMIT_PRESETS, UnlimitedRateLimiter, type RateLimiter } from '../limits/token-bucket.js';
+import { parseIdentifier, wildcardFor, type Identifier } from '../names.js';
 import { OnDemandDecider, type Decision } from './on-demand.js';
 import {
   certificateMetaFrom,
@@ -50,25 +50,25 @@ import {
   updateCertificateMeta,
   type CertificateMeta,
   type CertificateSet,
-} from './storage/certificates.js';
-import { checkCertificateWritable, checkStorageWritable } from './storage/check.js';
-import { FileStorage } from './storage/file.js';
-import { certificateKeys, certificateLockName, safeKeyComponent } from './storage/layout.js';
-import { hasLockLeaseCheck, hasTryLock, type Storage } from './storage/types.js';
-import { buildMaterial, type CertificateMaterial } from './tls/certificate-material.js';
-import { ContextCache } from './tls/context-cache.js';
-import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from './metrics.js';
-import { ExpiryWatch } from './notify/expiry-watch.js';
-import { buildStatusReport, type StatusReport } from './http/status-report.js';
-import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from './http/status-page.js';
-import { Notifier } from './notify/notifier.js';
-import { DEFAULT_NOTIFY_EXPIRING_RATIO } from './notify/options.js';
-import { buildTlsOptions, attachServer } from './tls/tls-options.js';
-import { IssuerFactory } from './issuers/factory.js';
-import { ClientCaBundles, type TlsOptionsWithClientCa } from './tls/client-ca.js';
-import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from './tls/file-reload.js';
-import { mayBeChallengeRequest, redirectToHttps } from './http/challenge.js';
-import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY } from './defaults.js';
+} from '../storage/certificates.js';
+import { checkCertificateWritable, checkStorageWritable } from '../storage/check.js';
+import { FileStorage } from '../storage/file.js';
+import { certificateKeys, certificateLockName, safeKeyComponent } from '../storage/layout.js';
+import { hasLockLeaseCheck, hasTryLock, type Storage } from '../storage/types.js';
+import { buildMaterial, type CertificateMaterial } from '../tls/certificate-material.js';
+import { ContextCache } from '../tls/context-cache.js';
+import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from '../metrics.js';
+import { ExpiryWatch } from '../notify/expiry-watch.js';
+import { buildStatusReport, type StatusReport } from '../http/status-report.js';
+import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from '../http/status-page.js';
+import { Notifier } from '../notify/notifier.js';
+import { DEFAULT_NOTIFY_EXPIRING_RATIO } from '../notify/options.js';
+import { buildTlsOptions, attachServer } from '../tls/tls-options.js';
+import { IssuerFactory } from '../issuers/factory.js';
+import { ClientCaBundles, type TlsOptionsWithClientCa } from '../tls/client-ca.js';
+import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from '../tls/file-reload.js';
+import { mayBeChallengeRequest, redirectToHttps } from '../http/challenge.js';
+import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY } from '../defaults.js';
 export { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY, DEFAULT_WARM_UP_CONCURRENCY };
 
 /** How long a passed storage write check is trusted before the next order checks again. */
