@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   ERR_LISTEN: 'A server could not listen on its address (port in use, no permission for a port below 1024); `address` names it.',
   ERR_BACKOFF: 'The name failed recently and waits for its backoff (`nextAttemptAt`), or the CA refused it finally (`final`); renew(name, { force: true }) retries now.',
   ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
+  ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -444,5 +445,15 @@ export class NotificationError extends CertKeeperError {
     this.sink = sink;
     this.notification = notification;
     this.attempts = attempts;
+  }
+}
+
+/** Every issuer of a name failed (with one issuer, its own error is thrown instead). */
+export class IssuersFailedError extends CertKeeperError {
+  readonly errors: readonly Error[];
+
+  constructor(errors: readonly Error[]) {
+    super('ERR_ISSUERS_FAILED', `every issuer failed: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[errors.length - 1] });
+    this.errors = errors;
   }
 }

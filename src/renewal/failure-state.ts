@@ -40,7 +40,7 @@ export async function loadFailureState(storage: Storage, certName: string): Prom
 
 export async function saveFailureState(storage: Storage, certName: string, state: FailureState): Promise<void> {
   const lastError = state.lastError
-    ? { message: state.lastError.message, at: state.lastError.at, ...(knownCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
+    ? { message: state.lastError.message, at: state.lastError.at, ...(isKnownErrorCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
     : undefined;
   const record = { failures: state.failures, nextAttemptAt: state.nextAttemptAt, ...(lastError ? { lastError } : {}), ...(state.final ? { final: true } : {}) };
   await storage.store(failureStateKey(certName), Buffer.from(JSON.stringify(record)));
@@ -83,6 +83,7 @@ export function blockedBy(certName: string, state: FailureState | undefined, now
   return new BackoffError(certName, state);
 }
 
-function knownCode(code: string | undefined): code is string {
+/** Only codes of the README's table are persisted (a foreign `code`, such as a Node errno, is left out). */
+export function isKnownErrorCode(code: string | undefined): code is string {
   return code !== undefined && Object.hasOwn(ERROR_CODES, code);
 }

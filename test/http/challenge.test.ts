@@ -68,8 +68,8 @@ describe('adapters', () => {
 
   test('take a keeper or a responder, and reject anything else naming the option', () => {
     assert.equal(resolveResponder(responder), responder);
-    assert.equal(resolveResponder({ httpChallengeResponder: responder }), responder);
-    for (const bad of [undefined, null, {}, { respond: 1 }, { httpChallengeResponder: {} }]) {
+    assert.equal(resolveResponder({ useExternalHttpChallengeResponder: () => responder }), responder);
+    for (const bad of [undefined, null, {}, { respond: 1 }, { useExternalHttpChallengeResponder: () => ({}) }]) {
       assert.throws(() => resolveResponder(bad as never), (e: unknown) => e instanceof InvalidOptionError && e.option === 'keeper');
       assert.throws(() => expressMiddleware(bad as never), InvalidOptionError);
       assert.throws(() => koaMiddleware(bad as never), InvalidOptionError);
