@@ -34,8 +34,8 @@ export class IssuerRateLimits extends Closable {
     return limiter;
   }
 
-  protected onClose(): void {
-    for (const limiter of this.#limiters.values()) limiter.close();
+  protected async onClose(): Promise<void> {
+    await Promise.all([...this.#limiters.values()].map((limiter) => limiter.close()));
   }
 
   #select(issuer: IssuerToLimit): RateLimiter {

@@ -45,8 +45,7 @@ export class HandshakeLoader extends Closable {
   }
 
   protected async onClose(): Promise<void> {
-    this.#onDemandLimiter?.close();
-    await this.#onDemandDecider?.close();
+    await Promise.all([this.#onDemandLimiter?.close(), this.#onDemandDecider?.close()]);
   }
 
   async #loadManaged(record: ManagedRecord, name: string, signal: AbortSignal): Promise<CertificateMaterial | undefined> {

@@ -121,9 +121,9 @@ export class ObtainPipeline extends Closable {
     return this.#inflight.running();
   }
 
-  protected onClose(): void {
-    this.#orders.close();
-    this.#o.pacer?.close();
+  /** Waiting orders and paced renewals are refused; runs in flight see the owner's signal and settle. */
+  protected async onClose(): Promise<void> {
+    await Promise.all([this.#orders.close(), this.#o.pacer?.close()]);
   }
 
   async #underLock(record: ManagedRecord, request: ObtainRequest): Promise<ObtainOutcome> {

@@ -132,9 +132,8 @@ export class RenewalScheduler extends Closable {
     this.#ariRefreshes.unschedule(certName);
   }
 
-  protected onClose(): void {
-    this.#renewals.close();
-    this.#ariRefreshes.close();
+  protected async onClose(): Promise<void> {
+    await Promise.all([this.#renewals.close(), this.#ariRefreshes.close()]);
   }
 
   #refreshAri(record: ManagedRecord): Promise<void> {
