@@ -1,28 +1,13 @@
 /** What status(), list() and the status page say about one managed certificate. */
+import type { ManagedStatusLike } from '../http/status-report.js';
 import type { ManagedRecord } from '../renewal/managed-record.js';
 import type { RenewalSource } from '../renewal/renewal-policy.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 
-export interface CertificateStatus {
-  names: string[];
-  /** Issuer key of the certificate being served. */
-  issuer: string | undefined;
-  notBefore: Date | undefined;
-  notAfter: Date | undefined;
-  serialNumber: string | undefined;
-  /** When the next renewal (or retry) is scheduled. */
-  nextRenewalAt: Date | undefined;
-  /** `valid`: a certificate is served; `obtaining`: none yet; `failed`: none, and the last attempt failed. */
-  state: 'valid' | 'obtaining' | 'failed';
-  failures: number;
-  lastError: { code: string | undefined; message: string; at: Date } | undefined;
-  /** `managed`: named in manageSync/manageAsync; `on-demand`: registered during a handshake. */
-  source: 'managed' | 'on-demand';
-  /** When renewal is planned, and what decided it (lifetime rule, ARI window, or the 1/20 emergency point). */
+export interface CertificateStatus extends ManagedStatusLike {
+  /** When renewal is planned (see renewalReason for what decided it). */
   renewalDueAt: Date | undefined;
   renewalReason: RenewalSource | undefined;
-  /** The CA's suggested renewal window (RFC 9773), when it gave one. */
-  ariWindow: { start: Date; end: Date } | undefined;
 }
 
 export function statusOf(record: ManagedRecord, scheduler: RenewalScheduler): CertificateStatus {
