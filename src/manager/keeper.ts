@@ -1,22 +1,21 @@
 /**
  * CertKeeper: keeps certificates alive and serves them. This class only
- * orchestrates: it resolves the options once, wires the parts together and
- * closes them in order. Each behaviour lives in a module named for it:
- * registry (managed names), manage (manageSync/manageAsync), stored-sets
- * (adopting stored certificates), warm-up, obtain (lock, re-check, issue,
- * store, serve), issue, handshake-loader (the TLS cache's loader) and status
- * here; renewal/ (scheduler, ARI, failures and backoff), limits/, tls/.
+ * orchestrates: it resolves the options once, wires the parts, offers the
+ * public API and closes the parts in order. The behaviour lives in modules
+ * named for it: manager/ (registry, manage, stored-sets, warm-up, obtain,
+ * issue, handshake-loader, status, notifications), renewal/ (scheduler, ARI
+ * refresh, failures and backoff), limits/, tls/, issuers/ and storage/.
  */
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as tls from 'node:tls';
-import type { TimerHandle } from '../clock.js';
 import type { CertKeeperOptions, ManageSettings, ResolvedConfig } from '../config.js';
 import { resolveConfig } from '../config.js';
 import { CpuOffload } from '../cpu/offload.js';
 import { InvalidOptionError } from '../errors.js';
 import { TypedEmitter, type EventName, type Listener } from '../events.js';
-import { mayBeChallengeRequest, redirectToHttps, type ChallengeResponder } from '../http/challenge.js';
+import type { ChallengeResponder } from '../http/challenge.js';
+import { nodeChallengeHandler } from '../http/node-handler.js';
 import { createStatusHandler, type StatusHandler, type StatusHandlerOptions } from '../http/status-page.js';
 import { buildStatusReport, type StatusReport } from '../http/status-report.js';
 import { IssuerFactory } from '../issuers/factory.js';
@@ -24,9 +23,8 @@ import { Lifecycle } from '../lifecycle.js';
 import { IssuerRateLimits } from '../limits/issuer-limits.js';
 import type { Logger } from '../logger.js';
 import { KeeperMetrics, type MetricFamily, type MetricsSnapshot } from '../metrics.js';
-import { ExpiryWatch } from '../notify/expiry-watch.js';
-import { Notifier } from '../notify/notifier.js';
-import { DEFAULT_NOTIFY_EXPIRING_RATIO } from '../notify/options.js';
+import type { ExpiryWatch } from '../notify/expiry-watch.js';
+import type { Notifier } from '../notify/notifier.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 import type { CertificateSet } from '../storage/certificates.js';
 import { FileStorage } from '../storage/file.js';
@@ -35,8 +33,10 @@ import { ClientCaBundles, type TlsOptionsWithClientCa } from '../tls/client-ca.j
 import { ContextCache } from '../tls/context-cache.js';
 import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCertificatePemOptions, type UnmanagedHandle } from '../tls/file-reload.js';
 import { attachServer, buildTlsOptions } from '../tls/tls-options.js';
+import { drainWithin } from './drain.js';
 import { HandshakeLoader } from './handshake-loader.js';
 import { manageInBackground, manageNow } from './manage.js';
+import { createNotifier, watchExpiry } from './notifications.js';
 import type { ObtainPipeline, OrderStats } from './obtain.js';
 import { createParts, type KeeperParts } from './parts.js';
 import type { ManageEntry, Registry } from './registry.js';
@@ -126,24 +126,8 @@ export class CertKeeper implements AsyncDisposable {
     this.#loader = new HandshakeLoader(this.#parts);
     this.#warmUp = new WarmUp(this.#parts);
 
-    this.#expiryWatch = new ExpiryWatch({
-      clock,
-      ratio: config.notify ? config.notify.expiringRatio : DEFAULT_NOTIFY_EXPIRING_RATIO,
-      list: () => this.list(),
-      emit: (event) => this.#events.emit('cert_expiring', event),
-    });
-    // Served certificates change on these: the watch re-plans its one timer.
-    for (const event of ['cert_obtained', 'cert_loaded'] as const) this.#events.on(event, () => this.#expiryWatch.check());
-    this.#notifier = config.notify
-      ? new Notifier({
-          config: config.notify,
-          on: (event, listener) => this.#events.on(event, listener),
-          emit: (failure) => this.#events.emit('notification_failed', failure),
-          storage,
-          clock,
-          logger: logger.child({ component: 'notify' }),
-        })
-      : undefined;
+    this.#expiryWatch = watchExpiry(config, this.#events, () => this.list());
+    this.#notifier = createNotifier(config, this.#events, storage);
   }
 
   /** Subscribes to a typed event; returns a function that unsubscribes. */
@@ -220,21 +204,7 @@ export class CertKeeper implements AsyncDisposable {
    * certkeeper from opening its own HTTP-01 listener.
    */
   httpChallengeHandler(next?: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
-    const responder = this.#externalResponder('challenge handler');
-    const pass = (req: IncomingMessage, res: ServerResponse): void => (next ? next(req, res) : redirectToHttps(req, res));
-    return (req, res) => {
-      // Ordinary requests skip the asynchronous responder: no promise, no lookup.
-      if (!mayBeChallengeRequest(req.method, req.url)) return pass(req, res);
-      responder.respond(req, res).then(
-        (handled) => {
-          if (!handled) pass(req, res);
-        },
-        (error: unknown) => {
-          this.#log.error({ err: error }, 'HTTP-01 responder failed');
-          if (!res.headersSent) res.writeHead(500).end();
-        },
-      );
-    };
+    return nodeChallengeHandler(this.#externalResponder('challenge handler'), next, (error) => this.#log.error({ err: error }, 'HTTP-01 responder failed'));
   }
 
   /**
@@ -371,27 +341,11 @@ export class CertKeeper implements AsyncDisposable {
     if (this.#ownsStorage) await this.#storage.close?.();
   }
 
-  /**
-   * Work in flight sees the abort, runs its cleanup (challenges, locks) and settles. A caller's promise
-   * settles on abort while the shared obtain behind it (an issuer or a storage call that ignores the
-   * signal) may still run: it is tracked too, and waited for at most closeTimeoutMs.
-   */
+  /** Work in flight sees the abort, runs its cleanup (challenges, locks) and settles, within closeTimeoutMs. */
   async #drain(): Promise<void> {
     const { clock, closeTimeoutMs } = this.#config;
-    let timer: TimerHandle | undefined;
-    // The clock's timers do not keep the process alive, but a caller is awaiting close(): this does, until it resolves.
-    const keepAlive = setInterval(() => undefined, 60_000);
-    const timedOut = await Promise.race([
-      this.#work.close().then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = clock.setTimer(() => resolve(true), closeTimeoutMs);
-      }),
-    ]);
-    timer?.cancel();
-    clearInterval(keepAlive);
-    if (timedOut) {
-      const abandoned = this.#pipeline.running().map(([name]) => name);
-      this.#log.warn({ abandoned, tasks: this.#work.pending, closeTimeoutMs }, 'close: work still running after closeTimeoutMs was abandoned');
-    }
+    if (!(await drainWithin(this.#work, closeTimeoutMs, clock))) return;
+    const abandoned = this.#pipeline.running().map(([name]) => name);
+    this.#log.warn({ abandoned, tasks: this.#work.pending, closeTimeoutMs }, 'close: work still running after closeTimeoutMs was abandoned');
   }
 }
