@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { CertKeeper } from '../src/manager.js';
+import { CertKeeper } from '../src/manager/keeper.js';
 import type { Logger } from '../src/logger.js';
 import { MemoryStorage } from '../src/storage/memory.js';
 import { emitResult, loadAverage, median, onTermination } from './lib/report.js';

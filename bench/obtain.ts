@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CertKeeper } from '../src/manager.js';
+import { CertKeeper } from '../src/manager/keeper.js';
 import { FileStorage } from '../src/storage/file.js';
 import { silentLogger } from '../test/helpers/logging.js';
 import { startPebble, type PebbleHandle } from '../test/helpers/pebble.js';

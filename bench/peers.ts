@@ -27,7 +27,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CertKeeper } from '../src/manager.js';
+import { CertKeeper } from '../src/manager/keeper.js';
 import { FileStorage } from '../src/storage/file.js';
 import { silentLogger } from '../test/helpers/logging.js';
 import { startPebble, type PebbleHandle } from '../test/helpers/pebble.js';

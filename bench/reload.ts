@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CertKeeper } from '../src/manager.js';
+import { CertKeeper } from '../src/manager/keeper.js';
 import { MemoryStorage } from '../src/storage/memory.js';
 import { createTestCa, createTestLeaf, type TestLeaf } from '../test/helpers/tls-certs.js';
 import { emitResult, loadAverage, median, onTermination, percentile } from './lib/report.js';

@@ -23,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY } from '../src/manager.js';
+import { DEFAULT_EAGER_LOAD_LIMIT, DEFAULT_LOAD_CONCURRENCY } from '../src/manager/keeper.js';
 import { certificateKeys } from '../src/storage/layout.js';
 import { BENCH_CACHE_DIR, BENCH_ISSUER_KEY, benchName, cachedStore } from './lib/fabricate.js';
 import { benchKeeper } from './lib/keeper.js';

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   ERR_BACKOFF: 'The name failed recently and waits for its backoff (`nextAttemptAt`), or the CA refused it finally (`final`); renew(name, { force: true }) retries now.',
   ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
   ERR_DEPLOY: "The daemon could not write a certificate's files or a deploy hook failed (exit status, timeout); `stage` and `lineage` name what and where.",
+  ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -3,50 +3,12 @@
  * from the table in error-codes.ts (never reused or renamed; the README's
  * table is checked against it by a test).
  */
-import type { ErrorCode } from './error-codes.js';
+import { CertKeeperError, type CertKeeperErrorOptions } from './error-base.js';
 import type { AcmeProblemFields, AcmeSubproblem, DnsQueryFailure, NameFailure } from './kinds.js';
 export { ERROR_CODES, type ErrorCode } from './error-codes.js';
 export type { AcmeProblemFields, AcmeSubproblem, DnsQueryFailure, NameFailure } from './kinds.js';
 
-export interface CertKeeperErrorOptions {
-  cause?: unknown;
-}
-
-/**
- * Brand shared by every copy of certkeeper loaded in a process (Symbol.for is
- * process-wide), so errors are recognised even when an adapter resolves its
- * own copy of the core and `instanceof` against one class would fail.
- */
-const BRAND = Symbol.for('certkeeper.error');
-
-/** True for an error thrown by any copy of certkeeper (prefer this over `instanceof` in adapters). */
-export function isCertKeeperError(value: unknown): value is CertKeeperError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
-}
-
-export class CertKeeperError extends Error {
-  readonly code: ErrorCode;
-
-  constructor(code: ErrorCode, message: string, options: CertKeeperErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.name = new.target.name;
-  }
-
-  /**
-   * `instanceof` across copies: a branded error is an instance of a class when
-   * its prototype chain holds a class of the same name (subclasses inherit this).
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
-    if (!isCertKeeperError(value)) return false;
-    for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
-      if (Object.hasOwn(proto, 'constructor') && (proto.constructor as { name?: unknown }).name === this.name) return true;
-    }
-    return false;
-  }
-}
-Object.defineProperty(CertKeeperError.prototype, BRAND, { value: true });
+export { CertKeeperError, isCertKeeperError, type CertKeeperErrorOptions } from './error-base.js';
 
 export class InvalidOptionError extends CertKeeperError {
   readonly option: string;
@@ -407,5 +369,15 @@ export class DeployError extends CertKeeperError {
     super('ERR_DEPLOY', message, options);
     this.stage = stage;
     this.lineage = lineage;
+  }
+}
+
+/** Every issuer of a name failed (with one issuer, its own error is thrown instead). */
+export class IssuersFailedError extends CertKeeperError {
+  readonly errors: readonly Error[];
+
+  constructor(errors: readonly Error[]) {
+    super('ERR_ISSUERS_FAILED', `every issuer failed: ${errors.map((e) => e.message).join('; ')}`, { cause: errors[errors.length - 1] });
+    this.errors = errors;
   }
 }

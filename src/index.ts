@@ -1,6 +1,6 @@
 // Public API: re-exports only.
-export { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT, MIN_RENEWAL_INTERVAL_MS } from './manager.js';
-export type { CertificateStatus, ManageEntry, RenewOptions } from './manager.js';
+export { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT, MIN_RENEWAL_INTERVAL_MS } from './manager/keeper.js';
+export type { CertificateStatus, ManageEntry, RenewOptions } from './manager/keeper.js';
 export * from './config/index.js';
 export * from './errors.js';
 export type * from './events.js';
@@ -58,5 +58,5 @@ export { escapeHtml, renderStatusHtml, type StatusHandler, type StatusHandlerOpt
 export type { StatusReport, StatusEntry, CertificateSource } from './http/status-report.js';
 export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatus, type DoctorOptions } from './doctor/index.js';
 
-export { serveHttps, type ServeHttpsOptions, type HttpsService } from './http/serve-https.js';
+export { serveHttps, type ServeHttpsOptions, type HttpsService } from './serve-https.js';
 export { redirectToHttps } from './http/challenge.js';

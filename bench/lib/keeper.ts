@@ -1,5 +1,5 @@
 /** A keeper over a fabricated store: internal issuer (no network), FileStorage, silent logs. */
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { silentLogger } from '../../test/helpers/logging.js';

@@ -1,7 +1,7 @@
 /**
  * ACME Renewal Information (RFC 9773): the certificate identifier, the GET of
  * `renewalInfo/<certID>`, and validation of the answer. Scheduling decisions
- * live in src/maintenance/renewal-policy.ts.
+ * live in src/renewal/renewal-policy.ts.
  */
 import type * as X509 from '@peculiar/x509';
 import { lazyModule } from '../lazy.js';

@@ -12,7 +12,7 @@ import type { Clock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';
-import { CertKeeper } from '../manager.js';
+import { CertKeeper } from '../manager/keeper.js';
 import { FileStorage } from '../storage/file.js';
 import { internalCaKeys } from '../storage/layout.js';
 import { shellQuote } from './shell.js';

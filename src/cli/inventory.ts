@@ -4,7 +4,7 @@
  * name's set lives).
  */
 import { DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
-import { storedRenewalPlan, type RenewalSource } from '../maintenance/renewal-policy.js';
+import { storedRenewalPlan, type RenewalSource } from '../renewal/renewal-policy.js';
 import { parseIdentifier } from '../names.js';
 import { readStoredCertificate, type CertificateMeta } from '../storage/certificates.js';
 import { certificatesPrefix } from '../storage/layout.js';

@@ -16,6 +16,7 @@ import type { KeyType } from '../kinds.js';
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import { cpuTasks, type CpuTaskName, type SerializedError, type WorkerResponse } from './tasks.js';
+import { Closable } from '../lifecycle.js';
 
 export interface CpuOffloadOptions {
   logger: Logger;
@@ -30,7 +31,7 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-export class CpuOffload {
+export class CpuOffload extends Closable {
   readonly #log: Logger;
   readonly #spawn: () => Worker;
   #worker: Worker | undefined;
@@ -38,12 +39,12 @@ export class CpuOffload {
   #online = false;
   /** The worker could not start: every task runs on this thread from now on. */
   #inThread = false;
-  #closed = false;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #tasksRun = 0;
 
   constructor(options: CpuOffloadOptions) {
+    super('CpuOffload');
     this.#log = options.logger;
     this.#spawn = options.spawn ?? spawnDefaultWorker;
   }
@@ -64,9 +65,7 @@ export class CpuOffload {
   }
 
   /** Terminates the worker; tasks still running reject with ClosedError. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected async onClose(): Promise<void> {
     const worker = this.#worker;
     this.#worker = undefined;
     const pending = [...this.#pending.values()];
@@ -76,7 +75,7 @@ export class CpuOffload {
   }
 
   #run(task: CpuTaskName, input: unknown): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new ClosedError('CpuOffload'));
+    if (this.closed) return Promise.reject(new ClosedError('CpuOffload'));
     if (this.#inThread) return this.#runHere(task, input);
     const worker = this.#worker ?? this.#start();
     if (!worker) return this.#runHere(task, input);
@@ -109,7 +108,7 @@ export class CpuOffload {
     worker.on('message', (response: WorkerResponse) => this.#answer(worker, response));
     worker.on('error', (error) => this.#lost(worker, error));
     worker.on('exit', (code) => {
-      if (!this.#closed && this.#worker === worker) this.#lost(worker, new Error(`the worker thread exited with code ${code}`));
+      if (!this.closed && this.#worker === worker) this.#lost(worker, new Error(`the worker thread exited with code ${code}`));
     });
     return worker;
   }

@@ -19,7 +19,7 @@ import type { CertLoadedEvent, CertObtainedEvent } from '../events.js';
 import type { Issuer } from '../issuers/types.js';
 import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
-import { CertKeeper, type CertificateStatus, type RenewOptions } from '../manager.js';
+import { CertKeeper, type CertificateStatus, type RenewOptions } from '../manager/keeper.js';
 import type { Storage } from '../storage/types.js';
 import { notFound, openChallengeEndpoint, type ChallengeEndpoint } from './challenge-endpoint.js';
 import type { CertificateConfig, DaemonConfig } from './config.js';

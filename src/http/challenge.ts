@@ -17,17 +17,20 @@ export { HTTP_CHALLENGE_PATH_PREFIX };
 /** The adapters' name for the one responder type (challenges/http01-responder.ts). */
 export type ChallengeResponder = HttpChallengeResponder;
 
-/** A CertKeeper (anything exposing `httpChallengeResponder`) or a responder itself. */
-export type ChallengeResponderSource = ChallengeResponder | { readonly httpChallengeResponder: ChallengeResponder };
+/** A CertKeeper (anything with `useExternalHttpChallengeResponder()`) or a responder itself. */
+export type ChallengeResponderSource = ChallengeResponder | { useExternalHttpChallengeResponder(): ChallengeResponder };
 
 /**
- * The responder of a keeper or the responder given. Reading the keeper's
- * responder tells it that a server of the user's answers challenges, so it
- * stops opening its own HTTP-01 listener: done once, when the adapter is built.
+ * The responder of a keeper or the responder given. Asking the keeper for it
+ * tells it that a server of the user's answers challenges, so it stops
+ * opening its own HTTP-01 listener: done once, when the adapter is built.
  */
 export function resolveResponder(source: ChallengeResponderSource, option = 'keeper'): ChallengeResponder {
   if (typeof source !== 'object' || source === null) throw new InvalidOptionError(option, 'must be a CertKeeper or an HTTP challenge responder');
-  const responder = 'httpChallengeResponder' in source ? source.httpChallengeResponder : source;
+  const keeper = source as { useExternalHttpChallengeResponder?: unknown };
+  const responder = typeof keeper.useExternalHttpChallengeResponder === 'function'
+    ? (keeper.useExternalHttpChallengeResponder as () => ChallengeResponder).call(source)
+    : (source as ChallengeResponder);
   if (typeof responder !== 'object' || responder === null || typeof responder.respond !== 'function') {
     throw new InvalidOptionError(option, 'must be a CertKeeper or an HTTP challenge responder');
   }

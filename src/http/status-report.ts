@@ -38,19 +38,25 @@ export interface StatusReport {
   certificates: StatusEntry[];
 }
 
-/** What the manager's list() returns, as far as the report needs it. */
+/** What the manager's list() returns, as far as the report needs it (the manager's CertificateStatus extends it). */
 export interface ManagedStatusLike {
   names: string[];
+  /** Issuer key of the certificate being served. */
   issuer: string | undefined;
   notBefore: Date | undefined;
   notAfter: Date | undefined;
   serialNumber: string | undefined;
+  /** When the next renewal (or retry) is scheduled. */
   nextRenewalAt: Date | undefined;
+  /** `valid`: a certificate is served; `obtaining`: none yet; `failed`: none, and the last attempt failed. */
   state: 'valid' | 'obtaining' | 'failed';
   failures: number;
   lastError: { code: string | undefined; message: string; at: Date } | undefined;
+  /** `managed`: named in manageSync/manageAsync; `on-demand`: registered during a handshake. */
   source: 'managed' | 'on-demand';
+  /** What decided the renewal time: the lifetime rule, the ARI window, or the 1/20 emergency point. */
   renewalReason: 'lifetime' | 'ari' | 'emergency' | undefined;
+  /** The CA's suggested renewal window (RFC 9773), when it gave one. */
   ariWindow: { start: Date; end: Date } | undefined;
 }
 

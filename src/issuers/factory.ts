@@ -11,6 +11,7 @@ import { Http01Solver } from '../challenges/http01.js';
 import { TlsAlpn01Solver } from '../challenges/tls-alpn01.js';
 import type { ChallengeType, Solver } from '../challenges/types.js';
 import { Lifecycle } from '../lifecycle.js';
+import { pemCertificates } from '../validate.js';
 import type { Storage } from '../storage/types.js';
 import { AcmeIssuer } from './acme.js';
 import { InternalIssuer } from './internal.js';
@@ -65,7 +66,8 @@ export class IssuerFactory {
       }
       const config = this.#config;
       const solvers = this.#solversFor(challenges);
-      const caCertificates = spec.caCertificates ?? [...config.caCertificates];
+      // A spec may give one PEM string or several (validated by the issuer's resolver): always a list here.
+      const caCertificates = spec.caCertificates !== undefined ? [...pemCertificates(spec.caCertificates, 'issuers[].caCertificates')] : [...config.caCertificates];
       const acme = {
         ca: spec.ca ?? config.ca,
         email: spec.email ?? config.email,

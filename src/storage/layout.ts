@@ -7,7 +7,7 @@
  *                                                         <name>.probe while checking, before an order, that it can be)
  *   acme/<issuer>/users/<email>/<email>.key|.json
  *   acme/<issuer>/challenge_tokens/<identifier>/<token>.json
- *   backoff/<name>.json                                    (a failing name's backoff; see maintenance/failure-state.ts)
+ *   backoff/<name>.json                                    (a failing name's backoff; see renewal/failure-state.ts)
  *   locks/<lock name>                                      (file storage only)
  */
 import { InvalidStorageKeyError } from '../errors.js';

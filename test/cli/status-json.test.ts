@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import type { StatusEntry } from '../../src/http/status-report.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { silentLogger } from '../helpers/logging.js';

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { resolveConfig } from '../../src/config/index.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { silentLogger } from '../helpers/logging.js';
 
@@ -95,7 +95,7 @@ describe('defaults', () => {
   it('give one value per name: the load concurrency the manager uses is the exported one', async () => {
     const defaults = await import('../../src/defaults.js');
     const config = await import('../../src/config/index.js');
-    const manager = await import('../../src/manager.js');
+    const manager = await import('../../src/manager/keeper.js');
     assert.equal(config.DEFAULT_LOAD_CONCURRENCY, defaults.DEFAULT_LOAD_CONCURRENCY);
     assert.equal(manager.DEFAULT_LOAD_CONCURRENCY, defaults.DEFAULT_LOAD_CONCURRENCY);
     assert.notEqual(defaults.DEFAULT_ACME_REQUEST_TIMEOUT_MS, undefined);

@@ -13,7 +13,7 @@ import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ExecDnsProvider } from '../../src/dns/exec.js';
 import { DnsProviderError } from '../../src/errors.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { captureLogger } from '../helpers/logging.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as one from '../../src/errors.js';
-import { recordFailure } from '../../src/maintenance/backoff.js';
+import { recordFailure } from '../../src/renewal/backoff.js';
 
 // A second copy of the module, as when an adapter resolves its own copy of certkeeper:
 // tsx loads the same file again under a different URL, so its classes are distinct objects.

@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { CertKeeperError, ManageError } from '../../src/errors.js';
 import type { AcmeIssuer } from '../../src/issuers/acme.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { ids, pebbleIssuer, RecordingSolver } from '../acme/helpers.js';

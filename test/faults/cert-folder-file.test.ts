@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertKeeperError, ManageError, StorageError } from '../../src/errors.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { certificateKeys, issuerKeyFromDirectoryUrl } from '../../src/storage/layout.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';

@@ -16,7 +16,7 @@ import { PowerDnsProvider } from '../../src/dns/powerdns.js';
 import { Rfc2136Provider } from '../../src/dns/rfc2136.js';
 import type { DnsProvider } from '../../src/dns/types.js';
 import type { Logger } from '../../src/logger.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { accountKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { RecordingProvider } from '../dns/e2e-helpers.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { InternalIssuer } from '../../src/issuers/internal.js';
 import type { IssueRequest, Issuer, IssuedCertificate } from '../../src/issuers/types.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet, saveCertificateSet } from '../../src/storage/certificates.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';

@@ -6,7 +6,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import type { CertKeeperEvents } from '../../src/events.js';
-import type { CertKeeper } from '../../src/manager.js';
+import type { CertKeeper } from '../../src/manager/keeper.js';
 import type { Storage } from '../../src/storage/types.js';
 import type { PebbleHandle } from '../helpers/pebble.js';
 import { silentLogger } from '../helpers/logging.js';

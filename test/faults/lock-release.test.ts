@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import { CertKeeperError, ManageError, StorageError } from '../../src/errors.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { certificateLockName } from '../../src/storage/layout.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

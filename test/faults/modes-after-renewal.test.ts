@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CertKeeperEvents } from '../../src/events.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { silentLogger } from '../helpers/logging.js';

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { describe, test } from 'node:test';
 import { InternalIssuer } from '../../src/issuers/internal.js';
 import type { IssueRequest, Issuer, IssuedCertificate } from '../../src/issuers/types.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';
 import { silentLogger } from '../helpers/logging.js';

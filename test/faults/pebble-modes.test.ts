@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
 import { AcmeProblemError, CertKeeperError } from '../../src/errors.js';
 import type { AcmeIssuer } from '../../src/issuers/acme.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import type { ChallengeContext, Solver } from '../../src/challenges/types.js';
 import { Http01Solver } from '../../src/challenges/http01.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';

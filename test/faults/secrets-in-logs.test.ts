@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Rfc2136Provider } from '../../src/dns/rfc2136.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startBind, type BindHandle } from '../helpers/bind.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ManageError, StorageError } from '../../src/errors.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { certificateKeys } from '../../src/storage/layout.js';

@@ -16,8 +16,8 @@ import { mayBeChallengeRequest, redirectToHttps, resolveResponder, type Challeng
 import { challengeMiddleware as expressMiddleware } from '../../src/http/express.js';
 import { certkeeperChallenges } from '../../src/http/fastify.js';
 import { challengeMiddleware as koaMiddleware } from '../../src/http/koa.js';
-import { serveHttps } from '../../src/http/serve-https.js';
-import { CertKeeper } from '../../src/manager.js';
+import { serveHttps } from '../../src/serve-https.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { silentLogger } from '../helpers/logging.js';
 import { closeServer, listenOn, rawRequest } from './helpers.js';
@@ -68,8 +68,8 @@ describe('adapters', () => {
 
   test('take a keeper or a responder, and reject anything else naming the option', () => {
     assert.equal(resolveResponder(responder), responder);
-    assert.equal(resolveResponder({ httpChallengeResponder: responder }), responder);
-    for (const bad of [undefined, null, {}, { respond: 1 }, { httpChallengeResponder: {} }]) {
+    assert.equal(resolveResponder({ useExternalHttpChallengeResponder: () => responder }), responder);
+    for (const bad of [undefined, null, {}, { respond: 1 }, { useExternalHttpChallengeResponder: () => ({}) }]) {
       assert.throws(() => resolveResponder(bad as never), (e: unknown) => e instanceof InvalidOptionError && e.option === 'keeper');
       assert.throws(() => expressMiddleware(bad as never), InvalidOptionError);
       assert.throws(() => koaMiddleware(bad as never), InvalidOptionError);

@@ -19,7 +19,7 @@ import { ClosedError } from '../../src/errors.js';
 import { challengeMiddleware as expressMiddleware } from '../../src/http/express.js';
 import { certkeeperChallenges } from '../../src/http/fastify.js';
 import { challengeMiddleware as koaMiddleware } from '../../src/http/koa.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { challengeTokenKey, issuerKeyFromDirectoryUrl } from '../../src/storage/layout.js';
 import { silentLogger } from '../helpers/logging.js';

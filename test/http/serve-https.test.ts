@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { ClosedError, ListenError } from '../../src/errors.js';
-import { serveHttps } from '../../src/http/serve-https.js';
+import { serveHttps } from '../../src/serve-https.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { silentLogger } from '../helpers/logging.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

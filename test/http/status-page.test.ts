@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { InvalidOptionError, ManageError } from '../../src/errors.js';
 import type { StatusReport } from '../../src/http/status-report.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

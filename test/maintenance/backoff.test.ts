@@ -6,7 +6,7 @@ import {
   nextAttemptAt,
   parseBackoffState,
   recordFailure,
-} from '../../src/maintenance/backoff.js';
+} from '../../src/renewal/backoff.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AbortedError, ClosedError, InvalidOptionError } from '../../src/errors.js';
-import { Semaphore, Singleflight } from '../../src/maintenance/concurrency.js';
+import { Semaphore, Singleflight } from '../../src/limits/concurrency.js';
 
 /** A promise resolved from outside. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_TIMER_DELAY_MS, type Clock, type TimerHandle } from '../../src/clock.js';
 import { ClosedError } from '../../src/errors.js';
-import { DueQueue } from '../../src/maintenance/due-queue.js';
+import { DueQueue } from '../../src/renewal/due-queue.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
 const DAY = 24 * 60 * 60 * 1000;

@@ -1,8 +1,8 @@
-/** The persisted failure state of a name (maintenance/failure-state.ts). */
+/** The persisted failure state of a name (renewal/failure-state.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AcmeRateLimitedError, BackoffError } from '../../src/errors.js';
-import { blockedBy, clearFailureState, hasFailureState, listFailureStates, loadFailureState, saveFailureState } from '../../src/maintenance/failure-state.js';
+import { blockedBy, clearFailureState, hasFailureState, listFailureStates, loadFailureState, saveFailureState } from '../../src/renewal/failure-state.js';
 import { failureStateKey } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 

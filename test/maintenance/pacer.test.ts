@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cpus } from 'node:os';
 import { describe, test } from 'node:test';
 import { AbortedError, ClosedError } from '../../src/errors.js';
-import { EventLoopTurns, RenewalPacer, systemLoadProbe, type LoadProbe, type LoadReading } from '../../src/maintenance/pacer.js';
+import { EventLoopTurns, RenewalPacer, systemLoadProbe, type LoadProbe, type LoadReading } from '../../src/renewal/pacer.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
 /** A probe whose reading the test sets. */

@@ -9,7 +9,7 @@ import {
   planRenewal,
   renewalDueTime,
   selectAriTime,
-} from '../../src/maintenance/renewal-policy.js';
+} from '../../src/renewal/renewal-policy.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const HOUR = 60 * 60 * 1000;

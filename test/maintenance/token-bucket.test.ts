@@ -7,7 +7,7 @@ import {
   UnlimitedRateLimiter,
   createRateLimiter,
   resolveRateLimit,
-} from '../../src/maintenance/token-bucket.js';
+} from '../../src/limits/token-bucket.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
 describe('TokenBucket', () => {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StorageError } from '../../src/errors.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { certificateLockName } from '../../src/storage/layout.js';
 import type { Storage } from '../../src/storage/types.js';

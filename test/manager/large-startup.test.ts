@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT } from '../../src/manager.js';
+import { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT } from '../../src/manager/keeper.js';
 import { InternalIssuer } from '../../src/issuers/internal.js';
 import type { IssueRequest, Issuer } from '../../src/issuers/types.js';
 import { buildCertificateMeta, saveCertificateSet } from '../../src/storage/certificates.js';

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { silentLogger } from '../helpers/logging.js';

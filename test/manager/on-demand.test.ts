@@ -4,7 +4,7 @@ import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { InvalidOptionError } from '../../src/errors.js';
 import type { OnDemandDeniedEvent } from '../../src/events.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';

@@ -9,7 +9,7 @@ import { CertKeeperError, ManageError } from '../../src/errors.js';
 import type { CertFailedEvent } from '../../src/events.js';
 import { InternalIssuer } from '../../src/issuers/internal.js';
 import type { IssueRequest, Issuer, IssuedCertificate } from '../../src/issuers/types.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { certificateLockName } from '../../src/storage/layout.js';

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ChalltestsrvDnsProvider } from '../../src/dns/challtestsrv.js';
 import type { CertKeeperEvents } from '../../src/events.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { certificateKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';

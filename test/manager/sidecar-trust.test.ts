@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { IssueRequest, Issuer, IssuedCertificate } from '../../src/issuers/types.js';
-import { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT } from '../../src/manager.js';
+import { CertKeeper, DEFAULT_EAGER_LOAD_LIMIT } from '../../src/manager/keeper.js';
 import { buildCertificateMeta, loadCertificateMeta, loadCertificateSet, saveCertificateSet } from '../../src/storage/certificates.js';
 import { certificateKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { escapeLabelValue, KeeperMetrics } from '../../src/observability/metrics.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';

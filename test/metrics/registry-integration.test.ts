@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Registry, register as defaultRegistry, type OpenMetricsContentType } from 'prom-client';
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { ManageError } from '../../src/errors.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import type { FencedWrite } from '../../src/storage/types.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startProxy, type ProxyHandle, type SeenRequest } from '../acme/proxy.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';

@@ -10,7 +10,7 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { InvalidOptionError, NotificationError } from '../../src/errors.js';
 import { TypedEmitter, type CertObtainedEvent, type NotificationFailedEvent } from '../../src/events.js';
 import { signNotification, verifyNotificationSignature } from '../../src/notify/deliver.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CertificateFileError, CertificateInvalidError } from '../../src/errors.js';
 import type { CertExpiringEvent } from '../../src/events.js';
-import { CertKeeper } from '../../src/manager.js';
+import { CertKeeper } from '../../src/manager/keeper.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { captureLogger, silentLogger } from '../helpers/logging.js';

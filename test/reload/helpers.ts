@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { CertKeeperEvents, EventName } from '../../src/events.js';
-import type { CertKeeper } from '../../src/manager.js';
+import type { CertKeeper } from '../../src/manager/keeper.js';
 
 export async function makeTempDir(prefix = 'certkeeper-reload-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

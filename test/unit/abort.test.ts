@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { onAbort } from '../../src/abort.js';
-import { Semaphore } from '../../src/maintenance/concurrency.js';
+import { Semaphore } from '../../src/limits/concurrency.js';
 
 describe('onAbort', () => {
   test('adds one native listener per signal, however many callbacks, and calls only the subscribed ones', () => {

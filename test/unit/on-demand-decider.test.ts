@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { OnDemandBusyError } from '../../src/errors.js';
-import { OnDemandDecider, type OnDemandPolicy } from '../../src/on-demand.js';
+import { OnDemandDecider, type OnDemandPolicy } from '../../src/manager/on-demand.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
 const base = { askTimeoutMs: 60_000, maxConcurrent: 4, cacheTtlMs: 1_000, cacheCapacity: 100 };

@@ -14,7 +14,7 @@ export function registerObtain(program: Command, host: CommandHost): void {
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { parseIdentifier }, { keeperOptions, openStorage }, { Progress }] = await Promise.all([
-        import('../../manager.js'),
+        import('../../manager/keeper.js'),
         import('../../names.js'),
         import('../keeper.js'),
         import('../progress.js'),

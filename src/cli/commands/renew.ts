@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
-import type { CertKeeper } from '../../manager.js';
+import type { CertKeeper } from '../../manager/keeper.js';
 import { parseIdentifier } from '../../names.js';
 import { formatDate } from '../format.js';
 import type { StoredCertificate } from '../inventory.js';
@@ -21,7 +21,7 @@ export function registerRenew(program: Command, host: CommandHost): void {
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage, storageLabel }, { Progress }, { deployHooksFrom, deployRenewed }] = await Promise.all([
-        import('../../manager.js'),
+        import('../../manager/keeper.js'),
         import('../inventory.js'),
         import('../keeper.js'),
         import('../progress.js'),

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { CertKeeper } from '../../../src/manager.js';
+import { CertKeeper } from '../../../src/manager/keeper.js';
 import { startBlackholeProxy, type BlackholeProxy } from '../../../test/helpers/blackhole-proxy.js';
 import { silentLogger } from '../../../test/helpers/logging.js';
 import { PostgresStorage } from '../src/index.js';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { CertKeeper } from '../../../src/manager.js';
+import { CertKeeper } from '../../../src/manager/keeper.js';
 import { startBlackholeProxy, type BlackholeProxy } from '../../../test/helpers/blackhole-proxy.js';
 import { silentLogger } from '../../../test/helpers/logging.js';
 import { RedisStorage } from '../src/index.js';

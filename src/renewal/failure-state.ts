@@ -38,7 +38,7 @@ export async function loadFailureState(storage: Storage, certName: string): Prom
 /** `lock`: the name's lock when the caller holds it; the write is then refused once the lock is lost. */
 export async function saveFailureState(storage: Storage, certName: string, state: FailureState, lock?: string): Promise<void> {
   const lastError = state.lastError
-    ? { message: state.lastError.message, at: state.lastError.at, ...(knownCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
+    ? { message: state.lastError.message, at: state.lastError.at, ...(isKnownErrorCode(state.lastError.code) ? { code: state.lastError.code } : {}) }
     : undefined;
   const record = { failures: state.failures, nextAttemptAt: state.nextAttemptAt, ...(lastError ? { lastError } : {}), ...(state.final ? { final: true } : {}) };
   await writeUnderLock(storage, lock, [put(failureStateKey(certName), JSON.stringify(record))]);
@@ -72,6 +72,7 @@ export function blockedBy(certName: string, state: FailureState | undefined, now
   return new BackoffError(certName, state);
 }
 
-function knownCode(code: string | undefined): code is string {
+/** Only codes of the README's table are persisted (a foreign `code`, such as a Node errno, is left out). */
+export function isKnownErrorCode(code: string | undefined): code is string {
   return code !== undefined && Object.hasOwn(ERROR_CODES, code);
 }

@@ -10,8 +10,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { systemClock, type Clock } from './clock.js';
-import { OnDemandBusyError } from './errors.js';
+import { systemClock, type Clock } from '../clock.js';
+import { OnDemandBusyError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
 
 export type Decision = { allowed: true } | { allowed: false; reason: string };
 
@@ -50,7 +51,7 @@ interface Answer {
 
 const deny = (reason: string, final: boolean): Answer => ({ decision: { allowed: false, reason }, final });
 
-export class OnDemandDecider {
+export class OnDemandDecider extends Closable {
   readonly #policy: OnDemandPolicy;
   readonly #clock: Clock;
   /** name -> answer and its expiry; insertion order = age, for bounded FIFO trimming. */
@@ -59,6 +60,7 @@ export class OnDemandDecider {
   #inProgress = 0;
 
   constructor(policy: OnDemandPolicy) {
+    super('OnDemandDecider');
     this.#policy = policy;
     this.#clock = policy.clock ?? systemClock;
   }
@@ -94,7 +96,7 @@ export class OnDemandDecider {
   }
 
   /** Forgets every cached answer. */
-  close(): void {
+  protected onClose(): void {
     this.#answers.clear();
   }
 

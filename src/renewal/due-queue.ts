@@ -1,5 +1,6 @@
 import { MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
 
 interface Entry<K> {
   key: K;
@@ -38,7 +39,7 @@ export interface DueQueueStats {
  * Timer delays are clamped to 2^31-1 ms (setTimeout's limit); a clamped timer
  * that wakes before anything is due just re-arms.
  */
-export class DueQueue<K> {
+export class DueQueue<K> extends Closable {
   readonly #clock: Clock;
   readonly #onDue: (key: K) => void;
   readonly #onError: ((error: unknown, key: K) => void) | undefined;
@@ -48,13 +49,13 @@ export class DueQueue<K> {
   #timer: TimerHandle | undefined;
   /** Due time the current timer was armed for, so unchanged tops do not re-arm. */
   #armedFor: number | undefined;
-  #closed = false;
   #ticks = 0;
   #lastTickExamined = 0;
   #totalExamined = 0;
   #fired = 0;
 
   constructor(options: DueQueueOptions<K>) {
+    super('DueQueue');
     if (typeof options?.onDue !== 'function') {
       throw new InvalidOptionError('onDue', 'must be a function');
     }
@@ -81,7 +82,7 @@ export class DueQueue<K> {
 
   /** Schedules `key` at `dueAt` (epoch ms), replacing any earlier schedule of it. A past time fires on the next tick. */
   schedule(key: K, dueAt: number): void {
-    if (this.#closed) throw new ClosedError('DueQueue');
+    if (this.closed) throw new ClosedError('DueQueue');
     if (typeof dueAt !== 'number' || Number.isNaN(dueAt)) {
       throw new InvalidOptionError('dueAt', 'must be a number of epoch milliseconds');
     }
@@ -127,9 +128,7 @@ export class DueQueue<K> {
   }
 
   /** Cancels the timer and forgets every key; idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected onClose(): void {
     this.#disarm();
     this.#heap.length = 0;
     this.#entries.clear();
@@ -138,7 +137,7 @@ export class DueQueue<K> {
   #tick(): void {
     this.#timer = undefined;
     this.#armedFor = undefined;
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#ticks++;
     const now = this.#clock.now();
     // Entries (re)scheduled by an onDue callback during this tick wait for the
@@ -160,7 +159,7 @@ export class DueQueue<K> {
         if (this.#onError) this.#onError(error, top.key);
         else firstError ??= { error };
       }
-      if (this.#closed) break;
+      if (this.closed) break;
     }
     this.#lastTickExamined = examined;
     this.#totalExamined += examined;
@@ -169,7 +168,7 @@ export class DueQueue<K> {
   }
 
   #arm(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const top = this.#heap[0];
     if (!top) {
       this.#disarm();

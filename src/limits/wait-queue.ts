@@ -1,5 +1,5 @@
 /**
- * First come, first served waiters for the maintenance primitives (Semaphore,
+ * First come, first served waiters for the limiting primitives (Semaphore,
  * TokenBucket, RenewalPacer): a waiter whose AbortSignal aborts leaves the
  * queue at once (O(1): a Set keeps insertion order), and close() rejects
  * whoever still waits.

@@ -1,6 +1,7 @@
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { WaitQueue } from './wait-queue.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
+import { Closable } from '../lifecycle.js';
 
 export interface RateLimitSpec {
   /** Tokens when full: the largest burst. */
@@ -50,7 +51,8 @@ export interface RateLimiter {
   tryTake(): boolean;
   /** Whether tryTake() would succeed now, without taking the token. */
   hasToken(): boolean;
-  close(): void;
+  /** Rejects every waiter with ClosedError; idempotent. */
+  close(): Promise<void>;
 }
 
 export interface TokenBucketOptions extends RateLimitSpec {
@@ -62,7 +64,7 @@ export interface TokenBucketOptions extends RateLimitSpec {
  * `refillIntervalMs` up to `capacity`. Waiters are served first-come,
  * first-served by one timer armed for the next refill.
  */
-export class TokenBucket implements RateLimiter {
+export class TokenBucket extends Closable implements RateLimiter {
   readonly capacity: number;
   readonly refillAmount: number;
   readonly refillIntervalMs: number;
@@ -73,9 +75,9 @@ export class TokenBucket implements RateLimiter {
     if (this.#waiters.size === 0) this.#cancelTimer();
   });
   #timer: TimerHandle | undefined;
-  #closed = false;
 
   constructor(options: TokenBucketOptions) {
+    super('TokenBucket');
     const spec = validateRateLimitSpec(options, 'rateLimit');
     this.capacity = spec.capacity;
     this.refillAmount = spec.refillAmount;
@@ -97,7 +99,7 @@ export class TokenBucket implements RateLimiter {
   }
 
   tryTake(): boolean {
-    if (this.#closed) throw new ClosedError('TokenBucket');
+    if (this.closed) throw new ClosedError('TokenBucket');
     this.#refill();
     if (this.#waiters.size > 0 || this.#tokens < 1) return false;
     this.#tokens--;
@@ -105,13 +107,13 @@ export class TokenBucket implements RateLimiter {
   }
 
   hasToken(): boolean {
-    if (this.#closed) throw new ClosedError('TokenBucket');
+    if (this.closed) throw new ClosedError('TokenBucket');
     this.#refill();
     return this.#waiters.size === 0 && this.#tokens >= 1;
   }
 
   take(signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('TokenBucket'));
+    if (this.closed) return Promise.reject(new ClosedError('TokenBucket'));
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
     if (this.tryTake()) return Promise.resolve();
     const waiting = this.#waiters.wait(signal);
@@ -120,9 +122,7 @@ export class TokenBucket implements RateLimiter {
   }
 
   /** Rejects every waiter with ClosedError and cancels the timer; idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected onClose(): void {
     this.#cancelTimer();
     this.#waiters.rejectAll(new ClosedError('TokenBucket'));
   }
@@ -139,7 +139,7 @@ export class TokenBucket implements RateLimiter {
 
   #serve(): void {
     this.#timer = undefined;
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#refill();
     while (this.#tokens >= 1 && this.#waiters.size > 0) {
       this.#tokens--;
@@ -161,22 +161,25 @@ export class TokenBucket implements RateLimiter {
 }
 
 /** The limiter for `'unlimited'` / `false`: every take succeeds at once. */
-export class UnlimitedRateLimiter implements RateLimiter {
-  #closed = false;
+export class UnlimitedRateLimiter extends Closable implements RateLimiter {
+  constructor() {
+    super('RateLimiter');
+  }
+
   take(signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('RateLimiter'));
+    if (this.closed) return Promise.reject(new ClosedError('RateLimiter'));
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a rate limit token was aborted', { cause: signal.reason }));
     return Promise.resolve();
   }
   tryTake(): boolean {
-    if (this.#closed) throw new ClosedError('RateLimiter');
+    if (this.closed) throw new ClosedError('RateLimiter');
     return true;
   }
   hasToken(): boolean {
     return this.tryTake();
   }
-  close(): void {
-    this.#closed = true;
+  protected onClose(): void {
+    // Nothing is held: take() and tryTake() refuse from now on.
   }
 }
 

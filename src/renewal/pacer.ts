@@ -23,7 +23,8 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../clock.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
-import { WaitQueue } from './wait-queue.js';
+import { WaitQueue } from '../limits/wait-queue.js';
+import { Closable } from '../lifecycle.js';
 
 export interface LoadReading {
   /** Event-loop utilisation (0..1) of this thread. */
@@ -99,17 +100,17 @@ const pacerClock: Clock = Object.freeze({
   },
 });
 
-export class RenewalPacer {
+export class RenewalPacer extends Closable {
   readonly #options: Required<PacerOptions>;
   readonly #waiters = new WaitQueue('Waiting to renew was aborted');
   #measuring = false;
   #timer: TimerHandle | undefined;
-  #closed = false;
   #lastAdmittedAt = Number.NEGATIVE_INFINITY;
   #admitted = 0;
   #admittedWhileBusy = 0;
 
   constructor(options: PacerOptions) {
+    super('RenewalPacer');
     if (!(options.maxUtilization > 0 && options.maxUtilization <= 1)) throw new InvalidOptionError('renewalPacing.maxEventLoopUtilization', 'must be a number in (0, 1]');
     if (!(Number.isFinite(options.minIdleCpus) && options.minIdleCpus >= 0)) throw new InvalidOptionError('renewalPacing.minIdleCpus', 'must be a number >= 0');
     if (!(Number.isFinite(options.busyRatePerSecond) && options.busyRatePerSecond > 0)) throw new InvalidOptionError('renewalPacing.busyRenewalsPerSecond', 'must be a positive number');
@@ -125,16 +126,14 @@ export class RenewalPacer {
 
   /** Resolves when a renewal may start. Rejects when `signal` aborts or the pacer closes. */
   admit(signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('RenewalPacer'));
+    if (this.closed) return Promise.reject(new ClosedError('RenewalPacer'));
     const admitted = this.#waiters.wait(signal);
     this.#measure();
     return admitted;
   }
 
   /** Rejects every waiting renewal with ClosedError and stops the timer. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected onClose(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#waiters.rejectAll(new ClosedError('RenewalPacer'));
@@ -142,14 +141,14 @@ export class RenewalPacer {
 
   /** Measures one window, admits the waiters at the front that the load allows, and measures again while any wait. */
   #measure(): void {
-    if (this.#measuring || this.#closed || this.#waiters.size === 0) return;
+    if (this.#measuring || this.closed || this.#waiters.size === 0) return;
     this.#measuring = true;
     const { probe, checkIntervalMs, clock } = this.#options;
     const snapshot = probe.read();
     this.#timer = clock.setTimer(() => {
       this.#timer = undefined;
       this.#measuring = false;
-      if (this.#closed) return;
+      if (this.closed) return;
       const load = probe.since(snapshot);
       const busy = load.eventLoop > this.#options.maxUtilization || load.idleCpus < this.#options.minIdleCpus;
       const now = clock.now();

@@ -1,19 +1,20 @@
 import { onAbort } from '../abort.js';
 import { AbortedError, ClosedError, InvalidOptionError } from '../errors.js';
 import { WaitQueue } from './wait-queue.js';
+import { Closable } from '../lifecycle.js';
 
 /**
  * At most `max` tasks at once; the rest wait first-come, first-served.
  * `inFlight` and `peakInFlight` let tests count concurrent orders.
  */
-export class Semaphore {
+export class Semaphore extends Closable {
   readonly max: number;
   #inFlight = 0;
   #peak = 0;
-  #closed = false;
   readonly #waiters = new WaitQueue('Waiting for a free slot was aborted');
 
   constructor(max: number) {
+    super('Semaphore');
     if (!(max === Number.POSITIVE_INFINITY || (Number.isInteger(max) && max >= 1))) {
       throw new InvalidOptionError('maxConcurrentOrders', 'must be an integer >= 1 or Infinity');
     }
@@ -50,14 +51,12 @@ export class Semaphore {
   }
 
   /** Rejects every waiter with ClosedError; running tasks finish. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected onClose(): void {
     this.#waiters.rejectAll(new ClosedError('Semaphore'));
   }
 
   #acquire(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError('Semaphore'));
+    if (this.closed) return Promise.reject(new ClosedError('Semaphore'));
     if (signal?.aborted) return Promise.reject(new AbortedError('Waiting for a free slot was aborted', { cause: signal.reason }));
     if (this.#inFlight < this.max && this.#waiters.size === 0) {
       this.#take();

@@ -1,0 +1,75 @@
+/**
+ * What certkeeper knows of one managed certificate: the names it covers, how
+ * to obtain it, what is served now, and how its last attempts went. The
+ * manager's registry holds these records; the scheduler and the failure
+ * policy read and update them, which is why the type sits down here.
+ */
+import type { Issuer, KeyType } from '../issuers/types.js';
+import type { Identifier } from '../names.js';
+import type { BackoffState } from './backoff.js';
+
+export interface ResolvedSettings {
+  readonly issuers: readonly Issuer[];
+  readonly keyType: KeyType;
+}
+
+export interface AriWindowMs {
+  windowStart: number;
+  windowEnd: number;
+}
+
+export interface ManagedRecord {
+  readonly certName: string;
+  readonly names: string[];
+  readonly identifiers: Identifier[];
+  settings: ResolvedSettings;
+  /** What is served (or stored) now. */
+  issuerKey: string | undefined;
+  notBefore: number | undefined;
+  notAfter: number | undefined;
+  serialNumber: string | undefined;
+  certPem: string | undefined;
+  materialId: string | undefined;
+  ariSelectedTime: number | undefined;
+  ariWindow: AriWindowMs | undefined;
+  backoff: BackoffState | undefined;
+  /** An ACME problem that retrying will not fix; no automatic retries until renew(). */
+  finalError: boolean;
+  /** When this process last obtained the served certificate. */
+  obtainedAt: number | undefined;
+  /** Registered by an on-demand handshake rather than by manageSync/manageAsync. */
+  onDemand?: boolean;
+}
+
+/** A fresh record: nothing served, nothing failed yet. */
+export function newRecord(identifiers: Identifier[], settings: ResolvedSettings): ManagedRecord {
+  const names = identifiers.map((i) => i.value);
+  return {
+    certName: names[0] as string,
+    names,
+    identifiers,
+    settings,
+    issuerKey: undefined,
+    notBefore: undefined,
+    notAfter: undefined,
+    serialNumber: undefined,
+    certPem: undefined,
+    materialId: undefined,
+    ariSelectedTime: undefined,
+    ariWindow: undefined,
+    backoff: undefined,
+    finalError: false,
+    obtainedAt: undefined,
+  };
+}
+
+/** The issuer of the served certificate, when it can tell its renewal window (RFC 9773). */
+export function ariIssuerOf(record: ManagedRecord): Issuer | undefined {
+  const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
+  return issuer?.renewalInfo && record.certPem !== undefined ? issuer : undefined;
+}
+
+/** A certificate is served and still valid: its renewal is background work, nobody is waiting for it. */
+export function servesValidCertificate(record: ManagedRecord, now: number): boolean {
+  return record.materialId !== undefined && record.notAfter !== undefined && record.notAfter > now;
+}
