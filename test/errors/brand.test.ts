@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import * as one from '../../src/errors.js';
 import { recordFailure } from '../../src/renewal/backoff.js';
 
-// A second copy of the module, as when an adapter resolves its own copy of certkeeper:
-// tsx loads the same file again under a different URL, so its classes are distinct objects.
-const secondCopy = '../../src/errors.js?copy=2';
-const two = (await import(secondCopy)) as typeof one;
+// A second copy of the error modules in another folder, as when an adapter resolves its own copy of
+// certkeeper: every file is loaded again under a different URL, so its classes are distinct objects.
+const source = join(import.meta.dirname, '..', '..', 'src');
+const copyDir = mkdtempSync(join(tmpdir(), 'certkeeper-second-copy-'));
+for (const file of readdirSync(source).filter((f) => /^(errors|error-base|error-codes|kinds)\.ts$/.test(f))) copyFileSync(join(source, file), join(copyDir, file));
+const two = (await import(pathToFileURL(join(copyDir, 'errors.ts')).href)) as typeof one;
+after(() => rmSync(copyDir, { recursive: true, force: true }));
 
 describe('errors across two installed copies', () => {
   it('are distinct classes (the premise of the test)', () => {
