@@ -14,6 +14,8 @@ export const INSTALL_HINTS: Record<string, string> = {
   certutil: 'apt-get install -y libnss3-tools',
   'tsig-keygen': 'apt-get install -y bind9',
   promtool: 'apt-get install -y prometheus',
+  etcd: 'apt-get install -y etcd-server',
+  'redis-server': 'apt-get install -y redis-server',
 };
 
 const found = new Map<string, string | undefined>();
