@@ -34,6 +34,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
+import { noop } from 'cockatiel';
 import { Etcd3, type IOptions, type IRequestOp } from 'etcd3';
 import { DEFAULT_ETCD_ENDPOINT, DEFAULT_ETCD_PREFIX, DEFAULT_OPERATION_TIMEOUT_MS, LIST_PAGE_SIZE } from './defaults.js';
 import { deleteRanges, type FencedWrite, type FencedWriter, planWrites, type KeyRange } from './fencing.js';
@@ -100,8 +101,11 @@ export class EtcdStorage implements Storage, TryLocker, LockLeaseChecker, Fenced
       this.#client = client;
       this.#ownsClient = false;
     } else {
-      // Copy: never mutate the caller's options. The dial is bounded like every call.
-      this.#client = new Etcd3({ dialTimeout: operationTimeoutMs, ...etcdOptions, hosts });
+      // Copy: never mutate the caller's options. The dial is bounded like every call. etcd3's default circuit
+      // breaker refuses every call to a host for 5 s after three failures in a row (three slow calls on a busy
+      // machine are enough): a lease could then not be kept alive although etcd answers. Each call here has
+      // its own timeout and the locks retry by themselves, so no breaker; etcd3's retry on another host stays.
+      this.#client = new Etcd3({ dialTimeout: operationTimeoutMs, faultHandling: { host: () => noop }, ...etcdOptions, hosts });
       this.#ownsClient = true;
     }
     this.#leases = new EtcdLeases({ client: this.#client, run: (op, key, fn) => this.#run(op, key, fn), lockKey: (name) => this.#key('lock', name) });

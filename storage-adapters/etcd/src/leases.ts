@@ -93,6 +93,9 @@ export class EtcdLeases {
     const grant = this.#grants.get(name);
     if (grant === undefined || grant.token !== token) return false;
     const sent = performance.now();
+    // Given up once: etcd may still answer for the lease later (it extends leases after an election), but work
+    // under it may already have stopped, so it is never taken back.
+    if (sent >= grant.validUntil) return false;
     let ttl: number;
     try {
       ttl = await this.#keepAliveOnce(name, grant.leaseId);
