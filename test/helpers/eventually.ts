@@ -16,7 +16,15 @@ export async function eventually<T>(attempt: () => Promise<T>, tries = 60, delay
   throw last;
 }
 
-/** Settles every promise and returns the outcomes (value or error), for writes in flight when a server died. */
-export function outcomes<T>(promises: readonly Promise<T>[]): Promise<Array<{ ok: true; value: T } | { ok: false; error: unknown }>> {
-  return Promise.all(promises.map((p) => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))));
+/**
+ * Polls `condition` until it holds, at most `tries` times `delayMs` apart; throws `what` otherwise.
+ * (Not assert.ok inside eventually: a failing assert.ok without a message reads and parses the
+ * test's source to describe itself, which is slow enough to starve the test when repeated.)
+ */
+export async function until(condition: () => boolean, what: string, tries = 400, delayMs = 50): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+  throw new Error(`gave up waiting: ${what}`);
 }

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CertKeeper, listCertificateNames, loadCertificateSet } from 'certkeeper';
 import { EtcdStorage, type EtcdStorageOptions } from '@certkeeper/storage-etcd';
-import { eventually, outcomes } from '../../../test/helpers/eventually.js';
+import { eventually, until } from '../../../test/helpers/eventually.js';
 import { silentLogger } from '../../../test/helpers/logging.js';
 import { etcdSkipReason, startEtcd, type EtcdServer } from './server.js';
 
@@ -103,7 +103,7 @@ describe('EtcdStorage when etcd fails', { skip }, () => {
       }
     };
     const writers = [writeUntilFailure(), writeUntilFailure(), writeUntilFailure(), writeUntilFailure()];
-    await eventually(async () => assert.ok(acknowledged.length >= 10 || failures.length > 0, `${acknowledged.length} acknowledged`), 400, 50);
+    await until(() => acknowledged.length >= 10 || failures.length > 0, 'ten acknowledged writes');
     assert.deepEqual(failures.map(String), [], 'etcd answers before it is killed');
     await etcd.process.kill();
     await Promise.all(writers);
