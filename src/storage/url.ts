@@ -213,12 +213,15 @@ export function etcdOptions(value: string, shown: string, option = 'storage'): R
     return `http://${host}`;
   });
   const prefix = path === undefined ? '' : decodeURIComponent(path.slice(1));
-  const options: Record<string, unknown> = { hosts, ...(prefix !== '' ? { prefix } : {}) };
+  // The options of @certkeeper/storage-etcd's EtcdStorage: client URLs, key prefix, and etcd3's own auth option.
+  const options: Record<string, unknown> = { endpoints: hosts, ...(prefix !== '' ? { prefix } : {}) };
   if (userinfo !== undefined && userinfo !== '') {
     const colon = userinfo.indexOf(':');
-    options.auth = {
-      username: decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)),
-      password: colon < 0 ? '' : decodeURIComponent(userinfo.slice(colon + 1)),
+    options.etcdOptions = {
+      auth: {
+        username: decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)),
+        password: colon < 0 ? '' : decodeURIComponent(userinfo.slice(colon + 1)),
+      },
     };
   }
   return options;

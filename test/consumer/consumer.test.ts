@@ -69,6 +69,7 @@ describe('the packed packages, installed from their tarballs into a fresh projec
       certkeeper: ['package.json', 'README.md', 'LICENSE', 'monitoring/alerts.yml', 'monitoring/dashboard.json', 'examples/daemon/certkeeper.service', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/storage/index.js', 'dist/storage/index.d.ts', 'dist/testing/index.js', 'dist/http/express.js'],
       '@certkeeper/storage-redis': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
       '@certkeeper/storage-postgres': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
+      '@certkeeper/storage-etcd': ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts'],
     };
     assert.deepEqual(project.packs.map((p) => p.name).sort(), Object.keys(expected).sort());
     for (const [name, required] of Object.entries(expected)) {

@@ -42,5 +42,5 @@ export function readmeBlocks(repoRoot: string, readmes: string[]): ReadmeBlock[]
 }
 
 export function readmePaths(repoRoot: string): string[] {
-  return [join(repoRoot, 'README.md'), join(repoRoot, 'storage-adapters', 'redis', 'README.md'), join(repoRoot, 'storage-adapters', 'postgres', 'README.md')];
+  return [join(repoRoot, 'README.md'), join(repoRoot, 'storage-adapters', 'redis', 'README.md'), join(repoRoot, 'storage-adapters', 'postgres', 'README.md'), join(repoRoot, 'storage-adapters', 'etcd', 'README.md')];
 }

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { onJsonLines } from '../helpers/json-lines.js';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { EtcdStorage } from '@certkeeper/storage-etcd';
+import { etcdSkipReason, startEtcd } from '../../storage-adapters/etcd/test/server.js';
 import { PostgresStorage } from '@certkeeper/storage-postgres';
 import { POSTGRES_URL, postgresSkipReason } from '../../storage-adapters/postgres/test/server.js';
 import { RedisStorage } from '@certkeeper/storage-redis';
@@ -186,7 +188,7 @@ export interface SharedStorage {
 const run = `${process.pid}_${randomBytes(3).toString('hex')}`;
 let counter = 0;
 
-/** `leaseMs`: the lock TTL (Redis, PostgreSQL) or stale period (files, at least 2 s). */
+/** `leaseMs`: the lock TTL (Redis, PostgreSQL, etcd) or stale period (files, at least 2 s). */
 export async function sharedStorage(kind: StorageKind, leaseMs: number): Promise<SharedStorage> {
   const tag = `${run}_${++counter}`;
   switch (kind) {
@@ -227,6 +229,21 @@ export async function sharedStorage(kind: StorageKind, leaseMs: number): Promise
         },
       };
     }
+    case 'etcd': {
+      // An etcd of this storage's own, on free ports, stopped (and its data removed) by cleanup.
+      const etcd = await startEtcd();
+      const prefix = `ck_fleet/${tag}/`;
+      const inspector = new EtcdStorage({ endpoints: etcd.endpoint, prefix });
+      return {
+        kind,
+        config: { kind, endpoint: etcd.endpoint, prefix, lockTtlMs: leaseMs },
+        inspector,
+        async cleanup() {
+          await inspector.close();
+          await etcd.close();
+        },
+      };
+    }
     case 'file': {
       const dir = await mkdtemp(join(tmpdir(), 'certkeeper-fleet-'));
       const lockStaleMs = Math.max(2_000, leaseMs);
@@ -248,6 +265,7 @@ export async function sharedStorage(kind: StorageKind, leaseMs: number): Promise
 export async function storageSkipReason(kind: StorageKind): Promise<string | false> {
   if (kind === 'redis') return redisSkipReason();
   if (kind === 'postgres') return postgresSkipReason();
+  if (kind === 'etcd') return etcdSkipReason();
   return false;
 }
 

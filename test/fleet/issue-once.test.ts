@@ -1,6 +1,6 @@
 /**
  * Fleet tests 1 and 2: three processes sharing one storage (Redis, PostgreSQL,
- * one FileStorage directory) manageSync the same ten names at the same moment:
+ * etcd, one FileStorage directory) manageSync the same ten names at the same moment:
  * Pebble issues exactly ten certificates, and every process serves all ten.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { handshake } from '../helpers/tls-client.js';
 import { loadAllSets, sharedStorage, startWorkers, stopAll, storageSkipReason, workerConfig, type StorageKind, type Worker } from './fleet.js';
 
 const pebbleSkip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
-const KINDS = ['redis', 'postgres', 'file'] as const satisfies readonly StorageKind[];
+const KINDS = ['redis', 'postgres', 'etcd', 'file'] as const satisfies readonly StorageKind[];
 const storageSkip = Object.fromEntries(await Promise.all(KINDS.map(async (k) => [k, await storageSkipReason(k)] as const))) as Record<StorageKind, string | false>;
 const NAMES = Array.from({ length: 10 }, (_, i) => `site${i}.fleet.test`);
 

@@ -17,6 +17,8 @@ export const INSTALL_HINTS: Record<string, string> = {
   // One line for both: the daemon's tests use them side by side.
   nginx: 'apt-get install -y nginx haproxy',
   haproxy: 'apt-get install -y nginx haproxy',
+  etcd: 'apt-get install -y etcd-server',
+  'redis-server': 'apt-get install -y redis-server',
 };
 
 const found = new Map<string, string | undefined>();
