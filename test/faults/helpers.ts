@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import type { CertKeeperEvents } from '../../src/events.js';
 import type { CertKeeper } from '../../src/manager/keeper.js';
-import type { Storage } from '../../src/storage/types.js';
+import type { FencedWrite, FencedWriter, Storage } from '../../src/storage/types.js';
 import type { PebbleHandle } from '../helpers/pebble.js';
 import { silentLogger } from '../helpers/logging.js';
 
@@ -33,6 +33,19 @@ export function countingStorage(inner: Storage): CountingStorage {
           if (error) throw error;
           await target.store(key, value);
           await handle.afterStore?.(key);
+        };
+      }
+      // A write under a lock (a certificate set, at once) counts and fails the same way, for each value it stores.
+      if (property === 'writeFenced' && typeof (target as Partial<FencedWriter>).writeFenced === 'function') {
+        return async (lock: string, writes: readonly FencedWrite[]) => {
+          const stored = writes.filter((w) => !('delete' in w)).map((w) => w.key);
+          handle.stores.push(...stored);
+          for (const key of stored) {
+            const error = handle.failStore?.(key);
+            if (error) throw error;
+          }
+          await (target as Storage & FencedWriter).writeFenced(lock, writes);
+          for (const key of stored) await handle.afterStore?.(key);
         };
       }
       const value = Reflect.get(target, property, receiver) as unknown;
