@@ -8,11 +8,11 @@ import type * as X509 from '@peculiar/x509';
 import { CertificateInvalidError } from '../errors.js';
 import { lazyModule } from '../lazy.js';
 import { cryptoProvider, SIGNING_ALGORITHM } from './leaf-signing.js';
+import { CLOCK_SKEW_BACKDATE_MS } from './clock-skew.js';
+export { CLOCK_SKEW_BACKDATE_MS };
 
 const x509 = lazyModule<typeof X509>('@peculiar/x509');
 
-/** notBefore is set this far in the past, so a client whose clock lags a little still accepts a fresh certificate. */
-export const CLOCK_SKEW_BACKDATE_MS = 60_000;
 
 /** A CA certificate with its signing key. */
 export interface CaPair {

@@ -8,7 +8,7 @@ import { createDefaultLogger, validateLogger, type Logger } from '../logger.js';
 import { safeKeyComponent } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
 import type { CpuOffload } from '../cpu/offload.js';
-import { CLOCK_SKEW_BACKDATE_MS } from './internal-ca.js';
+import { CLOCK_SKEW_BACKDATE_MS } from './clock-skew.js';
 import { DEFAULT_INTERMEDIATE_LIFETIME_MS, DEFAULT_INTERNAL_CA_NAME, DEFAULT_LEAF_LIFETIME_MS, DEFAULT_ROOT_LIFETIME_MS } from '../defaults.js';
 
 export interface InternalIssuerOptions {

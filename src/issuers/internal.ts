@@ -36,7 +36,7 @@ import {
 import { resolveInternalIssuerOptions, type InternalIssuerOptions, type ResolvedInternalIssuerConfig } from './internal-options.js';
 import { DEFAULT_INTERMEDIATE_LIFETIME_MS, DEFAULT_INTERNAL_CA_NAME, DEFAULT_LEAF_LIFETIME_MS, DEFAULT_ROOT_LIFETIME_MS } from '../defaults.js';
 export { DEFAULT_INTERNAL_CA_NAME, DEFAULT_LEAF_LIFETIME_MS, DEFAULT_INTERMEDIATE_LIFETIME_MS, DEFAULT_ROOT_LIFETIME_MS };
-export { CLOCK_SKEW_BACKDATE_MS } from './internal-ca.js';
+export { CLOCK_SKEW_BACKDATE_MS } from './clock-skew.js';
 export { resolveInternalIssuerOptions, type InternalIssuerOptions, type ResolvedInternalIssuerConfig } from './internal-options.js';
 
 /** A CA certificate is replaced once less than this fraction of its lifetime remains. */
