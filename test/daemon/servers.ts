@@ -4,6 +4,7 @@
  * (nothing under /etc or /var is read or written), and stopped by stop() or,
  * as a last resort, by a process 'exit' hook.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -220,4 +221,24 @@ export function pollSerials(port: number, servername: string, ca: string): { see
       await loop;
     },
   };
+}
+
+/**
+ * What a client must see across a graceful reload of nginx or HAProxy: no failed handshake, the old serial
+ * first, nothing but the old and the new one (old workers may still answer a few handshakes while they
+ * drain, so the two can alternate briefly), and, once the old workers are gone, only the new one.
+ */
+export async function assertSwitchedServing(
+  poll: { seen: string[]; failures: Error[] },
+  serials: { old: string; renewed: string },
+  current: () => Promise<string>,
+  waitUntil: (check: () => Promise<boolean>, what: string) => Promise<void>,
+): Promise<void> {
+  assert.deepEqual(poll.failures.map((e) => e.message), [], 'no handshake failed during the reload');
+  assert.equal(poll.seen[0], serials.old);
+  assert.deepEqual([...new Set(poll.seen)].sort(), [serials.old, serials.renewed].sort());
+  await waitUntil(async () => {
+    for (let i = 0; i < 5; i++) if ((await current()) !== serials.renewed) return false;
+    return true;
+  }, 'five handshakes in a row with the renewed certificate');
 }
