@@ -14,7 +14,7 @@ import { handshake } from '../helpers/tls-client.js';
 import { loadAllSets, sharedStorage, startWorkers, stopAll, storageSkipReason, workerConfig, type StorageKind, type Worker } from './fleet.js';
 
 const pebbleSkip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
-const KINDS = ['redis', 'postgres', 'file'] as const satisfies readonly StorageKind[];
+const KINDS = ['redis', 'postgres', 'etcd', 'file'] as const satisfies readonly StorageKind[];
 const storageSkip = Object.fromEntries(await Promise.all(KINDS.map(async (k) => [k, await storageSkipReason(k)] as const))) as Record<StorageKind, string | false>;
 const LEASE_MS = 1_500;
 
