@@ -8,6 +8,8 @@ import type { Server } from 'node:net';
 export interface ListenOptions {
   port: number;
   host?: string | undefined;
+  /** Bind an IPv6 address only (no dual-stack `::`), as for `::1`. */
+  ipv6Only?: boolean | undefined;
   /** Stops waiting: rejects with the signal's reason (the caller closes the server). */
   signal?: AbortSignal | undefined;
 }
@@ -26,7 +28,7 @@ export function listen(server: Pick<Server, 'listen' | 'once' | 'off'>, options:
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     server.once('error', onError);
-    server.listen({ port: options.port, host: options.host }, () => {
+    server.listen({ port: options.port, host: options.host, ...(options.ipv6Only ? { ipv6Only: true } : {}) }, () => {
       server.off('error', onError);
       signal?.removeEventListener('abort', onAbort);
       resolve();
