@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { CertKeeperOptions } from './config/index.js';
 import { AbortedError, InvalidOptionError, ListenError } from './errors.js';
+import { listen } from './listen.js';
 import { CertKeeper, type ManageEntry } from './manager/keeper.js';
 import { DEFAULT_HTTPS_PORT, redirectToHttps } from './http/challenge.js';
 import { GracefulCloser } from './http/graceful.js';
@@ -150,24 +151,14 @@ function applyTimeouts(server: http.Server | https.Server | Http2SecureServer, o
   server.setTimeout(o.idleTimeoutMs);
 }
 
-function listen(server: http.Server | https.Server | Http2SecureServer, portNumber: number, host: string | undefined, what: string, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      signal?.removeEventListener('abort', onAbort);
-      reject(new ListenError(`${host ?? '*'}:${portNumber}`, what, { cause: error, reason: error.code ?? error.message }));
-    };
-    const onAbort = (): void => {
-      server.off('error', onError);
-      reject(new AbortedError('serveHttps was aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    server.once('error', onError);
-    server.listen({ port: portNumber, host }, () => {
-      server.off('error', onError);
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
+async function listenOn(server: http.Server | https.Server | Http2SecureServer, portNumber: number, host: string | undefined, what: string, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await listen(server, { port: portNumber, host, signal });
+  } catch (error) {
+    if (signal?.aborted && error === signal.reason) throw new AbortedError('serveHttps was aborted');
+    const bindError = error as NodeJS.ErrnoException;
+    throw new ListenError(`${host ?? '*'}:${portNumber}`, what, { cause: bindError, reason: bindError.code ?? bindError.message });
+  }
 }
 
 function boundPort(server: { address(): AddressInfo | string | null }, fallback: number): number {
@@ -241,9 +232,9 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
       httpServer = plain;
       closers.push(closer);
       // HTTP first: certificates are obtained only after both ports answer challenges.
-      await listen(plain, config.httpPort, config.host, 'HTTP', signal);
+      await listenOn(plain, config.httpPort, config.host, 'HTTP', signal);
     }
-    await listen(httpsServer, config.httpsPort, config.host, 'HTTPS', signal);
+    await listenOn(httpsServer, config.httpsPort, config.host, 'HTTPS', signal);
     await manageUnlessAborted(keeper, names, signal);
   } catch (error) {
     await close();

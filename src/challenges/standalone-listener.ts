@@ -10,6 +10,7 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { ChallengeListenerError, ClosedError } from '../errors.js';
 import { Closable } from '../lifecycle.js';
+import { listen } from '../listen.js';
 import type { Logger } from '../logger.js';
 import { port as validPort } from '../validate.js';
 
@@ -122,13 +123,7 @@ export class StandaloneListener extends Closable {
 
 async function bind(server: Server, port: number, host: string | undefined): Promise<void> {
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, { port, host });
   } catch (error) {
     throw new ChallengeListenerError(`${host ?? '*'}:${port}`, (error as Error).message, { cause: error });
   }

@@ -12,6 +12,7 @@ import type { Clock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';
+import { listen } from '../listen.js';
 import { CertKeeper } from '../manager/keeper.js';
 import { FileStorage } from '../storage/file.js';
 import { internalCaKeys } from '../storage/layout.js';
@@ -90,13 +91,13 @@ export async function startDemo(options: DemoOptions): Promise<DemoServer> {
     const tlsOptions = keeper.tlsOptions();
     const v4 = https.createServer(tlsOptions, handler);
     servers.push(v4);
-    const port = await listen(v4, options.port, '127.0.0.1').catch((error: unknown) => {
+    const port = await listenOn(v4, options.port, '127.0.0.1').catch((error: unknown) => {
       const hint = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'it is in use; choose another port' : (error as Error).message;
       throw new InvalidOptionError('--port', `cannot listen on 127.0.0.1:${options.port}: ${hint}`, { cause: error });
     });
     // `localhost` may resolve to ::1 first; answer there too when this machine has IPv6 loopback.
     const v6 = https.createServer(tlsOptions, handler);
-    await listen(v6, port, '::1').then(
+    await listenOn(v6, port, '::1').then(
       () => servers.push(v6),
       (error: unknown) => options.logger.debug({ err: error }, 'demo not listening on ::1'),
     );
@@ -119,14 +120,9 @@ export async function startDemo(options: DemoOptions): Promise<DemoServer> {
   }
 }
 
-function listen(server: https.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, ipv6Only: host === '::1' }, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
+async function listenOn(server: https.Server, port: number, host: string): Promise<number> {
+  await listen(server, { port, host, ipv6Only: host === '::1' });
+  return (server.address() as AddressInfo).port;
 }
 
 export { shellQuote };

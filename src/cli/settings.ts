@@ -147,20 +147,24 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
   });
 }
 
-/** Reads the JSON config file; unknown keys are refused so a typo is not silently ignored. */
-export function readConfigFile(path: string): SettingsInput {
+/** The parsed JSON of a `--config` file (the CLI's and the daemon's); InvalidOptionError when unreadable or not JSON. */
+export function readJsonConfig(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new InvalidOptionError('--config', `cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new InvalidOptionError('--config', `${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** Reads the JSON config file; unknown keys are refused so a typo is not silently ignored. */
+export function readConfigFile(path: string): SettingsInput {
+  const parsed = readJsonConfig(path);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${path} must hold a JSON object`);
   for (const key of Object.keys(parsed)) {
     if (!Object.hasOwn(SETTINGS, key)) {

@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import { ListenError } from '../errors.js';
+import { listen } from '../listen.js';
 import type { Logger } from '../logger.js';
 
 /** keeper.httpChallengeHandler(next): answers a pending challenge, passes anything else to `next`. */
@@ -28,13 +29,7 @@ export async function openChallengeEndpoint(handler: ChallengeHandler, port: num
   });
   server.keepAliveTimeout = 5_000;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, { port, host });
   } catch (error) {
     throw new ListenError(`${host}:${port}`, 'the HTTP-01 proxy endpoint', { cause: error, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message });
   }

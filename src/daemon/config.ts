@@ -8,9 +8,8 @@
  * SIGHUP) is an InvalidOptionError naming the field and the file, and nothing
  * is touched.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { resolveCliSettings, SETTINGS, type CliSettings, type SettingsInput } from '../cli/settings.js';
+import { readJsonConfig, resolveCliSettings, SETTINGS, type CliSettings, type SettingsInput } from '../cli/settings.js';
 import { InvalidOptionError } from '../errors.js';
 import { parseIdentifier } from '../names.js';
 import { resolveNotify, type NotifyOptions } from '../notify/options.js';
@@ -70,19 +69,7 @@ export interface DaemonConfigSources {
 /** Reads and validates the file; throws InvalidOptionError (ERR_INVALID_OPTION) naming the field and the file. */
 export function loadDaemonConfig(sources: DaemonConfigSources): DaemonConfig {
   const path = resolve(sources.cwd, sources.path);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new InvalidOptionError('--config', `cannot read ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidOptionError('--config', `${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
-  }
-  return resolveDaemonConfig(parsed, { ...sources, path });
+  return resolveDaemonConfig(readJsonConfig(path), { ...sources, path });
 }
 
 /** Validates parsed JSON into a frozen DaemonConfig (see loadDaemonConfig). */

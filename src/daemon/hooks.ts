@@ -9,7 +9,7 @@
  * its last lines. A failed hook is retried with a doubling delay; the
  * certificate is never renewed again for it.
  */
-import { spawn } from 'node:child_process';
+import { runProcess } from '../child-process.js';
 import { sleep, type Clock } from '../clock.js';
 import { AbortedError, DeployError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -62,84 +62,32 @@ export interface HookRun {
 }
 
 /** Runs a hook once; resolves on exit status 0, else rejects with DeployError (stage `hook`) or AbortedError. */
-export function runHookOnce(hook: DeployHookConfig, cert: DeployedCertificate, signal?: AbortSignal): Promise<HookRun> {
-  const [program, ...args] = hook.command as [string, ...string[]];
+export async function runHookOnce(hook: DeployHookConfig, cert: DeployedCertificate, signal?: AbortSignal): Promise<HookRun> {
+  const [program] = hook.command as [string, ...string[]];
   const where = cert.lineage ?? cert.names.join(', ');
   const redact = createRedactor({ secrets: Object.values(hook.env) });
-  if (signal?.aborted) return Promise.reject(new AbortedError('deploy hook aborted', { cause: signal.reason }));
-  return new Promise<HookRun>((resolve, reject) => {
-    const child = spawn(program, args, {
-      env: { ...process.env, ...hook.env, ...hookEnvironment(cert) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-      shell: false,
-    });
-    let captured = Buffer.alloc(0);
-    let cut = false;
-    let stopReason: 'timeout' | 'abort' | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
-    let settled = false;
-    const signalGroup = (sig: NodeJS.Signals): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // the group is gone already
-      }
-    };
-    const stop = (why: 'timeout' | 'abort'): void => {
-      if (stopReason) return;
-      stopReason = why;
-      signalGroup('SIGTERM');
-      killTimer = setTimeout(() => signalGroup('SIGKILL'), HOOK_KILL_GRACE_MS);
-      killTimer.unref();
-    };
-    const onAbort = (): void => stop('abort');
-    const timer = setTimeout(() => stop('timeout'), hook.timeoutMs);
-    timer.unref();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (error: Error | undefined, run?: HookRun): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
-      signal?.removeEventListener('abort', onAbort);
-      if (error) reject(error);
-      else resolve(run as HookRun);
-    };
-    const capture = (chunk: Buffer): void => {
-      captured = Buffer.concat([captured, chunk]);
-      if (captured.length > CAPTURE_BYTES) {
-        captured = captured.subarray(captured.length - CAPTURE_BYTES);
-        cut = true;
-      }
-    };
-    child.stdout.on('data', capture);
-    child.stderr.on('data', capture);
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      finish(new DeployError('hook', where, `cannot run deploy hook ${program}: ${error.code ?? error.message}`, { cause: error }));
-    });
-    child.on('exit', () => {
-      // A descendant that left the group may hold the pipes open: do not wait for it after a kill.
-      if (stopReason) {
-        child.stdout.destroy();
-        child.stderr.destroy();
-      }
-    });
-    child.on('close', (code, sig) => {
-      let text = captured.toString('utf8');
-      // A capture cut mid-line may hold half a secret no pattern knows: drop that line.
-      if (cut) text = text.slice(text.indexOf('\n') + 1);
-      const output = tail(redact(text));
-      if (stopReason === 'abort') finish(new AbortedError(`deploy hook ${program} was stopped`, { cause: signal?.reason }));
-      else if (stopReason === 'timeout') finish(new DeployError('hook', where, `deploy hook ${program} did not finish within ${hook.timeoutMs} ms and was killed${output ? `; output: ${output}` : ''}`));
-      else if (code === 0) finish(undefined, { output });
-      else {
-        const status = code === null ? `signal ${sig ?? 'unknown'}` : `exit ${code}`;
-        finish(new DeployError('hook', where, `deploy hook ${program} failed (${status})${output ? `: ${output}` : ' with no output'}`));
-      }
-    });
+  if (signal?.aborted) throw new AbortedError('deploy hook aborted', { cause: signal.reason });
+  const result = await runProcess(hook.command as [string, ...string[]], {
+    env: { ...process.env, ...hook.env, ...hookEnvironment(cert) },
+    timeoutMs: hook.timeoutMs,
+    killGraceMs: HOOK_KILL_GRACE_MS,
+    signal,
+    capture: 'all',
+    captureBytes: CAPTURE_BYTES,
   });
+  if (result.spawnError) {
+    const error = result.spawnError;
+    throw new DeployError('hook', where, `cannot run deploy hook ${program}: ${error.code ?? error.message}`, { cause: error });
+  }
+  let text = result.output.toString('utf8');
+  // A capture cut mid-line may hold half a secret no pattern knows: drop that line.
+  if (result.cut) text = text.slice(text.indexOf('\n') + 1);
+  const output = tail(redact(text));
+  if (result.stopped === 'abort') throw new AbortedError(`deploy hook ${program} was stopped`, { cause: signal?.reason });
+  if (result.stopped === 'timeout') throw new DeployError('hook', where, `deploy hook ${program} did not finish within ${hook.timeoutMs} ms and was killed${output ? `; output: ${output}` : ''}`);
+  if (result.code === 0) return { output };
+  const status = result.code === null ? `signal ${result.signal ?? 'unknown'}` : `exit ${result.code}`;
+  throw new DeployError('hook', where, `deploy hook ${program} failed (${status})${output ? `: ${output}` : ' with no output'}`);
 }
 
 export interface HookOutcome {

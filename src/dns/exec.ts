@@ -16,8 +16,8 @@
  * On timeout or abort the program's whole process group gets SIGTERM, then
  * SIGKILL after a grace period, so a script's own children do not linger.
  */
-import { spawn } from 'node:child_process';
 import { inspect } from 'node:util';
+import { runProcess } from '../child-process.js';
 import { AbortedError, DnsProviderError, InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createDefaultLogger, validateLogger } from '../logger.js';
@@ -85,8 +85,8 @@ export class ExecDnsProvider implements DnsProvider {
     await this.#run('cleanup', record, signal);
   }
 
-  #run(action: 'present' | 'cleanup', record: DnsRecord, signal: AbortSignal | undefined): Promise<void> {
-    if (signal?.aborted) return Promise.reject(new AbortedError('DNS update aborted', { cause: signal.reason }));
+  async #run(action: 'present' | 'cleanup', record: DnsRecord, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) throw new AbortedError('DNS update aborted', { cause: signal.reason });
     const fqdn = record.name.endsWith('.') ? record.name : `${record.name}.`;
     const argv = [...this.#args, action, fqdn, record.value];
     const env: NodeJS.ProcessEnv = {
@@ -98,81 +98,30 @@ export class ExecDnsProvider implements DnsProvider {
     const started = Date.now();
     const what = `${this.#command} ${action} ${fqdn}`;
 
-    return new Promise<void>((resolve, reject) => {
-      // detached: the program leads its own process group, so a kill reaches its children too.
-      const child = spawn(this.#command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, shell: false });
-      let stderr = Buffer.alloc(0);
-      let stderrTruncated = false;
-      let stdoutBytes = 0;
-      let stopReason: 'timeout' | 'abort' | undefined;
-      let killTimer: NodeJS.Timeout | undefined;
-      let settled = false;
-
-      const stopGroup = (why: 'timeout' | 'abort'): void => {
-        if (stopReason) return;
-        stopReason = why;
-        signalGroup('SIGTERM');
-        killTimer = setTimeout(() => signalGroup('SIGKILL'), EXEC_KILL_GRACE_MS);
-        killTimer.unref();
-      };
-      const signalGroup = (sig: NodeJS.Signals): void => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, sig);
-        } catch {
-          // the group is gone already
-        }
-      };
-      const onAbort = (): void => stopGroup('abort');
-      const timer = setTimeout(() => stopGroup('timeout'), this.#timeoutMs);
-      timer.unref();
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      const finish = (error: Error | undefined): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (killTimer) clearTimeout(killTimer);
-        signal?.removeEventListener('abort', onAbort);
-        if (error) reject(error);
-        else resolve();
-      };
-
-      child.stdout.on('data', (chunk: Buffer) => (stdoutBytes += chunk.length));
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr = Buffer.concat([stderr, chunk]);
-        if (stderr.length > EXEC_STDERR_CAPTURE) {
-          stderr = stderr.subarray(stderr.length - EXEC_STDERR_CAPTURE);
-          stderrTruncated = true;
-        }
-      });
-      child.on('error', (error: NodeJS.ErrnoException) => {
-        finish(new DnsProviderError(PROVIDER, `cannot run ${this.#command}: ${error.code ?? error.message}`, 'SPAWN', { cause: error }));
-      });
-      child.on('exit', () => {
-        // A killed program's pipes may be held by a descendant that left the group: stop waiting for them.
-        if (stopReason) {
-          child.stdout.destroy();
-          child.stderr.destroy();
-        }
-      });
-      // 'close' waits for the pipes, so all of stderr is in.
-      child.on('close', (code, sig) => {
-        const output = this.#stderrText(stderr, stderrTruncated, record.value);
-        const durationMs = Date.now() - started;
-        if (stopReason === 'abort') {
-          finish(new AbortedError(`DNS update aborted; ${what} was stopped`, { cause: signal?.reason }));
-        } else if (stopReason === 'timeout') {
-          finish(new DnsProviderError(PROVIDER, `${what} did not finish within ${this.#timeoutMs} ms and was killed${output ? `; stderr: ${output}` : ''}`, 'TIMEOUT'));
-        } else if (code === 0) {
-          this.#log.debug({ action, record: { name: record.name }, durationMs, stdoutBytes }, 'exec DNS hook succeeded');
-          finish(undefined);
-        } else {
-          const status = code === null ? `signal ${sig ?? 'unknown'}` : `exit ${code}`;
-          finish(new DnsProviderError(PROVIDER, `${what} failed (${status})${output ? `: ${output}` : ' with no stderr output'}`, status));
-        }
-      });
+    const result = await runProcess([this.#command, ...argv], {
+      env,
+      timeoutMs: this.#timeoutMs,
+      killGraceMs: EXEC_KILL_GRACE_MS,
+      signal,
+      capture: 'stderr',
+      captureBytes: EXEC_STDERR_CAPTURE,
     });
+    if (result.spawnError) {
+      const error = result.spawnError;
+      throw new DnsProviderError(PROVIDER, `cannot run ${this.#command}: ${error.code ?? error.message}`, 'SPAWN', { cause: error });
+    }
+    const output = this.#stderrText(result.output, result.cut, record.value);
+    const durationMs = Date.now() - started;
+    if (result.stopped === 'abort') throw new AbortedError(`DNS update aborted; ${what} was stopped`, { cause: signal?.reason });
+    if (result.stopped === 'timeout') {
+      throw new DnsProviderError(PROVIDER, `${what} did not finish within ${this.#timeoutMs} ms and was killed${output ? `; stderr: ${output}` : ''}`, 'TIMEOUT');
+    }
+    if (result.code === 0) {
+      this.#log.debug({ action, record: { name: record.name }, durationMs, stdoutBytes: result.stdoutBytes }, 'exec DNS hook succeeded');
+      return;
+    }
+    const status = result.code === null ? `signal ${result.signal ?? 'unknown'}` : `exit ${result.code}`;
+    throw new DnsProviderError(PROVIDER, `${what} failed (${status})${output ? `: ${output}` : ' with no stderr output'}`, status);
   }
 
   /** The redacted end of stderr; the TXT value goes too (it names the key authorization's digest). */

@@ -8,6 +8,7 @@ import { Http01Solver, HTTP_CHALLENGE_PATH_PREFIX } from '../challenges/http01.j
 import type { ChallengeContext } from '../challenges/types.js';
 import type { Storage } from '../storage/types.js';
 import { DEFAULT_DOCTOR_TIMEOUT_MS } from '../defaults.js';
+import { listen } from '../listen.js';
 import type { DoctorResolver } from './resolvers.js';
 import type { CheckResult } from './result.js';
 
@@ -103,10 +104,7 @@ export async function checkTlsAlpnPort(options: { port: number; host: string }):
   const subject = `${options.host || '*'}:${options.port}`;
   const server = net.createServer();
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: options.port, host: options.host || undefined }, () => resolve());
-    });
+    await listen(server, { port: options.port, host: options.host || undefined });
     return { check, subject, status: 'pass', detail: 'port can be bound for the TLS-ALPN-01 listener' };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -5,8 +5,8 @@
  * the hook's output ever reaches a log or an error: only the status code or
  * the kind of failure does.
  */
-import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { runProcess } from '../child-process.js';
 import { sleep, type Clock } from '../clock.js';
 import { NotificationError } from '../errors.js';
 import type { ResolvedNotify, ResolvedSink } from './options.js';
@@ -123,29 +123,19 @@ export function deliverWebhook(config: Exclude<ResolvedNotify['webhook'], false>
 
 /** Runs the hook (no shell) with the body on stdin; success is exit code 0. Its output is discarded, never logged. */
 export function deliverExec(config: Exclude<ResolvedNotify['exec'], false>, notification: OutgoingNotification, context: DeliveryContext): Promise<number> {
-  return withRetries('exec', config, notification, context, () => new Promise<void>((resolve, reject) => {
-    const [program, ...args] = config.command as [string, ...string[]];
-    const child = spawn(program, args, {
-      shell: false,
-      stdio: ['pipe', 'ignore', 'ignore'],
+  return withRetries('exec', config, notification, context, async () => {
+    const result = await runProcess(config.command as [string, ...string[]], {
       env: { ...process.env, CERTKEEPER_NOTIFICATION: notification.type, CERTKEEPER_NOTIFICATION_KEY: notification.key },
+      timeoutMs: config.timeoutMs,
+      // No signal: close() lets the attempt under way finish or time out (see DeliveryContext.signal).
+      killGraceMs: 0,
+      capture: 'none',
+      captureBytes: 0,
+      stdin: notification.body,
     });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, config.timeoutMs);
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new AttemptError(`could not start the hook (${error.code ?? error.name})`, false));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new AttemptError(timedOut ? `timed out after ${config.timeoutMs} ms` : signal ? `killed by ${signal}` : `exited with code ${code}`, true));
-    });
-    // A hook that does not read its stdin closes the pipe: that is its business, not a failure.
-    child.stdin.once('error', () => {});
-    child.stdin.end(notification.body);
-  }));
+    if (result.spawnError) throw new AttemptError(`could not start the hook (${result.spawnError.code ?? result.spawnError.name})`, false);
+    if (result.code === 0) return;
+    const timedOut = result.stopped === 'timeout';
+    throw new AttemptError(timedOut ? `timed out after ${config.timeoutMs} ms` : result.signal ? `killed by ${result.signal}` : `exited with code ${result.code}`, true);
+  });
 }

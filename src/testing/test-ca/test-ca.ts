@@ -18,6 +18,7 @@ import { CrlPublisher } from './revocation.js';
 import { CRL_PATH, OCSP_PATH, createRevocationServer } from './revocation-server.js';
 import { Upstream } from './upstream.js';
 import type { RenewalWindow, TestCa, TestCaCertificate, TestCaEndpoint, TestCaFault, TestCaOptions } from './types.js';
+import { listen } from '../../listen.js';
 
 const LOOPBACK = '127.0.0.1';
 /** The directory names the test CA counts and faults by (RFC 8555 §7.1.1). */
@@ -46,7 +47,7 @@ export async function startTestCa(options: TestCaOptions): Promise<TestCa> {
     const ocsp = resolved.ocsp ? new OcspResponder(issuer, ledger, resolved.clock, resolved.crlLifetimeMs) : undefined;
     const crlServer = createRevocationServer({ ledger, crl, ocsp, clock: resolved.clock, lifecycle });
     servers.push(crlServer);
-    const crlPort = await listen(crlServer);
+    const crlPort = await listenOnLoopback(crlServer);
     const crlUrl = `http://${LOOPBACK}:${crlPort}${CRL_PATH}`;
     const ocspUrl = ocsp ? `http://${LOOPBACK}:${crlPort}${OCSP_PATH}` : undefined;
 
@@ -64,7 +65,7 @@ export async function startTestCa(options: TestCaOptions): Promise<TestCa> {
       });
     });
     servers.push(acmeServer);
-    const port = await listen(acmeServer);
+    const port = await listenOnLoopback(acmeServer);
     const host = `${LOOPBACK}:${port}`;
 
     // Learn the directory's endpoints once, as the client will see them (Pebble names the Host it was asked by).
@@ -181,11 +182,9 @@ function publicView(record: CertificateRecord): TestCaCertificate {
   return structuredClone(view);
 }
 
-function listen(server: http.Server | https.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve((server.address() as AddressInfo).port));
-  });
+async function listenOnLoopback(server: http.Server | https.Server): Promise<number> {
+  await listen(server, { port: 0, host: LOOPBACK });
+  return (server.address() as AddressInfo).port;
 }
 
 function closeServer(server: http.Server | https.Server): Promise<void> {
