@@ -126,7 +126,11 @@ export class CertKeeper implements AsyncDisposable {
     this.#loader = new HandshakeLoader(this.#parts);
     this.#warmUp = new WarmUp(this.#parts);
 
-    this.#expiryWatch = watchExpiry(config, this.#events, () => this.list());
+    this.#expiryWatch = watchExpiry(config, this.#events, () => this.list(), (name) => {
+      // Files loaded by loadCertificateFiles() emit cert_loaded too; they announce their own expiry.
+      const record = this.#registry.serving(name);
+      return record ? statusOf(record, this.#scheduler) : undefined;
+    });
     this.#notifier = createNotifier(config, this.#events, storage);
   }
 

@@ -5,20 +5,30 @@
  */
 import type { ResolvedConfig } from '../config/index.js';
 import type { TypedEmitter } from '../events.js';
-import { ExpiryWatch, type ExpiryWatchOptions } from '../notify/expiry-watch.js';
+import { ExpiryWatch, type ExpiringSource, type ExpiryWatchOptions } from '../notify/expiry-watch.js';
 import { Notifier } from '../notify/notifier.js';
 import { DEFAULT_NOTIFY_EXPIRING_RATIO } from '../notify/options.js';
 import type { Storage } from '../storage/types.js';
 
-export function watchExpiry(config: ResolvedConfig, events: TypedEmitter, list: ExpiryWatchOptions['list']): ExpiryWatch {
+export function watchExpiry(
+  config: ResolvedConfig,
+  events: TypedEmitter,
+  list: ExpiryWatchOptions['list'],
+  one: (name: string) => ExpiringSource | undefined,
+): ExpiryWatch {
   const watch = new ExpiryWatch({
     clock: config.clock,
     ratio: config.notify ? config.notify.expiringRatio : DEFAULT_NOTIFY_EXPIRING_RATIO,
     list,
     emit: (event) => events.emit('cert_expiring', event),
   });
-  // Served certificates change on these: the watch re-plans its one timer.
-  for (const event of ['cert_obtained', 'cert_loaded'] as const) events.on(event, () => watch.check());
+  // A served certificate changed: the watch notes that one (O(1)) and re-plans its one timer if it crosses sooner.
+  for (const event of ['cert_obtained', 'cert_loaded'] as const) {
+    events.on(event, ({ names }) => {
+      const cert = names[0] !== undefined ? one(names[0]) : undefined;
+      if (cert) watch.note(cert);
+    });
+  }
   return watch;
 }
 

@@ -28,6 +28,8 @@ export class ExpiryWatch extends Closable {
   readonly #opts: ExpiryWatchOptions;
   readonly #announced = new Set<string>();
   #timer: TimerHandle | undefined;
+  /** When the timer fires (infinity: no timer). */
+  #nextAt = Number.POSITIVE_INFINITY;
 
   constructor(options: ExpiryWatchOptions) {
     super('ExpiryWatch');
@@ -44,18 +46,46 @@ export class ExpiryWatch extends Closable {
     const now = this.#opts.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const cert of this.#opts.list()) {
-      if (!cert.notBefore || !cert.notAfter || cert.serialNumber === undefined || this.#announced.has(cert.serialNumber)) continue;
-      const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
-      if (lifetime <= 0) continue;
-      const crossAt = cert.notAfter.getTime() - lifetime * this.#opts.ratio;
-      if (now < crossAt) {
-        next = Math.min(next, crossAt);
-        continue;
-      }
-      this.#announced.add(cert.serialNumber);
-      this.#opts.emit({ names: [...cert.names], notAfter: cert.notAfter, remainingMs: cert.notAfter.getTime() - now, managed: true, issuer: cert.issuer, serialNumber: cert.serialNumber });
+      const crossAt = this.#crossing(cert);
+      if (crossAt === undefined) continue;
+      if (now < crossAt) next = Math.min(next, crossAt);
+      else this.#announce(cert, now);
     }
+    this.#plan(next, now);
+  }
+
+  /**
+   * One certificate was loaded or obtained: O(1), no scan of every certificate
+   * (a lazily loaded name must not cost a walk over 100,000 others).
+   */
+  note(cert: ExpiringSource): void {
+    if (this.closed) return;
+    const crossAt = this.#crossing(cert);
+    if (crossAt === undefined) return;
+    const now = this.#opts.clock.now();
+    if (now >= crossAt) this.#announce(cert, now);
+    else if (crossAt < this.#nextAt) this.#plan(crossAt, now);
+  }
+
+  /** When `cert` crosses the threshold; undefined when unknown or already announced. */
+  #crossing(cert: ExpiringSource): number | undefined {
+    if (!cert.notBefore || !cert.notAfter || cert.serialNumber === undefined || this.#announced.has(cert.serialNumber)) return undefined;
+    const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+    if (lifetime <= 0) return undefined;
+    return cert.notAfter.getTime() - lifetime * this.#opts.ratio;
+  }
+
+  #announce(cert: ExpiringSource, now: number): void {
+    // Only called after #crossing() found both.
+    const notAfter = cert.notAfter as Date;
+    const serialNumber = cert.serialNumber as string;
+    this.#announced.add(serialNumber);
+    this.#opts.emit({ names: [...cert.names], notAfter, remainingMs: notAfter.getTime() - now, managed: true, issuer: cert.issuer, serialNumber });
+  }
+
+  #plan(next: number, now: number): void {
     this.#timer?.cancel();
+    this.#nextAt = next;
     this.#timer = Number.isFinite(next) ? this.#opts.clock.setTimer(() => this.check(), Math.max(1, Math.ceil(next - now))) : undefined;
   }
 
