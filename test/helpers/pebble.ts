@@ -7,13 +7,12 @@
  * last resort, so a failing test leaves no server behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import { makeServerIdentity } from '../../src/testing/test-ca/pki.js';
 import { findBinary } from './system.js';
 
 export interface PebbleOptions {
@@ -104,7 +103,8 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
   installExitHook();
 
   const dir = await mkdtemp(join(tmpdir(), 'certkeeper-pebble-'));
-  const { caPem, certPem, keyPem } = await makeServerCertificate();
+  // The same throwaway CA and localhost/127.0.0.1 leaf as the test CA's own HTTPS front.
+  const { caPem, certPem, keyPem } = await makeServerIdentity(Date.now());
   await writeFile(join(dir, 'cert.pem'), certPem);
   await writeFile(join(dir, 'key.pem'), keyPem, { mode: 0o600 });
 
@@ -341,47 +341,3 @@ export async function freePorts(count: number): Promise<number[]> {
   }
 }
 
-/** A throwaway CA and a leaf for localhost / 127.0.0.1, for Pebble's own HTTPS listener. */
-async function makeServerCertificate(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
-  const crypto = webcrypto;
-  x509.cryptoProvider.set(crypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const caKeys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const leafKeys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const notBefore = new Date(Date.now() - 60_000);
-  const notAfter = new Date(Date.now() + 7 * 24 * 3600_000);
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=certkeeper test Pebble HTTPS CA',
-    notBefore,
-    notAfter,
-    keys: caKeys,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    ],
-  });
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: '02',
-    subject: 'CN=localhost',
-    issuer: ca.subject,
-    notBefore,
-    notAfter,
-    publicKey: leafKeys.publicKey,
-    signingKey: caKeys.privateKey,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'dns', value: 'localhost' },
-        { type: 'ip', value: '127.0.0.1' },
-      ]),
-    ],
-  });
-  const pkcs8 = await crypto.subtle.exportKey('pkcs8', leafKeys.privateKey);
-  const keyPem = x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
-  return { caPem: ca.toString('pem'), certPem: leaf.toString('pem'), keyPem };
-}
