@@ -300,4 +300,9 @@ async function main(): Promise<void> {
   emitResult({ bench: 'storage-locks', rows, notes });
 }
 
-await main();
+try {
+  await main();
+} finally {
+  // The etcd this bench started (and any storage left) is stopped here too, not only on a signal: the run ends by itself.
+  for (const cleanup of cleanups.splice(0)) await cleanup().catch(() => {});
+}
