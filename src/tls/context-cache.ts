@@ -93,7 +93,7 @@ export class ContextCache extends Closable {
       });
       this.#loads = loads;
       // Loads in flight are abandoned the moment close() is called, not once it has finished.
-      this.closeSignal.addEventListener('abort', () => loads.close(), { once: true });
+      this.closeSignal.addEventListener('abort', () => loads.abandonAll(), { once: true });
     }
   }
 
@@ -280,7 +280,7 @@ export class ContextCache extends Closable {
 
   /** Drops everything once close() is called; loader calls in flight are abandoned at once (their answers are discarded). */
   protected onClose(): void {
-    this.#loads?.close();
+    this.#loads?.abandonAll();
     this.#index.clear();
     this.#entries.clear();
     this.#listeners.clear();

@@ -104,7 +104,7 @@ export class PendingLoads<T> {
   }
 
   /** Abandons every load in flight (their answers are discarded) and cancels the timers. */
-  close(): void {
+  abandonAll(): void {
     for (const pending of this.#pending.values()) pending.abandon.abort(new ClosedError('ContextCache'));
     for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
