@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
   ERR_DEPLOY: "The daemon could not write a certificate's files or a deploy hook failed (exit status, timeout); `stage` and `lineage` name what and where.",
   ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
+  ERR_PROFILE_UNAVAILABLE: 'None of the ACME profiles asked for (`requested`) is offered by the CA\'s directory (`offered`); nothing was ordered.',
+  ERR_INVALID_PROFILE: 'The CA refused every profile tried (`profiles`) with the ACME problem `invalidProfile`; the last problem is the `cause`.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -32,6 +32,7 @@ export { toPkcs12, type Pkcs12Options } from './issuers/pkcs12.js';
 export { createKeyAndCsr } from './acme/csr.js';
 export { DIRECTORY_PRESETS, resolveDirectoryUrl } from './acme/directories.js';
 export { DEFAULT_RETRY_POLICY } from './acme/retry.js';
+export { InvalidProfileError, ProfileUnavailableError } from './acme/profiles.js';
 
 export type * from './challenges/types.js';
 export { Http01Solver, createHttpChallengeResponder } from './challenges/http01.js';

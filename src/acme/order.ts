@@ -18,6 +18,7 @@ import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateCha
 import type { AcmeConnection } from './connection.js';
 import type { AcmeDirectory } from './directories.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
+import { withProfiles } from './profiles.js';
 import { DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_POLL_INTERVAL_MS } from '../defaults.js';
 export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS };
 
@@ -45,12 +46,18 @@ export interface OrderRequest {
   csr: Buffer;
   /** ARI certificate ID of the certificate being replaced; sent only when the directory has renewalInfo. */
   replaces?: string | undefined;
+  /** Profiles to try in order (see profileCandidates); `undefined` in it, or no list, orders without one. */
+  profiles?: readonly (string | undefined)[] | undefined;
   signal?: AbortSignal | undefined;
 }
 
 export interface OrderResult {
   chainPem: string;
   orderUrl: string;
+  /** The profile of the order: as the CA echoed it, else as asked; undefined when neither names one. */
+  profile: string | undefined;
+  /** Whether the order named a profile (a renewal keeps only a profile that was asked for). */
+  profileRequested: boolean;
 }
 
 interface AcmeChallenge {
@@ -65,11 +72,15 @@ interface AcmeAuthorization {
   status: string;
   identifier: { type: string; value: string };
   wildcard?: boolean;
+  /** Only the types certkeeper answers. */
   challenges: AcmeChallenge[];
+  /** Every type the CA offered, unknown ones included (for the error when none can be answered). */
+  offered: string[];
 }
 
 interface AcmeOrder {
   status: string;
+  profile?: unknown;
   authorizations: string[];
   finalize: string;
   certificate?: string;
@@ -89,13 +100,19 @@ function asOrder(data: unknown, url: string): AcmeOrder {
   return o as AcmeOrder;
 }
 
+/** A challenge of a type certkeeper answers; anything else (dns-persist-01, a future type, junk) is not one. */
+function isKnownChallenge(c: unknown): boolean {
+  const ch = c as Partial<AcmeChallenge> | null;
+  return typeof ch === 'object' && ch !== null && typeof ch.type === 'string' && (CHALLENGE_TYPES as readonly string[]).includes(ch.type);
+}
+
 function asAuthorization(data: unknown, url: string): AcmeAuthorization {
   const a = data as Partial<AcmeAuthorization> | null;
+  // Types certkeeper answers need a URL and a token; other types are ignored whatever their shape.
   const validChallenge = (c: unknown): boolean => {
-    const ch = c as Partial<AcmeChallenge> | null;
-    if (typeof ch !== 'object' || ch === null || typeof ch.type !== 'string' || typeof ch.url !== 'string') return false;
-    // Types certkeeper answers need a token; others (future types) are only listed.
-    return !(CHALLENGE_TYPES as readonly string[]).includes(ch.type) || typeof ch.token === 'string';
+    if (!isKnownChallenge(c)) return true;
+    const ch = c as Partial<AcmeChallenge>;
+    return typeof ch.url === 'string' && typeof ch.token === 'string';
   };
   if (
     typeof a !== 'object' || a === null || typeof a.status !== 'string' ||
@@ -104,7 +121,8 @@ function asAuthorization(data: unknown, url: string): AcmeAuthorization {
   ) {
     throw new AcmeOrderError(`The CA answered with a malformed authorization (${url})`);
   }
-  return a as AcmeAuthorization;
+  const offered = a.challenges.map((c: unknown) => (typeof (c as Partial<AcmeChallenge> | null)?.type === 'string' ? (c as AcmeChallenge).type : '?'));
+  return { ...(a as AcmeAuthorization), challenges: a.challenges.filter(isKnownChallenge), offered };
 }
 
 /** Base64url DER of a PEM or DER CSR. */
@@ -145,10 +163,11 @@ export async function runOrder(ctx: OrderContext, request: OrderRequest): Promis
 async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: AbortSignal): Promise<OrderResult> {
   const { conn, directory, logger } = ctx;
   const names = request.identifiers.map((id) => id.value);
-  const created = await createOrder(ctx, request, signal);
+  const created = await withProfiles(request.profiles ?? [undefined], (profile) => createOrder(ctx, request, profile, signal), logger);
   const orderUrl = created.url;
   let order = created.order;
-  logger.debug({ names, order: orderUrl }, 'ACME order created');
+  const profile = typeof order.profile === 'string' && order.profile !== '' ? order.profile : created.profile;
+  logger.debug({ names, order: orderUrl, ...(profile !== undefined ? { profile } : {}) }, 'ACME order created');
 
   const finalize = async (): Promise<AcmeOrder> =>
     asOrder((await conn.post(order.finalize, { csr: csrToB64u(request.csr) }, { ok: [200], what: 'finalize', signal })).data, order.finalize);
@@ -174,14 +193,23 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   const chainPem = await downloadChain(ctx, order.certificate, signal);
   assertLeafMatchesCsr(chainPem, request.csr);
   logger.debug({ names, order: orderUrl, directory: conn.directoryUrl, hasRenewalInfo: directory.renewalInfo !== undefined }, 'ACME certificate downloaded');
-  return { chainPem, orderUrl };
+  return { chainPem, orderUrl, profile, profileRequested: created.profile !== undefined };
 }
 
-async function createOrder(ctx: OrderContext, request: OrderRequest, signal: AbortSignal): Promise<{ order: AcmeOrder; url: string }> {
+async function createOrder(
+  ctx: OrderContext,
+  request: OrderRequest,
+  profile: string | undefined,
+  signal: AbortSignal,
+): Promise<{ order: AcmeOrder; url: string; profile: string | undefined }> {
   const identifiers = request.identifiers.map((id) => ({ type: id.type, value: id.value }));
   const replaces = request.replaces !== undefined && ctx.directory.renewalInfo !== undefined ? request.replaces : undefined;
   const send = async (withReplaces: boolean): Promise<RawResponse> =>
-    ctx.conn.post(ctx.directory.newOrder, withReplaces ? { identifiers, replaces } : { identifiers }, { ok: [201], what: 'newOrder', signal });
+    ctx.conn.post(
+      ctx.directory.newOrder,
+      { identifiers, ...(withReplaces ? { replaces } : {}), ...(profile !== undefined ? { profile } : {}) },
+      { ok: [201], what: 'newOrder', signal },
+    );
   let resp: RawResponse;
   try {
     resp = await send(replaces !== undefined);
@@ -193,7 +221,7 @@ async function createOrder(ctx: OrderContext, request: OrderRequest, signal: Abo
   }
   const url = resp.headers.location;
   if (typeof url !== 'string' || url === '') throw new AcmeOrderError('newOrder answered without an order URL (Location header)');
-  return { order: asOrder(resp.data, url), url };
+  return { order: asOrder(resp.data, url), url, profile };
 }
 
 function displayIdentifier(authz: AcmeAuthorization): Identifier {
@@ -247,7 +275,7 @@ async function deactivatePending(ctx: OrderContext, urls: readonly string[]): Pr
 }
 
 function chooseChallenge(ctx: OrderContext, authz: AcmeAuthorization, identifier: Identifier): AcmeChallenge {
-  const offered = authz.challenges.filter((c) => (CHALLENGE_TYPES as readonly string[]).includes(c.type));
+  const offered = authz.challenges;
   for (const type of ctx.challengePreference) {
     if (!ctx.solvers[type]) continue;
     if (identifier.wildcard && type !== 'dns-01') continue;
@@ -255,7 +283,7 @@ function chooseChallenge(ctx: OrderContext, authz: AcmeAuthorization, identifier
     if (challenge) return challenge;
   }
   const configured = ctx.challengePreference.filter((t) => ctx.solvers[t] !== undefined);
-  throw new NoSolverError(identifier.value, authz.challenges.map((c) => c.type), identifier.wildcard ? configured.filter((t) => t === 'dns-01') : configured);
+  throw new NoSolverError(identifier.value, authz.offered, identifier.wildcard ? configured.filter((t) => t === 'dns-01') : configured);
 }
 
 async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortSignal): Promise<void> {

@@ -18,6 +18,8 @@ export interface StoredCertificate {
   certName: string;
   names: string[];
   issuer: string;
+  /** ACME profile the certificate was issued under, when known. */
+  profile: string | undefined;
   notBefore: Date;
   notAfter: Date;
   serialNumber: string;
@@ -80,6 +82,7 @@ function describe(certName: string, meta: CertificateMeta, options: InventoryOpt
     certName,
     names: [...meta.names],
     issuer: meta.issuerKey,
+    profile: typeof meta.profile === 'string' ? meta.profile : undefined,
     notBefore: new Date(notBefore),
     notAfter: new Date(notAfter),
     serialNumber: meta.serialNumber,

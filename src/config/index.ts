@@ -2,7 +2,7 @@
 export type * from './options.js';
 export { resolveConfig } from './resolve.js';
 export { resolveChallenges } from './challenges.js';
-export { resolveKeyType, validateIssuer } from './issuers.js';
+export { resolveKeyType, resolveProfile, validateIssuer } from './issuers.js';
 export type { CertKeeperEvents } from '../events.js';
 export {
   DEFAULT_ASK_TIMEOUT_MS,

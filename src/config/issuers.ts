@@ -9,6 +9,7 @@ import type { Issuer } from '../issuers/types.js';
 import { KEY_TYPES, type KeyType } from '../kinds.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/types.js';
+import { profilePreference } from '../validate.js';
 import type { AcmeIssuerSpec, InternalIssuerSpec, IssuerSpec } from './options.js';
 
 /** Stand-ins for what the keeper supplies when it builds an issuer from a spec; only used to validate the spec. */
@@ -19,6 +20,11 @@ export function resolveKeyType(value: unknown, option: string): KeyType | undefi
   if (value === undefined) return undefined;
   if (!KEY_TYPES.includes(value as KeyType)) throw new InvalidOptionError(option, `must be one of ${KEY_TYPES.join(', ')}`);
   return value as KeyType;
+}
+
+/** An ACME profile or an ordered preference of them (keeper, issuer spec or per-call settings). */
+export function resolveProfile(value: unknown, option: string): readonly string[] | undefined {
+  return profilePreference(value, option);
 }
 
 export function validateIssuer(issuer: unknown, option: string): asserts issuer is IssuerSpec {

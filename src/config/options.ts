@@ -92,6 +92,8 @@ export interface AcmeIssuerSpec {
   externalAccountBinding?: ExternalAccountBinding;
   caCertificates?: string | string[];
   preferredChain?: string;
+  /** ACME profile, or an ordered preference of them (first one the CA offers); default: the keeper's `profile`. */
+  profile?: string | string[];
 }
 
 /** The built-in internal CA (no network): for development, private networks, or as the last fallback. */
@@ -122,6 +124,8 @@ export interface ManageSettings {
   issuers?: IssuerSpec[];
   keyType?: KeyType;
   challenges?: ChallengeOptions;
+  /** ACME profile, or an ordered preference of them, for these names; wins over the issuers' own `profile`. */
+  profile?: string | string[];
 }
 
 export type EventListeners = { [E in EventName]?: Listener<E> };
@@ -158,6 +162,11 @@ export interface CertKeeperOptions {
   defaultServerName?: string;
   /** Preferred chain: issuer common name of the root/intermediate to prefer. */
   preferredChain?: string;
+  /**
+   * ACME profile (`'shortlived'`), or an ordered preference (`['tlsserver', 'classic']`): the first one the CA's
+   * directory offers. For the ACME issuers built from `ca` or `{ type: 'acme' }` specs without a profile of their own.
+   */
+  profile?: string | string[];
   logger?: Logger;
   /** Level of the default pino logger (default info). Ignored when `logger` is given. */
   logLevel?: LogLevel;
@@ -215,6 +224,7 @@ export interface ResolvedConfig {
   readonly cacheCapacity: number;
   readonly defaultServerName: string | undefined;
   readonly preferredChain: string | undefined;
+  readonly profile: readonly string[] | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly on: Readonly<EventListeners>;

@@ -12,7 +12,7 @@ import { resolveNotify } from '../notify/options.js';
 import { durationMs, email as validEmail, externalAccountBinding as validEab, optionalBoolean, optionalString, pemCertificates, positiveInteger } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_KEY_TYPE, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
 import { resolveChallenges } from './challenges.js';
-import { resolveKeyType, validateIssuer } from './issuers.js';
+import { resolveKeyType, resolveProfile, validateIssuer } from './issuers.js';
 import { resolveRateLimit, resolveRenewalPacing } from './limits.js';
 import { resolveOnDemand } from './on-demand.js';
 import type { CertKeeperOptions, EventListeners, IssuerSpec, ResolvedConfig } from './options.js';
@@ -20,7 +20,7 @@ import type { CertKeeperOptions, EventListeners, IssuerSpec, ResolvedConfig } fr
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
-  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs', 'notify',
+  'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs', 'notify', 'profile',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -76,6 +76,8 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   const preferredChain = optionalString(options.preferredChain, 'preferredChain');
   if (preferredChain === '') throw new InvalidOptionError('preferredChain', 'must be a non-empty issuer common name');
 
+  const profile = resolveProfile(options.profile, 'profile');
+
   const logger = options.logger !== undefined ? validateLogger(options.logger) : createDefaultLogger(options.logLevel ?? DEFAULT_LOG_LEVEL);
   const clock = options.clock ?? undefined;
   if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimer !== 'function')) {
@@ -110,6 +112,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     cacheCapacity,
     defaultServerName,
     preferredChain,
+    profile,
     logger,
     clock: clock ?? systemClock,
     on: Object.freeze(on),

@@ -124,7 +124,7 @@ function row(c: StatusEntry): string {
   const next = c.nextRenewalReason === 'not-renewed' ? REASONS['not-renewed'] : c.nextRenewalAt ? `${when(c.nextRenewalAt)} (${REASONS[c.nextRenewalReason ?? 'lifetime']})` : undefined;
   const error = c.lastError ? `${c.lastError.code ? `${c.lastError.code}: ` : ''}${c.lastError.message} (${when(c.lastError.at)}${c.failures > 0 ? `, ${c.failures} in a row` : ''})` : undefined;
   const ari = c.ariWindow ? `ARI window ${when(c.ariWindow.start)} – ${when(c.ariWindow.end)}` : undefined;
-  return `<tr class="${health(c)}"><td class="names">${names}</td>${cell(c.state, `state ${health(c)}`)}${cell(c.source)}${cell(c.issuer)}${cell(when(c.notBefore))}${cell(when(c.notAfter))}${cell(c.expiresInSeconds !== undefined ? duration(c.expiresInSeconds) : undefined)}<td>${escapeHtml(next ?? '—')}${ari ? `<div class="hint">${escapeHtml(ari)}</div>` : ''}</td>${cell(error, error ? 'error' : '')}</tr>`;
+  return `<tr class="${health(c)}"><td class="names">${names}</td>${cell(c.state, `state ${health(c)}`)}${cell(c.source)}<td>${escapeHtml(c.issuer ?? '—')}${c.profile !== undefined ? `<div class="hint">profile ${escapeHtml(c.profile)}</div>` : ''}</td>${cell(when(c.notBefore))}${cell(when(c.notAfter))}${cell(c.expiresInSeconds !== undefined ? duration(c.expiresInSeconds) : undefined)}<td>${escapeHtml(next ?? '—')}${ari ? `<div class="hint">${escapeHtml(ari)}</div>` : ''}</td>${cell(error, error ? 'error' : '')}</tr>`;
 }
 
 export function renderStatusHtml(report: StatusReport): string {

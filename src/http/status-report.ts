@@ -15,6 +15,8 @@ export interface StatusEntry {
   state: 'valid' | 'obtaining' | 'failed' | 'expired';
   /** The issuer key (managed) or the issuing CA's subject (files). */
   issuer: string | undefined;
+  /** ACME profile the certificate was issued under (`classic`, `tlsserver`, `shortlived`...), when known. */
+  profile: string | undefined;
   notBefore: string | undefined;
   notAfter: string | undefined;
   serialNumber: string | undefined;
@@ -43,6 +45,8 @@ export interface ManagedStatusLike {
   names: string[];
   /** Issuer key of the certificate being served. */
   issuer: string | undefined;
+  /** ACME profile of the certificate being served, when the CA or the order named one. */
+  profile?: string | undefined;
   notBefore: Date | undefined;
   notAfter: Date | undefined;
   serialNumber: string | undefined;
@@ -96,6 +100,7 @@ export function buildStatusReport(managed: readonly ManagedStatusLike[], unmanag
       source: c.source,
       state: expired ? 'expired' : c.state,
       issuer: c.issuer,
+      profile: c.profile,
       notBefore: iso(c.notBefore),
       notAfter: iso(c.notAfter),
       serialNumber: c.serialNumber,
@@ -115,6 +120,7 @@ export function buildStatusReport(managed: readonly ManagedStatusLike[], unmanag
       source: u.certFile !== undefined ? 'files' : 'memory',
       state: m.notAfter.getTime() <= now ? 'expired' : 'valid',
       issuer: issuerOf(m.certPem),
+      profile: undefined,
       notBefore: m.notBefore.toISOString(),
       notAfter: m.notAfter.toISOString(),
       serialNumber: m.serialNumber,

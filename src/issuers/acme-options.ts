@@ -5,7 +5,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { validateLogger, type Logger } from '../logger.js';
-import { durationMs, email as validEmail, externalAccountBinding as validEab, optionalBoolean, pemCertificates } from '../validate.js';
+import { durationMs, email as validEmail, externalAccountBinding as validEab, optionalBoolean, pemCertificates, profilePreference } from '../validate.js';
 import type { Storage } from '../storage/types.js';
 import type { ExternalAccountBinding } from '../acme/account.js';
 import { resolveDirectoryUrl, DIRECTORY_PRESETS, type DirectoryPreset } from '../acme/directories.js';
@@ -35,6 +35,11 @@ export interface AcmeIssuerOptions {
   challengePreference?: ChallengeType[];
   /** Issuer common name of the preferred alternate chain; the default chain when none matches. */
   preferredChain?: string;
+  /**
+   * ACME profile to order under, or an ordered preference (`['tlsserver', 'classic']`): the first one the
+   * directory's meta.profiles offers. A profile given to manageSync/manageAsync/obtain wins over this one.
+   */
+  profile?: string | string[];
   logger?: Logger;
   clock?: Clock;
   orderTimeoutMs?: number;
@@ -54,6 +59,8 @@ export interface ResolvedAcmeIssuerConfig {
   readonly solvers: Readonly<Partial<Record<ChallengeType, Solver>>>;
   readonly challengePreference: readonly ChallengeType[];
   readonly preferredChain: string | undefined;
+  /** Profile preference, in order; undefined: the CA's default (or the renewed certificate's profile). */
+  readonly profile: readonly string[] | undefined;
   readonly logger: Logger | undefined;
   readonly clock: Clock;
   readonly orderTimeoutMs: number;
@@ -122,6 +129,7 @@ export function resolveAcmeIssuerOptions(options: AcmeIssuerOptions): ResolvedAc
     solvers: Object.freeze(solvers),
     challengePreference: Object.freeze([...new Set(preference)]),
     preferredChain: options.preferredChain,
+    profile: profilePreference(options.profile, 'profile'),
     logger: options.logger === undefined ? undefined : validateLogger(options.logger),
     clock: options.clock ?? systemClock,
     orderTimeoutMs: positiveNumber(options.orderTimeoutMs, 'orderTimeoutMs', DEFAULT_ORDER_TIMEOUT_MS),

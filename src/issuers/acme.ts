@@ -18,6 +18,7 @@ import { AcmeConnection } from '../acme/connection.js';
 import type { AcmeDirectory } from '../acme/directories.js';
 import { runOrder } from '../acme/order.js';
 import { isProblem } from '../acme/problem.js';
+import { profileCandidates } from '../acme/profiles.js';
 import { revocationRequest, revoke } from '../acme/revocation.js';
 import { acmeClientFetch, TrustHandle } from '../acme/trust.js';
 import { resolveAcmeIssuerOptions, type AcmeIssuerOptions, type ResolvedAcmeIssuerConfig } from './acme-options.js';
@@ -160,6 +161,13 @@ export class AcmeIssuer extends Closable implements Issuer {
       }
     }
     const names = identifiers.map((i) => i.value);
+    // Chosen from the directory before any order: a profile the CA does not offer orders nothing.
+    const profiles = profileCandidates(
+      { preference: request.profile ?? this.config.profile, kept: request.keptProfile },
+      directory,
+      this.config.directoryUrl,
+      this.#log,
+    );
     this.#log.debug({ names }, 'ordering certificate');
     const result = await runOrder(
       {
@@ -175,10 +183,15 @@ export class AcmeIssuer extends Closable implements Issuer {
         pollIntervalMs: this.config.pollIntervalMs,
         maxPollIntervalMs: this.config.maxPollIntervalMs,
       },
-      { identifiers, csr: request.csr, replaces, signal: request.signal },
+      { identifiers, csr: request.csr, replaces, profiles, signal: request.signal },
     );
-    this.#log.info({ names }, 'certificate issued');
-    return { chainPem: result.chainPem, issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl } };
+    this.#log.info({ names, ...(result.profile !== undefined ? { profile: result.profile } : {}) }, 'certificate issued');
+    return {
+      chainPem: result.chainPem,
+      issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl },
+      profile: result.profile,
+      profileRequested: result.profileRequested,
+    };
   }
 
   /** Revokes a certificate this account obtained (RFC 8555 7.6), with an RFC 5280 reason code. */

@@ -74,6 +74,7 @@ export class IssuerFactory {
         agreeToTerms: spec.agreeToTerms ?? config.agreeToTerms,
         externalAccountBinding: spec.externalAccountBinding ?? config.externalAccountBinding,
         preferredChain: spec.preferredChain ?? config.preferredChain,
+        profile: spec.profile ?? config.profile,
       };
       // Per-call challenge settings get their own issuer; the keeper's own settings share one per CA/account.
       const shareable = challenges === config.challenges;
@@ -87,6 +88,7 @@ export class IssuerFactory {
         agreeToTerms: acme.agreeToTerms,
         ...(acme.externalAccountBinding !== undefined ? { externalAccountBinding: { ...acme.externalAccountBinding } } : {}),
         ...(acme.preferredChain !== undefined ? { preferredChain: acme.preferredChain } : {}),
+        ...(acme.profile !== undefined ? { profile: typeof acme.profile === 'string' ? acme.profile : [...acme.profile] } : {}),
         storage: this.#storage,
         solvers,
         challengePreference: [...challenges.preference],

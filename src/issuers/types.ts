@@ -12,6 +12,10 @@ export interface IssueRequest {
   csr: Buffer;
   /** Certificate being renewed, for ARI `replaces` (RFC 9773). */
   replacesCertificatePem?: string | undefined;
+  /** ACME profile preference of this call (manageSync/manageAsync/obtain settings); wins over the issuer's own. */
+  profile?: readonly string[] | undefined;
+  /** Profile the renewed certificate was asked for under: asked again when neither the call nor the issuer names one. */
+  keptProfile?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -20,6 +24,10 @@ export interface IssuedCertificate {
   chainPem: string;
   /** Free-form facts the issuer wants kept in the sidecar (e.g. ACME order URL, account URL). */
   issuerData?: Record<string, string> | undefined;
+  /** ACME profile the certificate was issued under (as the CA echoed it, else as asked). */
+  profile?: string | undefined;
+  /** The order named the profile (it was not just the CA's default): renewals ask for it again. */
+  profileRequested?: boolean | undefined;
 }
 
 /** An issuer turns a CSR into a certificate chain: an ACME CA, the internal CA, or anything else. */

@@ -97,6 +97,9 @@ export class Issuance {
       csr,
       signal,
       ...(record.certPem !== undefined && record.issuerKey === issuer.key ? { replacesCertificatePem: record.certPem } : {}),
+      ...(record.settings.profile !== undefined ? { profile: record.settings.profile } : {}),
+      // Profiles belong to one CA: only a renewal from the same issuer keeps the one asked for before.
+      ...(record.profileRequested === true && record.profile !== undefined && record.issuerKey === issuer.key ? { keptProfile: record.profile } : {}),
     });
     await turns.turn();
     // Parsed and checked once (chain order, key match, names): the same material is stored and then served.
@@ -109,6 +112,8 @@ export class Issuance {
       issuerKey: issuer.key,
       names: record.names,
       issuerData: issued.issuerData,
+      profile: issued.profile,
+      profileRequested: issued.profileRequested,
       notBefore: material.notBefore,
       notAfter: material.notAfter,
       serialNumber: material.serialNumber,

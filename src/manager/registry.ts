@@ -5,7 +5,7 @@
  * for them.
  */
 import type { ManageSettings, ResolvedConfig } from '../config/index.js';
-import { resolveChallenges, resolveKeyType } from '../config/index.js';
+import { resolveChallenges, resolveKeyType, resolveProfile } from '../config/index.js';
 import { InvalidOptionError } from '../errors.js';
 import type { IssuerFactory } from '../issuers/factory.js';
 import type { Issuer } from '../issuers/types.js';
@@ -114,6 +114,7 @@ export class Registry {
 
   #resolve(settings: ManageSettings): ResolvedSettings {
     if (typeof settings !== 'object' || settings === null) throw new InvalidOptionError('settings', 'must be an object');
+    const profile = resolveProfile(settings.profile, 'settings.profile');
     const challenges = settings.challenges === undefined ? this.#config.challenges : resolveChallenges(settings.challenges, 'settings.challenges');
     let issuers: readonly Issuer[];
     if (settings.issuers !== undefined) {
@@ -124,7 +125,7 @@ export class Registry {
     } else {
       issuers = this.#defaults.issuers;
     }
-    return { issuers, keyType: resolveKeyType(settings.keyType, 'settings.keyType') ?? this.#config.keyType };
+    return { issuers, keyType: resolveKeyType(settings.keyType, 'settings.keyType') ?? this.#config.keyType, ...(profile ? { profile } : {}) };
   }
 
   /** The configured issuers (or one ACME issuer) for these challenge settings. */

@@ -18,6 +18,7 @@ export function statusOf(record: ManagedRecord, scheduler: RenewalScheduler): Ce
   return {
     names: [...record.names],
     issuer: record.issuerKey,
+    profile: record.profile,
     notBefore: date(record.notBefore),
     notAfter: date(record.notAfter),
     serialNumber: record.serialNumber,

@@ -129,6 +129,8 @@ export function applySidecar(record: ManagedRecord, meta: CertificateMeta): void
   record.notBefore = Date.parse(meta.notBefore);
   record.notAfter = Date.parse(meta.notAfter);
   record.serialNumber = meta.serialNumber;
+  record.profile = typeof meta.profile === 'string' ? meta.profile : undefined;
+  record.profileRequested = record.profile !== undefined && meta.profileRequested === true;
   applySidecarBackoff(record, meta);
   const ari = meta.renewal?.ari;
   if (ari) {

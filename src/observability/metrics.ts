@@ -17,6 +17,8 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 export interface CertificateGaugeSource {
   names: readonly string[];
   issuer: string | undefined;
+  /** ACME profile of the certificate; the series carry a `profile` label only when there is one. */
+  profile?: string | undefined;
   notAfter: Date | undefined;
   nextRenewalAt: Date | undefined;
   notBefore?: Date | undefined;
@@ -146,7 +148,8 @@ export class KeeperMetrics {
     const perCertificate = (pick: (c: CertificateGaugeSource) => number | undefined): Sample[] =>
       certificates.flatMap((c) => {
         const value = pick(c);
-        return value === undefined ? [] : [{ labels: { name: c.names[0] as string, issuer: c.issuer ?? 'unknown' }, value }];
+        const labels: Labels = { name: c.names[0] as string, issuer: c.issuer ?? 'unknown', ...(c.profile !== undefined ? { profile: c.profile } : {}) };
+        return value === undefined ? [] : [{ labels, value }];
       });
     const seconds = (date: Date | undefined): number | undefined => (date ? date.getTime() / 1000 : undefined);
     const cert = (name: string, help: string, pick: (c: CertificateGaugeSource) => number | undefined): MetricFamily =>
@@ -177,7 +180,7 @@ export class KeeperMetrics {
   }
 }
 
-const CERTIFICATE_LABELS = ['name', 'issuer'] as const;
+const CERTIFICATE_LABELS = ['name', 'issuer', 'profile'] as const;
 
 export interface Sample {
   labels: Labels;

@@ -11,6 +11,8 @@ import type { BackoffState } from './backoff.js';
 export interface ResolvedSettings {
   readonly issuers: readonly Issuer[];
   readonly keyType: KeyType;
+  /** ACME profile preference given with the names (wins over the issuers' own); undefined when none was. */
+  readonly profile?: readonly string[] | undefined;
 }
 
 export interface AriWindowMs {
@@ -39,6 +41,9 @@ export interface ManagedRecord {
   obtainedAt: number | undefined;
   /** Registered by an on-demand handshake rather than by manageSync/manageAsync. */
   onDemand?: boolean;
+  /** ACME profile of the served certificate, and whether its order asked for it (then a renewal asks again). */
+  profile?: string | undefined;
+  profileRequested?: boolean | undefined;
 }
 
 /** A fresh record: nothing served, nothing failed yet. */

@@ -57,6 +57,10 @@ export interface CertificateMeta {
   /** Hex SHA-256 of the stored certificate PEM and key PEM bytes. */
   sha256: { cert: string; key: string };
   issuerData?: Record<string, string>;
+  /** ACME profile the certificate was issued under, when the CA or the order named one. */
+  profile?: string;
+  /** True when the order asked for `profile` (not just the CA's default): a renewal asks for it again. */
+  profileRequested?: boolean;
   renewal: RenewalState;
   [extra: string]: unknown;
 }
@@ -81,6 +85,8 @@ export interface BuildCertificateMetaInput {
   /** Default: the certificate's subjectAltName entries (DNS names and IP addresses), in order. */
   names?: string[] | undefined;
   issuerData?: Record<string, string> | undefined;
+  profile?: string | undefined;
+  profileRequested?: boolean | undefined;
   renewal?: RenewalState | undefined;
 }
 
@@ -120,6 +126,10 @@ export function certificateMetaFrom(facts: CertificateFacts): CertificateMeta {
     renewal: facts.renewal ? { ...facts.renewal } : { failures: 0 },
   };
   if (facts.issuerData) meta.issuerData = { ...facts.issuerData };
+  if (facts.profile !== undefined) {
+    meta.profile = facts.profile;
+    if (facts.profileRequested === true) meta.profileRequested = true;
+  }
   return meta;
 }
 

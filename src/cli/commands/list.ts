@@ -7,7 +7,7 @@ import { commandOf, type CommandHost } from '../command.js';
 export function registerList(program: Command, host: CommandHost): void {
   program
     .command('list')
-    .description('list stored certificates: names, issuer, not after, days left, next renewal, last error')
+    .description('list stored certificates: names, issuer, profile, not after, days left, next renewal, last error')
     .option('--json', 'print a JSON array (for scripts)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
@@ -29,10 +29,11 @@ export function registerList(program: Command, host: CommandHost): void {
       } else {
         io.stdout.write(
           formatTable(
-            ['NAMES', 'ISSUER', 'NOT AFTER', 'DAYS LEFT', 'NEXT RENEWAL', 'LAST ERROR'],
+            ['NAMES', 'ISSUER', 'PROFILE', 'NOT AFTER', 'DAYS LEFT', 'NEXT RENEWAL', 'LAST ERROR'],
             certificates.map((c) => [
               c.names.join(','),
               c.issuer,
+              c.profile ?? '-',
               formatDate(c.notAfter),
               String(c.daysLeft),
               formatDate(c.nextRenewalAt),

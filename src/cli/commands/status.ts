@@ -33,6 +33,7 @@ export function registerStatus(program: Command, host: CommandHost): void {
           ['names', e.names.join(', ')],
           ['state', e.state],
           ['issuer', e.issuer ?? '-'],
+          ['profile', e.profile ?? '-'],
           ['not before', formatDate(found.notBefore)],
           ['not after', `${formatDate(found.notAfter)} (${found.daysLeft} days left)`],
           ['next renewal', `${formatDate(found.nextRenewalAt)} (${e.nextRenewalReason ?? '-'})`],

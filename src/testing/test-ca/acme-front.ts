@@ -102,12 +102,21 @@ export class AcmeFront {
         for (const challenge of (parseJson(answer.body) as { challenges?: { url?: unknown }[] } | undefined)?.challenges ?? []) {
           this.#ctx.ledger.learn(challenge.url, 'challenge');
         }
-        return answer;
+        return this.#withExtraChallenges(answer, host, request.path);
       case 'certificate':
         return this.#certificate(request.path, upstream, answer);
       default:
         return answer;
     }
+  }
+
+  /** Challenge types Pebble does not know, listed first in a pending authorization (extraChallengeTypes). */
+  #withExtraChallenges(answer: Answer, host: string, path: string): Answer {
+    const types = this.#ctx.options.extraChallengeTypes;
+    const authz = parseJson(answer.body) as { status?: unknown; challenges?: unknown[] } | undefined;
+    if (types.length === 0 || authz?.status !== 'pending' || !Array.isArray(authz.challenges)) return answer;
+    const extra = types.map((type) => ({ type, url: `https://${host}/unknown-challenge/${type}${path}`, status: 'pending' }));
+    return { ...answer, body: JSON.stringify({ ...authz, challenges: [...extra, ...authz.challenges] }, null, 2) };
   }
 
   /** A problem document with a fresh nonce, as a real CA answers errors. */

@@ -20,10 +20,11 @@ export interface ResolvedTestCaOptions {
   renewalInfoRetryAfterSeconds: number;
   crlLifetimeMs: number;
   ocsp: boolean;
+  extraChallengeTypes: readonly string[];
   logger: Logger;
 }
 
-const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'ocsp', 'logger']);
+const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'ocsp', 'extraChallengeTypes', 'logger']);
 
 export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
@@ -45,6 +46,7 @@ export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOpti
     renewalInfoRetryAfterSeconds: positiveInteger(options.renewalInfoRetryAfterSeconds, 'renewalInfoRetryAfterSeconds') ?? DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS,
     crlLifetimeMs: durationMs(options.crlLifetimeMs, 'crlLifetimeMs') ?? DEFAULT_TEST_CA_CRL_LIFETIME_MS,
     ocsp: optionalBoolean(options.ocsp, 'ocsp') ?? DEFAULT_TEST_CA_OCSP,
+    extraChallengeTypes: resolveExtraChallengeTypes(options.extraChallengeTypes),
     logger: options.logger === undefined ? silentLogger : validateLogger(options.logger).child({ component: 'test-ca' }),
   });
 }
@@ -85,6 +87,14 @@ function resolveProfiles(value: TestCaOptions['profiles']): Map<string, { lifeti
     profiles.set(name, { lifetimeMs: Math.floor(lifetimeMs / 1000) * 1000, description });
   }
   return profiles;
+}
+
+function resolveExtraChallengeTypes(value: unknown): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value) || !value.every((t) => typeof t === 'string' && /^[a-z0-9][a-z0-9-]*$/.test(t))) {
+    throw new InvalidOptionError('extraChallengeTypes', "must be a list of challenge type names (e.g. ['dns-persist-01'])");
+  }
+  return Object.freeze([...value]);
 }
 
 const silentLogger: Logger = {

@@ -33,6 +33,11 @@ export interface TestCaOptions {
   crlLifetimeMs?: number;
   /** Run an OCSP responder and name it in the certificates (Authority Information Access); default false, as Let's Encrypt. */
   ocsp?: boolean;
+  /**
+   * Challenge types (e.g. `dns-persist-01`, in Let's Encrypt's staging) listed in every pending authorization
+   * before Pebble's own, with a URL and no token; nobody validates them. Tests that a client ignores types it does not know.
+   */
+  extraChallengeTypes?: string[];
   logger?: Logger;
 }
 
