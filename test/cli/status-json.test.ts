@@ -13,7 +13,7 @@ import { FileStorage } from '../../src/storage/file.js';
 import { silentLogger } from '../helpers/logging.js';
 import { runCli } from './helpers.js';
 
-const FIELDS: (keyof StatusEntry)[] = ['names', 'source', 'state', 'issuer', 'notBefore', 'notAfter', 'serialNumber', 'expiresInSeconds', 'lifetimeLeft', 'nextRenewalAt', 'nextRenewalReason', 'ariWindow', 'failures', 'lastError', 'certFile'];
+const FIELDS: (keyof StatusEntry)[] = ['names', 'source', 'state', 'issuer', 'profile', 'notBefore', 'notAfter', 'serialNumber', 'expiresInSeconds', 'lifetimeLeft', 'nextRenewalAt', 'nextRenewalReason', 'ariWindow', 'failures', 'lastError', 'certFile'];
 const COMPARED: (keyof StatusEntry)[] = ['names', 'source', 'state', 'issuer', 'notBefore', 'notAfter', 'serialNumber', 'nextRenewalAt', 'nextRenewalReason', 'failures'];
 
 describe('list --json and status --json', () => {

@@ -8,6 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import acme from 'acme-client';
 import { InvalidProfileError, ProfileUnavailableError } from '../../src/acme/profiles.js';
@@ -17,8 +20,10 @@ import { InvalidOptionError, ManageError } from '../../src/errors.js';
 import { renderStatusHtml } from '../../src/http/status-page.js';
 import { CertKeeper } from '../../src/manager/keeper.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
+import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { startTestCa, type TestCa } from '../../src/testing/index.js';
+import { runCli } from '../cli/helpers.js';
 import { pebbleOptions } from '../faults/helpers.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
@@ -164,6 +169,31 @@ describe('ACME profiles through the keeper (test CA in front of Pebble)', { skip
       const set = await loadCertificateSet(storage, renewed.issuer!, name);
       assert.equal(ca.certificate(set.certPem).profile, 'tlsserver');
     });
+  });
+
+  test('certkeeper list and status show the stored profile, as text and as JSON', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'certkeeper-profiles-cli-'));
+    try {
+      const name = 'cli.profiles.test';
+      const keeper = new CertKeeper(options(new MemoryStorage(), { storage: new FileStorage({ root: dir }) }));
+      try {
+        await keeper.manageSync([name], { profile: ['nonesuch', 'tlsserver'] });
+      } finally {
+        await keeper.close();
+      }
+      const env = { CERTKEEPER_STORAGE: dir, CERTKEEPER_LOG_LEVEL: 'silent' };
+      const table = await runCli(['list'], env);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, /^NAMES\s+ISSUER\s+PROFILE\s+NOT AFTER/m);
+      assert.match(table.stdout, /^cli\.profiles\.test\s+\S+\s+tlsserver\s+\d{4}-/m);
+      const listed = JSON.parse((await runCli(['list', '--json'], env)).stdout) as { names: string[]; profile: unknown }[];
+      assert.equal(listed.find((c) => c.names.includes(name))?.profile, 'tlsserver');
+      const status = await runCli(['status', name], env);
+      assert.match(status.stdout, /^profile:\s+tlsserver$/m);
+      assert.equal((JSON.parse((await runCli(['status', name, '--json'], env)).stdout) as { profile: unknown }).profile, 'tlsserver');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a bad profile option is refused when the options are read, naming it', () => {
