@@ -12,13 +12,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import acme from 'acme-client';
+import { Registry } from 'prom-client';
 import { InvalidProfileError, ProfileUnavailableError } from '../../src/acme/profiles.js';
 import { TrustHandle } from '../../src/acme/trust.js';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import { InvalidOptionError, ManageError } from '../../src/errors.js';
 import { renderStatusHtml } from '../../src/http/status-page.js';
 import { CertKeeper } from '../../src/manager/keeper.js';
+import { registerCertKeeperInstruments } from '../../src/observability/opentelemetry.js';
+import { registerCertKeeperMetrics } from '../../src/observability/prometheus.js';
 import { loadCertificateSet } from '../../src/storage/certificates.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
@@ -29,6 +33,11 @@ import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
+
+class TestReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -82,6 +91,20 @@ describe('ACME profiles through the keeper (test CA in front of Pebble)', { skip
       const family = keeper.metricFamilies().find((f) => f.name === 'certkeeper_certificate_not_after_timestamp_seconds');
       assert.ok(family?.labelNames.includes('profile'));
       assert.equal(family?.samples.find((s) => s.labels['name'] === name)?.labels['profile'], 'shortlived');
+      // The same label through prom-client and through OpenTelemetry.
+      const registry = new Registry();
+      registerCertKeeperMetrics(keeper, { registry });
+      assert.match(await registry.metrics(), /certkeeper_certificate_not_after_timestamp_seconds\{[^}]*profile="shortlived"[^}]*\}/);
+      const reader = new TestReader();
+      const provider = new MeterProvider({ readers: [reader] });
+      try {
+        registerCertKeeperInstruments(keeper, { meter: provider.getMeter('profiles-test') });
+        const { resourceMetrics } = await reader.collect();
+        const points = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === 'certkeeper_certificate_not_after_timestamp_seconds')?.dataPoints ?? [];
+        assert.equal(points.find((p) => p.attributes['name'] === name)?.attributes['profile'], 'shortlived');
+      } finally {
+        await provider.shutdown();
+      }
     });
   });
 
