@@ -116,11 +116,15 @@ export function pemCertificates(value: unknown, option: string): readonly string
 /** Profile names as CAs publish them (Let's Encrypt: classic, tlsserver, shortlived): a token, no spaces. */
 const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+export function isProfileName(value: unknown): value is string {
+  return typeof value === 'string' && PROFILE_NAME.test(value);
+}
+
 /** An ACME profile name, or an ordered preference of them; a list comes back frozen and without repeats. */
 export function profilePreference(value: unknown, option: string): readonly string[] | undefined {
   if (value === undefined) return undefined;
   const list: unknown[] = Array.isArray(value) ? value : [value];
-  if (list.length === 0 || !list.every((name) => typeof name === 'string' && PROFILE_NAME.test(name))) {
+  if (list.length === 0 || !list.every(isProfileName)) {
     throw new InvalidOptionError(option, "must be a profile name or a non-empty list of them, in order of preference (e.g. ['tlsserver', 'classic'])");
   }
   return Object.freeze([...new Set(list as string[])]);

@@ -19,6 +19,7 @@ import type { AcmeConnection } from './connection.js';
 import type { AcmeDirectory } from './directories.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
 import { withProfiles } from './profiles.js';
+import { isProfileName } from '../validate.js';
 import { DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS, DEFAULT_POLL_INTERVAL_MS } from '../defaults.js';
 export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_ORDER_TIMEOUT_MS };
 
@@ -166,7 +167,8 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   const created = await withProfiles(request.profiles ?? [undefined], (profile) => createOrder(ctx, request, profile, signal), logger);
   const orderUrl = created.url;
   let order = created.order;
-  const profile = typeof order.profile === 'string' && order.profile !== '' ? order.profile : created.profile;
+  // What the CA echoes is stored and shown (status page, metrics label): only a plain profile name is taken.
+  const profile = isProfileName(order.profile) ? order.profile : created.profile;
   logger.debug({ names, order: orderUrl, ...(profile !== undefined ? { profile } : {}) }, 'ACME order created');
 
   const finalize = async (): Promise<AcmeOrder> =>

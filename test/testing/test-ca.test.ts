@@ -167,6 +167,8 @@ describe('test CA options', () => {
     await assert.rejects(startTestCa({ pebble, profiles: {} }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'profiles');
     await assert.rejects(startTestCa({ pebble, profiles: { a: { lifetimeMs: 10 } } }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'profiles.a.lifetimeMs');
     await assert.rejects(startTestCa({ pebble, defaultProfile: 'gold' }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'defaultProfile');
+    await assert.rejects(startTestCa({ pebble, extraChallengeTypes: 'dns-persist-01' as never }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'extraChallengeTypes');
+    await assert.rejects(startTestCa({ pebble, extraChallengeTypes: ['Bad Type'] }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'extraChallengeTypes');
     await assert.rejects(startTestCa({ pebble: { ...pebble, caCertificate: undefined } } as never), (e: unknown) => e instanceof InvalidOptionError && e.option === 'pebble.caCertificate');
     await assert.rejects(startTestCa({ pebble: { ...pebble, directoryUrl: 'http://127.0.0.1/dir' } }), (e: unknown) => e instanceof InvalidOptionError && e.option === 'pebble.directoryUrl');
   });
