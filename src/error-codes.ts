@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
   ERR_DEPLOY: "The daemon could not write a certificate's files or a deploy hook failed (exit status, timeout); `stage` and `lineage` name what and where.",
   ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
+  ERR_IP_CHALLENGE: 'An IP address needs HTTP-01 or TLS-ALPN-01 (DNS-01 cannot validate it, RFC 8738) and neither is enabled; refused before any order.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

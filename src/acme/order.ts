@@ -45,6 +45,8 @@ export interface OrderRequest {
   csr: Buffer;
   /** ARI certificate ID of the certificate being replaced; sent only when the directory has renewalInfo. */
   replaces?: string | undefined;
+  /** ACME profile named in newOrder; undefined names none (the CA's default). */
+  profile?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -180,8 +182,9 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
 async function createOrder(ctx: OrderContext, request: OrderRequest, signal: AbortSignal): Promise<{ order: AcmeOrder; url: string }> {
   const identifiers = request.identifiers.map((id) => ({ type: id.type, value: id.value }));
   const replaces = request.replaces !== undefined && ctx.directory.renewalInfo !== undefined ? request.replaces : undefined;
+  const profile = request.profile !== undefined ? { profile: request.profile } : {};
   const send = async (withReplaces: boolean): Promise<RawResponse> =>
-    ctx.conn.post(ctx.directory.newOrder, withReplaces ? { identifiers, replaces } : { identifiers }, { ok: [201], what: 'newOrder', signal });
+    ctx.conn.post(ctx.directory.newOrder, withReplaces ? { identifiers, replaces, ...profile } : { identifiers, ...profile }, { ok: [201], what: 'newOrder', signal });
   let resp: RawResponse;
   try {
     resp = await send(replaces !== undefined);
@@ -251,11 +254,14 @@ function chooseChallenge(ctx: OrderContext, authz: AcmeAuthorization, identifier
   for (const type of ctx.challengePreference) {
     if (!ctx.solvers[type]) continue;
     if (identifier.wildcard && type !== 'dns-01') continue;
+    // RFC 8738 §7: DNS-01 cannot validate an IP address, whatever a CA offers.
+    if (identifier.type === 'ip' && type === 'dns-01') continue;
     const challenge = offered.find((c) => c.type === type);
     if (challenge) return challenge;
   }
   const configured = ctx.challengePreference.filter((t) => ctx.solvers[t] !== undefined);
-  throw new NoSolverError(identifier.value, authz.challenges.map((c) => c.type), identifier.wildcard ? configured.filter((t) => t === 'dns-01') : configured);
+  const usable = identifier.wildcard ? configured.filter((t) => t === 'dns-01') : identifier.type === 'ip' ? configured.filter((t) => t !== 'dns-01') : configured;
+  throw new NoSolverError(identifier.value, authz.challenges.map((c) => c.type), usable);
 }
 
 async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortSignal): Promise<void> {

@@ -16,6 +16,7 @@ import { certId, fetchRenewalInfo } from '../acme/ari.js';
 import { caGate, SharedDirectory } from '../acme/ca-gate.js';
 import { AcmeConnection } from '../acme/connection.js';
 import type { AcmeDirectory } from '../acme/directories.js';
+import { assertIpSolvable, profileForIdentifiers } from '../acme/ip-identifiers.js';
 import { runOrder } from '../acme/order.js';
 import { isProblem } from '../acme/problem.js';
 import { revocationRequest, revoke } from '../acme/revocation.js';
@@ -134,6 +135,8 @@ export class AcmeIssuer extends Closable implements Issuer {
   async #issue(request: IssueRequest): Promise<IssuedCertificate> {
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
+    // Before any request: an IP address with only DNS-01 configured can never be validated.
+    assertIpSolvable(identifiers, this.config.challengePreference.filter((type) => this.config.solvers[type] !== undefined));
     if (!Buffer.isBuffer(request.csr) || request.csr.length === 0) throw new InvalidOptionError('csr', 'must be a non-empty Buffer');
     try {
       return await this.#order(request, identifiers, await this.#session(request.signal));
@@ -175,7 +178,7 @@ export class AcmeIssuer extends Closable implements Issuer {
         pollIntervalMs: this.config.pollIntervalMs,
         maxPollIntervalMs: this.config.maxPollIntervalMs,
       },
-      { identifiers, csr: request.csr, replaces, signal: request.signal },
+      { identifiers, csr: request.csr, replaces, profile: profileForIdentifiers(identifiers, directory), signal: request.signal },
     );
     this.#log.info({ names }, 'certificate issued');
     return { chainPem: result.chainPem, issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl } };
