@@ -23,10 +23,11 @@ import { CertKeeper } from '../../src/manager/keeper.js';
 import { serveHttps } from '../../src/serve-https.js';
 import { certificateKeys } from '../../src/storage/layout.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import { startTestCa, type TestCa } from '../../src/testing/index.js';
+import { FakeClock, startTestCa, type TestCa } from '../../src/testing/index.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { silentLogger } from '../helpers/logging.js';
 import { ipv6Loopback, skipUnlessInstalled } from '../helpers/system.js';
+import { until } from '../helpers/eventually.js';
 import { signedPost } from '../testing/stack.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv', 'openssl', 'curl');
@@ -219,6 +220,76 @@ describe('IP-address certificates through the manager (real Pebble validation)',
       assert.deepEqual(records, []);
     } finally {
       await keeper.close();
+    }
+  });
+
+  test('a shortlived (160 h) certificate is renewed for real when the fake clock reaches its due time; the old one is served until then', async () => {
+    // The test CA dates certificates on the same clock as the keeper's renewal: moving it ages them.
+    const clock = new FakeClock(Date.now());
+    const aging = await startTestCa({
+      pebble: { directoryUrl: pebble.directoryUrl, managementUrl: pebble.managementUrl, caCertificate: pebble.pebbleCaPem },
+      ipProfiles: ['shortlived'],
+      clock,
+    });
+    const keeper = new CertKeeper({ ...options(new MemoryStorage(), { http01: { port: pebble.httpPort, host: '127.0.0.1' }, tlsAlpn01: false }), ca: aging.directoryUrl, caCertificates: aging.caCertificate, clock });
+    const server = https.createServer(keeper.tlsOptions(), (_req, res) => res.end('ok'));
+    keeper.attachServer(server);
+    // After the clock moves, certificates are dated in the future of the real clock: compare serials, do not verify dates.
+    const served = async (port: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: root, rejectUnauthorized: false }, () => {
+          resolve(String(socket.getPeerCertificate().serialNumber).toUpperCase());
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+    // An hour of fake time at a time, with a real pause between steps for the keeper's I/O (a renewal runs in real time).
+    const moveTo = async (target: number): Promise<void> => {
+      while (clock.now() < target) {
+        await clock.set(Math.min(target, clock.now() + HOUR));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    // The CA gives no renewal window (renewalInfo answers 404), as a CA without ARI: the lifetime rule alone decides.
+    aging.injectFault({ endpoint: 'renewalInfo', status: 404, type: 'malformed', times: Infinity });
+    try {
+      await keeper.manageSync(['127.0.0.1']);
+      const port = await listen(server, 0, '127.0.0.1');
+      const first = keeper.status('127.0.0.1');
+      const issued = aging.certificate(aging.certificates()[0]!.certId);
+      assert.equal(issued.profile, 'shortlived');
+      assert.equal(issued.notAfter.getTime() - issued.notBefore.getTime(), 160 * HOUR);
+      assert.equal(await served(port), first.serialNumber?.toUpperCase());
+      const due = keeper.status('127.0.0.1').nextRenewalAt?.getTime();
+      assert.ok(due !== undefined);
+      const notBefore = issued.notBefore.getTime();
+      // The lifetime rule for 160 h: 80 h left, minus a jitter of at most 5 % of the window (4 h).
+      assert.ok(due >= notBefore + 76 * HOUR && due <= notBefore + 80 * HOUR, `due ${new Date(due).toISOString()}`);
+
+      await moveTo(due - 60_000);
+      assert.equal(aging.certificates().length, 1, 'not renewed before its due time');
+      assert.equal(await served(port), first.serialNumber?.toUpperCase(), 'the old certificate is served until then');
+
+      const renewed = new Promise<{ serialNumber: string }>((resolve) => {
+        const off = keeper.on('cert_renewed', (event) => {
+          off();
+          resolve(event);
+        });
+      });
+      await moveTo(due + 1_000);
+      const event = await renewed;
+      assert.notEqual(event.serialNumber, first.serialNumber);
+      assert.equal(aging.certificates().length, 2);
+      const second = aging.certificates()[1]!;
+      assert.equal(second.profile, 'shortlived');
+      assert.ok(second.notBefore.getTime() >= due - 1_000, 'the new certificate is dated at the renewal');
+      assert.equal(await served(port), event.serialNumber.toUpperCase(), 'a new handshake without SNI gets the new serial');
+      const next = keeper.status('127.0.0.1').nextRenewalAt?.getTime();
+      assert.ok(next !== undefined && next >= clock.now() + 76 * HOUR, 'the new certificate is planned a lifetime later');
+    } finally {
+      await closeServer(server);
+      await keeper.close();
+      await aging.close();
     }
   });
 });
