@@ -95,7 +95,7 @@ describe('IP-address certificates through the manager (real Pebble validation)',
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const options = (storage: MemoryStorage, challenges: CertKeeperOptions['challenges']): CertKeeperOptions => ({
+  const options = (storage: MemoryStorage, challenges: NonNullable<CertKeeperOptions['challenges']>): CertKeeperOptions => ({
     ca: ca.directoryUrl,
     caCertificates: ca.caCertificate,
     agreeToTerms: true,
