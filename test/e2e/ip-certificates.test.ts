@@ -157,6 +157,31 @@ describe('IP-address certificates through the manager (real Pebble validation)',
     }
   });
 
+  test('obtain() and manageAsync() take IP addresses too: an unserved shortlived set, then one served in the background', async () => {
+    const keeper = new CertKeeper(options(new MemoryStorage(), { http01: { port: pebble.httpPort, host: '127.0.0.1' }, tlsAlpn01: false }));
+    const server = https.createServer(keeper.tlsOptions(), (_req, res) => res.end('async'));
+    keeper.attachServer(server);
+    try {
+      const set = await keeper.obtain(['127.0.0.1']);
+      assert.equal(new X509Certificate(set.certPem).subjectAltName, 'IP Address:127.0.0.1');
+      assert.equal(ca.certificate(set.certPem).profile, 'shortlived');
+
+      // manageAsync serves, in the background, the set obtain() stored: no second order.
+      const issuedBefore = ca.certificates().length;
+      keeper.manageAsync(['[127.0.0.1]']);
+      await until(() => keeper.status('127.0.0.1').serialNumber !== undefined, 'the stored set is served');
+      assert.equal(ca.certificates().length, issuedBefore);
+      assert.equal(keeper.status('127.0.0.1').serialNumber?.toUpperCase(), new X509Certificate(set.certPem).serialNumber.toUpperCase());
+      const port = await listen(server, 0, '127.0.0.1');
+      const peer = await connectNoSni('127.0.0.1', port, root);
+      assert.equal(peer.authorized, true, peer.error);
+      assert.equal(peer.san, 'IP Address:127.0.0.1');
+    } finally {
+      await closeServer(server);
+      await keeper.close();
+    }
+  });
+
   test('TLS-ALPN-01 for 127.0.0.1 through serveHttps on Pebble\'s TLS port; the same port then serves it without SNI', async () => {
     const service = await serveHttps(['127.0.0.1'], (_req, res) => res.end('served by serveHttps'), {
       ...options(new MemoryStorage(), { http01: false, tlsAlpn01: {} }),

@@ -38,7 +38,7 @@ describe('IP-address names in storage', () => {
       const keys = certificateKeys('ca.test-dir', '2001:db8::7');
       await storage.store(keys.cert, Buffer.from('cert'));
       assert.equal((await storage.load(keys.cert)).toString(), 'cert');
-      assert.deepEqual(await storage.list('certificates/ca.test-dir'), ['certificates/ca.test-dir/2001_db8__7']);
+      assert.deepEqual(await storage.list('certificates/ca.test-dir', false), ['certificates/ca.test-dir/2001_db8__7']);
       await storage.lock(certificateLockName('2001:db8::7'));
       await storage.unlock(certificateLockName('2001:db8::7'));
       assert.deepEqual(await readdir(join(root, 'certificates', 'ca.test-dir')), ['2001_db8__7']);
