@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
   ERR_PROFILE_UNAVAILABLE: 'None of the ACME profiles asked for (`requested`) is offered by the CA\'s directory (`offered`); nothing was ordered.',
   ERR_INVALID_PROFILE: 'The CA refused every profile tried (`profiles`) with the ACME problem `invalidProfile`; the last problem is the `cause`.',
+  ERR_IP_CHALLENGE: 'An IP address needs HTTP-01 or TLS-ALPN-01 (DNS-01 cannot validate it, RFC 8738) and neither is enabled; refused before any order.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

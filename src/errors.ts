@@ -381,3 +381,13 @@ export class IssuersFailedError extends CertKeeperError {
     this.errors = errors;
   }
 }
+
+/** An IP address can be validated only by HTTP-01 or TLS-ALPN-01 (RFC 8738 §7), and the issuer has neither. */
+export class IpChallengeError extends CertKeeperError {
+  readonly identifier: string;
+
+  constructor(identifier: string, configured: readonly string[]) {
+    super('ERR_IP_CHALLENGE', `${identifier} is an IP address: only http-01 or tls-alpn-01 can validate it (RFC 8738), and the configured challenges are [${configured.join(', ')}]`);
+    this.identifier = identifier;
+  }
+}

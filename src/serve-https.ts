@@ -220,6 +220,8 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
       closers.push(closer);
     }
     applyTimeouts(httpsServer, config);
+    // Clients without SNI (https://127.0.0.1/) get the certificate of the address they connected to.
+    keeper.attachServer(httpsServer, config.tls);
 
     if (config.httpPort !== false) {
       const plain = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS });

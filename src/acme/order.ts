@@ -281,11 +281,14 @@ function chooseChallenge(ctx: OrderContext, authz: AcmeAuthorization, identifier
   for (const type of ctx.challengePreference) {
     if (!ctx.solvers[type]) continue;
     if (identifier.wildcard && type !== 'dns-01') continue;
+    // RFC 8738 §7: DNS-01 cannot validate an IP address, whatever a CA offers.
+    if (identifier.type === 'ip' && type === 'dns-01') continue;
     const challenge = offered.find((c) => c.type === type);
     if (challenge) return challenge;
   }
   const configured = ctx.challengePreference.filter((t) => ctx.solvers[t] !== undefined);
-  throw new NoSolverError(identifier.value, authz.offered, identifier.wildcard ? configured.filter((t) => t === 'dns-01') : configured);
+  const usable = identifier.wildcard ? configured.filter((t) => t === 'dns-01') : identifier.type === 'ip' ? configured.filter((t) => t !== 'dns-01') : configured;
+  throw new NoSolverError(identifier.value, authz.offered, usable);
 }
 
 async function solveAuthorization(ctx: OrderContext, url: string, signal: AbortSignal): Promise<void> {

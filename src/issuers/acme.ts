@@ -16,6 +16,7 @@ import { certId, fetchRenewalInfo } from '../acme/ari.js';
 import { caGate, SharedDirectory } from '../acme/ca-gate.js';
 import { AcmeConnection } from '../acme/connection.js';
 import type { AcmeDirectory } from '../acme/directories.js';
+import { assertIpSolvable, profileForIdentifiers } from '../acme/ip-identifiers.js';
 import { runOrder } from '../acme/order.js';
 import { isProblem } from '../acme/problem.js';
 import { profileCandidates } from '../acme/profiles.js';
@@ -135,6 +136,8 @@ export class AcmeIssuer extends Closable implements Issuer {
   async #issue(request: IssueRequest): Promise<IssuedCertificate> {
     throwIfAborted(request.signal);
     const identifiers = checkIdentifiers(request.identifiers);
+    // Before any request: an IP address with only DNS-01 configured can never be validated.
+    assertIpSolvable(identifiers, this.config.challengePreference.filter((type) => this.config.solvers[type] !== undefined));
     if (!Buffer.isBuffer(request.csr) || request.csr.length === 0) throw new InvalidOptionError('csr', 'must be a non-empty Buffer');
     try {
       return await this.#order(request, identifiers, await this.#session(request.signal));
@@ -163,7 +166,7 @@ export class AcmeIssuer extends Closable implements Issuer {
     const names = identifiers.map((i) => i.value);
     // Chosen from the directory before any order: a profile the CA does not offer orders nothing.
     const profiles = profileCandidates(
-      { preference: request.profile ?? this.config.profile, kept: request.keptProfile },
+      { preference: request.profile ?? this.config.profile, kept: request.keptProfile ?? profileForIdentifiers(identifiers, directory) },
       directory,
       this.config.directoryUrl,
       this.#log,

@@ -194,8 +194,9 @@ export class CertKeeper implements AsyncDisposable {
 
   /**
    * Keeps a server's own context (used by clients that send no SNI) in step
-   * with reloaded default certificates and client-CA bundles. Pass the same
-   * options given to tlsOptions(). Returns a function that detaches.
+   * with reloaded default certificates and client-CA bundles, and gives
+   * clients without SNI on an IP address that address's certificate. Pass the
+   * same options given to tlsOptions(). Returns a function that detaches.
    */
   attachServer(server: tls.Server, userOptions: TlsOptionsWithClientCa = {}): () => void {
     const { clientCA: _clientCA, ...rest } = userOptions;

@@ -111,6 +111,12 @@ export class ContextCache extends Closable {
     return entry.context;
   }
 
+  /** The context of an exact, normalised cached name (an IP address a connection arrived on), not counted as a hit: SNI may still choose another. */
+  exactContext(name: string): tls.SecureContext | undefined {
+    const entry = this.#index.get(name);
+    return entry === undefined ? undefined : this.#contextOf(entry);
+  }
+
   /**
    * Synchronous lookup of a raw SNI value among cached certificates:
    * normalise (throws InvalidNameError), exact, then wildcard. No loader.

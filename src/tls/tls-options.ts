@@ -5,6 +5,7 @@
 import type tls from 'node:tls';
 import { InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { attachAddressContexts } from './address-contexts.js';
 import { alpnProtocolNames, createAlpnCallback, type AlpnChallengeProvider } from './alpn.js';
 import type { ContextCache, ContextOptions } from './context-cache.js';
 import { createSniCallback } from './sni.js';
@@ -105,8 +106,9 @@ export function buildTlsOptions(cache: ContextCache, userOptions: tls.TlsOptions
  * Keeps a server's own context (used for clients that send no SNI, which Node
  * never passes to SNICallback) in step with the cache: a new default
  * certificate or new context options (a reloaded client-CA bundle) reach it
- * through server.setSecureContext. Returns a function that detaches; the
- * server's 'close' also detaches.
+ * through server.setSecureContext. A client without SNI connecting to an IP
+ * address with a certificate in the cache gets that certificate. Returns a
+ * function that detaches; the server's 'close' also detaches.
  */
 export function attachServer(server: tls.Server, cache: ContextCache, userOptions: tls.TlsOptions = {}): () => void {
   const update = (): void => {
@@ -122,8 +124,11 @@ export function attachServer(server: tls.Server, cache: ContextCache, userOption
     });
   };
   const unsubscribe = cache.onServerContextChange(update);
+  // Clients of https://<IP>/ send no SNI: they get the certificate of the address they connected to.
+  const detachAddresses = attachAddressContexts(server, (address) => cache.exactContext(address));
   const detach = (): void => {
     unsubscribe();
+    detachAddresses();
     server.off('close', detach);
   };
   server.on('close', detach);

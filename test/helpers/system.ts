@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 
 /** Debian packages that provide each test server binary. */
 export const INSTALL_HINTS: Record<string, string> = {
@@ -68,4 +69,9 @@ export function installLine(missing: readonly string[]): string {
     else other.push(`install ${name}`);
   }
   return [...(packages.size > 0 ? [`apt-get install -y ${[...packages].join(' ')}`] : []), ...other].join(' && ');
+}
+
+/** True when the machine has the IPv6 loopback address ::1 (containers often run without IPv6). */
+export function ipv6Loopback(): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.family === 'IPv6' && i.address === '::1'));
 }

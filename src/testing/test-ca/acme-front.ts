@@ -162,6 +162,8 @@ export class AcmeFront {
     if (profile !== undefined && (typeof profile !== 'string' || !this.#ctx.options.profiles.has(profile))) {
       return this.problem(host, 400, 'invalidProfile', `profile ${JSON.stringify(profile)} is not offered (offered: ${offered.join(', ')})`);
     }
+    const ipRefusal = this.#checkIpProfile(payload, typeof profile === 'string' ? profile : this.#ctx.options.defaultProfile);
+    if (ipRefusal !== undefined) return this.problem(host, 400, 'rejectedIdentifier', ipRefusal);
     const replaces = payload['replaces'];
     if (replaces === undefined) return undefined;
     if (typeof replaces !== 'string') return this.problem(host, 400, 'malformed', 'replaces must be a certID string');
@@ -179,6 +181,16 @@ export class AcmeFront {
       return this.problem(host, 409, 'alreadyReplaced', `${replaces} was already replaced (order ${replaced.replacedByOrder})`);
     }
     return undefined;
+  }
+
+  /** Let's Encrypt's rule: IP addresses only under the profiles that allow them. */
+  #checkIpProfile(payload: Record<string, unknown>, profile: string): string | undefined {
+    const allowed = this.#ctx.options.ipProfiles;
+    if (allowed === undefined || allowed.has(profile)) return undefined;
+    const list = Array.isArray(payload['identifiers']) ? (payload['identifiers'] as { type?: unknown; value?: unknown }[]) : [];
+    const ip = list.find((id) => id?.type === 'ip');
+    if (ip === undefined) return undefined;
+    return `cannot issue for ${JSON.stringify(ip.value)} under profile ${profile}: IP address identifiers are allowed only under ${[...allowed].join(', ')}`;
   }
 
   #learnAccount(upstream: UpstreamResponse, jws: DecodedJws | undefined): void {

@@ -16,6 +16,8 @@ export interface ResolvedTestCaOptions {
   pebble: Readonly<TestCaPebble>;
   profiles: ReadonlyMap<string, { lifetimeMs: number; description: string }>;
   defaultProfile: string;
+  /** Profiles allowing IP identifiers; undefined: all. */
+  ipProfiles: ReadonlySet<string> | undefined;
   clock: Clock;
   renewalInfoRetryAfterSeconds: number;
   crlLifetimeMs: number;
@@ -24,7 +26,7 @@ export interface ResolvedTestCaOptions {
   logger: Logger;
 }
 
-const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'ocsp', 'extraChallengeTypes', 'logger']);
+const KNOWN = new Set(['pebble', 'profiles', 'defaultProfile', 'ipProfiles', 'clock', 'renewalInfoRetryAfterSeconds', 'crlLifetimeMs', 'ocsp', 'extraChallengeTypes', 'logger']);
 
 export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object');
@@ -42,6 +44,7 @@ export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOpti
     pebble: resolvePebble(options.pebble),
     profiles,
     defaultProfile,
+    ipProfiles: resolveIpProfiles(options.ipProfiles, profiles),
     clock,
     renewalInfoRetryAfterSeconds: positiveInteger(options.renewalInfoRetryAfterSeconds, 'renewalInfoRetryAfterSeconds') ?? DEFAULT_TEST_CA_RENEWAL_INFO_RETRY_AFTER_SECONDS,
     crlLifetimeMs: durationMs(options.crlLifetimeMs, 'crlLifetimeMs') ?? DEFAULT_TEST_CA_CRL_LIFETIME_MS,
@@ -49,6 +52,14 @@ export function resolveTestCaOptions(options: TestCaOptions): ResolvedTestCaOpti
     extraChallengeTypes: resolveExtraChallengeTypes(options.extraChallengeTypes),
     logger: options.logger === undefined ? silentLogger : validateLogger(options.logger).child({ component: 'test-ca' }),
   });
+}
+
+function resolveIpProfiles(value: unknown, profiles: ReadonlyMap<string, unknown>): ReadonlySet<string> | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && profiles.has(name))) {
+    throw new InvalidOptionError('ipProfiles', `must be an array of offered profiles (${[...profiles.keys()].join(', ')})`);
+  }
+  return new Set(value as string[]);
 }
 
 function resolvePebble(pebble: unknown): Readonly<TestCaPebble> {

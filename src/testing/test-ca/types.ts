@@ -25,6 +25,11 @@ export interface TestCaOptions {
   profiles?: Record<string, TestCaProfile>;
   /** The profile of an order that names none; default `classic` when offered, else the first profile. */
   defaultProfile?: string;
+  /**
+   * Profiles under which an order may name an IP address (RFC 8738); an order with one under any other profile
+   * is refused with `rejectedIdentifier`, as Let's Encrypt does outside `shortlived`. Default: every profile.
+   */
+  ipProfiles?: string[];
   /** Dates the certificates, renewal windows and CRLs; default the system clock. */
   clock?: Clock;
   /** Retry-After (seconds) sent with every renewalInfo answer; default 6 hours, as Let's Encrypt. */
