@@ -132,7 +132,15 @@ describe('notify setting of the CLI (built bin, Pebble)', { skip }, () => {
   test('renew with the webhook and secret from the environment sends cert_renewed for the new certificate', async () => {
     shift = 0;
     // --force: the failures above put the name in backoff, which a plain renew respects.
-    const result = await run(['renew', '--force', '--json'], { CERTKEEPER_NOTIFY_WEBHOOK: receiver.url, CERTKEEPER_NOTIFY_SECRET: SECRET, CERTKEEPER_NOTIFY_EVENTS: 'cert_renewed,renewal_failing' });
+    const renewEnv = { CERTKEEPER_NOTIFY_WEBHOOK: receiver.url, CERTKEEPER_NOTIFY_SECRET: SECRET, CERTKEEPER_NOTIFY_EVENTS: 'cert_renewed,renewal_failing' };
+    let result = await run(['renew', '--force', '--json'], renewEnv);
+    if (result.code === 1 && /lock lost while obtaining/.test(result.stderr)) {
+      // A machine so loaded that the storage lock was not refreshed in time (FileStorage gives the name up rather than
+      // risk a second writer): nothing was stored or notified, and the next cron run does the renewal.
+      console.error('# renew lost its storage lock under load; running it again as the next cron run would');
+      assert.equal(ofType('cert_renewed').length, 0);
+      result = await run(['renew', '--force', '--json'], renewEnv);
+    }
     assert.equal(result.code, 0, result.stderr);
     const [entry] = JSON.parse(result.stdout) as Array<{ action: string; serialNumber: string }>;
     assert.equal(entry?.action, 'renewed');

@@ -59,6 +59,20 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
+describe('every registered command', () => {
+  test('has --json (its --help lists it) and takes the global --quiet', async () => {
+    const paths = registeredCommands();
+    assert.ok(paths.length >= 12, paths.join(', '));
+    for (const path of paths) {
+      const help = await runCli([...path.split(' '), '--help']);
+      assert.equal(help.code, 0, path);
+      assert.match(help.stdout, /^\s+--json\b/m, `${path} --help lists --json`);
+      // A local --quiet would shadow the global one (and its setting): none may define it.
+      assert.doesNotMatch(help.stdout, /^\s+--quiet\b/m, `${path} defines no --quiet of its own`);
+    }
+  });
+});
+
 describe('--quiet on every command', { skip }, () => {
   let pebble: PebbleHandle;
   let dir: string;
