@@ -155,7 +155,7 @@ function secretReader(flags: NotifyFlags, env: (name: string) => string | undefi
     return { secretFrom: 'notify.webhook.secret', secret: () => value };
   }
   if (file?.secretFile !== undefined) return fromFile(resolve(fileDir, nonEmpty(file.secretFile, 'notify.webhook.secretFile')), 'notify.webhook.secretFile');
-  throw new InvalidOptionError(NOTIFY_FLAGS.secretFile, `is required with a webhook: the HMAC key's file (or ${NOTIFY_ENV.secret}); never the secret itself on the command line`);
+  throw new InvalidOptionError(NOTIFY_FLAGS.secretFile, `is required with a webhook: the HMAC key's file (or ${NOTIFY_ENV.secret}, or webhook.secretFile / secret in the config file); never the key itself on the command line`);
 }
 
 function fromFile(path: string, from: string): SecretSource {
