@@ -5,13 +5,18 @@
  */
 import type { Command } from 'commander';
 import type { Logger } from '../logger.js';
-import type { CliIo } from './io.js';
+import type { CliIo, CliOutput } from './io.js';
 import type { CliSettings } from './settings.js';
 
 /** What every command gets: resolved settings, a logger on stderr, and the run's streams and stop signal. */
 export interface CommandContext {
   io: CliIo;
   settings: CliSettings;
+  /**
+   * Where human text goes (tables, confirmations, progress): stdout, or nowhere
+   * with --quiet. A command's data (--json, an exported PEM) goes to io.stdout.
+   */
+  out: CliOutput;
   logger: Logger;
 }
 

@@ -12,6 +12,9 @@ const LIBRARY_OPTION_FLAGS: Readonly<Record<string, string>> = {
   'http01.host': '--http-host',
   'tlsAlpn01.port': '--tls-alpn-port',
   'tlsAlpn01.host': '--tls-alpn-host',
+  'notify.webhook.url': '--notify-webhook',
+  'notify.exec.command': '--notify-exec',
+  'notify.events': '--notify-events',
 };
 
 /** The flag of a library option name, when the CLI has one. */

@@ -2,7 +2,7 @@
  * What a CLI run talks to: streams, environment, working directory and a stop
  * signal. Injected, so commands run in-process in tests exactly as from the bin.
  */
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { Logger, LogLevel } from '../logger.js';
 import { pino, REDACT_PATHS } from '../logger.js';
 import { describeError } from './errors.js';
@@ -61,3 +61,10 @@ export function humanLogLine(json: string): string {
 export function writeLine(stream: CliOutput, line = ''): void {
   stream.write(`${line}\n`);
 }
+
+/** The output of --quiet: accepts and drops everything. */
+export const NULL_OUTPUT: CliOutput = new Writable({
+  write(_chunk, _encoding, callback) {
+    callback();
+  },
+});

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { resolveDirectoryUrl } from '../acme/directories.js';
 import type { CertKeeperOptions } from '../config/index.js';
+import type { NotifyOptions } from '../notify/options.js';
 import { InvalidOptionError } from '../errors.js';
 import { DEFAULT_INTERNAL_CA_NAME } from '../issuers/internal.js';
 import type { Logger } from '../logger.js';
@@ -9,6 +10,7 @@ import type { Storage } from '../storage/types.js';
 import { redactStorageUrl, storageFromUrl } from '../storage/url.js';
 import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import { dns01From } from './dns.js';
+import { notifyOptionsFrom } from './notify-settings.js';
 import type { CliSettings } from './settings.js';
 
 /**
@@ -59,10 +61,17 @@ export function keeperOptions(settings: CliSettings, storage: Storage, logger: L
     ...(settings.email !== undefined ? { email: settings.email } : {}),
     ...(settings.keyType !== undefined ? { keyType: settings.keyType } : {}),
     ...(settings.issuer === 'internal' ? { issuers: [{ type: 'internal' as const }] } : {}),
+    ...notifyOption(settings),
     challenges: {
       http01: { port: settings.httpPort, host: settings.httpHost, listener: true },
       tlsAlpn01: { port: settings.tlsAlpnPort, host: settings.tlsAlpnHost, listener: true },
       ...(settings.dns !== undefined ? { dns01: dns01From(settings.dns, logger) } : {}),
     },
   };
+}
+
+/** The library's `notify` option of the notify setting (its secret read now), or nothing. */
+function notifyOption(settings: CliSettings): { notify?: NotifyOptions } {
+  const notify = notifyOptionsFrom(settings.notify);
+  return notify !== undefined ? { notify } : {};
 }

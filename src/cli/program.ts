@@ -19,14 +19,15 @@ import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
 import { registerStorage } from './commands/storage.js';
 import { registerTrust } from './commands/trust.js';
-import { cliLogger, type CliIo } from './io.js';
+import { cliLogger, NULL_OUTPUT, type CliIo } from './io.js';
+import { NOTIFY_ENV, notifyFlagsFrom } from './notify-settings.js';
 import { errorLines } from './errors.js';
 import { CONFIG_ENV, LOG_FORMATS, readConfigFile, resolveCliSettings, type CliSettings, type SettingsInput } from './settings.js';
 
 export type { CommandContext } from './command.js';
 
 /** Every subcommand, in the order `--help` lists them: a new command is one module plus one line here. */
-const COMMANDS: readonly RegisterCommand[] = [
+export const COMMANDS: readonly RegisterCommand[] = [
   registerDemo,
   registerObtain,
   registerRenew,
@@ -69,6 +70,7 @@ const GLOBAL_FLAGS: Record<string, keyof CliSettings> = {
   resolver: 'resolver',
   logLevel: 'logLevel',
   logFormat: 'logFormat',
+  quiet: 'quiet',
 };
 
 export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onSettings: (settings: CliSettings) => void = () => {}): Command {
@@ -99,6 +101,11 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onS
     .addOption(
       new Option('--log-format <format>', 'stderr format: human (default, on a terminal or not: one line per message, no stack trace) or json (pino lines) (env CERTKEEPER_LOG_FORMAT)').choices(LOG_FORMATS),
     )
+    .option('--quiet', 'print only failures: no progress, tables or confirmations; log level error unless --log-level is given (env CERTKEEPER_QUIET=1). Errors still go to stderr, exit codes are unchanged, --json and exported data are still written')
+    .option('--notify-webhook <url>', `POST signed JSON notifications (renewed, renewal failing, expiring) to this URL (env ${NOTIFY_ENV.webhook}; config file "notify")`)
+    .option('--notify-secret-file <file>', `file whose first line is the webhook's HMAC key, 16+ characters (env ${NOTIFY_ENV.secretFile}, or the key itself in ${NOTIFY_ENV.secret}; never on the command line)`)
+    .option('--notify-exec <command>', `run this (no shell) with each notification's JSON on stdin (env ${NOTIFY_ENV.exec})`)
+    .option('--notify-events <list>', `comma-separated: renewal_failing, cert_expiring, cert_renewed, cert_replaced_early (default all; env ${NOTIFY_ENV.events})`)
     .addHelpText('after', '\nExit codes: 0 success, 1 failure, 2 usage error.\nPrecedence: flags > CERTKEEPER_* environment > --config file > defaults.');
 
   const contextFor = (command: Command, defaults: { storage?: string } = {}): CommandContext => {
@@ -107,6 +114,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onS
     for (const [flag, key] of Object.entries(GLOBAL_FLAGS)) {
       if (opts[flag] !== undefined) (flags as Record<string, unknown>)[key] = opts[flag];
     }
+    const notify = notifyFlagsFrom(opts);
+    if (notify !== undefined) (flags as Record<string, unknown>).notify = notify;
     const configPath = (opts.config as string | undefined) ?? (io.env[CONFIG_ENV] || undefined);
     const absoluteConfig = configPath !== undefined ? resolve(io.cwd, configPath) : undefined;
     const settings = resolveCliSettings(
@@ -120,7 +129,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void, onS
       defaults,
     );
     onSettings(settings);
-    return { io, settings, logger: cliLogger(settings.logLevel, io.stderr, settings.logFormat) };
+    return { io, settings, out: settings.quiet ? NULL_OUTPUT : io.stdout, logger: cliLogger(settings.logLevel, io.stderr, settings.logFormat) };
   };
 
   const host = { io, contextFor, finish: (code: number) => setExitCode(code) };

@@ -12,6 +12,7 @@ import type { KeyType } from '../issuers/types.js';
 import { KEY_TYPES } from '../issuers/types.js';
 import type { LogLevel } from '../logger.js';
 import { dnsSettingsFrom } from './dns-settings.js';
+import { NOTIFY_ENV, NOTIFY_FLAGS, resolveNotifySetting, type CliNotifySettings } from './notify-settings.js';
 import { parseStorageUrl } from '../storage/url.js';
 import { email as validEmail, portText } from '../validate.js';
 import { DEFAULT_CA, DEFAULT_CLI_LOG_LEVEL, DEFAULT_DEMO_PORT, DEFAULT_HTTP01_PORT, DEFAULT_TLS_ALPN01_PORT } from '../defaults.js';
@@ -47,6 +48,10 @@ export interface CliSettings {
   readonly logFormat: LogFormat;
   /** DNS-01 provider settings (see cli/dns.ts); from the config file or CERTKEEPER_DNS (JSON), no flag: it may hold secrets. */
   readonly dns: Readonly<Record<string, unknown>> | undefined;
+  /** Print only failures: no progress, tables or confirmations; log level error unless one is set. Errors and exit codes are unchanged. */
+  readonly quiet: boolean;
+  /** Notifications (see cli/notify-settings.ts): each field from its flag, CERTKEEPER_NOTIFY_* variable or the file's `notify`. */
+  readonly notify: CliNotifySettings | undefined;
 }
 
 /** Raw values as a source gives them (strings from flags and env, any JSON type from the file). */
@@ -76,6 +81,9 @@ export const SETTINGS: { readonly [K in keyof CliSettings]: SettingSpec } = {
   logLevel: { env: 'CERTKEEPER_LOG_LEVEL', flag: '--log-level', parse: (v, from) => oneOf(v, from, LOG_LEVELS) },
   logFormat: { env: 'CERTKEEPER_LOG_FORMAT', flag: '--log-format', parse: (v, from) => oneOf(v, from, LOG_FORMATS) },
   dns: { env: 'CERTKEEPER_DNS', flag: '(config file or CERTKEEPER_DNS only)', parse: dnsSettingsFrom },
+  quiet: { env: 'CERTKEEPER_QUIET', flag: '--quiet', parse: booleanValue },
+  // Resolved field by field (resolveNotifySetting), not by pick(): these name its main flag and variable.
+  notify: { env: NOTIFY_ENV.webhook, flag: NOTIFY_FLAGS.webhook, parse: (v) => v },
 };
 
 export const CONFIG_ENV = 'CERTKEEPER_CONFIG';
@@ -128,6 +136,7 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
   };
 
   const issuer = pick('issuer') ?? 'acme';
+  const quiet = pick('quiet') ?? false;
   return Object.freeze({
     storage: storage(pick('storage')) ?? defaults.storage ?? defaultStorageRoot(sources.env),
     issuer,
@@ -141,9 +150,11 @@ export function resolveCliSettings(sources: SettingsSources, defaults: { storage
     tlsAlpnHost: pick('tlsAlpnHost') ?? '',
     keyType: pick('keyType'),
     resolver: pick('resolver'),
-    logLevel: pick('logLevel') ?? DEFAULT_CLI_LOG_LEVEL,
+    logLevel: pick('logLevel') ?? (quiet ? 'error' : DEFAULT_CLI_LOG_LEVEL),
     logFormat: pick('logFormat') ?? DEFAULT_LOG_FORMAT,
     dns: pick('dns'),
+    quiet,
+    notify: resolveNotifySetting({ flags: sources.flags.notify, env: sources.env, file: sources.file?.notify, fileDir: sources.fileDir, cwd: sources.cwd }),
   });
 }
 

@@ -12,7 +12,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { readJsonConfig, resolveCliSettings, SETTINGS, type CliSettings, type SettingsInput } from '../cli/settings.js';
 import { InvalidOptionError } from '../errors.js';
 import { parseIdentifier } from '../names.js';
-import { resolveNotify, type NotifyOptions } from '../notify/options.js';
+import type { NotifyOptions } from '../notify/options.js';
+import { notifyOptionsFrom } from '../cli/notify-settings.js';
 import { safeKeyComponent } from '../storage/layout.js';
 import { port as validPort } from '../validate.js';
 import { DEFAULT_CHALLENGE_PROXY_HOST } from '../defaults.js';
@@ -99,13 +100,13 @@ function resolveWithin(input: unknown, path: string, sources: DaemonConfigSource
   const fileDir = dirname(path);
   const flags = sources.flags ?? {};
   const settings = resolveCliSettings({ flags, env: sources.env, file: settingsInput, fileDir, cwd: sources.cwd });
-  const logLevelSet = flags.logLevel !== undefined || Boolean(sources.env[SETTINGS.logLevel.env]) || settingsInput.logLevel !== undefined;
+  // --quiet sets the level too (error), as for every command.
+  const logLevelSet = flags.logLevel !== undefined || Boolean(sources.env[SETTINGS.logLevel.env]) || settingsInput.logLevel !== undefined || settings.quiet;
   const inFile = (value: string): string => (isAbsolute(value) ? value : resolve(fileDir, value));
 
   const http01 = resolveHttp01(file.http01, settings, inFile);
-  const notify = file.notify === undefined || file.notify === false ? undefined : (file.notify as NotifyOptions);
-  // The notifier's own resolver: accepted here exactly when the keeper accepts it.
-  resolveNotify(notify);
+  // The CLI's notify setting (flags, CERTKEEPER_NOTIFY_*, this file's "notify"), checked by the library's resolver.
+  const notify = notifyOptionsFrom(settings.notify);
 
   const ids = {
     user: (value: unknown, option: string) => accountId(value, option, 'user', sources.accounts),

@@ -299,6 +299,14 @@ export class CertKeeper implements AsyncDisposable {
   }
 
   /**
+   * Settles when every notification in flight is delivered or given up, retries included (close() lets
+   * only the attempt under way finish): a one-shot command waits for this before closing.
+   */
+  notificationsSettled(): Promise<void> {
+    return this.#notifier?.idle() ?? Promise.resolve();
+  }
+
+  /**
    * Stops timers, waits for work in flight (at most `closeTimeoutMs`, then logs a warn naming what it
    * abandoned), closes listeners and releases this process's locks. Idempotent.
    */

@@ -17,7 +17,7 @@ export function registerDemo(program: Command, host: CommandHost): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ startDemo }, { isRemoteStorageUrl }] = await Promise.all([import('../demo.js'), import('../../storage/url.js')]);
       const command = commandOf(args);
-      const { io, settings, logger } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
+      const { io, settings, logger, out } = host.contextFor(command, { storage: defaultDemoStorageRoot(host.io.env) });
       // The demo prints the path of its root certificate for curl: it needs files.
       if (isRemoteStorageUrl(settings.storage)) throw new InvalidOptionError('storage', 'the demo keeps its certificates in a directory: give --storage a directory');
       const portFlag = command.opts<{ port: string }>().port;
@@ -29,25 +29,28 @@ export function registerDemo(program: Command, host: CommandHost): void {
         storageRoot: settings.storage,
         logger,
         onRenewed: (notAfter) =>
-          writeLine(io.stdout, json ? JSON.stringify({ event: 'renewed', notAfter: notAfter.toISOString() }) : `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
+          json
+            ? writeLine(io.stdout, JSON.stringify({ event: 'renewed', notAfter: notAfter.toISOString() }))
+            : writeLine(out, `${new Date().toISOString()} certificate renewed by the scheduler; valid until ${formatDate(notAfter)}`),
       });
       if (json) {
         const fields = { event: 'serving', url: demo.url, storage: settings.storage, notAfter: demo.notAfter()?.toISOString(), nextRenewalAt: demo.nextRenewalAt()?.toISOString() };
         writeLine(io.stdout, JSON.stringify({ ...fields, rootCertificate: demo.rootCertificatePath, curl: demo.curlCommand }));
       } else {
-        writeLine(io.stdout, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
-        writeLine(io.stdout, `Certificate for localhost, 127.0.0.1 and ::1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
-        writeLine(io.stdout, `Root certificate: ${demo.rootCertificatePath}`);
-        writeLine(io.stdout, 'Verify it with:');
-        writeLine(io.stdout, `  ${demo.curlCommand}`);
-        writeLine(io.stdout, 'Press Ctrl-C to stop.');
+        writeLine(out, `certkeeper demo: serving ${demo.url} (storage ${settings.storage})`);
+        writeLine(out, `Certificate for localhost, 127.0.0.1 and ::1 from the internal CA, valid until ${formatDate(demo.notAfter())}; renewal scheduled ${formatDate(demo.nextRenewalAt())}.`);
+        writeLine(out, `Root certificate: ${demo.rootCertificatePath}`);
+        writeLine(out, 'Verify it with:');
+        writeLine(out, `  ${demo.curlCommand}`);
+        writeLine(out, 'Press Ctrl-C to stop.');
       }
       await new Promise<void>((resolve) => {
         if (io.signal.aborted) resolve();
         else io.signal.addEventListener('abort', () => resolve(), { once: true });
       });
       await demo.close();
-      writeLine(io.stdout, json ? JSON.stringify({ event: 'stopped' }) : 'certkeeper demo: stopped');
+      if (json) writeLine(io.stdout, JSON.stringify({ event: 'stopped' }));
+      else writeLine(out, 'certkeeper demo: stopped');
       host.finish(0);
     });
 }

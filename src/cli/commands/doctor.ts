@@ -47,10 +47,12 @@ export function registerDoctor(program: Command, host: CommandHost): void {
       if (flags.json) {
         io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       } else {
-        io.stdout.write(
+        // --quiet: only the failed checks.
+        const shown = settings.quiet ? results.filter((r) => r.status === 'fail') : results;
+        if (shown.length > 0) io.stdout.write(
           formatTable(
             ['RESULT', 'CHECK', 'SUBJECT', 'DETAIL', 'REMEDY'],
-            results.map((r) => [r.status.toUpperCase(), r.check, r.subject ?? '-', r.detail, r.remedy ?? '']),
+            shown.map((r) => [r.status.toUpperCase(), r.check, r.subject ?? '-', r.detail, r.remedy ?? '']),
           ),
         );
       }

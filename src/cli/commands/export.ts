@@ -65,7 +65,7 @@ export function registerExport(program: Command, host: CommandHost): void {
       if (flags.out !== undefined) {
         const path = resolve(io.cwd, flags.out);
         await writeFile(path, output, { mode: 0o600 });
-        io.stderr.write(`Wrote ${flags.json ? 'JSON' : flags.format === 'pem' ? 'PEM chain and key' : 'PKCS#12'} for ${name} to ${path}\n`);
+        if (!settings.quiet) io.stderr.write(`Wrote ${flags.json ? 'JSON' : flags.format === 'pem' ? 'PEM chain and key' : 'PKCS#12'} for ${name} to ${path}\n`);
       } else {
         io.stdout.write(output);
       }

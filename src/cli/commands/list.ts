@@ -13,7 +13,7 @@ export function registerList(program: Command, host: CommandHost): void {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ listStoredCertificates }, { openStorage, storageLabel }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const command = commandOf(args);
-      const { io, settings, logger } = host.contextFor(command);
+      const { io, settings, logger, out } = host.contextFor(command);
       const storage = await openStorage(settings, logger, { existing: true });
       let certificates: StoredCertificate[];
       try {
@@ -25,9 +25,9 @@ export function registerList(program: Command, host: CommandHost): void {
         const now = Date.now();
         io.stdout.write(`${JSON.stringify(certificates.map((c) => storedJson(c, now)), null, 2)}\n`);
       } else if (certificates.length === 0) {
-        io.stdout.write(`No certificates in ${storageLabel(settings)}.\n`);
+        out.write(`No certificates in ${storageLabel(settings)}.\n`);
       } else {
-        io.stdout.write(
+        out.write(
           formatTable(
             ['NAMES', 'ISSUER', 'PROFILE', 'NOT AFTER', 'DAYS LEFT', 'NEXT RENEWAL', 'LAST ERROR'],
             certificates.map((c) => [

@@ -10,7 +10,6 @@ export function registerObtain(program: Command, host: CommandHost): void {
     .argument('<names...>', 'domain names, wildcards (*.example.com, needs DNS-01) or IP addresses')
     .option('--together', 'one certificate covering all the names, instead of one per name')
     .option('--json', 'print a JSON array of what was obtained (for scripts)')
-    .option('--quiet', 'print only failures')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { parseIdentifier }, { keeperOptions, openStorage }, { Progress }] = await Promise.all([
@@ -24,11 +23,11 @@ export function registerObtain(program: Command, host: CommandHost): void {
       const { io, settings, logger } = host.contextFor(command);
       // Bad names are usage errors, found before any CA is contacted.
       for (const name of names) parseIdentifier(name);
-      const flags = command.opts<{ together?: boolean; json?: boolean; quiet?: boolean }>();
+      const flags = command.opts<{ together?: boolean; json?: boolean }>();
       const entries: (string | string[])[] = flags.together ? [names] : names;
       const storage = await openStorage(settings, logger);
       const keeper = new CertKeeper(keeperOptions(settings, storage, logger));
-      const progress = new Progress(flags.json ? new PassThrough().resume() : io.stdout, 'obtaining', { quiet: flags.quiet === true });
+      const progress = new Progress(flags.json ? new PassThrough().resume() : io.stdout, 'obtaining', { quiet: settings.quiet });
       const results: Array<Record<string, unknown>> = [];
       let failed = 0;
       try {
@@ -49,6 +48,8 @@ export function registerObtain(program: Command, host: CommandHost): void {
           }),
         );
       } finally {
+        // Notifications (a certificate already expiring) go out, retries included, unless the run was stopped.
+        if (!io.signal.aborted) await keeper.notificationsSettled();
         await keeper.close();
         await storage.close?.();
       }

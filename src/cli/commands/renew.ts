@@ -17,7 +17,6 @@ export function registerRenew(program: Command, host: CommandHost): void {
     .option('--deploy-hook <command>', 'run after each renewal (no shell; RENEWED_DOMAINS, RENEWED_LINEAGE and CERTKEEPER_* in its environment); repeatable', collect, [])
     .option('--files <dir>', "write each renewed certificate's cert.pem, chain.pem, fullchain.pem, privkey.pem, combined.pem to <dir>/<name>/ before the hooks")
     .option('--json', 'print a JSON array of what was done for each certificate (for scripts)')
-    .option('--quiet', 'print only failures (for cron: no mail when all is well)')
     .action(async (...args: unknown[]) => {
       // Loaded here, not at start-up: `certkeeper --help` needs only the definitions above.
       const [{ CertKeeper }, { listStoredCertificates }, { configuredIssuerKey, keeperOptions, openStorage, storageLabel }, { Progress }, { deployHooksFrom, deployRenewed }] = await Promise.all([
@@ -43,12 +42,12 @@ export function registerRenew(program: Command, host: CommandHost): void {
         const targets = selectTargets(stored, requested, issuerKey);
         if (targets.length === 0) {
           if (flags.json) io.stdout.write('[]\n');
-          else if (!flags.quiet) io.stdout.write(`No stored certificates of ${issuerKey} in ${storageLabel(settings)}.\n`);
+          else if (!settings.quiet) io.stdout.write(`No stored certificates of ${issuerKey} in ${storageLabel(settings)}.\n`);
           host.finish(0);
           return;
         }
         keeper = new CertKeeper(keeperOptions(settings, storage, logger));
-        const progress = new Progress(flags.json ? new NullOutput() : io.stdout, force ? 'renewing' : 'checking', { quiet: flags.quiet === true });
+        const progress = new Progress(flags.json ? new NullOutput() : io.stdout, force ? 'renewing' : 'checking', { quiet: settings.quiet });
         await Promise.all(
           targets.map(async (target) => {
             const label = target.names.join(', ');
@@ -84,6 +83,8 @@ export function registerRenew(program: Command, host: CommandHost): void {
           }),
         );
       } finally {
+        // Notifications (renewed, failing, expiring) go out, retries included, unless the run was stopped.
+        if (!io.signal.aborted) await keeper?.notificationsSettled();
         await keeper?.close();
         await storage.close?.();
       }
@@ -97,7 +98,6 @@ interface RenewFlags {
   deployHook?: string[];
   files?: string;
   json?: boolean;
-  quiet?: boolean;
 }
 
 /** One entry of `renew --json`. */

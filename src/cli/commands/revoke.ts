@@ -73,7 +73,7 @@ export function registerRevoke(program: Command, host: CommandHost): void {
         if (command.opts<{ json?: boolean }>().json) {
           io.stdout.write(`${JSON.stringify({ names: found.names, issuer: found.issuer, serialNumber: found.serialNumber, reason, removedFromStorage: true }, null, 2)}\n`);
         } else {
-          io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
+          if (!settings.quiet) io.stdout.write(`Revoked certificate ${found.serialNumber} for ${found.names.join(', ')} (reason ${reason}) and removed it from storage.\n`);
         }
       } finally {
         await issuer.close();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../../errors.js';
+import { notifyFlagsFrom } from '../notify-settings.js';
 import { CONFIG_ENV, SETTINGS, type SettingsInput } from '../settings.js';
 import { commandOf, type CommandHost } from '../command.js';
 
@@ -20,6 +21,8 @@ export function registerRun(program: Command, host: CommandHost): void {
       const flags: SettingsInput = {};
       for (const key of Object.keys(SETTINGS)) if (opts[key] !== undefined) (flags as Record<string, unknown>)[key] = opts[key];
       if (opts.json === true) (flags as Record<string, unknown>).logFormat = 'json';
+      const notify = notifyFlagsFrom(opts);
+      if (notify !== undefined) (flags as Record<string, unknown>).notify = notify;
       const onReload = (listener: () => void): (() => void) => {
         process.on('SIGHUP', listener);
         return () => process.off('SIGHUP', listener);

@@ -15,7 +15,7 @@ export function registerStatus(program: Command, host: CommandHost): void {
       const [{ findStoredCertificates }, { openStorage, storageLabel }] = await Promise.all([import('../inventory.js'), import('../keeper.js')]);
       const name = args[0] as string;
       const command = commandOf(args);
-      const { io, settings, logger } = host.contextFor(command);
+      const { io, settings, logger, out } = host.contextFor(command);
       const storage = await openStorage(settings, logger, { existing: true });
       const now = Date.now();
       let found;
@@ -40,7 +40,7 @@ export function registerStatus(program: Command, host: CommandHost): void {
           ...(e.ariWindow ? [['ARI window', `${formatDate(new Date(e.ariWindow.start))} - ${formatDate(new Date(e.ariWindow.end))}`] as [string, string]] : []),
           ['last error', e.lastError ? `${e.lastError.code ?? ''}: ${e.lastError.message} (${e.lastError.at}, ${e.failures} in a row)` : '-'],
         ];
-        io.stdout.write(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n');
+        out.write(lines.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n');
       }
       host.finish(0);
     });

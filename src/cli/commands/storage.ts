@@ -29,7 +29,7 @@ export function registerStorage(program: Command, host: CommandHost): void {
         import('../../storage/url.js'),
       ]);
       const command = commandOf(args);
-      const { io, logger } = host.contextFor(command);
+      const { io, logger, settings } = host.contextFor(command);
       const flags = command.opts<CopyFlags>();
       const [fromAt, toAt] = [parseStorageUrl(flags.from, io.cwd, '--from'), parseStorageUrl(flags.to, io.cwd, '--to')];
       if (JSON.stringify(fromAt) === JSON.stringify(toAt)) throw new InvalidOptionError('--to', 'names the same storage as --from');
@@ -49,7 +49,7 @@ export function registerStorage(program: Command, host: CommandHost): void {
       if (flags.json === true) {
         io.stdout.write(`${JSON.stringify({ from: fromLabel, to: toLabel, ...report, summary: summary(report) }, null, 2)}\n`);
       } else {
-        io.stdout.write(copyText(report, fromLabel, toLabel));
+        io.stdout.write(copyText(report, fromLabel, toLabel, settings.quiet));
       }
       host.finish(copyFailed(report) ? 1 : 0);
     });
@@ -76,10 +76,12 @@ export function registerStorage(program: Command, host: CommandHost): void {
       if (command.opts<{ json?: boolean }>().json === true) {
         io.stdout.write(`${JSON.stringify({ storage: label, sets: checks, damaged }, null, 2)}\n`);
       } else {
-        if (checks.length > 0) {
-          io.stdout.write(formatTable(['STATUS', 'NAME', 'ISSUER', 'DETAIL'], checks.map((c) => [c.ok ? 'ok' : 'DAMAGED', c.name, c.issuer, c.ok ? `valid until ${c.notAfter}` : (c.detail ?? '')])));
+        // --quiet: only the damaged sets.
+        const shown = settings.quiet ? checks.filter((c) => !c.ok) : checks;
+        if (shown.length > 0) {
+          io.stdout.write(formatTable(['STATUS', 'NAME', 'ISSUER', 'DETAIL'], shown.map((c) => [c.ok ? 'ok' : 'DAMAGED', c.name, c.issuer, c.ok ? `valid until ${c.notAfter}` : (c.detail ?? '')])));
         }
-        io.stdout.write(`${checks.length} certificate set(s) checked in ${label}: ${damaged === 0 ? 'all sound' : `${damaged} damaged`}.\n`);
+        if (!settings.quiet) io.stdout.write(`${checks.length} certificate set(s) checked in ${label}: ${damaged === 0 ? 'all sound' : `${damaged} damaged`}.\n`);
       }
       host.finish(damaged > 0 ? 1 : 0);
     });
@@ -97,14 +99,18 @@ function summary(report: CopyReport): { certificates: Counts; accounts: Counts; 
   return { certificates: count(report.certificates), accounts: count(report.accounts), internalCa: count(report.internalCa) };
 }
 
-function copyText(report: CopyReport, from: string, to: string): string {
+const FAILED_OUTCOMES: readonly string[] = ['damaged', 'verify-failed'];
+
+/** The report as text; with `quiet`, only the items that failed (nothing when none did). */
+function copyText(report: CopyReport, from: string, to: string, quiet: boolean): string {
   const head = `${report.dryRun ? 'Dry run, nothing written: ' : ''}from ${from} to ${to}\n`;
   const lines: string[] = [];
   const rows = [
     ...report.internalCa.map((r) => [r.outcome, r.folder, 'internal CA', '']),
     ...report.accounts.map((r) => [r.outcome, r.folder, 'account', '']),
     ...report.certificates.map((r) => [r.outcome, r.name, r.issuer, r.detail ?? '']),
-  ];
+  ].filter((row) => !quiet || FAILED_OUTCOMES.includes(row[0] as string));
+  if (quiet) return rows.length > 0 ? formatTable(['OUTCOME', 'NAME', 'KIND/ISSUER', 'DETAIL'], rows) : '';
   const table = rows.length > 0 ? formatTable(['OUTCOME', 'NAME', 'KIND/ISSUER', 'DETAIL'], rows) : '';
   const line = (what: string, counts: Counts): string =>
     `${what}: ${Object.entries(counts).map(([outcome, n]) => `${n} ${outcome}`).join(', ') || 'none'}`;

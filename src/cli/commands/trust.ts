@@ -17,7 +17,7 @@ export function registerTrust(program: Command, host: CommandHost): void {
         import('../../storage/file.js'),
       ]);
       const command = commandOf(args);
-      const { io, settings, logger } = host.contextFor(command);
+      const { io, settings, logger, out } = host.contextFor(command);
       const storage = await openStorage(settings, logger);
       const issuer = new InternalIssuer({ storage, logger });
       let pem: string;
@@ -32,12 +32,12 @@ export function registerTrust(program: Command, host: CommandHost): void {
       if (storage instanceof FileStorage) {
         const path = join(storage.root, ...issuer.rootCertificateKey().split('/'));
         if (json) io.stdout.write(`${JSON.stringify({ ca: DEFAULT_INTERNAL_CA_NAME, rootCertificate: path }, null, 2)}\n`);
-        else io.stdout.write(trustInstructions(path));
+        else out.write(trustInstructions(path));
       } else if (json) {
         io.stdout.write(`${JSON.stringify({ ca: DEFAULT_INTERNAL_CA_NAME, rootCertificatePem: pem }, null, 2)}\n`);
       } else {
         // No file to point at: the certificate itself, to save and trust.
-        io.stderr.write(`The root certificate of the internal CA "${DEFAULT_INTERNAL_CA_NAME}" follows; save it to a file and trust that file.\n`);
+        if (!settings.quiet) io.stderr.write(`The root certificate of the internal CA "${DEFAULT_INTERNAL_CA_NAME}" follows; save it to a file and trust that file.\n`);
         io.stdout.write(pem.endsWith('\n') ? pem : `${pem}\n`);
       }
       host.finish(0);
