@@ -76,10 +76,11 @@ const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString('
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function csrDer(name: string): Promise<string> {
-  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  type Create = typeof x509.Pkcs10CertificateRequestGenerator.create;
+  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as unknown as Parameters<Create>[0]['keys'];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     { name: `CN=${name}`, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: name }])] },
-    webcrypto as unknown as Crypto,
+    webcrypto as unknown as Parameters<Create>[1],
   );
   return b64u(Buffer.from(csr.rawData));
 }
