@@ -6,7 +6,7 @@
  * JWS, nothing else), Caddy 2.6 (certmagic), and a Node server with one static certificate.
  *
  *   node --import tsx bench/built.ts [--sections one,many,stored,handshakes] [--runs 5] [--runs-many 3]
- *        [--many 50] [--names 10000] [--rounds 6] [--seconds 1.5] [--concurrency 8] [--profile]
+ *        [--many 50] [--names 10000] [--rounds 10] [--seconds 1.5] [--concurrency 8] [--profile]
  *
  * Targets (issue 20):
  *   one:        1 certificate, process start to stored and served: ≤ Caddy, and ≤ node -e 0 + Pebble floor + 0.15 s
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     'runs-many': { type: 'string', default: '3' },
     many: { type: 'string', default: '50' },
     names: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '6' },
+    rounds: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '1.5' },
     concurrency: { type: 'string', default: '8' },
     profile: { type: 'boolean', default: false },
@@ -368,8 +368,12 @@ async function handshakes(): Promise<void> {
   await warmKeeper.app.stop();
   const k = acc.get('certkeeper')!;
   const b = acc.get('static')!;
-  rows.push({ metric: `handshakes/s, ${NAMES} cached names`, value: `${median(k.rate).toFixed(0)}/s`, baseline: `static certificate ${median(b.rate).toFixed(0)}/s`, ratio: (median(k.rate) / median(b.rate)).toFixed(3), target: '≥ 0.95', met: median(k.rate) / median(b.rate) >= 0.95 });
-  rows.push({ metric: 'server CPU per handshake', value: `${median(k.cpu).toFixed(3)} ms`, baseline: `static certificate ${median(b.cpu).toFixed(3)} ms`, ratio: (median(k.cpu) / median(b.cpu)).toFixed(3), target: '≤ 1.05', met: median(k.cpu) / median(b.cpu) <= 1.05 });
+  // Each round measures both back to back, so the load of that moment hits both: the ratio is the median of the per-round ratios.
+  const rateRatio = median(k.rate.map((r, i) => r / (b.rate[i] as number)));
+  const cpuRatio = median(k.cpu.map((c, i) => c / (b.cpu[i] as number)));
+  rows.push({ metric: `handshakes/s, ${NAMES} cached names`, value: `${median(k.rate).toFixed(0)}/s`, baseline: `static certificate ${median(b.rate).toFixed(0)}/s`, ratio: rateRatio.toFixed(3), target: '≥ 0.95', met: rateRatio >= 0.95 });
+  rows.push({ metric: 'server CPU per handshake', value: `${median(k.cpu).toFixed(3)} ms`, baseline: `static certificate ${median(b.cpu).toFixed(3)} ms`, ratio: cpuRatio.toFixed(3), target: '≤ 1.05', met: cpuRatio <= 1.05 });
+  notes.push(`handshakes: per-round ratios rate ${k.rate.map((r, i) => (r / (b.rate[i] as number)).toFixed(2)).join(' ')}, CPU ${k.cpu.map((c, i) => (c / (b.cpu[i] as number)).toFixed(2)).join(' ')}; ratio of the medians: rate ${(median(k.rate) / median(b.rate)).toFixed(3)}, CPU ${(median(k.cpu) / median(b.cpu)).toFixed(3)}`);
   rows.push({ metric: 'failed handshakes (wrong certificate counts)', value: String(k.failed), baseline: `static ${b.failed}`, target: '= 0', met: k.failed === 0 });
   notes.push(`handshakes: ${args.rounds} alternating rounds of ${args.seconds} s, ${concurrency} connections in flight, new connection per handshake, TLS 1.3, P-256, leaf + CA chain for both; both servers are bench apps in their own process, CPU from /proc (10 ms ticks); same client, which checks the CN for both`);
 }
