@@ -7,9 +7,8 @@
  * call is wrapped in retry.ts.
  */
 import type AcmeClient from 'acme-client';
-import { lazyModule } from '../lazy.js';
+import { acme } from './acme-client.js';
 
-const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { untilAborted } from '../abort.js';

@@ -18,10 +18,9 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import tls from 'node:tls';
 import type AcmeClient from 'acme-client';
-import { lazyModule } from '../lazy.js';
+import { acme } from './acme-client.js';
 import { Closable } from '../lifecycle.js';
 
-const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Logger } from '../logger.js';
 import { unreachableFromError, isNetworkError } from './problem.js';
 import { DEFAULT_ACME_REQUEST_TIMEOUT_MS } from '../defaults.js';
