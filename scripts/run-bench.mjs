@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs benchmarks and appends their results to bench/RESULTS.md as a Markdown table.
 //
-//   npm run bench                      the core set (obtain, serving, rotation, startup)
+//   npm run bench                      the core set (obtain, serving, rotation, startup, built)
 //   npm run bench -- <name> [...]      named benchmarks (see BENCHES), e.g. `npm run bench -- serving`
 //   npm run bench -- serving --rounds 3    arguments after the names go to every benchmark run
 //   npm run bench -- --list            list them
@@ -34,8 +34,9 @@ const BENCHES = {
   'startup-import': 300,
   'storage-locks': 1200,
   'daemon-vs-peers': 1800,
+  built: 1800,
 };
-const CORE = ['obtain', 'serving', 'rotation', 'startup'];
+const CORE = ['obtain', 'serving', 'rotation', 'startup', 'built'];
 
 const argv = process.argv.slice(2);
 if (argv.includes('--list')) {

@@ -65,8 +65,11 @@ export const DEFAULT_BACKOFF_JITTER_RATIO = 0.1;
  */
 export const DEFAULT_BACKOFF_MIN_INTERVAL_MS = MINUTE;
 // --- ACME protocol
-/** First poll soon after answering a challenge: a CA often validates within ~100 ms; the interval then backs off. */
-export const DEFAULT_POLL_INTERVAL_MS = 100;
+/**
+ * First poll soon after answering a challenge: a CA often validates within tens of ms (Pebble in
+ * under 10); the interval then backs off (x1.5 up to the maximum), so a slow CA sees a few more polls.
+ */
+export const DEFAULT_POLL_INTERVAL_MS = 25;
 export const DEFAULT_MAX_POLL_INTERVAL_MS = 5_000;
 export const DEFAULT_ORDER_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({

@@ -5,11 +5,9 @@
  * place outside the protocol code that needs it.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import type AcmeClient from 'acme-client';
-import { lazyModule } from '../lazy.js';
+import { acme } from './acme-client.js';
 import type { Identifier } from '../names.js';
 
-const acme = lazyModule<typeof AcmeClient>('acme-client');
 
 export interface AlpnChallengeCertificate {
   /** Throwaway key of this one certificate (PEM). */

@@ -7,9 +7,8 @@
  * call is wrapped in retry.ts.
  */
 import type AcmeClient from 'acme-client';
-import { lazyModule } from '../lazy.js';
+import { acme } from './acme-client.js';
 
-const acme = lazyModule<typeof AcmeClient>('acme-client');
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { untilAborted } from '../abort.js';
@@ -18,7 +17,7 @@ import { caGate, SharedDirectory, type CaGate } from './ca-gate.js';
 import type { AcmeDirectory } from './directories.js';
 import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
 import { withRetry, type RetryPolicy } from './retry.js';
-import { runWithAcmeLogger, type TrustHandle } from './trust.js';
+import { installAcmeClientHooks, runWithAcmeLogger, type TrustHandle } from './trust.js';
 
 /**
  * The acme-client internals used here (present in 5.x, not in its typings).
@@ -83,6 +82,7 @@ export class AcmeConnection {
   constructor(options: ConnectionOptions) {
     this.#options = options;
     this.directoryUrl = options.directoryUrl;
+    installAcmeClientHooks();
     this.client = new acme.Client({
       directoryUrl: options.directoryUrl,
       accountKey: options.accountKeyPem,

@@ -2,13 +2,11 @@
  * Certificate revocation (RFC 8555 section 7.6), signed by the account that
  * obtained the certificate, with an RFC 5280 reason code.
  */
-import type AcmeClient from 'acme-client';
+import { acme } from './acme-client.js';
 import { InvalidOptionError, throwIfAborted } from '../errors.js';
-import { lazyModule } from '../lazy.js';
 import type { AcmeConnection } from './connection.js';
 import type { AcmeDirectory } from './directories.js';
 
-const acme = lazyModule<typeof AcmeClient>('acme-client');
 
 /** RFC 5280 reason codes a subscriber may give: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn. */
 export type RevocationReason = 0 | 1 | 3 | 4 | 5 | 9;

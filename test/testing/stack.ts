@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import acme from 'acme-client';
-import { TrustHandle } from '../../src/acme/trust.js';
+import { installAcmeClientHooks, TrustHandle } from '../../src/acme/trust.js';
 import type { Solver } from '../../src/challenges/types.js';
 import { startTestCa, type TestCa, type TestCaOptions } from '../../src/testing/index.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
@@ -62,6 +62,8 @@ export async function startStack(options: Omit<TestCaOptions, 'pebble'> = {}): P
     // acme-client's shared axios instance picks its agent by origin (src/acme/trust.ts): register the test CA's.
     trust = new TrustHandle([ca.caCertificate]);
     trust.addOrigin(ca.directoryUrl);
+    // certkeeper installs the hooks with its first AcmeConnection; this stack drives acme-client directly.
+    installAcmeClientHooks();
   } catch (error) {
     await ca?.close();
     responder.close();
