@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   ERR_NOTIFY: 'A notification (webhook or exec hook) could not be delivered after its retries; `notification` names its type and key.',
   ERR_DEPLOY: "The daemon could not write a certificate's files or a deploy hook failed (exit status, timeout); `stage` and `lineage` name what and where.",
   ERR_ISSUERS_FAILED: "Every issuer configured for a name failed; `errors` holds each issuer's error in order, the last one is the `cause`.",
+  ERR_REVOCATION_FETCH: 'A CRL or OCSP responder named by a managed certificate could not be fetched (network error, HTTP status, timeout, answer too large); the certificate stays served and the check is retried.',
+  ERR_REVOCATION_INVALID: "A CRL or OCSP response was rejected: malformed, not signed by the certificate's issuer, for another certificate, or past its nextUpdate; it is not used and the certificate stays served.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -220,6 +220,7 @@ export async function serveHttps(names: readonly ManageEntry[], app: RequestList
       closers.push(closer);
     }
     applyTimeouts(httpsServer, config);
+    keeper.stapleOcsp(httpsServer);
 
     if (config.httpPort !== false) {
       const plain = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS });

@@ -39,6 +39,15 @@ export interface ManagedRecord {
   obtainedAt: number | undefined;
   /** Registered by an on-demand handshake rather than by manageSync/manageAsync. */
   onDemand?: boolean;
+  /** The CA revoked the certificate with this serial (seen by the revocation checker): it is replaced at once. */
+  revoked?: RevokedState | undefined;
+}
+
+export interface RevokedState {
+  serialNumber: string;
+  revokedAt: number;
+  reason: number;
+  source: 'crl' | 'ocsp';
 }
 
 /** A fresh record: nothing served, nothing failed yet. */
@@ -67,6 +76,11 @@ export function newRecord(identifiers: Identifier[], settings: ResolvedSettings)
 export function ariIssuerOf(record: ManagedRecord): Issuer | undefined {
   const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
   return issuer?.renewalInfo && record.certPem !== undefined ? issuer : undefined;
+}
+
+/** The served certificate is known to be revoked: due now, whatever its lifetime or ARI window say. */
+export function servesRevoked(record: ManagedRecord): boolean {
+  return record.revoked !== undefined && record.revoked.serialNumber === record.serialNumber;
 }
 
 /** A certificate is served and still valid: its renewal is background work, nobody is waiting for it. */
