@@ -41,6 +41,8 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
     logs: () => string;
     /** Another keeper on the same storage, CA and clock (a restarted process). */
     restart(): Promise<CertKeeper>;
+    /** A second keeper on the same storage, CA and clock (a peer in a fleet); closed by close(). */
+    peer(): CertKeeper;
     close(): Promise<void>;
   }
 
@@ -59,6 +61,7 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
       clock,
       ...keeperOptions,
     };
+    const peers: CertKeeper[] = [];
     const setup: Setup = {
       ca,
       clock,
@@ -70,8 +73,13 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
         setup.keeper = new CertKeeper(options);
         return setup.keeper;
       },
+      peer: () => {
+        const peer = new CertKeeper(options);
+        peers.push(peer);
+        return peer;
+      },
       close: async () => {
-        await setup.keeper.close();
+        await Promise.all([setup.keeper.close(), ...peers.map((peer) => peer.close())]);
         await ca.close();
       },
     };
@@ -236,6 +244,37 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
       assert.equal(s.ca.requests('ocsp'), 0);
     } finally {
       await s.close();
+    }
+  });
+  test('two processes sharing storage both see the revocation: one replacement, one revoked notification', async () => {
+    const receiver = await startReceiver(SECRET);
+    const s = await setUp({ crlLifetimeMs: 10 * MINUTE }, { revocationCheck: { intervalMs: 4 * MINUTE }, notify: { webhook: { url: receiver.url, secret: SECRET } } });
+    receiver.now = () => s.clock.now();
+    const name = 'fleet.example.test';
+    const peer = s.peer();
+    const seen: string[] = [];
+    s.keeper.on('cert_revoked', () => seen.push('first'));
+    peer.on('cert_revoked', () => seen.push('peer'));
+    try {
+      await s.keeper.manageSync([name]);
+      await peer.manageSync([name]);
+      const oldPem = await servedPem(s, name);
+      assert.equal(peer.status(name).serialNumber, s.keeper.status(name).serialNumber, 'the peer serves the stored certificate');
+      await s.clock.advance(0);
+      await waitUntil(() => s.ca.requests('crl') === 2, 'both first CRL fetches');
+      await settle(100);
+      revokeKeepingAri(s.ca, oldPem);
+      await s.clock.advance(10 * MINUTE + 1_000);
+      await waitUntil(() => seen.length === 2, 'both processes to see the revocation');
+      await s.clock.advance(0);
+      await waitUntil(() => s.keeper.status(name).serialNumber !== new X509Certificate(oldPem).serialNumber && peer.status(name).serialNumber === s.keeper.status(name).serialNumber, 'both to serve the replacement');
+      assert.equal(s.ca.certificates().length, 2, 'one replacement for the fleet');
+      await waitUntil(() => receiver.deliveries.some((d) => d.json['type'] === 'cert_revoked'), 'the revoked notification');
+      await settle(300);
+      assert.equal(receiver.deliveries.filter((d) => d.json['type'] === 'cert_revoked').length, 1, 'one notification for the fleet');
+    } finally {
+      await s.close();
+      await receiver.close();
     }
   });
 });
