@@ -16,7 +16,9 @@ import { RevocationDataError } from '../../src/revocation/errors.js';
 import { ocspRequest, parseOcspResponse } from '../../src/revocation/ocsp.js';
 import { silentLogger } from '../helpers/logging.js';
 
-const crypto = webcrypto as unknown as Crypto;
+// Node's webcrypto is the Crypto object @peculiar/x509 expects.
+const crypto: webcrypto.Crypto = webcrypto;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const ECDSA = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const HOUR = 3_600_000;
 const CRL_URL = 'http://crl.example.test/1.crl';

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
+import { parseIdentifier } from '../../src/names.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import { serveHttps, type HttpsService } from '../../src/serve-https.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
@@ -113,7 +114,7 @@ describe('OCSP stapling (serveHttps, openssl s_client -status)', { skip }, () =>
   });
 
   test('the CSR certkeeper sends has no TLS feature (Must-Staple) extension', async () => {
-    const { csr } = await createKeyAndCsr([{ type: 'dns', value: 'csr.example.test' }], 'ecdsa-p256');
+    const { csr } = await createKeyAndCsr([parseIdentifier('csr.example.test')], 'ecdsa-p256');
     const request = new x509.Pkcs10CertificateRequest(csr.toString());
     assert.ok(request.getExtension('2.5.29.17'), 'the CSR carries its extensions (subjectAltName)');
     assert.equal(request.getExtension(OID_TLS_FEATURE), null);
