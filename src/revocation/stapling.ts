@@ -43,6 +43,8 @@ export class StapleStore {
 
   /** The current answer for a certificate's DER, if one is cached. */
   lookup(certificateDer: Buffer): Buffer | undefined {
+    // No responder anywhere (Let's Encrypt): not even a hash per handshake.
+    if (this.#staples.size === 0) return undefined;
     const staple = this.#staples.get(fingerprintOf(certificateDer));
     if (!staple || this.#clock.now() >= staple.expiresAt) return undefined;
     this.#stapled++;

@@ -212,6 +212,34 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
     }
   });
 
+  test('an unreachable CRL is logged with ERR_REVOCATION_FETCH and changes nothing; the next check sees the revocation', async () => {
+    const s = await setUp({ crlLifetimeMs: 10 * MINUTE }, { revocationCheck: { intervalMs: 4 * MINUTE, retries: 0 } });
+    const name = 'unreachable.example.test';
+    try {
+      await s.keeper.manageSync([name]);
+      const oldPem = await servedPem(s, name);
+      s.ca.injectFault({ endpoint: 'crl', status: 503, times: Infinity });
+      revokeKeepingAri(s.ca, oldPem);
+      await s.clock.advance(0);
+      await waitUntil(() => s.logs().includes('ERR_REVOCATION_FETCH'), 'the failed fetch to be logged');
+      assert.match(s.logs(), /HTTP 503/);
+      await settle(100);
+      assert.equal(s.ca.certificates().length, 1, 'nothing ordered');
+      assert.equal(s.keeper.status(name).serialNumber, new X509Certificate(oldPem).serialNumber);
+
+      s.ca.clearFaults();
+      const renewed = nextEvent(s.keeper, 'cert_renewed');
+      await s.clock.advance(4 * MINUTE + 1_000);
+      await waitUntil(() => s.ca.requests('crl') === 2, 'the next check');
+      await settle(100);
+      await s.clock.advance(0);
+      assert.equal((await within(renewed, 'the replacement')).renewalReason, 'revoked');
+      assert.equal(s.ca.certificates().length, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('through ARI alone (revocation checks off): the window the CA moved into the past replaces the certificate with replaces', async () => {
     const s = await setUp({}, { revocationCheck: false });
     const name = 'ari.example.test';
