@@ -13,6 +13,7 @@ import { Closable } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { DueQueue } from '../renewal/due-queue.js';
 import type { ManagedRecord } from '../renewal/managed-record.js';
+import { EventLoopTurns } from '../renewal/pacer.js';
 import { revocationTarget, type RevocationTarget } from './certificate-info.js';
 import { CrlCache } from './crl.js';
 import type { RevocationSource } from './errors.js';
@@ -56,6 +57,8 @@ export class RevocationChecker extends Closable {
   /** The tail of each endpoint's queue of requests. */
   readonly #endpoints = new Map<string, Promise<unknown>>();
   readonly #abort = new AbortController();
+  /** Reading a certificate's extensions takes one event-loop iteration per certificate, so a start with thousands leaves handshakes answered. */
+  readonly #turns = new EventLoopTurns();
 
   constructor(options: RevocationCheckerOptions) {
     super('RevocationChecker');
@@ -97,6 +100,8 @@ export class RevocationChecker extends Closable {
   }
 
   async #check(record: ManagedRecord): Promise<void> {
+    await this.#turns.turn();
+    if (this.closed) return;
     const target = this.#targetOf(record);
     // Nothing named, nothing to do: no request, no log line, no further check of this certificate.
     if (!target || (target.ocspUrls.length === 0 && target.crlUrls.length === 0)) return;

@@ -57,6 +57,7 @@ describe('revocation data checks', () => {
   let ca: Ca;
   let other: Ca;
   let target: RevocationTarget;
+  let leafPem: string;
   before(async () => {
     ca = await makeCa('Test Issuer');
     other = await makeCa('Other Issuer');
@@ -75,7 +76,8 @@ describe('revocation data checks', () => {
       },
       crypto,
     );
-    target = revocationTarget(`${leaf.toString('pem')}\n${ca.cert.toString('pem')}`) as RevocationTarget;
+    leafPem = leaf.toString('pem');
+    target = revocationTarget(`${leafPem}\n${ca.cert.toString('pem')}`) as RevocationTarget;
   });
 
   it('reads the serial, the CRL distribution point and the OCSP responder from the leaf', () => {
@@ -85,7 +87,8 @@ describe('revocation data checks', () => {
   });
 
   it('a chain without its issuer (or with the wrong one) gives nothing to check', async () => {
-    assert.equal(revocationTarget(ca.cert.toString('pem')), undefined);
+    assert.equal(revocationTarget(leafPem), undefined);
+    assert.equal(revocationTarget(`${leafPem}\n${other.cert.toString('pem')}`), undefined);
   });
 
   it('accepts a good CRL and finds a revoked serial with its reason', async () => {
