@@ -16,7 +16,7 @@ import type { ManagedRecord } from '../renewal/managed-record.js';
 import { EventLoopTurns } from '../renewal/pacer.js';
 import { revocationTarget, type RevocationTarget } from './certificate-info.js';
 import { CrlCache } from './crl.js';
-import type { RevocationSource } from './errors.js';
+import { RevocationDataError, RevocationFetchError, type RevocationSource } from './errors.js';
 import { OcspCache } from './ocsp.js';
 import { StapleStore } from './stapling.js';
 
@@ -56,6 +56,10 @@ export class RevocationChecker extends Closable {
   readonly #targets = new Map<string, { serialNumber: string; target: RevocationTarget | undefined }>();
   /** The tail of each endpoint's queue of requests. */
   readonly #endpoints = new Map<string, Promise<unknown>>();
+  /** A CRL or responder URL that failed is left alone for one interval: its error stands for every certificate naming it. */
+  readonly #down = new Map<string, { until: number; error: unknown }>();
+  /** Errors already logged (a standing endpoint failure is logged once, not once per certificate). */
+  readonly #logged = new WeakSet<object>();
   readonly #abort = new AbortController();
   /** Reading a certificate's extensions takes one event-loop iteration per certificate, so a start with thousands leaves handshakes answered. */
   readonly #turns = new EventLoopTurns();
@@ -123,7 +127,7 @@ export class RevocationChecker extends Closable {
         if (answer.status === 'unknown') logger.debug({ names: record.names }, 'the OCSP responder does not know the certificate');
         next = Math.min(next, this.#ocsp.refreshAt(target) ?? next);
       } catch (error) {
-        if (!signal.aborted) logger.warn({ err: error, names: record.names, source: 'ocsp' }, 'revocation check failed; the certificate stays served');
+        this.#report(error, record, 'ocsp');
       }
     }
     const crlUrl = config.crl ? target.crlUrls[0] : undefined;
@@ -134,7 +138,7 @@ export class RevocationChecker extends Closable {
         if (entry) revoked({ revokedAt: entry.revokedAt, reason: entry.reason, source: 'crl' });
         if (crl.nextUpdate !== undefined) next = Math.min(next, crl.nextUpdate);
       } catch (error) {
-        if (!signal.aborted) logger.warn({ err: error, names: record.names, source: 'crl' }, 'revocation check failed; the certificate stays served');
+        this.#report(error, record, 'crl');
       }
     }
     // A revoked certificate is being replaced; its successor is watched when it is served.
@@ -155,11 +159,28 @@ export class RevocationChecker extends Closable {
     return target;
   }
 
+  #report(error: unknown, record: ManagedRecord, source: RevocationSource): void {
+    if (this.#abort.signal.aborted || typeof error !== 'object' || error === null || this.#logged.has(error)) return;
+    this.#logged.add(error);
+    this.#o.logger.warn({ err: error, names: record.names, source }, 'revocation check failed; the certificate stays served');
+  }
+
   /** One request at a time per CA endpoint, so a fleet of certificates does not burst at one responder. */
   #paced<T>(url: string, request: () => Promise<T>): Promise<T> {
     const endpoint = new URL(url).origin;
     const previous = this.#endpoints.get(endpoint) ?? Promise.resolve();
-    const run = previous.then(request, request);
+    const guarded = (): Promise<T> => {
+      const down = this.#down.get(url);
+      if (down && this.#o.clock.now() < down.until) return Promise.reject(down.error);
+      this.#down.delete(url);
+      return request().catch((error: unknown) => {
+        // Unreachable, or a CRL (shared by all its certificates) that cannot be trusted; an OCSP answer is per certificate.
+        const shared = error instanceof RevocationFetchError || (error instanceof RevocationDataError && error.source === 'crl');
+        if (shared && !this.#abort.signal.aborted) this.#down.set(url, { until: this.#o.clock.now() + this.#o.config.intervalMs, error });
+        throw error;
+      });
+    };
+    const run = previous.then(guarded, guarded);
     const tail = run.catch(() => undefined);
     this.#endpoints.set(endpoint, tail);
     void tail.then(() => {

@@ -15,7 +15,7 @@ import { newRecord, type ManagedRecord } from '../../src/renewal/managed-record.
 import { RevocationChecker, type Revocation } from '../../src/revocation/checker.js';
 import { parseIdentifier } from '../../src/names.js';
 import { waitUntil } from '../faults/helpers.js';
-import { silentLogger } from '../helpers/logging.js';
+import { captureLogger } from '../helpers/logging.js';
 
 const crypto: webcrypto.Crypto = webcrypto;
 const ECDSA = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -81,14 +81,15 @@ describe('revocation checker pacing', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  it('one CRL fetch for all its certificates; one request at a time to the endpoint; failures change nothing', async () => {
+  it('one CRL fetch for all its certificates; one request at a time to the endpoint; a failing responder asked and logged once per interval', async () => {
+    const { logger, text } = captureLogger('debug');
     const config = resolveRevocationCheck({ retries: 0 }) as ResolvedRevocationCheck;
     const revoked: Revocation[] = [];
     const work: Promise<unknown>[] = [];
     const checker = new RevocationChecker({
       config,
       clock: systemClock,
-      logger: silentLogger(),
+      logger,
       lookup: (certName) => records.find((r) => r.certName === certName),
       onRevoked: (_record, revocation) => revoked.push(revocation),
       track: (promise) => {
@@ -102,7 +103,10 @@ describe('revocation checker pacing', () => {
       await Promise.all(work);
       assert.equal(seen.crl, 1, 'one CRL fetch served all certificates');
       assert.equal(checker.crlFetches, 1);
-      assert.equal(seen.ocsp, COUNT, 'each certificate asked its responder once');
+      assert.equal(seen.ocsp, 1, 'the responder failed (503): not asked again for the other certificates this interval');
+      const warnings = text().split('\n').filter((line) => line.includes('ERR_REVOCATION_FETCH'));
+      assert.equal(warnings.length, 1, 'one warn line, not one per certificate');
+      assert.match(warnings[0] as string, /HTTP 503/);
       assert.equal(seen.maxInFlight, 1, 'never two requests at once to one endpoint');
       assert.deepEqual(revoked, []);
     } finally {
