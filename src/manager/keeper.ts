@@ -247,6 +247,7 @@ export class CertKeeper implements AsyncDisposable {
   unmanage(names: readonly string[]): void {
     for (const { certName, names: served } of this.#registry.unmanage(names)) {
       this.#scheduler.unschedule(certName);
+      this.#revocation?.checker.forget(certName);
       this.#cache.remove(served);
     }
   }

@@ -12,7 +12,6 @@ import type { ManagedRecord } from '../renewal/managed-record.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 import { RevocationChecker, type Revocation } from '../revocation/checker.js';
 import type { Registry } from './registry.js';
-import type { Logger } from '../logger.js';
 
 export interface RevocationWatch {
   readonly checker: RevocationChecker;
@@ -26,14 +25,13 @@ export interface RevocationWatchInput {
   events: TypedEmitter;
   registry: Registry;
   scheduler: RenewalScheduler;
-  log: Logger;
   track<T>(work: Promise<T>): Promise<T>;
 }
 
 export function watchRevocation(input: RevocationWatchInput): RevocationWatch | undefined {
   const { config, events, registry, scheduler, track } = input;
   if (!config.revocationCheck) return undefined;
-  const log = input.log.child({ component: 'revocation' });
+  const log = config.logger.child({ component: 'revocation' });
   const checker = new RevocationChecker({
     config: config.revocationCheck,
     clock: config.clock,
