@@ -41,7 +41,14 @@ module.exports = {
       comment: 'The TLS cache serves what it is handed: no ACME, issuer, challenge or manager code.',
       severity: 'error',
       from: { path: '^src/tls/' },
-      to: { path: '^src/(acme|issuers|challenges|solvers|http|renewal|manager|cli|daemon|config)/|^src/(manager|serve-https|config)\\.ts$' },
+      to: { path: '^src/(acme|issuers|challenges|solvers|http|renewal|revocation|manager|cli|daemon|config)/|^src/(manager|serve-https|config)\\.ts$' },
+    },
+    {
+      name: 'revocation-knows-no-acme',
+      comment: 'Revocation checks read CRLs and OCSP over plain HTTP: no ACME, issuer, challenge, HTTP middleware or TLS server code.',
+      severity: 'error',
+      from: { path: '^src/revocation/' },
+      to: { path: '^src/(acme|issuers|challenges|solvers|http|tls|cli|daemon|doctor)/|^src/(manager|serve-https)\\.ts$' },
     },
     {
       name: 'nothing-below-imports-the-manager',

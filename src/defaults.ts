@@ -162,6 +162,17 @@ export const DEFAULT_SIGNATURE_TOLERANCE_SECONDS = 300;
 /** The CLI's stderr: human lines unless `--log-format json`. */
 export const DEFAULT_LOG_FORMAT = 'human' as 'human' | 'json';
 
+// --- revocation checks (revocationCheck)
+/** A served certificate's CRL and OCSP status are looked at this often (sooner when a cached answer runs out). */
+export const DEFAULT_REVOCATION_CHECK_INTERVAL_MS = HOUR_MS;
+/** Per attempt at a CRL or an OCSP responder. */
+export const DEFAULT_REVOCATION_FETCH_TIMEOUT_MS = 10_000;
+/** Retries after the first attempt; the first retry waits DEFAULT_REVOCATION_RETRY_DELAY_MS, then doubling. */
+export const DEFAULT_REVOCATION_FETCH_RETRIES = 2;
+export const DEFAULT_REVOCATION_RETRY_DELAY_MS = 1_000;
+/** Let's Encrypt shards its CRLs to a few MB; a larger answer is refused. */
+export const DEFAULT_REVOCATION_MAX_CRL_BYTES = 16 * 1024 * 1024;
+
 // --- test CA (certkeeper/testing startTestCa)
 /** As Let's Encrypt offers them in 2026 (the classic lifetime is shrinking; 90 days today). */
 export const DEFAULT_TEST_CA_PROFILES: Readonly<Record<string, Readonly<{ lifetimeMs: number; description: string }>>> = Object.freeze({

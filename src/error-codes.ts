@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   ERR_PROFILE_UNAVAILABLE: 'None of the ACME profiles asked for (`requested`) is offered by the CA\'s directory (`offered`); nothing was ordered.',
   ERR_INVALID_PROFILE: 'The CA refused every profile tried (`profiles`) with the ACME problem `invalidProfile`; the last problem is the `cause`.',
   ERR_IP_CHALLENGE: 'An IP address needs HTTP-01 or TLS-ALPN-01 (DNS-01 cannot validate it, RFC 8738) and neither is enabled; refused before any order.',
+  ERR_REVOCATION_FETCH: 'A CRL or OCSP responder named by a managed certificate could not be fetched (network error, HTTP status, timeout, answer too large); the certificate stays served and the check is retried.',
+  ERR_REVOCATION_INVALID: "A CRL or OCSP response was rejected: malformed, not signed by the certificate's issuer, for another certificate, or past its nextUpdate; it is not used and the certificate stays served.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

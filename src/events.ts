@@ -20,7 +20,7 @@ export interface CertObtainedEvent extends CertEventBase {
   notAfter: Date;
   serialNumber: string;
   /** For a renewal: what made it due (lifetime rule, ARI window, the 1/20 emergency point) or `forced` (renew({ force })). */
-  renewalReason?: 'lifetime' | 'ari' | 'emergency' | 'forced' | undefined;
+  renewalReason?: 'lifetime' | 'ari' | 'emergency' | 'forced' | 'revoked' | undefined;
   /** The CA's ARI window brought this renewal forward of the lifetime rule (e.g. ahead of a revocation). */
   replacedEarlyByAri?: boolean | undefined;
 }
@@ -101,9 +101,19 @@ export interface CertExpiringEvent {
   issuer?: string | undefined;
   serialNumber?: string | undefined;
 }
+/** The CA revoked a served managed certificate (seen in its CRL or OCSP answer); its replacement is under way. Once per certificate and process. */
+export interface CertRevokedEvent extends CertEventBase {
+  serialNumber: string;
+  notAfter: Date | undefined;
+  revokedAt: Date;
+  /** RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation...). */
+  reason: number;
+  /** Where it was seen. */
+  source: 'crl' | 'ocsp';
+}
 /** A notification (notify option) could not be delivered after its retries. */
 export interface NotificationFailedEvent {
-  /** renewal_failing, cert_expiring, cert_renewed or cert_replaced_early. */
+  /** renewal_failing, cert_expiring, cert_renewed, cert_replaced_early or cert_revoked. */
   type: string;
   /** Its dedupe key. */
   key: string;
@@ -124,6 +134,7 @@ export interface CertKeeperEvents {
   cert_names_changed: CertNamesChangedEvent;
   client_ca_loaded: ClientCaLoadedEvent;
   notification_failed: NotificationFailedEvent;
+  cert_revoked: CertRevokedEvent;
 }
 
 export type EventName = keyof CertKeeperEvents;

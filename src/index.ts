@@ -61,3 +61,4 @@ export { runDoctor, doctorFailed, evaluateCaa, type CheckResult, type CheckStatu
 
 export { serveHttps, type ServeHttpsOptions, type HttpsService } from './serve-https.js';
 export { redirectToHttps } from './http/challenge.js';
+export { RevocationDataError, RevocationFetchError, type RevocationSource } from './revocation/errors.js';

@@ -12,6 +12,9 @@ import type { Logger, LogLevel } from '../logger.js';
 import type { NotifyOptions, ResolvedNotify } from '../notify/options.js';
 import type { PropagationOptions } from '../challenges/dns-propagation.js';
 import type { Storage } from '../storage/types.js';
+import type { ResolvedRevocationCheck, RevocationCheckOptions } from './revocation.js';
+
+export type { ResolvedRevocationCheck, RevocationCheckOptions };
 
 export interface ExternalAccountBinding {
   kid: string;
@@ -179,6 +182,8 @@ export interface CertKeeperOptions {
   closeTimeoutMs?: number;
   /** Webhook and/or exec hook told when a renewal keeps failing, a certificate is expiring soon, renewed, or replaced early by ARI. Off by default. */
   notify?: NotifyOptions | false;
+  /** Checks served certificates against the CRL and OCSP responder they name, replaces a revoked one, staples OCSP; `false` turns it off. On by default. */
+  revocationCheck?: RevocationCheckOptions | false;
 }
 
 export interface ResolvedChallenges {
@@ -230,4 +235,5 @@ export interface ResolvedConfig {
   readonly on: Readonly<EventListeners>;
   readonly closeTimeoutMs: number;
   readonly notify: ResolvedNotify | false;
+  readonly revocationCheck: ResolvedRevocationCheck | false;
 }

@@ -15,12 +15,14 @@ import { resolveChallenges } from './challenges.js';
 import { resolveKeyType, resolveProfile, validateIssuer } from './issuers.js';
 import { resolveRateLimit, resolveRenewalPacing } from './limits.js';
 import { resolveOnDemand } from './on-demand.js';
+import { resolveRevocationCheck } from './revocation.js';
 import type { CertKeeperOptions, EventListeners, IssuerSpec, ResolvedConfig } from './options.js';
 
 const KNOWN_OPTIONS = new Set<string>([
   'email', 'agreeToTerms', 'ca', 'caCertificates', 'externalAccountBinding', 'issuers', 'storage', 'keyType',
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
   'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs', 'notify', 'profile',
+  'revocationCheck',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -85,6 +87,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
   }
   const closeTimeoutMs = durationMs(options.closeTimeoutMs, 'closeTimeoutMs', true) ?? DEFAULT_CLOSE_TIMEOUT_MS;
   const notify = resolveNotify(options.notify);
+  const revocationCheck = resolveRevocationCheck(options.revocationCheck);
   const on: EventListeners = {};
   if (options.on !== undefined) {
     if (typeof options.on !== 'object' || options.on === null) throw new InvalidOptionError('on', 'must be an object of event listeners');
@@ -118,6 +121,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     on: Object.freeze(on),
     closeTimeoutMs,
     notify,
+    revocationCheck,
   });
 }
 

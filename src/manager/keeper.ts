@@ -39,6 +39,7 @@ import { manageInBackground, manageNow } from './manage.js';
 import { createNotifier, watchExpiry } from './notifications.js';
 import type { ObtainPipeline, OrderStats } from './obtain.js';
 import { createParts, type KeeperParts } from './parts.js';
+import { watchRevocation, type RevocationWatch } from './revocation.js';
 import type { ManageEntry, Registry } from './registry.js';
 import { statusOf, type CertificateStatus } from './status.js';
 import { WarmUp } from './warm-up.js';
@@ -79,6 +80,7 @@ export class CertKeeper implements AsyncDisposable {
   readonly #warmUp: WarmUp;
   readonly #expiryWatch: ExpiryWatch;
   readonly #notifier: Notifier | undefined;
+  readonly #revocation: RevocationWatch | undefined;
 
   constructor(options: CertKeeperOptions = {}) {
     const signal = this.#lifecycle.signal;
@@ -132,6 +134,7 @@ export class CertKeeper implements AsyncDisposable {
       return record ? statusOf(record, this.#scheduler) : undefined;
     });
     this.#notifier = createNotifier(config, this.#events, storage);
+    this.#revocation = watchRevocation(this.#parts);
   }
 
   /** Subscribes to a typed event; returns a function that unsubscribes. */
@@ -200,7 +203,20 @@ export class CertKeeper implements AsyncDisposable {
    */
   attachServer(server: tls.Server, userOptions: TlsOptionsWithClientCa = {}): () => void {
     const { clientCA: _clientCA, ...rest } = userOptions;
-    return attachServer(server, this.#cache, rest);
+    const detach = attachServer(server, this.#cache, rest);
+    const unstaple = this.stapleOcsp(server);
+    return () => {
+      detach();
+      unstaple();
+    };
+  }
+
+  /**
+   * Staples the cached good OCSP answer of the served certificate on the server's handshakes (only certificates
+   * naming a responder have one; nothing is fetched in a handshake). serveHttps() and attachServer() call this.
+   */
+  stapleOcsp(server: tls.Server): () => void {
+    return this.#revocation?.staple(server) ?? (() => undefined);
   }
 
   /**
@@ -232,6 +248,7 @@ export class CertKeeper implements AsyncDisposable {
   unmanage(names: readonly string[]): void {
     for (const { certName, names: served } of this.#registry.unmanage(names)) {
       this.#scheduler.unschedule(certName);
+      this.#revocation?.checker.forget(certName);
       this.#cache.remove(served);
     }
   }
@@ -342,7 +359,7 @@ export class CertKeeper implements AsyncDisposable {
   /** Runs once, after close() aborted the keeper's signal. */
   async #closeInOrder(): Promise<void> {
     // Timers and waiters first, so nothing new starts while work in flight unwinds.
-    const stopping = [this.#expiryWatch.close(), this.#unmanaged.close(), this.#clientCas.close(), this.#scheduler.close(), this.#pipeline.close(), this.#limits.close(), this.#loader.close()];
+    const stopping = [this.#expiryWatch.close(), this.#revocation?.close(), this.#unmanaged.close(), this.#clientCas.close(), this.#scheduler.close(), this.#pipeline.close(), this.#limits.close(), this.#loader.close()];
     await Promise.all(stopping);
     await this.#drain();
     // Notifications of the work that just settled go out (or give up) before storage closes.

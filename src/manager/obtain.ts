@@ -16,7 +16,7 @@ import { Closable } from '../lifecycle.js';
 import { Semaphore, Singleflight } from '../limits/concurrency.js';
 import type { Logger } from '../logger.js';
 import type { FailurePolicy } from '../renewal/failures.js';
-import { servesValidCertificate, type ManagedRecord } from '../renewal/managed-record.js';
+import { servesRevoked, servesValidCertificate, type ManagedRecord } from '../renewal/managed-record.js';
 import type { EventLoopTurns, RenewalPacer } from '../renewal/pacer.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 import type { RenewalSource } from '../renewal/renewal-policy.js';
@@ -188,6 +188,7 @@ export class ObtainPipeline extends Closable {
     const served = record.serialNumber;
     // A peer renewed it while we waited: adopt that one, whatever was asked.
     if (served !== undefined && meta.serialNumber !== served) return false;
+    if (servesRevoked(record)) return true;
     if (this.#o.scheduler.storedDueAt(meta) <= this.#o.clock.now()) return true;
     // Not due: only a forced renewal of the served certificate orders; a first obtain adopts what is stored.
     return force && served !== undefined;
@@ -211,7 +212,7 @@ export class ObtainPipeline extends Closable {
     record: ManagedRecord,
     { set, material }: IssuedSet,
     renewal: boolean,
-    why: { reason: RenewalSource | 'forced'; early: boolean } | undefined,
+    why: { reason: RenewalSource | 'forced' | 'revoked'; early: boolean } | undefined,
     hadFailures: boolean,
     lockName: string,
   ): Promise<void> {

@@ -5,6 +5,7 @@
  * - cert_expiring: a certificate (managed, or loaded from files) is expiring soon (cert_expiring)
  * - cert_renewed: a certificate was renewed (cert_renewed)
  * - cert_replaced_early: the renewal was brought forward by the CA's ARI window (cert_renewed, replacedEarlyByAri)
+ * - cert_revoked: the CA revoked a served certificate, seen in its CRL or OCSP answer (cert_revoked)
  *
  * Once per process: a set of keys. Once per fleet (storage shared): before
  * sending, a process takes the notification's storage lock (tryLock where the
@@ -16,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { NotificationError, type CertKeeperError } from '../errors.js';
-import type { CertExpiringEvent, CertFailedEvent, CertObtainedEvent, EventName, Listener } from '../events.js';
+import type { CertExpiringEvent, CertFailedEvent, CertObtainedEvent, CertRevokedEvent, EventName, Listener } from '../events.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import { hasTryLock, type Storage } from '../storage/types.js';
@@ -42,6 +43,10 @@ export interface NotificationPayload {
   remainingSeconds?: number | undefined;
   renewalReason?: string | undefined;
   error?: { code: string | undefined; message: string } | undefined;
+  /** cert_revoked: when the CA says it revoked the certificate, the RFC 5280 reason code, and where it was seen. */
+  revokedAt?: string | undefined;
+  revocationReason?: number | undefined;
+  revocationSource?: 'crl' | 'ocsp' | undefined;
   attempt?: number | undefined;
   nextAttemptAt?: string | undefined;
 }
@@ -68,6 +73,7 @@ export class Notifier implements AsyncDisposable {
       deps.on('cert_failed', (event) => this.#onFailed(event)),
       deps.on('cert_expiring', (event) => this.#onExpiring(event)),
       deps.on('cert_renewed', (event) => this.#onRenewed(event)),
+      deps.on('cert_revoked', (event) => this.#onRevoked(event)),
     ];
     // No new notification from the moment close() is called.
     this.#lifecycle.signal.addEventListener('abort', () => offs.forEach((off) => off()), { once: true });
@@ -130,6 +136,22 @@ export class Notifier implements AsyncDisposable {
     };
     this.#notify({ type: 'cert_renewed', key: `cert_renewed:${event.serialNumber}`, ...base });
     if (event.replacedEarlyByAri === true) this.#notify({ type: 'cert_replaced_early', key: `cert_replaced_early:${event.serialNumber}`, ...base });
+  }
+
+  #onRevoked(event: CertRevokedEvent): void {
+    this.#notify({
+      type: 'cert_revoked',
+      // Once per revoked certificate, whichever process (or check) saw it first.
+      key: `cert_revoked:${event.serialNumber}`,
+      names: [...event.names],
+      issuer: event.issuer,
+      source: 'managed',
+      notAfter: event.notAfter?.toISOString(),
+      serialNumber: event.serialNumber,
+      revokedAt: event.revokedAt.toISOString(),
+      revocationReason: event.reason,
+      revocationSource: event.source,
+    });
   }
 
   #notify(fields: Omit<NotificationPayload, 'at'>): void {

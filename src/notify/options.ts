@@ -11,7 +11,7 @@ export { DEFAULT_NOTIFY_TIMEOUT_MS, DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_RETRY
 /** HMAC keys shorter than this are refused (a guessable key signs nothing). */
 export const MIN_WEBHOOK_SECRET_LENGTH = 16;
 
-export const NOTIFICATION_TYPES = ['renewal_failing', 'cert_expiring', 'cert_renewed', 'cert_replaced_early'] as const;
+export const NOTIFICATION_TYPES = ['renewal_failing', 'cert_expiring', 'cert_renewed', 'cert_replaced_early', 'cert_revoked'] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 export interface WebhookOptions {

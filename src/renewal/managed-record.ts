@@ -44,6 +44,15 @@ export interface ManagedRecord {
   /** ACME profile of the served certificate, and whether its order asked for it (then a renewal asks again). */
   profile?: string | undefined;
   profileRequested?: boolean | undefined;
+  /** The CA revoked the certificate with this serial (seen by the revocation checker): it is replaced at once. */
+  revoked?: RevokedState | undefined;
+}
+
+export interface RevokedState {
+  serialNumber: string;
+  revokedAt: number;
+  reason: number;
+  source: 'crl' | 'ocsp';
 }
 
 /** A fresh record: nothing served, nothing failed yet. */
@@ -72,6 +81,11 @@ export function newRecord(identifiers: Identifier[], settings: ResolvedSettings)
 export function ariIssuerOf(record: ManagedRecord): Issuer | undefined {
   const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
   return issuer?.renewalInfo && record.certPem !== undefined ? issuer : undefined;
+}
+
+/** The served certificate is known to be revoked: due now, whatever its lifetime or ARI window say. */
+export function servesRevoked(record: ManagedRecord): boolean {
+  return record.revoked !== undefined && record.revoked.serialNumber === record.serialNumber;
 }
 
 /** A certificate is served and still valid: its renewal is background work, nobody is waiting for it. */

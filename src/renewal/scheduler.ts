@@ -13,7 +13,7 @@ import type { Storage } from '../storage/types.js';
 import { refreshAri } from './ari-refresh.js';
 import { DueQueue } from './due-queue.js';
 import type { AriWindowMs, ManagedRecord } from './managed-record.js';
-import { ariIssuerOf } from './managed-record.js';
+import { ariIssuerOf, servesRevoked } from './managed-record.js';
 import { planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './renewal-policy.js';
 
 /** A freshly obtained certificate is not renewed again sooner than this (or a tenth of its lifetime, if shorter). */
@@ -85,13 +85,15 @@ export class RenewalScheduler extends Closable {
   isDue(record: ManagedRecord): boolean {
     const now = this.#options.clock.now();
     if (record.backoff !== undefined && record.backoff.nextAttemptAt > now) return false;
+    if (servesRevoked(record)) return true;
     const dueAt = this.plan(record)?.dueAt;
     return dueAt === undefined || dueAt <= now;
   }
 
   /** Why the served certificate is being renewed, and whether ARI brought it forward of the lifetime rule. */
-  why(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced'; early: boolean } | undefined {
+  why(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced' | 'revoked'; early: boolean } | undefined {
     if (force) return { reason: 'forced', early: false };
+    if (servesRevoked(record)) return { reason: 'revoked', early: false };
     if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
     const plan = this.plan(record) as RenewalPlan;
     const random = (): number => seededRandom(seedOf(record));
@@ -112,7 +114,9 @@ export class RenewalScheduler extends Closable {
       return;
     }
     let renewalAt = this.plan(record)?.dueAt ?? this.#options.clock.now();
-    if (record.obtainedAt !== undefined && record.notBefore !== undefined && record.notAfter !== undefined) {
+    // A revoked certificate is replaced now, however young: its successor is not revoked, so there is no loop to guard against.
+    if (servesRevoked(record)) renewalAt = this.#options.clock.now();
+    else if (record.obtainedAt !== undefined && record.notBefore !== undefined && record.notAfter !== undefined) {
       // A certificate that is due the moment it arrives (CA clock skew, an ARI window in the past) must not renew in a loop.
       const minimumAge = Math.min(MIN_RENEWAL_INTERVAL_MS, (record.notAfter - record.notBefore) / 10);
       renewalAt = Math.max(renewalAt, record.obtainedAt + minimumAge);

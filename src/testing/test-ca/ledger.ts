@@ -52,6 +52,8 @@ export class Ledger {
   readonly #certificates = new Map<string, CertificateRecord>();
   /** Bumped on every revocation, so a cached CRL knows it is stale. */
   revision = 0;
+  /** Serve the CRL with a broken signature (a client must reject it). */
+  crlTampered = false;
 
   // --- endpoints, counts, faults, Retry-After
 

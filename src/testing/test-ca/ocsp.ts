@@ -15,11 +15,12 @@ import {
   generalizedTime,
   objectIdentifier,
   octetString,
+  oidText,
   readTlv,
   sequence,
   tlv,
   type Tlv,
-} from './der.js';
+} from '../../revocation/der.js';
 import type { Ledger } from './ledger.js';
 import type { Issuer } from './pki.js';
 
@@ -135,19 +136,4 @@ function parseRequest(der: Buffer): { certs: RequestedCert[]; nonce: Buffer | un
   const wrapped = extensions ? children(extensions.content)[0] : undefined;
   const nonce = wrapped ? children(wrapped.content).find((ext) => oidText(children(ext.content)[0]?.content ?? Buffer.alloc(0)) === OID_OCSP_NONCE) : undefined;
   return { certs, nonce: nonce?.der };
-}
-
-function oidText(content: Buffer): string {
-  if (content.length === 0) return '';
-  const first = content[0] as number;
-  const arcs = [Math.floor(first / 40), first % 40];
-  let value = 0;
-  for (const byte of content.subarray(1)) {
-    value = value * 128 + (byte & 0x7f);
-    if ((byte & 0x80) === 0) {
-      arcs.push(value);
-      value = 0;
-    }
-  }
-  return arcs.join('.');
 }

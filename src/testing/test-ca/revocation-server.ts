@@ -42,7 +42,7 @@ export function createRevocationServer(parts: RevocationServerParts): http.Serve
       );
     };
     if (endpoint === 'crl' && req.method === 'GET') {
-      reply(parts.crl.crl(parts.clock.now()).then((body) => ({ type: 'application/pkix-crl', body })));
+      reply(parts.crl.crl(parts.clock.now()).then((body) => ({ type: 'application/pkix-crl', body: parts.ledger.crlTampered ? tampered(body) : body })));
     } else if (endpoint === 'ocsp' && parts.ocsp) {
       const ocsp = parts.ocsp;
       reply(ocspRequest(req, path).then(async (request) => (request ? { type: 'application/ocsp-response', body: await ocsp.respond(request) } : undefined)));
@@ -50,6 +50,13 @@ export function createRevocationServer(parts: RevocationServerParts): http.Serve
       res.writeHead(404).end();
     }
   });
+}
+
+/** The same CRL with the last byte of its signature flipped: well-formed, but signed by nobody. */
+function tampered(der: Buffer): Buffer {
+  const copy = Buffer.from(der);
+  copy[copy.length - 1] = (copy[copy.length - 1] as number) ^ 0x01;
+  return copy;
 }
 
 async function ocspRequest(req: http.IncomingMessage, path: string): Promise<Buffer | undefined> {

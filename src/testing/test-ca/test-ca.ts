@@ -152,6 +152,10 @@ class RunningTestCa implements TestCa {
     if (!record.revoked) this.#ledger.revoke(record, this.#options.clock.now(), reason);
   }
 
+  tamperCrl(tampered: boolean): void {
+    this.#ledger.crlTampered = tampered === true;
+  }
+
   injectFault(fault: TestCaFault): void {
     this.#ledger.addFault(fault);
   }

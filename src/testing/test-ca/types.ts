@@ -134,6 +134,8 @@ export interface TestCa extends AsyncDisposable {
   revocationDrill(options?: { explanationUrl?: string }): void;
   /** Revokes a certificate (RFC 5280 reason code, default 0): it appears in the next CRL. */
   revoke(certificate: string, reason?: number): void;
+  /** Serves the CRL with a broken signature from now on (true) or a good one again (false), to test that clients reject it. */
+  tamperCrl(tampered: boolean): void;
   /** The next `times` requests to the endpoint get this error answer instead of the real one. */
   injectFault(fault: TestCaFault): void;
   clearFaults(): void;

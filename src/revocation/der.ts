@@ -1,7 +1,8 @@
 /**
- * Just enough DER (X.690) to read an OCSP request and write an OCSP
- * response: @peculiar/x509 has no OCSP, and these few shapes do not need a
- * schema library.
+ * Just enough DER (X.690) for revocation data: OCSP requests and responses,
+ * CRLs and the two certificate extensions that name them. @peculiar/x509 has
+ * no OCSP, and a CRL of many thousand entries is walked faster by hand than
+ * through a schema library. The test CA writes its answers with this too.
  */
 
 export interface Tlv {
@@ -94,4 +95,48 @@ function byteAt(buffer: Buffer, index: number): number {
   const value = buffer[index];
   if (value === undefined) throw new Error('truncated DER');
   return value;
+}
+
+/** Dotted text of an OBJECT IDENTIFIER's content bytes. */
+export function oidText(content: Buffer): string {
+  if (content.length === 0) return '';
+  const first = content[0] as number;
+  const arcs = [first < 80 ? Math.floor(first / 40) : 2, first < 80 ? first % 40 : first - 80];
+  let value = 0;
+  for (const byte of content.subarray(1)) {
+    value = value * 128 + (byte & 0x7f);
+    if ((byte & 0x80) === 0) {
+      arcs.push(value);
+      value = 0;
+    }
+  }
+  return arcs.join('.');
+}
+
+/** Epoch ms of a UTCTime (0x17) or GeneralizedTime (0x18) in the Z form DER requires. */
+export function readTime(element: Tlv): number {
+  const text = element.content.toString('ascii');
+  let match: RegExpExecArray | null;
+  let year: number;
+  if (element.tag === 0x17 && (match = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))) {
+    const yy = Number(match[1]);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy; // RFC 5280 §4.1.2.5.1
+  } else if (element.tag === 0x18 && (match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z$/.exec(text))) {
+    year = Number(match[1]);
+  } else {
+    throw new Error('not a DER time');
+  }
+  const [, , mo, d, h, mi, s] = match.map(Number) as number[];
+  return Date.UTC(year, (mo as number) - 1, d, h, mi, s);
+}
+
+/** Lower-case hex of a positive INTEGER's value without leading zeros: one spelling of a serial, whoever wrote it. */
+export function integerHex(content: Buffer): string {
+  return content.toString('hex').replace(/^0+(?=.)/, '');
+}
+
+/** The children of a constructed element, checking its tag. */
+export function expectChildren(element: Tlv | undefined, tag: number, what: string): Tlv[] {
+  if (element?.tag !== tag) throw new Error(`${what}: unexpected DER structure`);
+  return children(element.content);
 }
