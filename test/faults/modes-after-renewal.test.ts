@@ -49,6 +49,9 @@ describe('fault: file modes after renewals', () => {
     const storage = new FileStorage({ root, logger: silentLogger() });
     // No pacer: its load checks run on unref'd timers, and nothing else here would keep the event loop alive.
     const keeper = new CertKeeper({ storage, clock, renewalPacing: false, issuers: [{ type: 'internal' }], logger: silentLogger(), challenges: { http01: false, tlsAlpn01: { listener: false } } });
+    // The keeper's timers are unref'd (a library must not hold an app open); this test has no server
+    // of its own, so something must keep the event loop alive while a renewal awaits one of them.
+    const keepAlive = setInterval(() => {}, 1_000);
     try {
       const name = 'modes.example.test';
       await keeper.manageSync([name]);
@@ -70,6 +73,7 @@ describe('fault: file modes after renewals', () => {
         assertModes(root, found);
       }
     } finally {
+      clearInterval(keepAlive);
       await keeper.close();
       await storage.close();
     }
