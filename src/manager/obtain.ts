@@ -211,7 +211,7 @@ export class ObtainPipeline extends Closable {
     record: ManagedRecord,
     { set, material }: IssuedSet,
     renewal: boolean,
-    why: { reason: RenewalSource | 'forced'; early: boolean } | undefined,
+    why: { reason: RenewalSource | 'forced'; early: boolean; explanationUrl?: string | undefined } | undefined,
     hadFailures: boolean,
     lockName: string,
   ): Promise<void> {
@@ -229,6 +229,7 @@ export class ObtainPipeline extends Closable {
       notAfter: new Date(set.meta.notAfter),
       serialNumber: set.meta.serialNumber,
       ...(why ? { renewalReason: why.reason, replacedEarlyByAri: why.early } : {}),
+      ...(why?.explanationUrl ? { explanationUrl: why.explanationUrl } : {}),
     };
     events.emit('cert_obtained', payload);
     if (renewal) events.emit('cert_renewed', payload);
