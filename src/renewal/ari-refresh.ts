@@ -123,6 +123,7 @@ async function readPeerAnswer(record: ManagedRecord, issuerKey: string, serial: 
 }
 
 function takeStored(record: ManagedRecord, serial: string | undefined, stored: NonNullable<CertificateMeta['renewal']['ari']>, deps: AriRefreshDeps): AriRefreshOutcome {
+  // Stored on the scheduler's clock (persistAriWindow writes what take() scheduled).
   const info: RenewalInfo = {
     windowStart: Date.parse(stored.windowStart),
     windowEnd: Date.parse(stored.windowEnd),
@@ -157,7 +158,8 @@ function take(record: ManagedRecord, serial: string | undefined, info: RenewalIn
     deps.onWindow?.({ serialNumber: serial, windowStart: window.windowStart, windowEnd: window.windowEnd, selectedTime: selected, explanationUrl: info.explanationUrl, source });
   }
   deps.reschedule();
-  deps.askAgainAt(info.retryAfter);
+  // The issuer may run on another clock than the scheduler (a test's fake one): the delay is what counts.
+  deps.askAgainAt(info.retryAfterMs !== undefined ? deps.clock.now() + info.retryAfterMs : info.retryAfter);
   return selected;
 }
 
@@ -196,7 +198,7 @@ async function persistAriWindow(
         windowStart: new Date(info.windowStart).toISOString(),
         windowEnd: new Date(info.windowEnd).toISOString(),
         selectedTime: new Date(selected).toISOString(),
-        retryAfter: new Date(info.retryAfter).toISOString(),
+        retryAfter: new Date(info.retryAfterMs !== undefined ? deps.clock.now() + info.retryAfterMs : info.retryAfter).toISOString(),
         ...(info.explanationUrl ? { explanationUrl: info.explanationUrl } : {}),
       },
     },

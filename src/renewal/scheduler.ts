@@ -143,7 +143,7 @@ export class RenewalScheduler extends Closable {
 
   async #refreshAri(record: ManagedRecord): Promise<void> {
     const { clock, renewalWindowRatio, storage, logger, signal } = this.#options;
-    await refreshAri(record, {
+    const outcome = await refreshAri(record, {
       clock,
       renewalWindowRatio,
       storage,
@@ -159,6 +159,7 @@ export class RenewalScheduler extends Closable {
       },
       onWindow: (notice) => this.#options.onAriWindow?.(record, notice),
     });
+    logger.debug({ names: record.names, outcome, next: this.#ariRefreshes.dueAt(record.certName) }, 'ARI refresh');
   }
 
   #plan(notBefore: number, notAfter: number, seed: string, ari: AriWindowMs | undefined, ariSelectedTime: number | undefined): RenewalPlan {
