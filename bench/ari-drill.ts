@@ -107,6 +107,11 @@ async function runServer(): Promise<void> {
   const renewed = new Map<string, number>();
   let allRenewed: () => void = () => {};
   const done = new Promise<void>((resolve) => (allRenewed = resolve));
+  const failures = new Map<string, number>();
+  keeper.on('cert_failed', (e) => {
+    const key = `${(e.error as { code?: string }).code ?? 'error'}: ${e.error.message.slice(0, 120)}`;
+    failures.set(key, (failures.get(key) ?? 0) + 1);
+  });
   keeper.on('cert_renewed', (e) => {
     renewed.set(e.names[0]!, (renewed.get(e.names[0]!) ?? 0) + 1);
     if (renewed.size === names.length) allRenewed();
@@ -131,7 +136,13 @@ async function runServer(): Promise<void> {
         await done;
         return { ms: performance.now() - drillStart };
       },
-      stats: () => ({ ...keeper.orderStats(), renewedNames: renewed.size, renewedTwice: [...renewed.values()].filter((n) => n > 1).length }),
+      stats: () => ({
+        ...keeper.orderStats(),
+        renewedNames: renewed.size,
+        renewedTwice: [...renewed.values()].filter((n) => n > 1).length,
+        failures: Object.fromEntries(failures),
+        notRenewed: names.filter((n) => !renewed.has(n)).slice(0, 3).map((n) => ({ name: n, ...keeper.status(n) })),
+      }),
     },
     async () => {
       server.close();
@@ -187,7 +198,13 @@ async function runClient(): Promise<void> {
       finished = true;
       return r;
     });
+    const progress = setInterval(() => {
+      void server?.request<{ renewedNames: number; inFlight: number; failures: Record<string, number>; notRenewed: unknown[] }>('stats').then((s) =>
+        console.log(`  ${s.renewedNames}/${COUNT} renewed, ${s.inFlight} orders in flight, failures ${JSON.stringify(s.failures)}${s.renewedNames > COUNT * 0.9 ? ` waiting for ${JSON.stringify(s.notRenewed)}` : ''}`),
+      );
+    }, 15_000);
     const during: LoadResult = await tlsLoad({ port, name, durationMs: timeoutMs, stop: () => finished, concurrency, checkName: true });
+    clearInterval(progress);
     const renewedMs = finished ? (await renewedReply).ms : Number.NaN;
     if (!finished) notes.push(`not every certificate renewed after ${timeoutMs / 1000} s`);
     const stats = await server.request<{ peakInFlight: number; renewedNames: number; renewedTwice: number }>('stats');

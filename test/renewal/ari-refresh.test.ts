@@ -18,7 +18,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 function served(issuer: Issuer, now: number, serial: string): ManagedRecord {
-  const record = newRecord([{ type: 'dns', value: 'a.example.test' }], { issuers: [issuer], keyType: 'ecdsa-p256' } as never);
+  const record = newRecord([{ type: 'dns', value: 'a.example.test', wildcard: false }], { issuers: [issuer], keyType: 'ecdsa-p256' } as never);
   Object.assign(record, { issuerKey: issuer.key, certPem: `pem-${serial}`, serialNumber: serial, notBefore: now - DAY, notAfter: now + 89 * DAY, materialId: serial });
   return record;
 }
