@@ -216,6 +216,7 @@ async function runClient(): Promise<void> {
     const p99Without = percentile(without.latencies, 99);
     const ratio = p99During / p99Without;
     console.log(`  during the drill: ${during.ok} handshakes, p99 ${p99During.toFixed(2)} ms, failed ${during.failed}; without: ${without.ok}, p99 ${p99Without.toFixed(2)} ms, failed ${without.failed}`);
+    if (during.failed > 0) notes.push(`failed handshakes during the drill: ${JSON.stringify(Object.fromEntries(during.errors))}`);
     notes.push(
       `${COUNT} certificates issued for real through the test CA in front of Pebble in ${(obtained.ms / 1000).toFixed(0)} s; ${concurrency} TLS connections in flight; keeper defaults (maxConcurrentOrders 10, renewalPacing on, no order bucket for a private CA); ` +
         `load average before ${loadBefore}, after ${loadAverage()} (2 shared cores; noisy)`,
