@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { CertKeeper } from '../src/manager/keeper.js';
 import { FileStorage } from '../src/storage/file.js';
 import { startTestCa } from '../src/testing/index.js';
@@ -102,7 +103,8 @@ async function runServer(): Promise<void> {
     storage: new FileStorage({ root }),
     challenges: { http01: { port: Number(args['http-port']), host: '127.0.0.1' }, tlsAlpn01: false },
     clock,
-    logger: silentLogger(),
+    // BENCH_ARI_LOG=<file>: the server keeper's debug log, for a drill that does not finish.
+    logger: process.env.BENCH_ARI_LOG ? pino({ level: 'debug' }, pino.destination(process.env.BENCH_ARI_LOG)) : silentLogger(),
   });
   const renewed = new Map<string, number>();
   let allRenewed: () => void = () => {};
