@@ -52,6 +52,11 @@ export interface AriRefreshDeps {
   onWindow?(notice: AriWindowNotice): void;
 }
 
+/** Refreshes in a row that found the lock taken and no fresh stored answer, per record. */
+const peerBusy = new WeakMap<ManagedRecord, number>();
+/** After this many, the refresh asks the CA itself (about 1.5 minutes with the default peer wait). */
+const MAX_PEER_BUSY = 3;
+
 /** What a refresh did: asked the CA, read a stored answer, dropped a stale one, or found nothing to do. */
 export type AriRefreshOutcome = 'asked' | 'stored' | 'peer-busy' | 'stale' | 'failed' | 'replaced' | 'skipped';
 
@@ -65,7 +70,17 @@ export async function refreshAri(record: ManagedRecord, deps: AriRefreshDeps): P
   // Without tryLock (or a stored set) there is no one to share with: ask, keep the answer in memory.
   if (issuerKey === undefined || !hasTryLock(storage)) return ask(record, issuer, certPem, serial, deps, undefined);
   const lockName = certificateLockName(record.certName);
-  if (!(await storage.tryLock(lockName).catch(() => false))) return readPeerAnswer(record, issuerKey, serial, deps);
+  if (!(await storage.tryLock(lockName).catch(() => false))) {
+    const outcome = await readPeerAnswer(record, issuerKey, serial, deps);
+    const busy = outcome === 'peer-busy' ? (peerBusy.get(record) ?? 0) + 1 : 0;
+    peerBusy.set(record, busy);
+    // A holder that never stores an answer (stuck, or a lock left behind): ask ourselves, keeping the answer in memory.
+    if (busy < MAX_PEER_BUSY) return outcome;
+    peerBusy.delete(record);
+    deps.logger.debug({ names: record.names }, 'the certificate lock stayed taken without a stored ARI answer; asking without it');
+    return ask(record, issuer, certPem, serial, deps, undefined);
+  }
+  peerBusy.delete(record);
   try {
     const meta = await readMeta(storage, issuerKey, record.certName, deps.logger);
     if (meta && meta.serialNumber !== serial) return replaced(deps);

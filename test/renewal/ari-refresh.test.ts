@@ -8,9 +8,10 @@ import type { RenewalInfo } from '../../src/acme/ari.js';
 import type { Issuer } from '../../src/issuers/types.js';
 import { applySidecar } from '../../src/manager/stored-sets.js';
 import { refreshAri, type AriRefreshDeps } from '../../src/renewal/ari-refresh.js';
+import { certificateLockName } from '../../src/storage/layout.js';
 import { currentAri, newRecord, setAri, type ManagedRecord } from '../../src/renewal/managed-record.js';
 import type { CertificateMeta } from '../../src/storage/certificates.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { silentLogger } from '../helpers/logging.js';
 
@@ -52,6 +53,28 @@ describe('ARI state per certificate', () => {
     assert.equal(currentAri(record), undefined, 'the old certificate window is not taken for the new one');
     assert.equal(calls.reschedule, 0);
     assert.deepEqual(calls.askAgainAt, [], "the new certificate's own refresh is not pushed back");
+  });
+
+  test('a peer that holds the lock and stores no answer is waited for twice, then the refresh asks the CA itself', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3));
+    let asked = 0;
+    const issuer = {
+      key: 'ca',
+      issue: async () => assert.fail(),
+      renewalInfo: async (): Promise<RenewalInfo> => (asked++, { windowStart: clock.now() + DAY, windowEnd: clock.now() + 2 * DAY, retryAfter: clock.now() + HOUR, retryAfterMs: HOUR }),
+    } as unknown as Issuer;
+    const record = served(issuer, clock.now(), 'aa');
+    const backend = new MemoryBackend();
+    const peer = new MemoryStorage({ backend });
+    assert.ok(await peer.tryLock(certificateLockName(record.certName)), 'the peer holds the lock (and never answers)');
+    const calls = { reschedule: 0, askAgainAt: [] as number[] };
+    const d = { ...deps(clock, calls), storage: new MemoryStorage({ backend }) };
+    assert.equal(await refreshAri(record, d), 'peer-busy');
+    assert.equal(await refreshAri(record, d), 'peer-busy');
+    assert.equal(asked, 0, 'a peer holding the lock is given time to ask and store');
+    assert.equal(await refreshAri(record, d), 'asked');
+    assert.equal(asked, 1);
+    assert.ok(currentAri(record), 'its answer is taken in memory');
   });
 
   test('a window taken for one serial does not count for the next; a sidecar without ARI state forgets it', () => {
