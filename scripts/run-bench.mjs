@@ -35,6 +35,7 @@ const BENCHES = {
   'storage-locks': 1200,
   'daemon-vs-peers': 1800,
   built: 1800,
+  'ari-drill': 2400,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup', 'built'];
 

@@ -86,6 +86,10 @@ export const DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS = 120_000;
 /** Used when the CA sends no (usable) Retry-After. */
 export const DEFAULT_ARI_RETRY_AFTER_MS = 6 * 60 * MINUTE;
 export const DEFAULT_ARI_FETCH_TIMEOUT_MS = 30_000;
+/** renewalInfo requests per CA (directory URL) per process: 20 at once at most, then one every 50 ms (20 a second). */
+export const DEFAULT_ARI_RATE_LIMIT = Object.freeze({ capacity: 20, refillAmount: 1, refillIntervalMs: 50 });
+/** A peer holds a certificate's lock (it polls ARI for it, or renews it): read its stored answer after this long. */
+export const DEFAULT_ARI_PEER_WAIT_MS = 30_000;
 // --- internal CA and PKCS#12
 export const DEFAULT_INTERNAL_CA_NAME = 'local';
 export const DEFAULT_LEAF_LIFETIME_MS = 24 * HOUR_MS;

@@ -23,6 +23,21 @@ export interface CertObtainedEvent extends CertEventBase {
   renewalReason?: 'lifetime' | 'ari' | 'emergency' | 'forced' | 'revoked' | undefined;
   /** The CA's ARI window brought this renewal forward of the lifetime rule (e.g. ahead of a revocation). */
   replacedEarlyByAri?: boolean | undefined;
+  /** For a renewal the ARI window decided: the CA's `explanationURL` for that window (never fetched by certkeeper). */
+  explanationUrl?: string | undefined;
+}
+/** The CA suggested a new renewal window (ARI, RFC 9773) for the served certificate. */
+export interface CertRenewalWindowEvent extends CertEventBase {
+  /** Serial of the certificate the window is for. */
+  serialNumber: string | undefined;
+  windowStart: Date;
+  windowEnd: Date;
+  /** The moment chosen inside the window (the same in every process sharing the storage). */
+  selectedTime: Date;
+  /** The CA's page about this window, when it gave one: logged and reported, never fetched. */
+  explanationUrl?: string | undefined;
+  /** `ca`: this process asked the CA; `storage`: it read the answer a peer (or an earlier run) stored. */
+  source: 'ca' | 'storage';
 }
 export interface CertFailedEvent extends CertEventBase {
   renewal: boolean;
@@ -135,6 +150,7 @@ export interface CertKeeperEvents {
   client_ca_loaded: ClientCaLoadedEvent;
   notification_failed: NotificationFailedEvent;
   cert_revoked: CertRevokedEvent;
+  cert_renewal_window: CertRenewalWindowEvent;
 }
 
 export type EventName = keyof CertKeeperEvents;

@@ -43,6 +43,8 @@ export interface RenewalInfo {
   explanationUrl?: string | undefined;
   /** Epoch ms after which the info should be fetched again. */
   retryAfter: number;
+  /** The same as a delay from the answer: for a caller whose clock is not the issuer's. */
+  retryAfterMs?: number | undefined;
 }
 
 /**
@@ -57,7 +59,8 @@ export function parseRenewalInfo(body: unknown, retryAfterHeader: string | null 
   const start = parseRfc3339((window as Record<string, unknown>)['start']);
   const end = parseRfc3339((window as Record<string, unknown>)['end']);
   if (start === undefined || end === undefined || end <= start) return undefined;
-  const info: RenewalInfo = { windowStart: start, windowEnd: end, retryAfter: ariRetryAt(retryAfterHeader, now) };
+  const retryAfter = ariRetryAt(retryAfterHeader, now);
+  const info: RenewalInfo = { windowStart: start, windowEnd: end, retryAfter, retryAfterMs: retryAfter - now };
   const explanation = (body as Record<string, unknown>)['explanationURL'];
   if (typeof explanation === 'string' && isHttpUrl(explanation)) info.explanationUrl = explanation;
   return info;

@@ -14,6 +14,7 @@ import { issuerKeyFromDirectoryUrl } from '../storage/layout.js';
 import { createAccountKeyPem, ensureAccount, type StoredAccount } from '../acme/account.js';
 import { certId, fetchRenewalInfo } from '../acme/ari.js';
 import { caGate, SharedDirectory } from '../acme/ca-gate.js';
+import { ariLimiter } from '../acme/ari-limit.js';
 import { AcmeConnection } from '../acme/connection.js';
 import type { AcmeDirectory } from '../acme/directories.js';
 import { assertIpSolvable, profileForIdentifiers } from '../acme/ip-identifiers.js';
@@ -221,13 +222,17 @@ export class AcmeIssuer extends Closable implements Issuer {
     // A plain GET outside the signed-request path: the CA's Retry-After holds it too, and a 503 here holds the others.
     const gate = caGate(this.config.directoryUrl, this.config.clock);
     if (gate.blockedUntil() !== undefined) throw gate.error();
-    try {
-      // Through acme-client's axios instance, so the issuer's CA trust applies.
-      return await fetchRenewalInfo(directory.renewalInfo, certificatePem, { signal, clock: this.config.clock, fetchImpl: acmeClientFetch });
-    } catch (error) {
-      gate.observe(error);
-      throw error;
-    }
+    const url = directory.renewalInfo;
+    // Bounded per CA, whatever the number of certificates and issuers in this process (src/acme/ari-limit.ts).
+    return ariLimiter(this.config.directoryUrl, this.config.clock).run(certId(certificatePem), async () => {
+      try {
+        // Through acme-client's axios instance, so the issuer's CA trust applies.
+        return await fetchRenewalInfo(url, certificatePem, { signal, clock: this.config.clock, fetchImpl: acmeClientFetch });
+      } catch (error) {
+        gate.observe(error);
+        throw error;
+      }
+    }, signal);
   }
 
   /** Runs an operation that close() stops (through its signal) and waits for, with the caller's signal joined to the issuer's. */

@@ -212,7 +212,7 @@ export class ObtainPipeline extends Closable {
     record: ManagedRecord,
     { set, material }: IssuedSet,
     renewal: boolean,
-    why: { reason: RenewalSource | 'forced' | 'revoked'; early: boolean } | undefined,
+    why: { reason: RenewalSource | 'forced' | 'revoked'; early: boolean; explanationUrl?: string | undefined } | undefined,
     hadFailures: boolean,
     lockName: string,
   ): Promise<void> {
@@ -230,6 +230,7 @@ export class ObtainPipeline extends Closable {
       notAfter: new Date(set.meta.notAfter),
       serialNumber: set.meta.serialNumber,
       ...(why ? { renewalReason: why.reason, replacedEarlyByAri: why.early } : {}),
+      ...(why?.explanationUrl ? { explanationUrl: why.explanationUrl } : {}),
     };
     events.emit('cert_obtained', payload);
     if (renewal) events.emit('cert_renewed', payload);

@@ -84,6 +84,17 @@ export function createParts(input: PartsInput): KeeperParts {
     lookup: (certName) => registry.get(certName),
     renew: (record) => renewSoon(parts as KeeperParts, record),
     track,
+    onAriWindow: (record, notice) =>
+      events.emit('cert_renewal_window', {
+        names: [...record.names],
+        issuer: record.issuerKey,
+        serialNumber: notice.serialNumber,
+        windowStart: new Date(notice.windowStart),
+        windowEnd: new Date(notice.windowEnd),
+        selectedTime: new Date(notice.selectedTime),
+        ...(notice.explanationUrl ? { explanationUrl: notice.explanationUrl } : {}),
+        source: notice.source,
+      }),
   });
   const stored = new StoredSets({
     storage,

@@ -1,6 +1,6 @@
 /** What status(), list() and the status page say about one managed certificate. */
 import type { ManagedStatusLike } from '../http/status-report.js';
-import type { ManagedRecord } from '../renewal/managed-record.js';
+import { currentAri, type ManagedRecord } from '../renewal/managed-record.js';
 import type { RenewalSource } from '../renewal/renewal-policy.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 
@@ -15,6 +15,7 @@ export function statusOf(record: ManagedRecord, scheduler: RenewalScheduler): Ce
   const lastError = record.backoff?.lastError;
   const plan = scheduler.plan(record);
   const date = (ms: number | undefined): Date | undefined => (ms !== undefined ? new Date(ms) : undefined);
+  const ari = currentAri(record)?.window;
   return {
     names: [...record.names],
     issuer: record.issuerKey,
@@ -29,6 +30,6 @@ export function statusOf(record: ManagedRecord, scheduler: RenewalScheduler): Ce
     source: record.onDemand === true ? 'on-demand' : 'managed',
     renewalDueAt: date(plan?.dueAt),
     renewalReason: plan?.source,
-    ariWindow: record.ariWindow ? { start: new Date(record.ariWindow.windowStart), end: new Date(record.ariWindow.windowEnd) } : undefined,
+    ariWindow: ari ? { start: new Date(ari.windowStart), end: new Date(ari.windowEnd) } : undefined,
   };
 }

@@ -7,7 +7,7 @@
 import type { Clock } from '../clock.js';
 import type { TypedEmitter } from '../events.js';
 import type { Logger } from '../logger.js';
-import type { ManagedRecord } from '../renewal/managed-record.js';
+import { setAri, type ManagedRecord } from '../renewal/managed-record.js';
 import { listCertificateNames, readStoredCertificate, type CertificateMeta, type CertificateSet } from '../storage/certificates.js';
 import { safeKeyComponent } from '../storage/layout.js';
 import type { Storage } from '../storage/types.js';
@@ -132,11 +132,11 @@ export function applySidecar(record: ManagedRecord, meta: CertificateMeta): void
   record.profile = typeof meta.profile === 'string' ? meta.profile : undefined;
   record.profileRequested = record.profile !== undefined && meta.profileRequested === true;
   applySidecarBackoff(record, meta);
+  // A sidecar's ARI state was written for its own certificate (fenced by serial); a set without one forgets the
+  // previous certificate's window instead of keeping it (cert-manager #8993: an old window in the past renewed again).
   const ari = meta.renewal?.ari;
-  if (ari) {
-    record.ariWindow = { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd) };
-    record.ariSelectedTime = Date.parse(ari.selectedTime);
-  }
+  if (ari) setAri(record, meta.serialNumber, { windowStart: Date.parse(ari.windowStart), windowEnd: Date.parse(ari.windowEnd), explanationUrl: ari.explanationUrl }, Date.parse(ari.selectedTime));
+  else setAri(record, undefined, undefined, undefined);
 }
 
 /** The failure backoff kept in a sidecar (also of a set that is not usable: its failures still count). */

@@ -1,18 +1,40 @@
 /**
  * ARI (RFC 9773): asks the CA when it suggests renewing the served
  * certificate, moves the renewal due time into that window, and keeps the
- * chosen time in the certificate's sidecar so a restart and every peer
- * sharing the storage pick the same moment.
+ * answer in the certificate's sidecar so a restart and every peer sharing the
+ * storage pick the same moment.
+ *
+ * The state belongs to one certificate (its serial): an answer that arrives
+ * after the certificate was replaced is dropped, and a new certificate starts
+ * with no window. A fleet polls each certificate once per Retry-After: the
+ * process that takes the certificate's lock asks and stores the answer under
+ * it; a process that finds the lock taken, or a fresh answer stored, reads the
+ * stored one instead of asking.
  */
-import { ariRetryAt, shouldQueryAri } from '../acme/ari.js';
+import { ariRetryAt, MAX_ARI_RETRY_AFTER_MS, MIN_ARI_RETRY_AFTER_MS, shouldQueryAri } from '../acme/ari.js';
 import type { Clock } from '../clock.js';
-import type { RenewalInfo } from '../issuers/types.js';
+import { DEFAULT_ARI_PEER_WAIT_MS } from '../defaults.js';
+import { AbortedError, AcmeProblemError } from '../errors.js';
+import type { Issuer, RenewalInfo } from '../issuers/types.js';
 import type { Logger } from '../logger.js';
-import { updateCertificateMeta } from '../storage/certificates.js';
+import { loadCertificateMeta, updateCertificateMeta, type CertificateMeta } from '../storage/certificates.js';
 import { certificateLockName } from '../storage/layout.js';
 import { hasTryLock, type Storage } from '../storage/types.js';
-import { ariIssuerOf, type ManagedRecord } from './managed-record.js';
+import { ariIssuerOf, currentAri, setAri, type ManagedRecord } from './managed-record.js';
 import { planRenewal } from './renewal-policy.js';
+
+/** Where a window came from: the CA (this process asked) or the sidecar a peer (or this process earlier) stored. */
+export type AriSource = 'ca' | 'storage';
+
+/** A new window for the served certificate, for the `cert_renewal_window` event. */
+export interface AriWindowNotice {
+  serialNumber: string | undefined;
+  windowStart: number;
+  windowEnd: number;
+  selectedTime: number;
+  explanationUrl: string | undefined;
+  source: AriSource;
+}
 
 export interface AriRefreshDeps {
   clock: Clock;
@@ -24,53 +46,166 @@ export interface AriRefreshDeps {
   reschedule(): void;
   /** When to ask the CA again. */
   askAgainAt(at: number): void;
+  /** A peer stored a newer certificate than the one served: take it (the renewal path adopts it) rather than ask about ours. */
+  peerReplaced(): void;
+  /** The served certificate got a new window. */
+  onWindow?(notice: AriWindowNotice): void;
 }
 
-/** Fetches ARI for the served certificate, reschedules renewal, persists the window, and schedules the next fetch. */
-export async function refreshAri(record: ManagedRecord, deps: AriRefreshDeps): Promise<void> {
+/** Refreshes in a row that found the lock taken and no fresh stored answer, per record. */
+const peerBusy = new WeakMap<ManagedRecord, number>();
+/** After this many, the refresh asks the CA itself (about 1.5 minutes with the default peer wait). */
+const MAX_PEER_BUSY = 3;
+
+/** What a refresh did: asked the CA, read a stored answer, dropped a stale one, or found nothing to do. */
+export type AriRefreshOutcome = 'asked' | 'stored' | 'peer-busy' | 'stale' | 'failed' | 'replaced' | 'skipped';
+
+/** Refreshes the served certificate's window (from the CA or from storage), reschedules renewal and the next refresh. */
+export async function refreshAri(record: ManagedRecord, deps: AriRefreshDeps): Promise<AriRefreshOutcome> {
   const issuer = ariIssuerOf(record);
-  const certPem = record.certPem;
-  if (!issuer?.renewalInfo || certPem === undefined || record.notAfter === undefined) return;
-  if (!shouldQueryAri({ notAfter: record.notAfter }, deps.clock.now())) return;
+  const { certPem, notAfter, issuerKey, serialNumber: serial } = record;
+  if (!issuer?.renewalInfo || certPem === undefined || notAfter === undefined) return 'skipped';
+  if (!shouldQueryAri({ notAfter }, deps.clock.now())) return 'skipped';
+  const storage = deps.storage;
+  // Without tryLock (or a stored set) there is no one to share with: ask, keep the answer in memory.
+  if (issuerKey === undefined || !hasTryLock(storage)) return ask(record, issuer, certPem, serial, deps, undefined);
+  const lockName = certificateLockName(record.certName);
+  if (!(await storage.tryLock(lockName).catch(() => false))) {
+    const outcome = await readPeerAnswer(record, issuerKey, serial, deps);
+    const busy = outcome === 'peer-busy' ? (peerBusy.get(record) ?? 0) + 1 : 0;
+    peerBusy.set(record, busy);
+    // A holder that never stores an answer (stuck, or a lock left behind): ask ourselves, keeping the answer in memory.
+    if (busy < MAX_PEER_BUSY) return outcome;
+    peerBusy.delete(record);
+    deps.logger.debug({ names: record.names }, 'the certificate lock stayed taken without a stored ARI answer; asking without it');
+    return ask(record, issuer, certPem, serial, deps, undefined);
+  }
+  peerBusy.delete(record);
+  try {
+    const meta = await readMeta(storage, issuerKey, record.certName, deps.logger);
+    if (meta && meta.serialNumber !== serial) return replaced(deps);
+    const stored = meta?.renewal?.ari;
+    if (stored && Date.parse(stored.retryAfter) > deps.clock.now()) return takeStored(record, serial, stored, deps);
+    return await ask(record, issuer, certPem, serial, deps, meta ? { issuerKey, lockName } : undefined);
+  } finally {
+    await storage.unlock(lockName).catch(() => undefined);
+  }
+}
+
+async function ask(
+  record: ManagedRecord,
+  issuer: Issuer,
+  certPem: string,
+  serial: string | undefined,
+  deps: AriRefreshDeps,
+  persistUnder: { issuerKey: string; lockName: string } | undefined,
+): Promise<AriRefreshOutcome> {
   let info: RenewalInfo | undefined;
   try {
-    info = await issuer.renewalInfo(certPem, deps.signal);
+    info = await (issuer.renewalInfo as NonNullable<Issuer['renewalInfo']>)(certPem, deps.signal);
   } catch (error) {
+    if (error instanceof AbortedError || deps.signal.aborted) return 'failed';
     deps.logger.debug({ err: error, names: record.names }, 'ARI request failed');
+    if (record.serialNumber === serial) deps.askAgainAt(retryAtAfter(error, deps.clock.now()));
+    return 'failed';
+  }
+  // Replaced while we asked: this answer is about the old certificate, and the new one has its own refresh queued.
+  if (record.serialNumber !== serial) {
+    deps.logger.debug({ names: record.names, serialNumber: serial }, 'ARI answer for a replaced certificate dropped');
+    return 'stale';
   }
   if (info === undefined) {
     // No usable answer: keep the lifetime rule, ask again later.
     deps.askAgainAt(ariRetryAt(undefined, deps.clock.now()));
-    return;
+    return 'failed';
   }
-  if (info.explanationUrl) deps.logger.info({ names: record.names, explanationUrl: info.explanationUrl }, 'CA suggests a renewal window');
-  const changed = record.ariWindow?.windowStart !== info.windowStart || record.ariWindow?.windowEnd !== info.windowEnd;
-  record.ariWindow = { windowStart: info.windowStart, windowEnd: info.windowEnd };
-  if (changed) record.ariSelectedTime = undefined;
-  const plan = planRenewal({
-    notBefore: record.notBefore ?? 0,
-    notAfter: record.notAfter,
-    ratio: deps.renewalWindowRatio,
-    ari: record.ariWindow,
-    ariSelectedTime: record.ariSelectedTime,
-  });
-  record.ariSelectedTime = plan.ariSelectedTime;
-  deps.reschedule();
-  deps.askAgainAt(info.retryAfter);
-  if (record.issuerKey !== undefined && plan.ariSelectedTime !== undefined) await persistAriWindow(record, record.issuerKey, info, plan.ariSelectedTime, deps);
+  // Logged and reported, never fetched: the page is for people.
+  if (info.explanationUrl) deps.logger.info({ names: record.names, serialNumber: serial, explanationUrl: info.explanationUrl }, 'CA suggests a renewal window');
+  const selected = take(record, serial, info, undefined, 'ca', deps);
+  if (persistUnder) await persistAriWindow(record, serial, info, selected, persistUnder, deps);
+  return 'asked';
 }
 
-/**
- * Written only under the certificate lock, and only if the stored set is still the one we asked about;
- * otherwise a peer's newer set could get this set's sidecar. Without tryLock the state stays in memory.
- */
-async function persistAriWindow(record: ManagedRecord, issuerKey: string, info: RenewalInfo, selected: number, deps: AriRefreshDeps): Promise<void> {
-  const storage = deps.storage;
-  if (!hasTryLock(storage)) return;
-  const lockName = certificateLockName(record.certName);
-  if (!(await storage.tryLock(lockName).catch(() => false))) return;
-  const serial = record.serialNumber;
-  await updateCertificateMeta(storage, issuerKey, record.certName, (meta) => meta.serialNumber !== serial ? meta : ({
+/** Another holder of the lock asks (or renews); its stored answer is used when fresh, else it is read again shortly. */
+async function readPeerAnswer(record: ManagedRecord, issuerKey: string, serial: string | undefined, deps: AriRefreshDeps): Promise<AriRefreshOutcome> {
+  const meta = await readMeta(deps.storage, issuerKey, record.certName, deps.logger);
+  if (record.serialNumber !== serial) return 'stale';
+  if (meta && meta.serialNumber !== serial) return replaced(deps);
+  const stored = meta?.renewal?.ari;
+  if (stored && Date.parse(stored.retryAfter) > deps.clock.now()) return takeStored(record, serial, stored, deps);
+  deps.askAgainAt(deps.clock.now() + DEFAULT_ARI_PEER_WAIT_MS);
+  return 'peer-busy';
+}
+
+function takeStored(record: ManagedRecord, serial: string | undefined, stored: NonNullable<CertificateMeta['renewal']['ari']>, deps: AriRefreshDeps): AriRefreshOutcome {
+  // Stored on the scheduler's clock (persistAriWindow writes what take() scheduled).
+  const info: RenewalInfo = {
+    windowStart: Date.parse(stored.windowStart),
+    windowEnd: Date.parse(stored.windowEnd),
+    retryAfter: Date.parse(stored.retryAfter),
+    ...(stored.explanationUrl ? { explanationUrl: stored.explanationUrl } : {}),
+  };
+  // The stored selected time too: every process of the fleet renews at the same moment (and one of them orders).
+  take(record, serial, info, Date.parse(stored.selectedTime), 'storage', deps);
+  return 'stored';
+}
+
+function replaced(deps: AriRefreshDeps): AriRefreshOutcome {
+  deps.peerReplaced();
+  return 'replaced';
+}
+
+/** Takes a window for the certificate `serial`, reschedules, and returns the selected renewal time. */
+function take(record: ManagedRecord, serial: string | undefined, info: RenewalInfo, storedSelected: number | undefined, source: AriSource, deps: AriRefreshDeps): number {
+  const current = currentAri(record);
+  const window = { windowStart: info.windowStart, windowEnd: info.windowEnd, explanationUrl: info.explanationUrl };
+  const changed = current?.window.windowStart !== window.windowStart || current?.window.windowEnd !== window.windowEnd;
+  const plan = planRenewal({
+    notBefore: record.notBefore ?? 0,
+    notAfter: record.notAfter ?? 0,
+    ratio: deps.renewalWindowRatio,
+    ari: window,
+    ariSelectedTime: storedSelected ?? (changed ? undefined : current?.selectedTime),
+  });
+  const selected = plan.ariSelectedTime ?? window.windowStart;
+  setAri(record, serial, window, selected);
+  if (changed) {
+    deps.onWindow?.({ serialNumber: serial, windowStart: window.windowStart, windowEnd: window.windowEnd, selectedTime: selected, explanationUrl: info.explanationUrl, source });
+  }
+  deps.reschedule();
+  // The issuer may run on another clock than the scheduler (a test's fake one): the delay is what counts.
+  deps.askAgainAt(info.retryAfterMs !== undefined ? deps.clock.now() + info.retryAfterMs : info.retryAfter);
+  return selected;
+}
+
+/** After a failed request: the CA's Retry-After (429/503, or the per-CA pause), clamped like any ARI Retry-After; else the default. */
+function retryAtAfter(error: unknown, now: number): number {
+  const clamp = (at: number): number => Math.min(now + MAX_ARI_RETRY_AFTER_MS, Math.max(now + MIN_ARI_RETRY_AFTER_MS, at));
+  const retryAt = (error as { retryAt?: unknown }).retryAt;
+  if (typeof retryAt === 'number') return clamp(retryAt);
+  if (error instanceof AcmeProblemError && error.retryAfterMs !== undefined) return clamp(now + error.retryAfterMs);
+  return ariRetryAt(undefined, now);
+}
+
+async function readMeta(storage: Storage, issuerKey: string, certName: string, logger: Logger): Promise<CertificateMeta | undefined> {
+  try {
+    return await loadCertificateMeta(storage, issuerKey, certName);
+  } catch (error) {
+    logger.debug({ err: error, name: certName }, 'could not read the stored ARI state');
+    return undefined;
+  }
+}
+
+/** Written under the certificate lock, and only if the stored set is still the one we asked about (a peer's newer set keeps its own). */
+async function persistAriWindow(
+  record: ManagedRecord,
+  serial: string | undefined,
+  info: RenewalInfo,
+  selected: number,
+  { issuerKey, lockName }: { issuerKey: string; lockName: string },
+  deps: AriRefreshDeps,
+): Promise<void> {
+  await updateCertificateMeta(deps.storage, issuerKey, record.certName, (meta) => meta.serialNumber !== serial ? meta : ({
     ...meta,
     renewal: {
       ...meta.renewal,
@@ -78,11 +213,9 @@ async function persistAriWindow(record: ManagedRecord, issuerKey: string, info: 
         windowStart: new Date(info.windowStart).toISOString(),
         windowEnd: new Date(info.windowEnd).toISOString(),
         selectedTime: new Date(selected).toISOString(),
-        retryAfter: new Date(info.retryAfter).toISOString(),
+        retryAfter: new Date(info.retryAfterMs !== undefined ? deps.clock.now() + info.retryAfterMs : info.retryAfter).toISOString(),
         ...(info.explanationUrl ? { explanationUrl: info.explanationUrl } : {}),
       },
     },
-  }), { lock: lockName })
-    .catch((e: unknown) => deps.logger.debug({ err: e }, 'could not persist ARI state'))
-    .finally(() => storage.unlock(lockName).catch(() => undefined));
+  }), { lock: lockName }).catch((e: unknown) => deps.logger.debug({ err: e }, 'could not persist ARI state'));
 }

@@ -18,6 +18,8 @@ export interface ResolvedSettings {
 export interface AriWindowMs {
   windowStart: number;
   windowEnd: number;
+  /** The CA's page about this window (RFC 9773 `explanationURL`): logged and reported, never fetched. */
+  explanationUrl?: string | undefined;
 }
 
 export interface ManagedRecord {
@@ -34,6 +36,11 @@ export interface ManagedRecord {
   materialId: string | undefined;
   ariSelectedTime: number | undefined;
   ariWindow: AriWindowMs | undefined;
+  /**
+   * Serial number of the certificate `ariWindow` and `ariSelectedTime` were given for. ARI state belongs to one
+   * certificate: once another is served, the old window means nothing (acting on it renews the new one again).
+   */
+  ariFor: string | undefined;
   backoff: BackoffState | undefined;
   /** An ACME problem that retrying will not fix; no automatic retries until renew(). */
   finalError: boolean;
@@ -71,10 +78,24 @@ export function newRecord(identifiers: Identifier[], settings: ResolvedSettings)
     materialId: undefined,
     ariSelectedTime: undefined,
     ariWindow: undefined,
+    ariFor: undefined,
     backoff: undefined,
     finalError: false,
     obtainedAt: undefined,
   };
+}
+
+/** The ARI window and selected time of the served certificate; undefined when none was given for it. */
+export function currentAri(record: ManagedRecord): { window: AriWindowMs; selectedTime: number | undefined } | undefined {
+  if (record.ariWindow === undefined || record.ariFor === undefined || record.ariFor !== record.serialNumber) return undefined;
+  return { window: record.ariWindow, selectedTime: record.ariSelectedTime };
+}
+
+/** Takes ARI state for the certificate with `serial`; undefined `window` forgets it. */
+export function setAri(record: ManagedRecord, serial: string | undefined, window: AriWindowMs | undefined, selectedTime: number | undefined): void {
+  record.ariFor = window === undefined ? undefined : serial;
+  record.ariWindow = window;
+  record.ariSelectedTime = window === undefined ? undefined : selectedTime;
 }
 
 /** The issuer of the served certificate, when it can tell its renewal window (RFC 9773). */

@@ -10,10 +10,10 @@ import type { Logger } from '../logger.js';
 import { Closable } from '../lifecycle.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import type { Storage } from '../storage/types.js';
-import { refreshAri } from './ari-refresh.js';
+import { refreshAri, type AriWindowNotice } from './ari-refresh.js';
 import { DueQueue } from './due-queue.js';
 import type { AriWindowMs, ManagedRecord } from './managed-record.js';
-import { ariIssuerOf, servesRevoked } from './managed-record.js';
+import { ariIssuerOf, currentAri, servesRevoked } from './managed-record.js';
 import { planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './renewal-policy.js';
 
 /** A freshly obtained certificate is not renewed again sooner than this (or a tenth of its lifetime, if shorter). */
@@ -41,6 +41,8 @@ export interface RenewalSchedulerOptions {
   renew(record: ManagedRecord): void;
   /** Keeps background work visible to the owner's close(). */
   track<T>(work: Promise<T>): Promise<T>;
+  /** The served certificate got a new ARI window (from the CA or a peer's stored answer). */
+  onAriWindow?(record: ManagedRecord, notice: AriWindowNotice): void;
 }
 
 export class RenewalScheduler extends Closable {
@@ -73,7 +75,9 @@ export class RenewalScheduler extends Closable {
   /** When renewal of the served certificate is planned and what decided it; undefined when nothing is served. */
   plan(record: ManagedRecord): RenewalPlan | undefined {
     if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
-    return this.#plan(record.notBefore, record.notAfter, seedOf(record), record.ariWindow, record.ariSelectedTime);
+    // Only a window given for the served certificate counts: a replaced one's would renew the new one again.
+    const ari = currentAri(record);
+    return this.#plan(record.notBefore, record.notAfter, seedOf(record), ari?.window, ari?.selectedTime);
   }
 
   /** Due time of a stored certificate, computed exactly as for a served one (same jitter seed), so both agree. */
@@ -91,14 +95,15 @@ export class RenewalScheduler extends Closable {
   }
 
   /** Why the served certificate is being renewed, and whether ARI brought it forward of the lifetime rule. */
-  why(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced' | 'revoked'; early: boolean } | undefined {
+  why(record: ManagedRecord, force: boolean): { reason: RenewalSource | 'forced' | 'revoked'; early: boolean; explanationUrl?: string | undefined } | undefined {
     if (force) return { reason: 'forced', early: false };
     if (servesRevoked(record)) return { reason: 'revoked', early: false };
     if (record.notBefore === undefined || record.notAfter === undefined) return undefined;
     const plan = this.plan(record) as RenewalPlan;
     const random = (): number => seededRandom(seedOf(record));
     const lifetimeDue = renewalDueTime({ notBefore: record.notBefore, notAfter: record.notAfter, ratio: this.#options.renewalWindowRatio, random });
-    return { reason: plan.source, early: plan.source === 'ari' && plan.dueAt < lifetimeDue };
+    const explanationUrl = plan.source === 'ari' ? currentAri(record)?.window.explanationUrl : undefined;
+    return { reason: plan.source, early: plan.source === 'ari' && plan.dueAt < lifetimeDue, ...(explanationUrl ? { explanationUrl } : {}) };
   }
 
   /** When the next attempt is queued, if it is. */
@@ -140,9 +145,9 @@ export class RenewalScheduler extends Closable {
     await Promise.all([this.#renewals.close(), this.#ariRefreshes.close()]);
   }
 
-  #refreshAri(record: ManagedRecord): Promise<void> {
+  async #refreshAri(record: ManagedRecord): Promise<void> {
     const { clock, renewalWindowRatio, storage, logger, signal } = this.#options;
-    return refreshAri(record, {
+    const outcome = await refreshAri(record, {
       clock,
       renewalWindowRatio,
       storage,
@@ -152,7 +157,13 @@ export class RenewalScheduler extends Closable {
       askAgainAt: (at) => {
         if (!this.closed) this.#ariRefreshes.schedule(record.certName, at);
       },
+      // A peer stored a successor: the renewal path adopts it (no order) and its refresh is queued when served.
+      peerReplaced: () => {
+        if (!this.closed && this.#options.lookup(record.certName) === record) this.#options.renew(record);
+      },
+      onWindow: (notice) => this.#options.onAriWindow?.(record, notice),
     });
+    logger.debug({ names: record.names, outcome, next: this.#ariRefreshes.dueAt(record.certName) }, 'ARI refresh');
   }
 
   #plan(notBefore: number, notAfter: number, seed: string, ari: AriWindowMs | undefined, ariSelectedTime: number | undefined): RenewalPlan {

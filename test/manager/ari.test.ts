@@ -108,7 +108,8 @@ describe('ARI through the manager (proxy in front of Pebble)', { skip }, () => {
     const window = { start: new Date(now + 10 * 24 * HOUR).toISOString(), end: new Date(now + 11 * 24 * HOUR).toISOString() };
     const answeredAt: number[] = [];
     const { storage } = await storedThenAri(name, () => {
-      answeredAt.push(Date.now());
+      // On the keeper's clock: the delay the CA gave is counted from the answer on the clock that schedules the next ask.
+      answeredAt.push(clock.now());
       // First a Retry-After of 5 s (clamped up to 1 minute), then an HTTP date 3 days ahead (clamped down to 1 day).
       const retryAfter = answeredAt.length === 1 ? '5' : new Date(Date.now() + 3 * 24 * HOUR).toUTCString();
       return { headers: { 'content-type': 'application/json', 'retry-after': retryAfter }, body: { suggestedWindow: window } };
@@ -133,7 +134,7 @@ describe('ARI through the manager (proxy in front of Pebble)', { skip }, () => {
       await waitUntil(() => gets() === 1 && inWindow(), 'the first renewalInfo answer to reschedule the renewal inside the window');
       await waitUntil(async () => (await storedRetryAfter()) >= answeredAt[0]! + 60_000, 'the first answer to be handled');
 
-      // Retry-After is counted from the answer (real time; the fake clock only runs the queue).
+      // Retry-After is counted from the answer, on the keeper's (fake) clock.
       const firstAt = answeredAt[0]!;
       await clock.set(firstAt + 50_000);
       await settle(200);

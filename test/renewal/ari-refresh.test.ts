@@ -1,0 +1,98 @@
+/**
+ * ARI state belongs to one certificate (cert-manager #8993): unit tests of
+ * refreshAri() and the sidecar reader with a stub issuer and a fake clock.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { RenewalInfo } from '../../src/acme/ari.js';
+import type { Issuer } from '../../src/issuers/types.js';
+import { applySidecar } from '../../src/manager/stored-sets.js';
+import { refreshAri, type AriRefreshDeps } from '../../src/renewal/ari-refresh.js';
+import { certificateLockName } from '../../src/storage/layout.js';
+import { currentAri, newRecord, setAri, type ManagedRecord } from '../../src/renewal/managed-record.js';
+import type { CertificateMeta } from '../../src/storage/certificates.js';
+import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
+import { silentLogger } from '../helpers/logging.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function served(issuer: Issuer, now: number, serial: string): ManagedRecord {
+  const record = newRecord([{ type: 'dns', value: 'a.example.test', wildcard: false }], { issuers: [issuer], keyType: 'ecdsa-p256' } as never);
+  Object.assign(record, { issuerKey: issuer.key, certPem: `pem-${serial}`, serialNumber: serial, notBefore: now - DAY, notAfter: now + 89 * DAY, materialId: serial });
+  return record;
+}
+
+function deps(clock: FakeClock, calls: { reschedule: number; askAgainAt: number[] }): AriRefreshDeps {
+  return {
+    clock,
+    renewalWindowRatio: 1 / 3,
+    storage: new MemoryStorage(),
+    logger: silentLogger(),
+    signal: new AbortController().signal,
+    reschedule: () => calls.reschedule++,
+    askAgainAt: (at) => calls.askAgainAt.push(at),
+    peerReplaced: () => assert.fail('no peer here'),
+  };
+}
+
+describe('ARI state per certificate', () => {
+  test('an answer that arrives after the certificate was replaced is dropped: no window, no reschedule, the new refresh kept', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3));
+    let answer!: (info: RenewalInfo) => void;
+    const issuer = { key: 'ca', issue: async () => assert.fail(), renewalInfo: () => new Promise<RenewalInfo>((resolve) => (answer = resolve)) } as unknown as Issuer;
+    const record = served(issuer, clock.now(), 'aa');
+    const calls = { reschedule: 0, askAgainAt: [] as number[] };
+    const refreshing = refreshAri(record, deps(clock, calls));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Renewed meanwhile (e.g. by a forced renew): another certificate is served now.
+    Object.assign(record, { serialNumber: 'bb', certPem: 'pem-bb' });
+    answer({ windowStart: clock.now() - 2 * HOUR, windowEnd: clock.now() - HOUR, retryAfter: clock.now() + HOUR, retryAfterMs: HOUR });
+    assert.equal(await refreshing, 'stale');
+    assert.equal(currentAri(record), undefined, 'the old certificate window is not taken for the new one');
+    assert.equal(calls.reschedule, 0);
+    assert.deepEqual(calls.askAgainAt, [], "the new certificate's own refresh is not pushed back");
+  });
+
+  test('a peer that holds the lock and stores no answer is waited for twice, then the refresh asks the CA itself', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3));
+    let asked = 0;
+    const issuer = {
+      key: 'ca',
+      issue: async () => assert.fail(),
+      renewalInfo: async (): Promise<RenewalInfo> => (asked++, { windowStart: clock.now() + DAY, windowEnd: clock.now() + 2 * DAY, retryAfter: clock.now() + HOUR, retryAfterMs: HOUR }),
+    } as unknown as Issuer;
+    const record = served(issuer, clock.now(), 'aa');
+    const backend = new MemoryBackend();
+    const peer = new MemoryStorage({ backend });
+    assert.ok(await peer.tryLock(certificateLockName(record.certName)), 'the peer holds the lock (and never answers)');
+    const calls = { reschedule: 0, askAgainAt: [] as number[] };
+    const d = { ...deps(clock, calls), storage: new MemoryStorage({ backend }) };
+    assert.equal(await refreshAri(record, d), 'peer-busy');
+    assert.equal(await refreshAri(record, d), 'peer-busy');
+    assert.equal(asked, 0, 'a peer holding the lock is given time to ask and store');
+    assert.equal(await refreshAri(record, d), 'asked');
+    assert.equal(asked, 1);
+    assert.ok(currentAri(record), 'its answer is taken in memory');
+  });
+
+  test('a window taken for one serial does not count for the next; a sidecar without ARI state forgets it', () => {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3));
+    const issuer = { key: 'ca', issue: async () => assert.fail(), renewalInfo: async () => undefined } as unknown as Issuer;
+    const record = served(issuer, clock.now(), 'aa');
+    setAri(record, 'aa', { windowStart: clock.now() - 2 * HOUR, windowEnd: clock.now() - HOUR }, clock.now() - HOUR);
+    assert.ok(currentAri(record));
+    record.serialNumber = 'bb';
+    assert.equal(currentAri(record), undefined, 'keyed by the serial it was given for');
+    const meta = { issuerKey: 'ca', serialNumber: 'cc', notBefore: new Date(clock.now()).toISOString(), notAfter: new Date(clock.now() + 90 * DAY).toISOString(), renewal: { failures: 0 } } as unknown as CertificateMeta;
+    record.serialNumber = 'aa';
+    applySidecar(record, meta);
+    assert.equal(record.ariWindow, undefined);
+    assert.equal(currentAri(record), undefined);
+    const withAri = { ...meta, serialNumber: 'dd', renewal: { failures: 0, ari: { windowStart: '2026-12-10T00:00:00Z', windowEnd: '2026-12-11T00:00:00Z', selectedTime: '2026-12-10T06:00:00Z', retryAfter: '2026-12-03T06:00:00Z', explanationUrl: 'https://ca.test/why' } } } as unknown as CertificateMeta;
+    applySidecar(record, withAri);
+    assert.equal(currentAri(record)?.window.explanationUrl, 'https://ca.test/why');
+    assert.equal(currentAri(record)?.selectedTime, Date.parse('2026-12-10T06:00:00Z'));
+  });
+});
