@@ -170,6 +170,18 @@ export interface CertKeeperOptions {
   closeTimeoutMs?: number;
   /** Webhook and/or exec hook told when a renewal keeps failing, a certificate is expiring soon, renewed, or replaced early by ARI. Off by default. */
   notify?: NotifyOptions | false;
+  /**
+   * Notices a sleep or a clock set by hand (wall time moving unlike monotonic time) and plans every renewal again at
+   * once. Needs a clock with monotonic() (the system clock has one). `false` turns it off.
+   */
+  clockJump?: ClockJumpOptions | false;
+}
+
+export interface ClockJumpOptions {
+  /** Smallest divergence treated as a jump (default 5 000 ms). */
+  thresholdMs?: number;
+  /** Monotonic time between two looks (default 1 000 ms): the longest a wake-up goes unnoticed. */
+  checkIntervalMs?: number;
 }
 
 export interface ResolvedChallenges {
@@ -220,4 +232,5 @@ export interface ResolvedConfig {
   readonly on: Readonly<EventListeners>;
   readonly closeTimeoutMs: number;
   readonly notify: ResolvedNotify | false;
+  readonly clockJump: { readonly thresholdMs: number; readonly checkIntervalMs: number } | false;
 }

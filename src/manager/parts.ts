@@ -84,6 +84,11 @@ export function createParts(input: PartsInput): KeeperParts {
     lookup: (certName) => registry.get(certName),
     renew: (record) => renewSoon(parts as KeeperParts, record),
     track,
+    clockJump: config.clockJump,
+    onClockJump: (jump) => {
+      logger.warn({ deltaMs: jump.deltaMs, from: jump.from.toISOString(), to: jump.to.toISOString() }, 'the wall clock jumped (sleep or clock change); every renewal was planned again');
+      events.emit('clock_jump', jump);
+    },
   });
   const stored = new StoredSets({
     storage,
