@@ -33,6 +33,7 @@ const BENCHES = {
   reload: 600,
   'startup-import': 300,
   'storage-locks': 1200,
+  'wake-up': 1800,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup'];
 
