@@ -25,7 +25,7 @@
  * the client sweeps the first 1,000. Obtaining a missing certificate and
  * renewing an expired one are both unpaced, with the same order concurrency.
  *
- *   node --import tsx bench/wake-up.ts [--names 1000] [--runs 2] [--timeout-seconds 300]
+ *   node --import tsx bench/wake-up.ts [--names 1000] [--runs 2] [--timeout-seconds 900]
  *
  * Targets: first name valid ≤ 2 s after the jump; all within the issuer's pace (ratio ≤ 1.2).
  * Needs faketime (apt-get install -y faketime).
@@ -50,7 +50,7 @@ const { values: args } = parseArgs({
     child: { type: 'string' },
     names: { type: 'string', default: '1000' },
     runs: { type: 'string', default: '2' },
-    'timeout-seconds': { type: 'string', default: '300' },
+    'timeout-seconds': { type: 'string', default: '900' },
     'client-concurrency': { type: 'string', default: '8' },
   },
 });
