@@ -61,11 +61,25 @@ export class ServedInvalidHandler {
       // Just obtained and already invalid by our clock: ordering again at once would only loop; the scheduler retries.
       action = 'waiting';
     } else {
-      renewSoon(this.#parts, record);
+      if (reason === 'expired') renewSoon(this.#parts, record);
+      else this.#renewNotYetValid(record);
       action = 'renewing';
     }
     if (action === 'adopted') scheduler.scheduleNext(record);
     this.#announce(record, material, reason, action);
+  }
+
+  /**
+   * A certificate that is not yet valid is not due by the lifetime rule, and the pipeline would adopt the same stored
+   * set again: it is replaced by a forced renewal (the backoff was checked above; at most once, see obtainedAt).
+   */
+  #renewNotYetValid(record: ManagedRecord): void {
+    const parts = this.#parts;
+    const run = parts.pipeline
+      .run(record, { renewal: true, force: true, signal: parts.signal })
+      .catch((error: unknown) => parts.log.debug({ err: error, names: record.names }, 'renewal of a not yet valid certificate failed; rescheduled'))
+      .finally(() => parts.scheduler.scheduleNext(record));
+    void parts.track(run);
   }
 
   /** A peer may have renewed it already: a set in storage that is valid now and covers the names is served instead. */

@@ -246,3 +246,45 @@ describe('keeper after a clock jump (fake clock, internal CA)', () => {
     }
   });
 });
+
+describe('keeper after the clock went back (fake clock, internal CA)', () => {
+  test('a stored certificate that looks not yet valid is renewed once; one this process obtained is left alone', async () => {
+    const clock = new FakeClock(Date.now(), { monotonic: true });
+    const storage = new MemoryStorage();
+    const name = 'early.example.test';
+    const first = new CertKeeper(keeperOptions(clock, storage));
+    await first.manageSync([name]);
+    await first.close();
+
+    const keeper = new CertKeeper(keeperOptions(clock, storage));
+    const invalid = collect(keeper, 'cert_served_invalid');
+    const renewed = collect(keeper, 'cert_renewed');
+    const jumps = collect(keeper, 'clock_jump');
+    try {
+      await keeper.manageSync([name]);
+      const loaded = keeper.status(name).serialNumber;
+      const options = keeper.tlsOptions();
+      clock.jump(-2 * DAY);
+      await clock.advance(1_000);
+      assert.equal(jumps[0]?.deltaMs, -2 * DAY);
+      assert.equal(renewed.length, 0, 'going back makes nothing due');
+      await sni(options, name);
+      await until(() => renewed.length === 1, 'renewed');
+      assert.equal(invalid[0]?.reason, 'not_yet_valid');
+      assert.equal(invalid[0]?.action, 'renewing');
+      assert.notEqual(keeper.status(name).serialNumber, loaded);
+      assert.ok((keeper.status(name).notBefore as Date).getTime() <= clock.now(), 'the internal CA dates the new one by the same clock');
+
+      // A certificate this process obtained that looks early: the CA's next one would too, so nothing is ordered.
+      clock.jump(-2 * DAY);
+      await clock.advance(61_000);
+      await sni(options, name);
+      await until(() => invalid.length === 2, 'reported');
+      assert.equal(invalid[1]?.action, 'none');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(renewed.length, 1, 'no second renewal');
+    } finally {
+      await keeper.close();
+    }
+  });
+});
