@@ -49,6 +49,9 @@ export class ServedInvalidHandler {
     if (reason === 'not_yet_valid' && record.obtainedAt !== undefined) {
       // Our clock is behind the CA's: a new certificate would look just as early.
       action = 'none';
+    } else if (pipeline.has(record.certName)) {
+      // Already on its way (the jump was noticed first): that run re-reads storage under the lock, so no read here.
+      action = 'renewing';
     } else if (await this.#adoptValidStored(record, material)) {
       action = 'adopted';
     } else if (record.materialId !== material.id) {
