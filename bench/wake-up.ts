@@ -107,6 +107,7 @@ interface RunResult {
   noticedMs: number;
   firstServedMs: number;
   allServedMs: number;
+  firstRenewedMs: number;
   allRenewedMs: number;
   failed: number;
 }
@@ -191,11 +192,13 @@ async function runParent(): Promise<void> {
       if (allServedAt === undefined) throw new Error(`only ${served.size} of ${N} names served validly before the deadline`);
       const jump = await fact('jump');
       const all = await fact('all_renewed');
+      const firstRenewed = await fact('first_renewed');
       runs.push({
         paceMs: paced.paceMs as number,
         noticedMs: (jump.at as number) - jumpAt,
         firstServedMs: (firstServedAt as number) - jumpAt,
         allServedMs: allServedAt - jumpAt,
+        firstRenewedMs: (firstRenewed.at as number) - jumpAt,
         allRenewedMs: (all.at as number) - jumpAt,
         failed: all.failed as number,
       });
@@ -218,13 +221,14 @@ async function runParent(): Promise<void> {
   const all = m((r) => r.allServedMs);
   notes.push(
     `${runs.length} runs, ${N} names, internal CA (24 h leaves), +3 d jump under libfaketime (FAKETIME_DONT_FAKE_MONOTONIC=1); medians`,
-    `jump noticed after ${s(m((r) => r.noticedMs))} (check interval 1 s); all renewed (child's count) after ${s(m((r) => r.allRenewedMs))}; failed renewals ${runs.map((r) => r.failed).join(', ')}`,
+    `jump noticed after ${s(m((r) => r.noticedMs))} (check interval 1 s); the child swapped in its last renewed certificate after ${s(m((r) => r.allRenewedMs))} (the client's figures are later by up to one sweep of the names); failed renewals ${runs.map((r) => r.failed).join(', ')}`,
     `"served" = a handshake from this process got a certificate valid by the child's clock; load average ${loadStart} -> ${loadAverage()}`,
   );
   emitResult({
     bench: 'wake-up',
     rows: [
-      { metric: 'first name valid after the jump', value: s(first), target: '≤ 2 s', met: first <= 2000 },
+      { metric: 'first name valid after the jump (seen by the client)', value: s(first), target: '≤ 2 s', met: first <= 2000 },
+      { metric: 'first renewed certificate swapped in (child)', value: s(m((r) => r.firstRenewedMs)), target: '≤ 2 s', met: m((r) => r.firstRenewedMs) <= 2000 },
       { metric: `all ${N} names valid after the jump`, value: s(all), baseline: `${s(pace)} (issuer's pace: obtaining ${N} other names, same load)`, ratio: (all / pace).toFixed(2), target: '≤ 1.2', met: all / pace <= 1.2 },
     ],
     notes,
