@@ -288,3 +288,15 @@ describe('keeper after the clock went back (fake clock, internal CA)', () => {
     }
   });
 });
+
+describe('clockJump option', () => {
+  test('defaults, false, and invalid values', async () => {
+    const { resolveConfig } = await import('../../src/config/resolve.js');
+    const { DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS, DEFAULT_CLOCK_JUMP_THRESHOLD_MS } = await import('../../src/defaults.js');
+    assert.deepEqual(resolveConfig({}).clockJump, { thresholdMs: DEFAULT_CLOCK_JUMP_THRESHOLD_MS, checkIntervalMs: DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS });
+    assert.deepEqual(resolveConfig({ clockJump: { thresholdMs: 60_000 } }).clockJump, { thresholdMs: 60_000, checkIntervalMs: DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS });
+    assert.equal(resolveConfig({ clockJump: false }).clockJump, false);
+    assert.throws(() => resolveConfig({ clockJump: { checkIntervalMs: -1 } }), { code: 'ERR_INVALID_OPTION' });
+    assert.throws(() => resolveConfig({ clockJump: 'yes' as never }), { code: 'ERR_INVALID_OPTION' });
+  });
+});
