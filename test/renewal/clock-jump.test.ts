@@ -300,3 +300,27 @@ describe('clockJump option', () => {
     assert.throws(() => resolveConfig({ clockJump: 'yes' as never }), { code: 'ERR_INVALID_OPTION' });
   });
 });
+
+describe('a certificate loaded on its handshake after a sleep', () => {
+  test('an expired stored set is served meanwhile and renewed at once, not answered with no certificate', async () => {
+    const clock = new FakeClock(Date.now(), { monotonic: true });
+    const keeper = new CertKeeper(keeperOptions(clock, new MemoryStorage(), { clockJump: false, cacheCapacity: 1 }));
+    const renewed = collect(keeper, 'cert_renewed');
+    const invalid = collect(keeper, 'cert_served_invalid');
+    const evicted = collect(keeper, 'cert_evicted');
+    try {
+      await keeper.manageSync(['one.example.test']);
+      await keeper.manageSync(['two.example.test']);
+      const out = evicted[0]?.names[0] as string;
+      assert.ok(out, 'one certificate was evicted (capacity 1)');
+      clock.jump(3 * DAY);
+      const context = await sni(keeper.tlsOptions(), out);
+      assert.ok(context, 'the expired stored certificate answers the handshake');
+      await until(() => renewed.some((r) => r.names.includes(out)), 'renewed');
+      assert.equal(invalid.find((i) => i.names.includes(out))?.action, 'renewing');
+      assert.ok((keeper.status(out).notAfter as Date).getTime() > clock.now());
+    } finally {
+      await keeper.close();
+    }
+  });
+});
