@@ -76,7 +76,7 @@ describe('clock jump under libfaketime (built package, test CA on Pebble)', { sk
     writeFileSync(timestampFile, '+0\n');
     const caFile = join(dir, 'ca.pem');
     writeFileSync(caFile, ca.caCertificate);
-    child = spawn(process.execPath, [FIXTURE, ca.directoryUrl, caFile, String(pebble.httpPort), join(dir, 'storage'), name], {
+    child = spawn(process.execPath, [FIXTURE, ca.directoryUrl, caFile, String(pebble.httpPort), name], {
       cwd: ROOT,
       env: {
         ...process.env,
