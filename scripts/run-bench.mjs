@@ -36,6 +36,7 @@ const BENCHES = {
   'daemon-vs-peers': 1800,
   built: 1800,
   'ari-drill': 2400,
+  'wake-up': 1800,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup', 'built'];
 

@@ -13,6 +13,12 @@ export interface Clock {
   now(): number;
   /** Runs `fn` after `ms` milliseconds of this clock's time. The timer does not keep the process alive. */
   setTimer(fn: () => void, ms: number): TimerHandle;
+  /**
+   * Milliseconds from an arbitrary origin that never jump: what timers really count. When the wall clock
+   * (now()) moves more than this between two looks, the host slept or its clock was set (see renewal/clock-jump.ts).
+   * Optional: a clock without it gets no jump detection.
+   */
+  monotonic?(): number;
 }
 
 /** setTimeout accepts at most a signed 32-bit millisecond delay. */
@@ -25,6 +31,8 @@ export const systemClock: Clock = Object.freeze({
     timer.unref();
     return { cancel: () => clearTimeout(timer) };
   },
+  // CLOCK_MONOTONIC, as libuv's timers use: it stops while the host is suspended and is not moved by setting the date.
+  monotonic: () => performance.now(),
 });
 
 /** Resolves after `ms` of the clock's time; rejects with the signal's reason when aborted. */

@@ -43,6 +43,12 @@ export const DEFAULT_LOAD_CONCURRENCY = 32;
 /** Concurrent background sidecar reads after a large manageSync. */
 export const DEFAULT_WARM_UP_CONCURRENCY = 8;
 // --- renewal and backoff
+/** Wall time moving this much more (or less) than monotonic time between two looks is a jump: a sleep or a clock set by hand. */
+export const DEFAULT_CLOCK_JUMP_THRESHOLD_MS = 5_000;
+/** Monotonic time between two looks for a jump (two clock reads each): the longest a wake-up goes unnoticed. */
+export const DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS = 1_000;
+/** A handshake served an expired or not yet valid certificate reports it again at most this often. */
+export const DEFAULT_INVALID_SERVED_RECHECK_MS = 60_000;
 /** Short-lived certificates renew earlier: half their lifetime is left. */
 export const DEFAULT_SHORT_LIVED_RENEWAL_RATIO = 1 / 2;
 /**

@@ -136,6 +136,32 @@ export interface NotificationFailedEvent {
   error: Error;
 }
 
+/** Wall time moved unlike monotonic time (the host slept, or the date was set): every renewal was planned again. */
+export interface ClockJumpEvent {
+  /** Positive: the wall clock went forwards (a sleep); negative: backwards. */
+  deltaMs: number;
+  /** Wall time at the previous look, and when the jump was noticed. */
+  from: Date;
+  to: Date;
+}
+/**
+ * A handshake was answered with a certificate that is expired or not yet valid by this host's clock, typically
+ * right after a sleep. Once per certificate; `action` says what certkeeper does about it.
+ */
+export interface CertServedInvalidEvent extends CertEventBase {
+  reason: 'expired' | 'not_yet_valid';
+  notBefore: Date;
+  notAfter: Date;
+  serialNumber: string;
+  /**
+   * `adopted`: a valid certificate found in storage (a peer renewed it) is served from now on;
+   * `renewing`: an immediate renewal started, the certificate is served until it completes;
+   * `waiting`: a failure backoff or final refusal runs, it stays served until the next attempt;
+   * `none`: not yet valid although this process just obtained it (the CA's clock and ours disagree).
+   */
+  action: 'adopted' | 'renewing' | 'waiting' | 'none';
+}
+
 export interface CertKeeperEvents {
   cert_obtaining: CertObtainingEvent;
   cert_obtained: CertObtainedEvent;
@@ -151,6 +177,8 @@ export interface CertKeeperEvents {
   notification_failed: NotificationFailedEvent;
   cert_revoked: CertRevokedEvent;
   cert_renewal_window: CertRenewalWindowEvent;
+  clock_jump: ClockJumpEvent;
+  cert_served_invalid: CertServedInvalidEvent;
 }
 
 export type EventName = keyof CertKeeperEvents;

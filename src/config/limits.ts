@@ -2,13 +2,15 @@
 import { InvalidOptionError } from '../errors.js';
 import { durationMs, positiveInteger } from '../validate.js';
 import {
+  DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS,
+  DEFAULT_CLOCK_JUMP_THRESHOLD_MS,
   DEFAULT_RENEWALS_PER_SECOND_WHEN_BUSY,
   DEFAULT_RENEWAL_CHECK_INTERVAL_MS,
   DEFAULT_RENEWAL_IDLE_BURST,
   DEFAULT_RENEWAL_MAX_EVENT_LOOP_UTILIZATION,
   DEFAULT_RENEWAL_MIN_IDLE_CPUS,
 } from '../defaults.js';
-import type { RateLimitOptions, RenewalPacingOptions, ResolvedConfig } from './options.js';
+import type { ClockJumpOptions, RateLimitOptions, RenewalPacingOptions, ResolvedConfig } from './options.js';
 
 export function resolveRateLimit(value: RateLimitOptions, option: string): Readonly<RateLimitOptions> {
   if (typeof value !== 'object' || value === null) throw new InvalidOptionError(option, 'must be an object or false');
@@ -44,5 +46,14 @@ export function resolveRenewalPacing(value: RenewalPacingOptions | false | undef
     renewalsPerSecondWhenBusy,
     checkIntervalMs: DEFAULT_RENEWAL_CHECK_INTERVAL_MS,
     idleBurst: DEFAULT_RENEWAL_IDLE_BURST,
+  });
+}
+
+export function resolveClockJump(value: ClockJumpOptions | false | undefined): ResolvedConfig['clockJump'] {
+  if (value === false) return false;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) throw new InvalidOptionError('clockJump', 'must be an object or false');
+  return Object.freeze({
+    thresholdMs: durationMs(value?.thresholdMs, 'clockJump.thresholdMs') ?? DEFAULT_CLOCK_JUMP_THRESHOLD_MS,
+    checkIntervalMs: durationMs(value?.checkIntervalMs, 'clockJump.checkIntervalMs') ?? DEFAULT_CLOCK_JUMP_CHECK_INTERVAL_MS,
   });
 }

@@ -184,6 +184,18 @@ export interface CertKeeperOptions {
   notify?: NotifyOptions | false;
   /** Checks served certificates against the CRL and OCSP responder they name, replaces a revoked one, staples OCSP; `false` turns it off. On by default. */
   revocationCheck?: RevocationCheckOptions | false;
+  /**
+   * Notices a sleep or a clock set by hand (wall time moving unlike monotonic time) and plans every renewal again at
+   * once. Needs a clock with monotonic() (the system clock has one). `false` turns it off.
+   */
+  clockJump?: ClockJumpOptions | false;
+}
+
+export interface ClockJumpOptions {
+  /** Smallest divergence treated as a jump (default 5 000 ms). */
+  thresholdMs?: number;
+  /** Monotonic time between two looks (default 1 000 ms): the longest a wake-up goes unnoticed. */
+  checkIntervalMs?: number;
 }
 
 export interface ResolvedChallenges {
@@ -236,4 +248,5 @@ export interface ResolvedConfig {
   readonly closeTimeoutMs: number;
   readonly notify: ResolvedNotify | false;
   readonly revocationCheck: ResolvedRevocationCheck | false;
+  readonly clockJump: { readonly thresholdMs: number; readonly checkIntervalMs: number } | false;
 }

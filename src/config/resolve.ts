@@ -13,7 +13,7 @@ import { durationMs, email as validEmail, externalAccountBinding as validEab, op
 import { DEFAULT_CA, DEFAULT_CACHE_CAPACITY, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_KEY_TYPE, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONCURRENT_ORDERS, DEFAULT_RENEWAL_WINDOW_RATIO } from '../defaults.js';
 import { resolveChallenges } from './challenges.js';
 import { resolveKeyType, resolveProfile, validateIssuer } from './issuers.js';
-import { resolveRateLimit, resolveRenewalPacing } from './limits.js';
+import { resolveClockJump, resolveRateLimit, resolveRenewalPacing } from './limits.js';
 import { resolveOnDemand } from './on-demand.js';
 import { resolveRevocationCheck } from './revocation.js';
 import type { CertKeeperOptions, EventListeners, IssuerSpec, ResolvedConfig } from './options.js';
@@ -23,6 +23,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'challenges', 'renewalWindowRatio', 'maxConcurrentOrders', 'renewalPacing', 'rateLimit', 'onDemand', 'cacheCapacity',
   'defaultServerName', 'preferredChain', 'logger', 'logLevel', 'clock', 'on', 'closeTimeoutMs', 'notify', 'profile',
   'revocationCheck',
+  'clockJump',
 ]);
 
 /** Options that were renamed or removed, with a hint. */
@@ -122,6 +123,7 @@ export function resolveConfig(options: CertKeeperOptions = {}): ResolvedConfig {
     closeTimeoutMs,
     notify,
     revocationCheck,
+    clockJump: resolveClockJump(options.clockJump),
   });
 }
 

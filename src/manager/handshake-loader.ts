@@ -53,6 +53,9 @@ export class HandshakeLoader extends Closable {
     if (record.issuerKey !== undefined) {
       const set = await stored.readSet(record.issuerKey, record.certName);
       if (set && stored.usable(set.meta, record)) return stored.adopt(record, set);
+      // Expired (a sleep outran its renewal): served while it is renewed, better than no certificate (the
+      // cache then reports it, and served-invalid.ts renews it or finds a newer one).
+      if (set && record.names.every((n) => set.meta.names.includes(n)) && !pipeline.has(record.certName)) return stored.adopt(record, set);
     }
     if (pipeline.has(record.certName)) {
       await pipeline.join(record.certName, signal);

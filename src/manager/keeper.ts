@@ -35,6 +35,7 @@ import { UnmanagedCertificates, type LoadCertificateFilesOptions, type LoadCerti
 import { attachServer, buildTlsOptions } from '../tls/tls-options.js';
 import { drainWithin } from './drain.js';
 import { HandshakeLoader } from './handshake-loader.js';
+import { ServedInvalidHandler } from './served-invalid.js';
 import { manageInBackground, manageNow } from './manage.js';
 import { createNotifier, watchExpiry } from './notifications.js';
 import type { ObtainPipeline, OrderStats } from './obtain.js';
@@ -76,6 +77,7 @@ export class CertKeeper implements AsyncDisposable {
   readonly #scheduler: RenewalScheduler;
   readonly #pipeline: ObtainPipeline;
   readonly #loader: HandshakeLoader;
+  readonly #servedInvalid: ServedInvalidHandler;
   readonly #parts: KeeperParts;
   readonly #warmUp: WarmUp;
   readonly #expiryWatch: ExpiryWatch;
@@ -101,6 +103,7 @@ export class CertKeeper implements AsyncDisposable {
       loader: (name, { signal: loadSignal, abandoned }) => this.#loader.load(name, loadSignal, abandoned),
       loadTimeoutMs: config.onDemand ? config.onDemand.timeoutMs : 10_000,
       onEvict: ({ names }) => this.#events.emit('cert_evicted', { names }),
+      onInvalid: (invalid) => this.#servedInvalid.handle(invalid),
       logger: logger.child({ component: 'tls' }),
       clock,
     });
@@ -126,6 +129,7 @@ export class CertKeeper implements AsyncDisposable {
     });
     ({ registry: this.#registry, scheduler: this.#scheduler, pipeline: this.#pipeline } = this.#parts);
     this.#loader = new HandshakeLoader(this.#parts);
+    this.#servedInvalid = new ServedInvalidHandler(this.#parts);
     this.#warmUp = new WarmUp(this.#parts);
 
     this.#expiryWatch = watchExpiry(config, this.#events, () => this.list(), (name) => {

@@ -95,6 +95,11 @@ export function createParts(input: PartsInput): KeeperParts {
         ...(notice.explanationUrl ? { explanationUrl: notice.explanationUrl } : {}),
         source: notice.source,
       }),
+    clockJump: config.clockJump,
+    onClockJump: (jump) => {
+      logger.warn({ deltaMs: jump.deltaMs, from: jump.from.toISOString(), to: jump.to.toISOString() }, 'the wall clock jumped (sleep or clock change); every renewal was planned again');
+      events.emit('clock_jump', jump);
+    },
   });
   const stored = new StoredSets({
     storage,

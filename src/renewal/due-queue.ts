@@ -127,6 +127,13 @@ export class DueQueue<K> extends Closable {
     return top ? { key: top.key, dueAt: top.dueAt } : undefined;
   }
 
+  /** Arms the timer again from the current time: after a clock jump, the old delay was measured against the wrong time. */
+  rearm(): void {
+    if (this.closed) return;
+    this.#disarm();
+    this.#arm();
+  }
+
   /** Cancels the timer and forgets every key; idempotent. */
   protected onClose(): void {
     this.#disarm();

@@ -11,6 +11,7 @@ import { Closable } from '../lifecycle.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import type { Storage } from '../storage/types.js';
 import { refreshAri, type AriWindowNotice } from './ari-refresh.js';
+import { ClockJumpDetector, type ClockJump } from './clock-jump.js';
 import { DueQueue } from './due-queue.js';
 import type { AriWindowMs, ManagedRecord } from './managed-record.js';
 import { ariIssuerOf, currentAri, servesRevoked } from './managed-record.js';
@@ -43,19 +44,30 @@ export interface RenewalSchedulerOptions {
   track<T>(work: Promise<T>): Promise<T>;
   /** The served certificate got a new ARI window (from the CA or a peer's stored answer). */
   onAriWindow?(record: ManagedRecord, notice: AriWindowNotice): void;
+  /** Wall-clock jump detection (needs clock.monotonic); false turns it off. */
+  clockJump?: { thresholdMs: number; checkIntervalMs: number } | false | undefined;
+  /** Told after every due time was planned again because of a jump. */
+  onClockJump?: ((jump: ClockJump) => void) | undefined;
 }
 
 export class RenewalScheduler extends Closable {
   readonly #options: RenewalSchedulerOptions;
   readonly #renewals: DueQueue<string>;
   readonly #ariRefreshes: DueQueue<string>;
+  readonly #jumps: ClockJumpDetector | undefined;
 
   constructor(options: RenewalSchedulerOptions) {
     super('RenewalScheduler');
     this.#options = options;
+    const jumpSettings = options.clockJump;
+    this.#jumps = jumpSettings
+      ? ClockJumpDetector.create({ clock: options.clock, ...jumpSettings, onJump: (jump) => this.#replan(jump) })
+      : undefined;
+    // The queues' timers look for a jump each time they fire.
+    const queueClock = this.#jumps?.watched() ?? options.clock;
     const onError = (error: unknown, key: string): void => options.logger.error({ err: error, key }, 'scheduled work failed to start');
     this.#renewals = new DueQueue<string>({
-      clock: options.clock,
+      clock: queueClock,
       onDue: (certName) => {
         const record = options.lookup(certName);
         if (record) options.renew(record);
@@ -63,7 +75,7 @@ export class RenewalScheduler extends Closable {
       onError,
     });
     this.#ariRefreshes = new DueQueue<string>({
-      clock: options.clock,
+      clock: queueClock,
       onDue: (certName) => {
         const record = options.lookup(certName);
         if (record) options.track(this.#refreshAri(record));
@@ -141,8 +153,21 @@ export class RenewalScheduler extends Closable {
     this.#ariRefreshes.unschedule(certName);
   }
 
+  /** Compares wall and monotonic time now (a caller that noticed a sign of a jump); true when one was found. */
+  checkClock(): boolean {
+    return this.#jumps?.check() !== undefined;
+  }
+
   protected async onClose(): Promise<void> {
-    await Promise.all([this.#renewals.close(), this.#ariRefreshes.close()]);
+    await Promise.all([this.#renewals.close(), this.#ariRefreshes.close(), this.#jumps?.close()]);
+  }
+
+  /** Due times are wall-clock times and stay right; the timers' delays were measured before the jump and are re-armed. */
+  #replan(jump: ClockJump): void {
+    if (this.closed) return;
+    this.#renewals.rearm();
+    this.#ariRefreshes.rearm();
+    this.#options.onClockJump?.(jump);
   }
 
   async #refreshAri(record: ManagedRecord): Promise<void> {

@@ -14,11 +14,20 @@ interface PendingTimer {
  */
 export class FakeClock implements Clock {
   #now: number;
+  /** Moves with advance()/set(), not with jump(). */
+  #monotonic = 0;
   #seq = 0;
   #timers: PendingTimer[] = [];
 
-  constructor(start: number | Date = Date.UTC(2026, 0, 1)) {
+  /**
+   * Present only with `{ monotonic: true }`: a keeper then looks for clock jumps on a tick every second of
+   * fake time, which makes advancing by days slow (so it is opt-in).
+   */
+  readonly monotonic?: () => number;
+
+  constructor(start: number | Date = Date.UTC(2026, 0, 1), options: { monotonic?: boolean } = {}) {
     this.#now = typeof start === 'number' ? start : start.getTime();
+    if (options.monotonic === true) this.monotonic = () => this.#monotonic;
   }
 
   now(): number {
@@ -40,6 +49,16 @@ export class FakeClock implements Clock {
     return this.#timers.filter((t) => !t.cancelled).length;
   }
 
+  /**
+   * Moves the wall clock only, as a host waking from sleep or a clock set by hand does: now() changes by `ms`
+   * (negative: backwards), monotonic() does not, and no timer fires, since timers count monotonic time; each
+   * pending timer still fires after the same amount of advance() as before the jump.
+   */
+  jump(ms: number): void {
+    this.#now += ms;
+    for (const timer of this.#timers) timer.at += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in order. */
   async advance(ms: number): Promise<void> {
     await this.set(this.#now + ms);
@@ -54,12 +73,18 @@ export class FakeClock implements Clock {
       const next = this.#timers[0];
       if (!next || next.at > target) break;
       this.#timers.shift();
-      this.#now = Math.max(this.#now, next.at);
+      this.#moveTo(next.at);
       next.fn();
       await flushPromises();
     }
-    this.#now = Math.max(this.#now, target);
+    this.#moveTo(target);
     await flushPromises();
+  }
+
+  #moveTo(time: number): void {
+    if (time <= this.#now) return;
+    this.#monotonic += time - this.#now;
+    this.#now = time;
   }
 }
 

@@ -30,6 +30,13 @@ export interface ResolveOptions {
  */
 export type CertificateLoader = (name: string, options: LoaderOptions) => Promise<CertificateMaterial | undefined>;
 
+/** A managed certificate answered a handshake while expired or not yet valid by the cache's clock. */
+export interface InvalidServedCertificate {
+  material: CertificateMaterial;
+  reason: 'expired' | 'not_yet_valid';
+  now: number;
+}
+
 export interface EvictedCertificate {
   id: string;
   names: string[];
@@ -50,6 +57,11 @@ export interface ContextCacheOptions {
   negativeCapacity?: number;
   contextOptions?: ContextOptions;
   onEvict?: (evicted: EvictedCertificate) => void;
+  /**
+   * Told, after the handshake and at most once per certificate every DEFAULT_INVALID_SERVED_RECHECK_MS, that a
+   * managed certificate answered a handshake while expired or not yet valid (a sleep or clock jump outran its renewal).
+   */
+  onInvalid?: (invalid: InvalidServedCertificate) => void;
   logger?: Logger;
   clock?: Clock;
   /** SNI normalisation; injectable so tests can count calls. Default normalizeServerName. */
@@ -88,6 +100,7 @@ export interface ResolvedCacheOptions {
   negativeTtlMs: number;
   negativeCapacity: number;
   onEvict: ((evicted: EvictedCertificate) => void) | undefined;
+  onInvalid: ((invalid: InvalidServedCertificate) => void) | undefined;
   logger: Logger | undefined;
   clock: Clock;
   normalize: (servername: string) => string;
@@ -96,6 +109,7 @@ export interface ResolvedCacheOptions {
 export function resolveContextCacheOptions(options: ContextCacheOptions): ResolvedCacheOptions {
   if (options.loader !== undefined && typeof options.loader !== 'function') throw new InvalidOptionError('loader', 'must be a function');
   if (options.onEvict !== undefined && typeof options.onEvict !== 'function') throw new InvalidOptionError('onEvict', 'must be a function');
+  if (options.onInvalid !== undefined && typeof options.onInvalid !== 'function') throw new InvalidOptionError('onInvalid', 'must be a function');
   return Object.freeze({
     capacity: positiveInteger(options.capacity, 'capacity') ?? DEFAULT_CACHE_CAPACITY,
     loader: options.loader,
@@ -103,6 +117,7 @@ export function resolveContextCacheOptions(options: ContextCacheOptions): Resolv
     negativeTtlMs: durationMs(options.negativeTtlMs, 'negativeTtlMs', true, true) ?? DEFAULT_NEGATIVE_TTL_MS,
     negativeCapacity: positiveInteger(options.negativeCapacity, 'negativeCapacity') ?? DEFAULT_NEGATIVE_CAPACITY,
     onEvict: options.onEvict,
+    onInvalid: options.onInvalid,
     logger: options.logger === undefined ? undefined : validateLogger(options.logger).child({ component: 'tls-cache' }),
     clock: options.clock ?? systemClock,
     normalize: options.normalize ?? normalizeServerName,

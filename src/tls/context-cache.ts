@@ -30,7 +30,8 @@ import {
 } from './context-cache-options.js';
 import { LruList } from './lru-list.js';
 import { PendingLoads } from './pending-loads.js';
-export type { AddOptions, CertificateLoader, ContextCacheOptions, ContextCacheStats, ContextOptions, EvictedCertificate, LoaderOptions, ResolveOptions } from './context-cache-options.js';
+import { reportIfInvalid, servedValidity, type ServedValidity } from './served-validity.js';
+export type { AddOptions, CertificateLoader, ContextCacheOptions, ContextCacheStats, ContextOptions, EvictedCertificate, InvalidServedCertificate, LoaderOptions, ResolveOptions } from './context-cache-options.js';
 export { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
 
 /** Contexts rebuilt per event-loop turn by setContextOptions (about 1.2 ms each). */
@@ -41,6 +42,8 @@ interface Entry {
   context: tls.SecureContext;
   /** Context-options generation the context was built with. */
   generation: number;
+  /** Checked on each handshake (see served-validity.ts). */
+  validity: ServedValidity;
   /** Names currently pointing at this entry. */
   indexed: Set<string>;
   /** LRU links; only managed entries are in the list. */
@@ -108,6 +111,7 @@ export class ContextCache extends Closable {
     if (entry.inLru) this.#lru.touch(entry);
     // Stale only in the moments after setContextOptions, before its background rebuild reaches this entry.
     if (entry.generation !== this.#generation) this.#rebuild(entry);
+    this.#checkValidity(entry);
     return entry.context;
   }
 
@@ -191,6 +195,7 @@ export class ContextCache extends Closable {
         material,
         context: createContext(material, this.#contextOptions),
         generation: this.#generation,
+        validity: servedValidity(material),
         indexed: new Set(),
         prev: undefined,
         next: undefined,
@@ -308,7 +313,18 @@ export class ContextCache extends Closable {
   #contextOf(entry: Entry): tls.SecureContext {
     if (entry.inLru) this.#lru.touch(entry);
     if (entry.generation !== this.#generation) this.#rebuild(entry);
+    this.#checkValidity(entry);
     return entry.context;
+  }
+
+  #checkValidity(entry: Entry): void {
+    const onInvalid = this.#opts.onInvalid;
+    if (onInvalid === undefined) return;
+    // Two comparisons on the handshake path; nothing is allocated unless the certificate is out of its validity.
+    const { validity } = entry;
+    const now = this.#opts.clock.now();
+    if (now < validity.validUntil && now >= validity.validFrom) return;
+    reportIfInvalid(validity, entry.material, now, onInvalid, () => !this.closed, this.#opts.logger);
   }
 
   #unmap(name: string): void {

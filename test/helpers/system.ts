@@ -20,6 +20,7 @@ export const INSTALL_HINTS: Record<string, string> = {
   haproxy: 'apt-get install -y nginx haproxy',
   etcd: 'apt-get install -y etcd-server',
   'redis-server': 'apt-get install -y redis-server',
+  faketime: 'apt-get install -y faketime',
 };
 
 const found = new Map<string, string | undefined>();
