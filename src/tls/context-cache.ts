@@ -100,10 +100,7 @@ export class ContextCache extends Closable {
     }
   }
 
-  /**
-   * Hot path: the context for an already-normalised cached name, or undefined.
-   * One Map lookup; no I/O, parsing, normalisation or allocation.
-   */
+  /** Hot path: the context of an already-normalised cached name. One Map lookup; no I/O, parsing, normalisation or allocation. */
   getCached(servername: string): tls.SecureContext | undefined {
     const entry = this.#index.get(servername);
     if (entry === undefined) return undefined;
