@@ -33,6 +33,8 @@ const BENCHES = {
   reload: 600,
   'startup-import': 300,
   'storage-locks': 1200,
+  'fleet-million': 3600,
+  'on-demand-burst': 600,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup'];
 
