@@ -41,13 +41,13 @@ const { values: args } = parseArgs({
   options: {
     names: { type: 'string', default: '1000000' },
     backends: { type: 'string', default: 'redis,postgres' },
-    capacity: { type: 'string', default: '2000' },
-    'day-seconds': { type: 'string', default: '180' },
+    capacity: { type: 'string', default: '1000' },
+    'day-seconds': { type: 'string', default: '240' },
     'day-concurrency': { type: 'string', default: '4' },
     'zipf-s': { type: 'string', default: '1' },
     lazy: { type: 'string', default: '300' },
     'start-runs': { type: 'string', default: '2' },
-    'warmup-timeout-seconds': { type: 'string', default: '300' },
+    'warmup-timeout-seconds': { type: 'string', default: '600' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
   },
@@ -240,8 +240,8 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const plain = await sequentialHandshakes(staticPort, lazyNames.map(() => 'static.bench.test'));
   const p99 = (l: number[]): number => percentile(l, 99);
   console.log(`# ${backend} lazy: p50 ${fmtMs(percentile(lazy.latencies, 50))} p99 ${fmtMs(p99(lazy.latencies))}; cached p50 ${fmtMs(percentile(cached.latencies, 50))} p99 ${fmtMs(p99(cached.latencies))}; static p99 ${fmtMs(p99(plain.latencies))}`);
-  rows.push({ metric: `${backend}: handshake p99, name not loaded yet (${lazy.latencies.length} names, one at a time)`, value: fmtMs(p99(lazy.latencies)), baseline: `static server ${fmtMs(p99(plain.latencies))}`, ratio: (p99(lazy.latencies) / p99(plain.latencies)).toFixed(2), target: '≤ 20 ms', met: p99(lazy.latencies) <= 20 });
-  rows.push({ metric: `${backend}: handshake p99, same names cached`, value: fmtMs(p99(cached.latencies)), baseline: `static server ${fmtMs(p99(plain.latencies))}`, ratio: (p99(cached.latencies) / p99(plain.latencies)).toFixed(2) });
+  rows.push({ metric: `${backend}: handshake p99, name not loaded yet, during the warm-up (${lazy.latencies.length} names, one at a time)`, value: fmtMs(p99(lazy.latencies)), baseline: `static server ${fmtMs(p99(plain.latencies))}`, ratio: (p99(lazy.latencies) / p99(plain.latencies)).toFixed(2), target: '≤ 20 ms', met: p99(lazy.latencies) <= 20 });
+  rows.push({ metric: `${backend}: handshake p99, same names cached, during the warm-up`, value: fmtMs(p99(cached.latencies)), baseline: `static server ${fmtMs(p99(plain.latencies))}`, ratio: (p99(cached.latencies) / p99(plain.latencies)).toFixed(2) });
   const lazyFailed = [...lazy.failed, ...cached.failed].reduce((a, [, n]) => a + n, 0);
   if (lazyFailed > 0) rows.push({ metric: `${backend}: failed handshakes (lazy + cached)`, value: `${lazyFailed} ${JSON.stringify(Object.fromEntries([...lazy.failed, ...cached.failed]))}`, target: '0', met: false });
 
@@ -265,6 +265,16 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
     ratio: `${((scheduled / warmMs) * 1000).toFixed(0)} names/s`,
   });
   rows.push({ metric: `${backend}: peak RSS during warm-up`, value: mib(peakRss), target: '≤ 1 GiB', met: peakRss <= GiB });
+
+  // ---- lazy handshakes again once the warm-up is over (other names): the steady state ----
+  const lazyAfterNames = Array.from({ length: lazyCount }, (_, i) => benchName(((i + lazyCount) * 9973 + 17) % N));
+  const lazyAfter = await sequentialHandshakes(port, lazyAfterNames);
+  const cachedAfter = await sequentialHandshakes(port, lazyAfterNames);
+  const plainAfter = await sequentialHandshakes(staticPort, lazyAfterNames.map(() => 'static.bench.test'));
+  console.log(`# ${backend} lazy after warm-up: p50 ${fmtMs(percentile(lazyAfter.latencies, 50))} p99 ${fmtMs(p99(lazyAfter.latencies))}; cached p99 ${fmtMs(p99(cachedAfter.latencies))}; static p99 ${fmtMs(p99(plainAfter.latencies))}`);
+  rows.push({ metric: `${backend}: handshake p99, name not loaded yet, after the warm-up`, value: fmtMs(p99(lazyAfter.latencies)), baseline: `static server ${fmtMs(p99(plainAfter.latencies))}`, ratio: (p99(lazyAfter.latencies) / p99(plainAfter.latencies)).toFixed(2), target: '≤ 20 ms', met: p99(lazyAfter.latencies) <= 20 });
+  rows.push({ metric: `${backend}: handshake p99, same names cached, after the warm-up`, value: fmtMs(p99(cachedAfter.latencies)), baseline: `static server ${fmtMs(p99(plainAfter.latencies))}`, ratio: (p99(cachedAfter.latencies) / p99(plainAfter.latencies)).toFixed(2) });
+  stats = await keeper.request<Stats>('stats');
 
   // ---- Zipf day ----
   const sample = zipfSampler(Number(args['zipf-s']));
@@ -311,14 +321,18 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const tick = await keeper.request<{ before: Stats['scheduler']['renewals']; after: Stats['scheduler']['renewals']; cpuUs: number; counts: Record<string, number> }>('advance', { ms: 60 * 86_400_000, steps: 60 });
   const ticks = tick.after.ticks - tick.before.ticks;
   const examined = tick.after.totalExamined - tick.before.totalExamined;
-  console.log(`# ${backend} idle: 60 days, ${ticks} ticks looked at ${examined} entries of ${tick.after.size} scheduled, ${tick.after.fired - tick.before.fired} fired, CPU ${(tick.cpuUs / 1000).toFixed(1)} ms`);
+  // A tick that fires k entries looks at k + 1; what an idle tick costs is the rest.
+  const fired = tick.after.fired - tick.before.fired;
+  const idleExamined = examined - fired;
+  console.log(`# ${backend} idle: 60 days, ${ticks} ticks looked at ${examined} entries of ${tick.after.size} scheduled, ${fired} fired (${JSON.stringify(tick.counts)}), CPU ${(tick.cpuUs / 1000).toFixed(1)} ms`);
+  if (fired > 0) notes.push(`${backend}: ${fired} entries fired during the 60 idle days (not idle work: retries of failures): ${JSON.stringify((await keeper.request<{ failures: unknown }>('stats')).failures)}`);
   rows.push({
     metric: `${backend}: idle scheduler ticks over 60 days (${tick.after.size} scheduled)`,
-    value: `${ticks} ticks, ${examined} entries looked at`,
+    value: `${ticks} ticks, ${examined} entries looked at (${fired} fired)`,
     baseline: `a scan per tick: ${ticks * tick.after.size}`,
-    ratio: ticks > 0 ? (examined / ticks).toFixed(1) + ' per tick' : 'no tick',
+    ratio: ticks > 0 ? `${(idleExamined / ticks).toFixed(2)} per tick besides those fired` : 'no tick',
     target: 'O(1) per idle tick',
-    met: ticks > 0 && examined / ticks <= 2 && tick.after.fired === tick.before.fired,
+    met: ticks > 0 && idleExamined <= ticks,
   });
   const final = await keeper.request<Stats>('stats');
   if (final.unhandled > 0 || final.counts.obtaining) notes.push(`${backend}: ${final.unhandled} unhandled errors, ${final.counts.obtaining} orders (expected 0)`);

@@ -90,7 +90,12 @@ if (options.mode === 'static') {
     orderTimes.push(Math.round(performance.now()));
   });
   keeper.on('cert_obtained', () => counts.obtained++);
-  keeper.on('cert_failed', () => counts.failed++);
+  const failures = {};
+  keeper.on('cert_failed', (e) => {
+    counts.failed++;
+    const key = `${e.renewal ? 'renewal' : 'first'}:${e.error?.code ?? e.error?.name}: ${String(e.error?.message).slice(0, 120)}`;
+    failures[key] = (failures[key] ?? 0) + 1;
+  });
   keeper.on('cert_loaded', () => counts.loaded++);
   keeper.on('on_demand_denied', (e) => {
     counts.denied++;
@@ -106,7 +111,7 @@ if (options.mode === 'static') {
   const port = await listen(server);
   const readyMs = performance.now();
   names.length = 0;
-  handlers.stats = () => ({ ...memory(), cache: keeper.cacheStats(), scheduler: keeper.schedulerStats(), counts, unhandled, orders: keeper.orderStats() });
+  handlers.stats = () => ({ ...memory(), cache: keeper.cacheStats(), scheduler: keeper.schedulerStats(), counts, failures, unhandled, orders: keeper.orderStats() });
   handlers.orderTimes = () => ({ orderTimes });
   handlers.advance = async ({ ms, steps }) => {
     const before = keeper.schedulerStats().renewals;
