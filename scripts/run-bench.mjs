@@ -37,6 +37,8 @@ const BENCHES = {
   built: 1800,
   'ari-drill': 2400,
   'wake-up': 1800,
+  'fleet-million': 3600,
+  'on-demand-burst': 600,
 };
 const CORE = ['obtain', 'serving', 'rotation', 'startup', 'built'];
 

@@ -311,6 +311,11 @@ export class CertKeeper implements AsyncDisposable {
     return this.#cache.stats();
   }
 
+  /** The renewal and ARI queues: names scheduled, ticks, and heap entries the ticks looked at (an idle tick: 1). */
+  schedulerStats(): ReturnType<RenewalScheduler['stats']> {
+    return this.#scheduler.stats();
+  }
+
   /**
    * Peak and current number of orders in flight; renewals admitted by the pacer (and how many of them while the
    * server was busy); tasks run by the worker thread that makes keys, CSRs and internal-CA signatures of renewals.

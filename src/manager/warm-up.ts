@@ -45,8 +45,17 @@ export class WarmUp {
 
   /** Reads a listed record's sidecar to schedule its renewal; obtains again when it is unusable. */
   async #warmUp(record: ManagedRecord): Promise<void> {
-    const { stored, failures, scheduler, registry } = this.#parts;
-    if (record.notAfter !== undefined || !registry.isCurrent(record)) return;
+    const { stored, failures, scheduler, registry, pipeline } = this.#parts;
+    if (!registry.isCurrent(record)) return;
+    if (record.notAfter !== undefined) {
+      // Adopted by a handshake (or obtained) before its turn here: its sidecar is read, but its renewal
+      // may not be scheduled yet (serving a set schedules nothing). An obtain in flight schedules its own.
+      if (scheduler.nextAt(record.certName) !== undefined || pipeline.has(record.certName)) return;
+      await failures.restore(record, failures.listing);
+      scheduler.scheduleNext(record);
+      if (scheduler.isDue(record)) renewSoon(this.#parts, record);
+      return;
+    }
     try {
       const meta = record.issuerKey !== undefined ? await stored.readMeta(record.issuerKey, record.certName) : undefined;
       const usable = meta !== undefined && stored.usable(meta, record);

@@ -12,7 +12,7 @@ import type { CertificateMeta } from '../storage/certificates.js';
 import type { Storage } from '../storage/types.js';
 import { refreshAri, type AriWindowNotice } from './ari-refresh.js';
 import { ClockJumpDetector, type ClockJump } from './clock-jump.js';
-import { DueQueue } from './due-queue.js';
+import { DueQueue, type DueQueueStats } from './due-queue.js';
 import type { AriWindowMs, ManagedRecord } from './managed-record.js';
 import { ariIssuerOf, currentAri, servesRevoked } from './managed-record.js';
 import { planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './renewal-policy.js';
@@ -145,6 +145,11 @@ export class RenewalScheduler extends Closable {
   refreshAriSoon(record: ManagedRecord): void {
     if (this.closed || ariIssuerOf(record) === undefined) return;
     this.#ariRefreshes.schedule(record.certName, this.#options.clock.now());
+  }
+
+  /** Per queue: how many names are scheduled, and how many heap entries its ticks looked at (1 per idle tick). */
+  stats(): { renewals: DueQueueStats & { size: number }; ariRefreshes: DueQueueStats & { size: number } } {
+    return { renewals: { ...this.#renewals.stats, size: this.#renewals.size }, ariRefreshes: { ...this.#ariRefreshes.stats, size: this.#ariRefreshes.size } };
   }
 
   /** Forgets both schedules of a name. */

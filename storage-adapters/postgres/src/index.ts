@@ -46,7 +46,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
-import { belowPattern, checkIdentifier, createTables, messageOf, quote, withClient } from './connection.js';
+import { belowPattern, checkIdentifier, createTables, listOneLevel, messageOf, quote, withClient } from './connection.js';
 
 export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
 export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
@@ -191,15 +191,7 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
         }
       }
     } else {
-      // One level: let the database reduce each key to its first component below the prefix.
-      const { rows } = await this.#query<{ child: string }>(
-        'list',
-        p,
-        `SELECT DISTINCT split_part(substr(key, char_length($2) + 1), '/', 1) AS child
-         FROM ${this.#table} WHERE key LIKE $1 ESCAPE '\\'`,
-        [pattern, p === '' ? '' : `${p}/`],
-      );
-      for (const { child } of rows) found.add(joinKey(p, child));
+      await listOneLevel((text, values) => this.#query<{ key: string }>('list', p, text, values), this.#table, p, found);
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
     return [...found].sort();
