@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import acme from 'acme-client';
-import { TrustHandle } from '../../src/acme/trust.js';
+import { installAcmeClientHooks, TrustHandle } from '../../src/acme/trust.js';
 import type { CertKeeperOptions } from '../../src/config/index.js';
 import { ManageError } from '../../src/errors.js';
 import { CertKeeper } from '../../src/manager/keeper.js';
@@ -107,6 +107,8 @@ describe('IP-address certificates through the manager (real Pebble validation)',
   test('the test CA refuses an IP address outside shortlived with rejectedIdentifier, as Let\'s Encrypt does', async () => {
     const trust = new TrustHandle([ca.caCertificate]);
     trust.addOrigin(ca.directoryUrl);
+    // certkeeper installs these hooks with its first ACME connection; this test drives acme-client directly.
+    installAcmeClientHooks();
     try {
       const client = new acme.Client({ directoryUrl: ca.directoryUrl, accountKey: await acme.crypto.createPrivateEcdsaKey() });
       await client.createAccount({ termsOfServiceAgreed: true });

@@ -80,6 +80,7 @@ describe('parseRenewalInfo', () => {
       windowEnd: Date.UTC(2026, 1, 3),
       explanationUrl: 'https://ca.example/why',
       retryAfter: NOW + 2 * HOUR,
+      retryAfterMs: 2 * HOUR,
     });
   });
 
@@ -190,6 +191,7 @@ describe('fetchRenewalInfo against a local HTTP server', () => {
       windowEnd: Date.UTC(2026, 1, 3),
       explanationUrl: 'https://ca.example/notice',
       retryAfter: NOW + 6 * HOUR,
+      retryAfterMs: 6 * HOUR,
     });
     assert.deepEqual(requests.at(-1), { method: 'GET', url: `/acme/renewal-info/${RFC_CERT_ID}` });
   });
