@@ -217,8 +217,10 @@ export class FileLocks {
     const file = join(this.#ctx.locksDir, name);
     const lockDir = `${file}.lock`;
     // A second lock() on a lock this instance holds must wait like everyone else
-    // (locks are not re-entrant); never let it overwrite our own record.
-    if (this.#held.has(name)) return false;
+    // (locks are not re-entrant); never let it overwrite our own record. Nor one this instance is
+    // taking right now: the loser's cleanup would drop the winner's record, its refreshes would then
+    // look like a takeover, and unlock() would leave the lock directory behind, refreshed forever.
+    if (this.#held.has(name) || this.#byLockDir.has(lockDir)) return false;
     const grantDir = join(lockDir, `grant-${randomBytes(8).toString('hex')}`);
     const held: HeldLock = { release: async () => undefined, lockDir, grantDir, mtimeMs: 0, identity: '', refreshedAt: Date.now(), compromised: false, abandoned: false };
     this.#byLockDir.set(lockDir, held);
