@@ -91,6 +91,8 @@ export const DEFAULT_ACME_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_ACCOUNT_LOCK_TIMEOUT_MS = 120_000;
 /** Used when the CA sends no (usable) Retry-After. */
 export const DEFAULT_ARI_RETRY_AFTER_MS = 6 * 60 * MINUTE;
+/** A failed ARI request the CA gave no Retry-After for is asked again after this, doubling per failure in a row up to DEFAULT_ARI_RETRY_AFTER_MS. */
+export const DEFAULT_ARI_FAILURE_RETRY_MS = MINUTE;
 export const DEFAULT_ARI_FETCH_TIMEOUT_MS = 30_000;
 /** renewalInfo requests per CA (directory URL) per process: 20 at once at most, then one every 50 ms (20 a second). */
 export const DEFAULT_ARI_RATE_LIMIT = Object.freeze({ capacity: 20, refillAmount: 1, refillIntervalMs: 50 });

@@ -13,7 +13,7 @@
  */
 import { ariRetryAt, MAX_ARI_RETRY_AFTER_MS, MIN_ARI_RETRY_AFTER_MS, shouldQueryAri } from '../acme/ari.js';
 import type { Clock } from '../clock.js';
-import { DEFAULT_ARI_PEER_WAIT_MS } from '../defaults.js';
+import { DEFAULT_ARI_FAILURE_RETRY_MS, DEFAULT_ARI_PEER_WAIT_MS, DEFAULT_ARI_RETRY_AFTER_MS } from '../defaults.js';
 import { AbortedError, AcmeProblemError } from '../errors.js';
 import type { Issuer, RenewalInfo } from '../issuers/types.js';
 import type { Logger } from '../logger.js';
@@ -56,6 +56,10 @@ export interface AriRefreshDeps {
 const peerBusy = new WeakMap<ManagedRecord, number>();
 /** After this many, the refresh asks the CA itself (about 1.5 minutes with the default peer wait). */
 const MAX_PEER_BUSY = 3;
+/** Failed ARI requests in a row, per record: a timeout under load must not silence ARI for hours (a drill would be missed). */
+const failuresInARow = new WeakMap<ManagedRecord, number>();
+/** From this many failures in a row on, each failure is logged at warn level (before: debug, a blip is not news). */
+const WARN_AFTER_FAILURES = 3;
 
 /** What a refresh did: asked the CA, read a stored answer, dropped a stale one, or found nothing to do. */
 export type AriRefreshOutcome = 'asked' | 'stored' | 'peer-busy' | 'stale' | 'failed' | 'replaced' | 'skipped';
@@ -105,8 +109,11 @@ async function ask(
     info = await (issuer.renewalInfo as NonNullable<Issuer['renewalInfo']>)(certPem, deps.signal);
   } catch (error) {
     if (error instanceof AbortedError || deps.signal.aborted) return 'failed';
-    deps.logger.debug({ err: error, names: record.names }, 'ARI request failed');
-    if (record.serialNumber === serial) deps.askAgainAt(retryAtAfter(error, deps.clock.now()));
+    const failures = (failuresInARow.get(record) ?? 0) + 1;
+    failuresInARow.set(record, failures);
+    const level = failures >= WARN_AFTER_FAILURES ? 'warn' : 'debug';
+    deps.logger[level]({ err: error, names: record.names, failuresInARow: failures }, 'ARI request failed; the lifetime rule still applies');
+    if (record.serialNumber === serial) deps.askAgainAt(retryAtAfter(error, deps.clock.now(), failures));
     return 'failed';
   }
   // Replaced while we asked: this answer is about the old certificate, and the new one has its own refresh queued.
@@ -119,6 +126,7 @@ async function ask(
     deps.askAgainAt(ariRetryAt(undefined, deps.clock.now()));
     return 'failed';
   }
+  failuresInARow.delete(record);
   // Logged and reported, never fetched: the page is for people.
   if (info.explanationUrl) deps.logger.info({ names: record.names, serialNumber: serial, explanationUrl: info.explanationUrl }, 'CA suggests a renewal window');
   const selected = take(record, serial, info, undefined, 'ca', deps);
@@ -178,13 +186,16 @@ function take(record: ManagedRecord, serial: string | undefined, info: RenewalIn
   return selected;
 }
 
-/** After a failed request: the CA's Retry-After (429/503, or the per-CA pause), clamped like any ARI Retry-After; else the default. */
-function retryAtAfter(error: unknown, now: number): number {
+/**
+ * After a failed request: the CA's Retry-After (429/503, or the per-CA pause), clamped like any ARI Retry-After;
+ * else a backoff from a minute, doubling per failure in a row, up to the usual poll interval.
+ */
+export function retryAtAfter(error: unknown, now: number, failuresInARow = 1): number {
   const clamp = (at: number): number => Math.min(now + MAX_ARI_RETRY_AFTER_MS, Math.max(now + MIN_ARI_RETRY_AFTER_MS, at));
   const retryAt = (error as { retryAt?: unknown }).retryAt;
   if (typeof retryAt === 'number') return clamp(retryAt);
   if (error instanceof AcmeProblemError && error.retryAfterMs !== undefined) return clamp(now + error.retryAfterMs);
-  return ariRetryAt(undefined, now);
+  return now + Math.min(DEFAULT_ARI_RETRY_AFTER_MS, DEFAULT_ARI_FAILURE_RETRY_MS * 2 ** Math.min(20, Math.max(0, failuresInARow - 1)));
 }
 
 async function readMeta(storage: Storage, issuerKey: string, certName: string, logger: Logger): Promise<CertificateMeta | undefined> {

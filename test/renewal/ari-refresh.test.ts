@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import type { RenewalInfo } from '../../src/acme/ari.js';
 import type { Issuer } from '../../src/issuers/types.js';
 import { applySidecar } from '../../src/manager/stored-sets.js';
-import { refreshAri, type AriRefreshDeps } from '../../src/renewal/ari-refresh.js';
+import { refreshAri, retryAtAfter, type AriRefreshDeps } from '../../src/renewal/ari-refresh.js';
 import { certificateLockName } from '../../src/storage/layout.js';
 import { currentAri, newRecord, setAri, type ManagedRecord } from '../../src/renewal/managed-record.js';
 import type { CertificateMeta } from '../../src/storage/certificates.js';
@@ -94,5 +94,34 @@ describe('ARI state per certificate', () => {
     applySidecar(record, withAri);
     assert.equal(currentAri(record)?.window.explanationUrl, 'https://ca.test/why');
     assert.equal(currentAri(record)?.selectedTime, Date.parse('2026-12-10T06:00:00Z'));
+  });
+
+  test('a failed request without Retry-After is asked again after a minute, doubling per failure in a row, and a success starts over', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 11, 3));
+    let fail = true;
+    const issuer = {
+      key: 'ca',
+      issue: async () => assert.fail(),
+      renewalInfo: async (): Promise<RenewalInfo> => {
+        if (fail) throw new Error('socket hang up');
+        return { windowStart: clock.now() + DAY, windowEnd: clock.now() + 2 * DAY, retryAfter: clock.now() + HOUR, retryAfterMs: HOUR };
+      },
+    } as unknown as Issuer;
+    const record = served(issuer, clock.now(), 'aa');
+    const calls = { reschedule: 0, askAgainAt: [] as number[] };
+    const d = deps(clock, calls);
+    for (let i = 0; i < 3; i++) assert.equal(await refreshAri(record, d), 'failed');
+    assert.deepEqual(calls.askAgainAt.map((at) => at - clock.now()), [60_000, 120_000, 240_000], 'not the 6 h poll interval: a drill must not be missed');
+    fail = false;
+    assert.equal(await refreshAri(record, d), 'asked');
+    fail = true;
+    assert.equal(await refreshAri(record, d), 'failed');
+    assert.equal(calls.askAgainAt.at(-1)! - clock.now(), 60_000, 'the count starts over after an answer');
+  });
+
+  test('the failure backoff stops at the usual poll interval, and a CA Retry-After still wins', () => {
+    const now = Date.UTC(2026, 11, 3);
+    assert.equal(retryAtAfter(new Error('timeout'), now, 50) - now, 6 * HOUR);
+    assert.equal(retryAtAfter(Object.assign(new Error('paused'), { retryAt: now + 2 * HOUR }), now, 1) - now, 2 * HOUR);
   });
 });
