@@ -7,7 +7,7 @@
  * (unless a backoff runs), else keep serving what there is, said once.
  */
 import type { CertServedInvalidEvent } from '../events.js';
-import type { ManagedRecord } from '../renewal/managed-record.js';
+import { replaceExpiredAtOnce, type ManagedRecord } from '../renewal/managed-record.js';
 import { MIN_RENEWAL_INTERVAL_MS } from '../renewal/scheduler.js';
 import type { CertificateMeta } from '../storage/certificates.js';
 import type { InvalidServedCertificate } from '../tls/context-cache.js';
@@ -60,7 +60,12 @@ export class ServedInvalidHandler {
       action = 'renewing';
     } else if (record.finalError || (record.backoff !== undefined && record.backoff.nextAttemptAt > now)) {
       action = 'waiting';
-    } else if (record.obtainedAt !== undefined && now - record.obtainedAt >= 0 && now - record.obtainedAt < MIN_RENEWAL_INTERVAL_MS) {
+    } else if (
+      record.obtainedAt !== undefined &&
+      now - record.obtainedAt >= 0 &&
+      now - record.obtainedAt < MIN_RENEWAL_INTERVAL_MS &&
+      !(reason === 'expired' && replaceExpiredAtOnce(record, now))
+    ) {
       // Just obtained and already invalid by our clock: ordering again at once would only loop; the scheduler retries.
       action = 'waiting';
     } else {

@@ -53,6 +53,8 @@ export interface ManagedRecord {
   profileRequested?: boolean | undefined;
   /** The CA revoked the certificate with this serial (seen by the revocation checker): it is replaced at once. */
   revoked?: RevokedState | undefined;
+  /** Serial of the first of a run of served certificates that were expired by our clock (see replaceExpiredAtOnce). */
+  expiredRunSerial?: string | undefined;
 }
 
 export interface RevokedState {
@@ -112,4 +114,18 @@ export function servesRevoked(record: ManagedRecord): boolean {
 /** A certificate is served and still valid: its renewal is background work, nobody is waiting for it. */
 export function servesValidCertificate(record: ManagedRecord, now: number): boolean {
   return record.materialId !== undefined && record.notAfter !== undefined && record.notAfter > now;
+}
+
+/**
+ * Whether the served certificate is expired by our clock and may be replaced now, however young. A certificate
+ * that arrives expired because the clock jumped while it was being obtained is replaced at once; if its successor
+ * is expired too, the clocks disagree for real and the caller's minimum age applies (no order loop).
+ */
+export function replaceExpiredAtOnce(record: ManagedRecord, now: number): boolean {
+  if (record.notAfter === undefined || record.notAfter > now) {
+    record.expiredRunSerial = undefined;
+    return false;
+  }
+  record.expiredRunSerial ??= record.serialNumber;
+  return record.expiredRunSerial === record.serialNumber;
 }

@@ -14,7 +14,7 @@ import { refreshAri, type AriWindowNotice } from './ari-refresh.js';
 import { ClockJumpDetector, type ClockJump } from './clock-jump.js';
 import { DueQueue, type DueQueueStats } from './due-queue.js';
 import type { AriWindowMs, ManagedRecord } from './managed-record.js';
-import { ariIssuerOf, currentAri, servesRevoked } from './managed-record.js';
+import { ariIssuerOf, currentAri, replaceExpiredAtOnce, servesRevoked } from './managed-record.js';
 import { planRenewal, renewalDueTime, seededRandom, storedRenewalDueAt, type RenewalPlan, type RenewalSource } from './renewal-policy.js';
 
 /** A freshly obtained certificate is not renewed again sooner than this (or a tenth of its lifetime, if shorter). */
@@ -133,7 +133,7 @@ export class RenewalScheduler extends Closable {
     let renewalAt = this.plan(record)?.dueAt ?? this.#options.clock.now();
     // A revoked certificate is replaced now, however young: its successor is not revoked, so there is no loop to guard against.
     if (servesRevoked(record)) renewalAt = this.#options.clock.now();
-    else if (record.obtainedAt !== undefined && record.notBefore !== undefined && record.notAfter !== undefined) {
+    else if (record.obtainedAt !== undefined && record.notBefore !== undefined && record.notAfter !== undefined && !replaceExpiredAtOnce(record, this.#options.clock.now())) {
       // A certificate that is due the moment it arrives (CA clock skew, an ARI window in the past) must not renew in a loop.
       const minimumAge = Math.min(MIN_RENEWAL_INTERVAL_MS, (record.notAfter - record.notBefore) / 10);
       renewalAt = Math.max(renewalAt, record.obtainedAt + minimumAge);

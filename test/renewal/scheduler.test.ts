@@ -66,6 +66,22 @@ describe('RenewalScheduler', () => {
     await scheduler.close();
   });
 
+  test('a certificate already expired when it arrives (the clock jumped during the order) is replaced at once; an expired successor waits the minimum age', async () => {
+    const { clock, scheduler, record } = setUp();
+    const now = clock.now();
+    // Issued before a +3 day jump, recorded as obtained after it: expired by our clock the moment it is served.
+    Object.assign(record, { notBefore: now - 3 * DAY, notAfter: now - 2 * DAY, serialNumber: '01', materialId: 'm1', obtainedAt: now });
+    scheduler.scheduleNext(record);
+    assert.ok(scheduler.nextAt(record.certName)! <= now, 'due now, not an hour later: an expired certificate is served meanwhile');
+    scheduler.scheduleNext(record);
+    assert.ok(scheduler.nextAt(record.certName)! <= now, 'scheduling it again does not push it back');
+    // Its successor is expired on arrival too: the CA's clock and ours disagree for real; no order loop.
+    Object.assign(record, { notBefore: now - 3 * DAY, notAfter: now - 2 * DAY, serialNumber: '02', materialId: 'm2', obtainedAt: now });
+    scheduler.scheduleNext(record);
+    assert.equal(scheduler.nextAt(record.certName), now + 60 * MINUTE);
+    await scheduler.close();
+  });
+
   test('close() is idempotent and forgets every schedule; nothing is scheduled after it', async () => {
     const { scheduler, record } = setUp();
     scheduler.scheduleNext(record);
