@@ -5,6 +5,7 @@
  * kills whatever is left, so a failing test leaves no server behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -70,9 +71,27 @@ export class ServerProcess {
     return this.#end('SIGTERM');
   }
 
-  /** SIGSTOP: the server keeps its connections but answers nothing, as a hung or partitioned one. */
-  freeze(): void {
+  /**
+   * SIGSTOP: the server keeps its connections but answers nothing, as a hung or partitioned one. Resolves once
+   * every thread is stopped (a multi-threaded server such as etcd could still answer a request sent at once).
+   */
+  async freeze(): Promise<void> {
+    const pid = this.#child?.pid;
+    if (pid === undefined) return;
     this.#child?.kill('SIGSTOP');
+    for (let i = 0; i < 200; i++) {
+      const states = readdirSync(`/proc/${pid}/task`, { withFileTypes: false }).map((tid) => {
+        try {
+          // The state follows the parenthesised command name: "pid (comm) S ...".
+          return readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').charAt(0);
+        } catch {
+          return 'T'; // the thread ended
+        }
+      });
+      if (states.every((state) => state === 'T' || state === 't')) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`${pid} did not stop after SIGSTOP`);
   }
 
   thaw(): void {

@@ -127,7 +127,7 @@ describe('EtcdStorage when etcd fails', { skip }, () => {
   it('frozen (SIGSTOP): calls fail with ERR_STORAGE instead of hanging, and work again after SIGCONT', { timeout: 60_000 }, async () => {
     const s = open({ prefix: `frozen-${randomUUID()}/` });
     await s.store('a', Buffer.from('1'));
-    etcd.process.freeze();
+    await etcd.process.freeze();
     try {
       await assert.rejects(s.store('a', Buffer.from('2')), { code: 'ERR_STORAGE' });
       await assert.rejects(s.load('a'), { code: 'ERR_STORAGE' });

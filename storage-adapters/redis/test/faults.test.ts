@@ -111,7 +111,7 @@ describe('RedisStorage when Redis fails', { skip }, () => {
   it('frozen (SIGSTOP): calls fail with ERR_STORAGE instead of hanging, and work again after SIGCONT', { timeout: 60_000 }, async () => {
     const s = open();
     await s.store('a', Buffer.from('1'));
-    redis.process.freeze();
+    await redis.process.freeze();
     try {
       await assert.rejects(s.store('a', Buffer.from('2')), { code: 'ERR_STORAGE' });
       await assert.rejects(s.load('a'), { code: 'ERR_STORAGE' });
