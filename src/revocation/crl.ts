@@ -10,6 +10,7 @@ import { children, expectChildren, integerHex, oidText, readTime, readTlv, type 
 import { RevocationDataError } from './errors.js';
 import { fetchRevocationData, type FetchSettings } from './fetch.js';
 import { fingerprintOf, type IssuerInfo } from './certificate-info.js';
+import { FreshCache } from './fresh-cache.js';
 import { signatureVerifies } from './signature.js';
 
 const OID_REASON_CODE = '2.5.29.21';
@@ -104,19 +105,14 @@ export interface CrlCacheOptions {
   clock: Clock;
 }
 
-interface CachedCrl {
-  expiresAt: number;
-  crl: ParsedCrl;
-}
-
 export class CrlCache {
   readonly #options: CrlCacheOptions;
-  readonly #entries = new Map<string, CachedCrl>();
-  readonly #inflight = new Map<string, Promise<ParsedCrl>>();
+  readonly #cache: FreshCache<ParsedCrl>;
   #fetches = 0;
 
   constructor(options: CrlCacheOptions) {
     this.#options = options;
+    this.#cache = new FreshCache(options.maxEntries);
   }
 
   /** CRLs fetched so far (a cached answer is not a fetch). */
@@ -127,25 +123,15 @@ export class CrlCache {
   /** The current CRL at `url` for `issuer`: from the cache until its nextUpdate, else fetched and checked. */
   get(url: string, issuer: IssuerInfo, signal: AbortSignal): Promise<ParsedCrl> {
     const key = `${fingerprintOf(issuer.certificate.raw)} ${url}`;
-    const now = this.#options.clock.now();
-    const cached = this.#entries.get(key);
-    if (cached && now < cached.expiresAt) return Promise.resolve(cached.crl);
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const work = this.#fetch(key, url, issuer, signal).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, work);
-    return work;
+    return this.#cache.get(key, this.#options.clock.now(), () => this.#fetch(url, issuer, signal));
   }
 
-  async #fetch(key: string, url: string, issuer: IssuerInfo, signal: AbortSignal): Promise<ParsedCrl> {
-    const { clock, fallbackLifetimeMs, maxEntries } = this.#options;
+  async #fetch(url: string, issuer: IssuerInfo, signal: AbortSignal): Promise<{ value: ParsedCrl; freshUntil: number }> {
+    const { clock, fallbackLifetimeMs } = this.#options;
     this.#fetches++;
     const der = await fetchRevocationData({ source: 'crl', url }, { ...this.#options.fetch, signal });
     const now = clock.now();
     const crl = parseCrl(der, issuer, url, now);
-    this.#entries.delete(key);
-    this.#entries.set(key, { expiresAt: crl.nextUpdate ?? now + fallbackLifetimeMs, crl });
-    while (this.#entries.size > maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
-    return crl;
+    return { value: crl, freshUntil: crl.nextUpdate ?? now + fallbackLifetimeMs };
   }
 }

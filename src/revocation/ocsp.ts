@@ -11,6 +11,7 @@ import { children, expectChildren, integer, integerHex, objectIdentifier, octetS
 import { RevocationDataError } from './errors.js';
 import { fetchRevocationData, type FetchSettings } from './fetch.js';
 import type { IssuerInfo, RevocationTarget } from './certificate-info.js';
+import { FreshCache } from './fresh-cache.js';
 import { signatureVerifies } from './signature.js';
 
 const OID_SHA1 = '1.3.14.3.2.26';
@@ -119,47 +120,32 @@ export interface OcspCacheOptions {
   clock: Clock;
 }
 
-interface CachedAnswer {
-  /** Half-way to nextUpdate: asked again then, so a stapled answer never runs out. */
-  refreshAt: number;
-  answer: OcspAnswer;
-}
-
 export class OcspCache {
   readonly #options: OcspCacheOptions;
-  readonly #entries = new Map<string, CachedAnswer>();
-  readonly #inflight = new Map<string, Promise<OcspAnswer>>();
+  /** Fresh until half-way to nextUpdate: asked again then, so a stapled answer never runs out. */
+  readonly #cache: FreshCache<OcspAnswer>;
 
   constructor(options: OcspCacheOptions) {
     this.#options = options;
+    this.#cache = new FreshCache(options.maxEntries);
   }
 
   /** The cached answer while it is fresh, else one fetched from `url` and checked. */
   get(target: RevocationTarget, url: string, signal: AbortSignal): Promise<OcspAnswer> {
-    const key = target.fingerprint;
-    const cached = this.#entries.get(key);
-    if (cached && this.#options.clock.now() < cached.refreshAt) return Promise.resolve(cached.answer);
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const work = this.#fetch(target, url, signal).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, work);
-    return work;
+    return this.#cache.get(target.fingerprint, this.#options.clock.now(), () => this.#fetch(target, url, signal));
   }
 
   /** When the cached answer is to be refreshed, if there is one. */
   refreshAt(target: RevocationTarget): number | undefined {
-    return this.#entries.get(target.fingerprint)?.refreshAt;
+    return this.#cache.freshUntil(target.fingerprint);
   }
 
-  async #fetch(target: RevocationTarget, url: string, signal: AbortSignal): Promise<OcspAnswer> {
-    const { clock, fallbackLifetimeMs, maxEntries } = this.#options;
+  async #fetch(target: RevocationTarget, url: string, signal: AbortSignal): Promise<{ value: OcspAnswer; freshUntil: number }> {
+    const { clock, fallbackLifetimeMs } = this.#options;
     const der = await fetchRevocationData({ source: 'ocsp', url, body: ocspRequest(target), contentType: 'application/ocsp-request' }, { ...this.#options.fetch, signal });
     const now = clock.now();
     const answer = parseOcspResponse(der, target, url, now);
     const until = answer.nextUpdate ?? now + fallbackLifetimeMs;
-    this.#entries.delete(target.fingerprint);
-    this.#entries.set(target.fingerprint, { refreshAt: answer.thisUpdate + Math.max(0, until - answer.thisUpdate) / 2, answer });
-    while (this.#entries.size > maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
-    return answer;
+    return { value: answer, freshUntil: answer.thisUpdate + Math.max(0, until - answer.thisUpdate) / 2 };
   }
 }
