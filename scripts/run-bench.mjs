@@ -17,7 +17,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const resultsFile = join(repo, 'bench', 'RESULTS.md');
+// BENCH_RESULTS_FILE sends the table elsewhere (a scratch file), so exploratory runs leave bench/RESULTS.md alone.
+const resultsFile = process.env.BENCH_RESULTS_FILE ?? join(repo, 'bench', 'RESULTS.md');
 
 /** name -> default time limit in seconds. */
 const BENCHES = {
