@@ -1,14 +1,24 @@
 /**
- * Test side of fixtures/keeper-worker.ts: spawns a worker, collects its JSON
+ * Test side of fixtures/keeper-worker.mjs: spawns a worker, collects its JSON
  * reports, and kills it (SIGKILL on request, and always on process exit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { libraryRunner } from '../helpers/built.js';
 import { onJsonLines } from '../helpers/json-lines.js';
-import type { KeeperWorkerConfig } from './fixtures/keeper-worker.js';
 
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'keeper-worker.ts');
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'keeper-worker.mjs');
+
+export interface KeeperWorkerConfig {
+  storageDir: string;
+  lockStaleMs: number;
+  directoryUrl: string;
+  caPem: string;
+  names: string[];
+  /** After "ready", wait for a `churn` line on stdin, then force-renew the names one after another until killed. */
+  churn?: boolean;
+}
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
@@ -27,8 +37,9 @@ export class KeeperWorker {
   #waiters = new Set<() => void>();
 
   constructor(config: KeeperWorkerConfig) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', SCRIPT], {
-      env: { ...process.env, CERTKEEPER_KEEPER_WORKER: JSON.stringify(config) },
+    const runner = libraryRunner();
+    this.child = spawn(process.execPath, [...runner.execArgv, SCRIPT], {
+      env: { ...process.env, CERTKEEPER_KEEPER_WORKER: JSON.stringify(config), CERTKEEPER_LIBRARY_BASE: runner.libraryBase },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     live.add(this.child);
