@@ -52,11 +52,31 @@ export function pino(...args: Parameters<typeof Pino.pino>): ReturnType<typeof P
   return pinoModule.pino(...args);
 }
 
+const LEVEL_RANK: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+const LOG_METHODS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
 /**
  * The library's own logger when the application gives none: JSON on stderr
  * (fd 2, synchronous so the last lines survive a crash), never the
- * application's stdout.
+ * application's stdout. pino (nine packages) loads with the first line
+ * actually written: a keeper at 'warn' that has nothing to say never loads it,
+ * and calls below the level are no-ops that build nothing.
  */
 export function createDefaultLogger(level: LogLevel): Logger {
-  return pino({ name: 'certkeeper', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pinoModule.destination({ dest: 2, sync: true }));
+  let root: Logger | undefined;
+  const real = (): Logger =>
+    (root ??= pino({ name: 'certkeeper', level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pinoModule.destination({ dest: 2, sync: true })));
+  return deferredLogger(LEVEL_RANK[level], real);
+}
+
+/** A logger whose pino instance (and each child's) is made on the first enabled call. */
+function deferredLogger(threshold: number, build: () => Logger): Logger {
+  let built: Logger | undefined;
+  const get = (): Logger => (built ??= build());
+  const noop: LogFn = () => {};
+  const logger = { child: (bindings: Record<string, unknown>) => deferredLogger(threshold, () => get().child(bindings)) } as Logger;
+  for (const method of LOG_METHODS) {
+    logger[method] = LEVEL_RANK[method] < threshold ? noop : (((...args: [object, string?]) => get()[method](...args)) as LogFn);
+  }
+  return logger;
 }

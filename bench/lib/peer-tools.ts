@@ -181,3 +181,18 @@ export async function cpuMicrosOf(pid: number | undefined): Promise<number> {
     return Number.NaN;
   }
 }
+
+/**
+ * On-CPU time of a process's main thread in microseconds, nanosecond-precise (/proc/<pid>/schedstat
+ * is the thread-group leader's): where a Node server runs JS and OpenSSL. The gap to cpuMicrosOf is
+ * the other threads (GC helpers, libuv pool).
+ */
+export async function mainThreadMicrosOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const { readFile } = await import('node:fs/promises');
+  try {
+    return Number((await readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]) / 1000;
+  } catch {
+    return Number.NaN;
+  }
+}

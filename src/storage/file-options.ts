@@ -25,6 +25,8 @@ export const TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/;
  * private key, maybe): removed by the sweep each instance runs once. A live write takes milliseconds.
  */
 export const STALE_TEMP_FILE_MS = 60_000;
+/** The sweep starts this long after an instance's first operation: off the start-up path, and it also catches temp files still young at start. */
+export const TEMP_SWEEP_DELAY_MS = STALE_TEMP_FILE_MS;
 
 export interface FileStorageOptions {
   /** Root directory. Default: `$XDG_DATA_HOME/certkeeper`, else `~/.local/share/certkeeper`. */
