@@ -77,7 +77,11 @@ export class HandshakeLoader extends Closable {
     // (it leaves the bucket when the order starts), or the handshake is refused at once. At most
     // maxConcurrentOrders admitted orders wait to start, so an admitted handshake waits for its own order,
     // not behind a queue, and what waits stays bounded.
-    const reservation = this.#waitingToStart < config.maxConcurrentOrders ? this.#onDemandLimiter?.reserve() : undefined;
+    if (this.#waitingToStart >= config.maxConcurrentOrders) {
+      events.emit('on_demand_denied', { name, reason: 'too many on-demand orders waiting to start', rateLimited: true });
+      return undefined;
+    }
+    const reservation = this.#onDemandLimiter?.reserve();
     if (reservation === undefined) {
       events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached', rateLimited: true });
       return undefined;
