@@ -180,4 +180,37 @@ describe('on-demand pacing: the bucket bounds order starts', () => {
       await second.close();
     }
   });
+  test('at most maxConcurrentOrders admitted orders wait to start: the next handshake fails at once, with tokens still free', { timeout: 60_000 }, async () => {
+    const clock = new FakeClock(Date.now());
+    const gated = gatedStorage();
+    const issuer = new RecordingIssuer(gated.storage, clock);
+    const keeper = new CertKeeper({
+      storage: gated.storage,
+      issuers: [issuer],
+      challenges: { http01: false, tlsAlpn01: { listener: false } },
+      onDemand: { decide: () => true, rateLimit: { capacity: 10, refillAmount: 1, refillIntervalMs: 3_600_000 }, timeoutMs: 3_600_000 },
+      maxConcurrentOrders: 2,
+      logger: silentLogger(),
+      clock,
+    });
+    const denials: OnDemandDeniedEvent[] = [];
+    keeper.on('on_demand_denied', (event) => denials.push(event));
+    const server = tls.createServer(keeper.tlsOptions());
+    const port = await listen(server);
+    try {
+      gated.hold();
+      const admitted = ['q0', 'q1'].map((n) => hello(port, `${n}.pace.test`));
+      await waitUntil(() => gated.lockWaiters() === 2, 'two admitted orders waiting for the lock');
+      assert.notEqual(await hello(port, 'q2.pace.test'), 'handshake');
+      assert.deepEqual(denials.map((d) => [d.name, d.reason, d.rateLimited]), [['q2.pace.test', 'too many on-demand orders waiting to start', true]]);
+      gated.release();
+      assert.deepEqual(await Promise.all(admitted), ['handshake', 'handshake']);
+      assert.equal(await hello(port, 'q3.pace.test'), 'handshake', 'a slot is free again once they started');
+      assert.equal(issuer.received.length, 3);
+    } finally {
+      gated.release();
+      await closeServer(server);
+      await keeper.close();
+    }
+  });
 });
