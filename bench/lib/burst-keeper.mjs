@@ -70,7 +70,9 @@ const refusedMs = [];
 const acceptedAt = new WeakMap();
 function listen(server) {
   server.on('connection', (socket) => acceptedAt.set(socket, performance.now()));
-  server.on('tlsClientError', (_error, socket) => {
+  server.on('tlsClientError', (error, socket) => {
+    // A client hanging up after a served handshake is not a refusal.
+    if (error?.code === 'ECONNRESET' || error?.code === 'EPIPE') return;
     const t0 = acceptedAt.get(socket._parent ?? socket);
     if (t0 !== undefined && refusedMs.length < 100_000) refusedMs.push(performance.now() - t0);
   });
