@@ -43,8 +43,22 @@ export const LETSENCRYPT_FAILED_AUTHORIZATIONS_PER_IDENTIFIER: Readonly<RateLimi
 /** What a rate limit option may be: a preset name, a bucket, `'unlimited'`, or `false` (no limit). */
 export type RateLimitOption = RateLimitPresetName | RateLimitSpec | 'unlimited' | false;
 
+/**
+ * A token promised to one operation that has not started yet (an admitted on-demand order waiting for an
+ * order slot): nobody else can take it, and it leaves the bucket only at consume(), so the bucket bounds
+ * when operations START, not when they were admitted. Exactly one of consume() / release() counts.
+ */
+export interface Reservation {
+  /** The operation starts now: the token leaves the bucket (it is always there: reserved tokens are never taken by others). */
+  consume(): void;
+  /** The operation will not start: the token is free again. A no-op after consume() or a first release(). */
+  release(): void;
+}
+
 /** Something that paces operations: a TokenBucket or the unlimited stand-in. */
 export interface RateLimiter {
+  /** Claims a free token without taking it yet, or undefined at once when none is free (nothing waits). */
+  reserve(): Reservation | undefined;
   /** Resolves when a token has been taken; waits in FIFO order. Rejects with AbortedError/ClosedError. */
   take(signal?: AbortSignal): Promise<void>;
   /** Takes a token if one is free now and nobody is waiting. */
@@ -70,6 +84,8 @@ export class TokenBucket extends Closable implements RateLimiter {
   readonly refillIntervalMs: number;
   readonly #clock: Clock;
   #tokens: number;
+  /** Tokens promised to reservations not consumed yet: always <= #tokens, so a consume() never finds the bucket empty. */
+  #reserved = 0;
   #lastRefill: number;
   readonly #waiters = new WaitQueue('Waiting for a rate limit token was aborted', () => {
     if (this.#waiters.size === 0) this.#cancelTimer();
@@ -87,10 +103,15 @@ export class TokenBucket extends Closable implements RateLimiter {
     this.#lastRefill = this.#clock.now();
   }
 
-  /** Tokens free now. */
+  /** Tokens free now (reserved ones excluded). */
   get available(): number {
     this.#refill();
-    return this.#tokens;
+    return this.#tokens - this.#reserved;
+  }
+
+  /** Tokens promised to reservations not consumed or released yet. */
+  get reserved(): number {
+    return this.#reserved;
   }
 
   /** Callers waiting for a token. */
@@ -101,7 +122,7 @@ export class TokenBucket extends Closable implements RateLimiter {
   tryTake(): boolean {
     if (this.closed) throw new ClosedError('TokenBucket');
     this.#refill();
-    if (this.#waiters.size > 0 || this.#tokens < 1) return false;
+    if (this.#waiters.size > 0 || this.#tokens - this.#reserved < 1) return false;
     this.#tokens--;
     return true;
   }
@@ -109,7 +130,24 @@ export class TokenBucket extends Closable implements RateLimiter {
   hasToken(): boolean {
     if (this.closed) throw new ClosedError('TokenBucket');
     this.#refill();
-    return this.#waiters.size === 0 && this.#tokens >= 1;
+    return this.#waiters.size === 0 && this.#tokens - this.#reserved >= 1;
+  }
+
+  reserve(): Reservation | undefined {
+    if (!this.hasToken()) return undefined;
+    this.#reserved++;
+    let open = true;
+    const settle = (consumed: boolean): void => {
+      if (!open) return;
+      open = false;
+      this.#reserved--;
+      if (consumed) {
+        // Refill first: a reservation held across refills must not make a full bucket skip the ones it missed.
+        this.#refill();
+        this.#tokens--;
+      } else this.#hand();
+    };
+    return { consume: () => settle(true), release: () => settle(false) };
   }
 
   take(signal?: AbortSignal): Promise<void> {
@@ -139,13 +177,18 @@ export class TokenBucket extends Closable implements RateLimiter {
 
   #serve(): void {
     this.#timer = undefined;
-    if (this.closed) return;
+    this.#hand();
+    this.#armTimer();
+  }
+
+  /** Hands free tokens to waiters, first come first served. */
+  #hand(): void {
+    if (this.closed || this.#waiters.size === 0) return;
     this.#refill();
-    while (this.#tokens >= 1 && this.#waiters.size > 0) {
+    while (this.#tokens - this.#reserved >= 1 && this.#waiters.size > 0) {
       this.#tokens--;
       this.#waiters.releaseNext();
     }
-    this.#armTimer();
   }
 
   #armTimer(): void {
@@ -159,6 +202,8 @@ export class TokenBucket extends Closable implements RateLimiter {
     this.#timer = undefined;
   }
 }
+
+const UNLIMITED_RESERVATION: Reservation = Object.freeze({ consume: () => {}, release: () => {} });
 
 /** The limiter for `'unlimited'` / `false`: every take succeeds at once. */
 export class UnlimitedRateLimiter extends Closable implements RateLimiter {
@@ -174,6 +219,9 @@ export class UnlimitedRateLimiter extends Closable implements RateLimiter {
   tryTake(): boolean {
     if (this.closed) throw new ClosedError('RateLimiter');
     return true;
+  }
+  reserve(): Reservation | undefined {
+    return this.tryTake() ? UNLIMITED_RESERVATION : undefined;
   }
   hasToken(): boolean {
     return this.tryTake();

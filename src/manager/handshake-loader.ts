@@ -17,6 +17,8 @@ export class HandshakeLoader extends Closable {
   readonly #parts: KeeperParts;
   readonly #onDemandLimiter: RateLimiter | undefined;
   readonly #onDemandDecider: OnDemandDecider | undefined;
+  /** On-demand orders admitted (a token reserved) that have not started yet. */
+  #waitingToStart = 0;
 
   constructor(parts: KeeperParts) {
     super('HandshakeLoader');
@@ -70,53 +72,73 @@ export class HandshakeLoader extends Closable {
   }
 
   async #loadOnDemand(decider: OnDemandDecider, name: string, signal: AbortSignal, abandoned: AbortSignal): Promise<CertificateMaterial | undefined> {
-    const { events, log, registry, stored, failures, scheduler, pipeline, cache } = this.#parts;
-    // No decision (no ask request) is spent on a name that could not be ordered anyway.
-    if (this.#onDemandLimiter?.hasToken() !== true) {
-      events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached' });
+    const { events, log, registry, stored, failures, scheduler, pipeline, cache, config } = this.#parts;
+    // The one look at the bucket, before any decision or I/O: a free token is claimed for this name's order
+    // (it leaves the bucket when the order starts), or the handshake is refused at once. At most
+    // maxConcurrentOrders admitted orders wait to start, so an admitted handshake waits for its own order,
+    // not behind a queue, and what waits stays bounded.
+    if (this.#waitingToStart >= config.maxConcurrentOrders) {
+      events.emit('on_demand_denied', { name, reason: 'too many on-demand orders waiting to start', rateLimited: true });
       return undefined;
     }
-    let decision: Decision;
+    const reservation = this.#onDemandLimiter?.reserve();
+    if (reservation === undefined) {
+      events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached', rateLimited: true });
+      return undefined;
+    }
+    this.#waitingToStart++;
+    let waiting = true;
+    const settle = (): void => {
+      if (waiting) this.#waitingToStart--;
+      waiting = false;
+    };
+    const onOrderStart = (): void => {
+      reservation.consume();
+      settle();
+    };
     try {
-      // Aborted when the handshakes waiting for it are gone; the order that may follow is not.
-      decision = await decider.decide(name, abandoned);
-    } catch (error) {
-      if (error instanceof OnDemandBusyError) events.emit('on_demand_denied', { name, reason: 'too many on-demand decisions in progress' });
-      throw error;
-    }
-    if (!decision.allowed) {
-      events.emit('on_demand_denied', { name, reason: decision.reason });
-      log.debug({ name, reason: decision.reason }, 'on-demand certificate denied');
-      return undefined;
-    }
-    const [fresh] = registry.register([name], undefined);
-    if (!fresh) return undefined;
-    fresh.onDemand = true;
-    if (!pipeline.has(fresh.certName) && fresh.materialId === undefined) {
-      // Stored by an earlier run? Then no order is needed.
-      if (await stored.load(fresh, { eager: true })) {
-        scheduler.scheduleNext(fresh);
-        return cache.peek(name);
+      let decision: Decision;
+      try {
+        // Aborted when the handshakes waiting for it are gone; the order that may follow is not.
+        decision = await decider.decide(name, abandoned);
+      } catch (error) {
+        if (error instanceof OnDemandBusyError) events.emit('on_demand_denied', { name, reason: 'too many on-demand decisions in progress' });
+        throw error;
       }
-      // Failed before (this process, an earlier run, a peer) and still backing off, or refused finally: no order.
-      const blocked = await failures.restore(fresh, undefined);
-      if (blocked) {
-        scheduler.scheduleNext(fresh);
-        log.debug({ name, err: blocked }, 'on-demand name is backing off');
+      if (!decision.allowed) {
+        events.emit('on_demand_denied', { name, reason: decision.reason });
+        log.debug({ name, reason: decision.reason }, 'on-demand certificate denied');
         return undefined;
       }
-      if (!this.#onDemandLimiter?.tryTake()) {
-        registry.unregister(fresh);
-        events.emit('on_demand_denied', { name, reason: 'on-demand rate limit reached', rateLimited: true });
+      const [fresh] = registry.register([name], undefined);
+      if (!fresh) return undefined;
+      fresh.onDemand = true;
+      if (!pipeline.has(fresh.certName) && fresh.materialId === undefined) {
+        // Stored by an earlier run? Then no order is needed.
+        if (await stored.load(fresh, { eager: true })) {
+          scheduler.scheduleNext(fresh);
+          return cache.peek(name);
+        }
+        // Failed before (this process, an earlier run, a peer) and still backing off, or refused finally: no order.
+        const blocked = await failures.restore(fresh, undefined);
+        if (blocked) {
+          scheduler.scheduleNext(fresh);
+          log.debug({ name, err: blocked }, 'on-demand name is backing off');
+          return undefined;
+        }
+      }
+      try {
+        // Joining a run already in flight spends nothing: only a run this call starts calls onOrderStart.
+        await pipeline.run(fresh, { renewal: false, force: false, signal, onOrderStart });
+      } catch (error) {
+        log.warn({ err: error, name }, 'on-demand certificate could not be obtained');
         return undefined;
       }
+      return cache.peek(name);
+    } finally {
+      // No order started (denied, stored already, backing off, failed before the issuer): the token is free again.
+      reservation.release();
+      settle();
     }
-    try {
-      await pipeline.run(fresh, { renewal: false, force: false, signal });
-    } catch (error) {
-      log.warn({ err: error, name }, 'on-demand certificate could not be obtained');
-      return undefined;
-    }
-    return cache.peek(name);
   }
 }

@@ -45,15 +45,15 @@ export class Issuance {
     this.#options = options;
   }
 
-  /** Issues and stores a set for the record; the caller holds `lockName`. */
-  async issueAndStore(record: ManagedRecord, signal: AbortSignal, lockName: string): Promise<IssuedSet> {
+  /** Issues and stores a set for the record; the caller holds `lockName`. `beforeIssuer` runs right before an issuer is asked. */
+  async issueAndStore(record: ManagedRecord, signal: AbortSignal, lockName: string, beforeIssuer?: () => void): Promise<IssuedSet> {
     await this.#checkStorage();
     const errors: Error[] = [];
     const issuers = record.settings.issuers;
     for (const [index, issuer] of issuers.entries()) {
       if (signal.aborted) throw new AbortedError('The operation was aborted', { cause: signal.reason });
       try {
-        return await this.#issueWith(issuer, record, signal, lockName);
+        return await this.#issueWith(issuer, record, signal, lockName, beforeIssuer);
       } catch (error) {
         if (error instanceof StorageError) this.#storageCheckedAt = undefined;
         // Lost lease: another process owns this name now; asking the next issuer would only order a duplicate.
@@ -81,7 +81,7 @@ export class Issuance {
     this.#storageCheckedAt = now;
   }
 
-  async #issueWith(issuer: Issuer, record: ManagedRecord, signal: AbortSignal, lockName: string): Promise<IssuedSet> {
+  async #issueWith(issuer: Issuer, record: ManagedRecord, signal: AbortSignal, lockName: string, beforeIssuer: (() => void) | undefined): Promise<IssuedSet> {
     const { storage, cpu, turns, limits, clock } = this.#options;
     // The set must be storable at its own path (a file where its folder should be...) before the CA issues it.
     await checkCertificateWritable(storage, certificateKeys(issuer.key, record.certName));
@@ -92,6 +92,7 @@ export class Issuance {
       ? await cpu.keyAndCsr(record.identifiers, record.settings.keyType)
       : await turns.exclusive(() => createKeyAndCsr(record.identifiers, record.settings.keyType));
     await turns.turn();
+    beforeIssuer?.();
     const issued = await issuer.issue({
       identifiers: record.identifiers,
       csr,

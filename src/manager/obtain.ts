@@ -32,6 +32,12 @@ export interface ObtainRequest {
   /** An operator's "now": ignores the backoff and a final refusal, renews a certificate that is not due. */
   force: boolean;
   signal: AbortSignal;
+  /**
+   * Called synchronously right before the issuer is asked (after the slot, the lock, the adoption check, the
+   * veto, the key): the on-demand limiter debits its reserved token here, so its bucket bounds what reaches
+   * the CA. Only the first caller's request of a shared run counts.
+   */
+  onOrderStart?: (() => void) | undefined;
 }
 
 /** `adopted`: a peer had stored a usable certificate meanwhile, and that is served now. */
@@ -142,7 +148,7 @@ export class ObtainPipeline extends Closable {
       const sharedFailure = await failures.checkShared(record, force);
       this.#askForVeto(record, renewal);
       const why = renewal ? scheduler.why(record, force) : undefined;
-      const issued = await issuance.issueAndStore(record, signal, lockName);
+      const issued = await issuance.issueAndStore(record, signal, lockName, request.onOrderStart);
       await this.#serveObtained(record, issued, renewal, why, sharedFailure || record.backoff !== undefined, lockName);
       return 'obtained';
     } catch (error) {
