@@ -82,6 +82,12 @@ export class CaGate {
  * if it was stopped by its starter's signal, they read again.
  */
 export class SharedDirectory {
+  /**
+   * Replay-Nonces kept from earlier answers, for every connection sharing this directory: a nonce
+   * belongs to the server, not to an account (RFC 8555 7.2), so the registration's last answer
+   * spares the first order its HEAD newNonce.
+   */
+  readonly nonces: string[] = [];
   readonly #clock: Clock;
   #directory: { value: AcmeDirectory; at: number } | undefined;
   #inflight: Promise<AcmeDirectory> | undefined;

@@ -1,9 +1,6 @@
 /** Certificate chains from the CA: validation and preferred-chain selection. */
 import { X509Certificate } from 'node:crypto';
-import type * as X509 from '@peculiar/x509';
-import { lazyModule } from '../lazy.js';
-
-const x509 = lazyModule<typeof X509>('@peculiar/x509');
+import { expectChildren, readTlv } from '../revocation/der.js';
 import { CertificateInvalidError } from '../errors.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
@@ -88,13 +85,26 @@ export function assertLeafMatchesCsr(chainPem: string, csr: Buffer): void {
   const leafSpki = new X509Certificate(leaf[0]).publicKey.export({ type: 'spki', format: 'der' });
   let csrSpki: Buffer;
   try {
-    const text = csr.toString('latin1');
-    const request = new x509.Pkcs10CertificateRequest(text.includes('-----BEGIN') ? text : new Uint8Array(csr));
-    csrSpki = Buffer.from(request.publicKey.rawData);
+    csrSpki = csrPublicKeyDer(csr);
   } catch (error) {
     throw new CertificateInvalidError('The CSR does not parse', { cause: error });
   }
   if (!leafSpki.equals(csrSpki)) {
     throw new CertificateInvalidError("The issued certificate's public key does not match the CSR");
   }
+}
+
+/** The subjectPublicKeyInfo DER of a PEM or DER PKCS#10 request (RFC 2986 4). */
+export function csrPublicKeyDer(csr: Buffer): Buffer {
+  const text = csr.toString('latin1');
+  let der = csr;
+  if (text.includes('-----BEGIN')) {
+    const body = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END/.exec(text)?.[1];
+    if (body === undefined) throw new Error('not a PEM CERTIFICATE REQUEST');
+    der = Buffer.from(body.replace(/\s+/g, ''), 'base64');
+  }
+  const [info] = expectChildren(readTlv(der), 0x30, 'CertificationRequest');
+  const [, , spki] = expectChildren(info, 0x30, 'CertificationRequestInfo');
+  if (spki?.tag !== 0x30) throw new Error('CertificationRequestInfo: no subjectPublicKeyInfo');
+  return Buffer.from(spki.der);
 }

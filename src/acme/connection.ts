@@ -1,47 +1,27 @@
 /**
- * One signed-request channel to an ACME CA for one account key, over
- * acme-client. acme-client signs, manages nonces (retrying `badNonce` with the
- * nonce from the error response) and caches the directory; certkeeper sends
- * through its lower API (`api.apiRequest` with no status check), so the raw
- * response, problem document and Retry-After header reach problem.ts, and each
- * call is wrapped in retry.ts.
+ * One signed-request channel to an ACME CA for one account key (RFC 8555 6):
+ * JWS signing (jws.ts) over node:https (http.ts). Nonces come from the
+ * Replay-Nonce header of earlier answers, a HEAD newNonce only when none is
+ * kept; a badNonce answer is retried at once with the nonce it carries. Each
+ * call is wrapped in retry.ts, and the raw response, problem document and
+ * Retry-After header reach problem.ts.
  */
-import type AcmeClient from 'acme-client';
-import { acme } from './acme-client.js';
-
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { untilAborted } from '../abort.js';
 import { AcmeProblemError, AcmeUnreachableError, CertKeeperError } from '../errors.js';
 import { caGate, SharedDirectory, type CaGate } from './ca-gate.js';
 import type { AcmeDirectory } from './directories.js';
-import { problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
+import { acmeHttp } from './http.js';
+import { AccountKey } from './jws.js';
+import { ACME_ERROR, problemFromResponse, toAcmeError, type RawResponse } from './problem.js';
 import { withRetry, type RetryPolicy } from './retry.js';
-import { installAcmeClientHooks, runWithAcmeLogger, type TrustHandle } from './trust.js';
-
-/**
- * The acme-client internals used here (present in 5.x, not in its typings).
- * Kept in one interface so an upgrade that moves them breaks in one place.
- */
-interface AcmeClientInternals {
-  api: {
-    accountUrl: string | null;
-    apiRequest(
-      url: string,
-      payload: unknown,
-      validStatusCodes: number[],
-      opts: { includeJwsKid: boolean; includeExternalAccountBinding: boolean },
-    ): Promise<RawResponse>;
-  };
-  http: {
-    getDirectory(): Promise<unknown>;
-    getNonce(): Promise<string>;
-    request(url: string, method: string, opts?: Record<string, unknown>): Promise<RawResponse>;
-  };
-}
+import type { TrustHandle } from './trust.js';
 
 /** Nonces kept from earlier responses; more would only go stale. */
 const MAX_POOLED_NONCES = 16;
+/** badNonce answers retried within one attempt, each with the nonce of the answer (RFC 8555 6.5). */
+const MAX_BAD_NONCE_RETRIES = 5;
 
 export interface ConnectionOptions {
   directoryUrl: string;
@@ -71,74 +51,44 @@ export interface PostOptions {
 
 export class AcmeConnection {
   readonly directoryUrl: string;
-  readonly client: AcmeClient.Client;
-  readonly #internals: AcmeClientInternals;
+  /** The account URL (`kid`); undefined until the account is registered. */
+  accountUrl: string | undefined;
+  readonly #key: AccountKey;
   readonly #options: ConnectionOptions;
   /** Shared with every connection to this CA: the wait it asked for. */
   readonly #gate: CaGate;
   readonly #shared: SharedDirectory;
+  readonly #nonces: string[];
   #directory: AcmeDirectory | undefined;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
     this.directoryUrl = options.directoryUrl;
-    installAcmeClientHooks();
-    this.client = new acme.Client({
-      directoryUrl: options.directoryUrl,
-      accountKey: options.accountKeyPem,
-      ...(options.accountUrl ? { accountUrl: options.accountUrl } : {}),
-      ...(options.externalAccountBinding ? { externalAccountBinding: { ...options.externalAccountBinding } } : {}),
-    });
-    this.#internals = this.client as unknown as AcmeClientInternals;
+    this.accountUrl = options.accountUrl;
+    this.#key = new AccountKey(options.accountKeyPem);
     this.#gate = caGate(options.directoryUrl, options.clock);
     this.#shared = options.sharedDirectory ?? new SharedDirectory(options.clock);
-    // acme-client's own directory read loses the status and Retry-After: route it through the gate.
-    this.#internals.http.getDirectory = () => this.directory();
-    this.#poolNonces();
+    this.#nonces = this.#shared.nonces;
   }
 
-  /**
-   * RFC 8555 7.2: every response carries a fresh Replay-Nonce. acme-client
-   * ignores it and sends HEAD newNonce before each signed request; keeping
-   * them halves the number of round trips. A badNonce answer's nonce is left
-   * to acme-client, which retries with it, so no nonce is used twice.
-   */
-  #poolNonces(): void {
-    const http = this.#internals.http;
-    const pool: string[] = [];
-    const request = http.request.bind(http);
-    http.request = async (url, method, opts) => {
-      const resp = await request(url, method, opts);
-      const nonce = resp.headers['replay-nonce'];
-      const data = resp.data as { type?: unknown } | null;
-      const badNonce = resp.status === 400 && typeof data === 'object' && data !== null && data.type === 'urn:ietf:params:acme:error:badNonce';
-      if (method !== 'head' && !badNonce && typeof nonce === 'string' && nonce !== '') {
-        pool.push(nonce);
-        if (pool.length > MAX_POOLED_NONCES) pool.shift();
-      }
-      return resp;
-    };
-    http.getNonce = async () => pool.pop() ?? this.#newNonce(request);
+  /** RFC 8555 7.2: every answer carries a fresh nonce; keeping them saves a HEAD newNonce per request. */
+  #keepNonce(resp: RawResponse): void {
+    const nonce = resp.headers['replay-nonce'];
+    if (typeof nonce !== 'string' || nonce === '') return;
+    this.#nonces.push(nonce);
+    if (this.#nonces.length > MAX_POOLED_NONCES) this.#nonces.shift();
   }
 
-  /** HEAD newNonce with its status checked: acme-client's own throws a bare Error without it. */
-  async #newNonce(request: AcmeClientInternals['http']['request']): Promise<string> {
-    const url = (await this.directory()).newNonce;
-    const resp = await request(url, 'head');
+  /** HEAD newNonce with its status checked. */
+  async #newNonce(signal: AbortSignal | undefined): Promise<string> {
+    const url = (await this.directory(signal)).newNonce;
+    const resp = await acmeHttp(url, 'HEAD', { signal, logger: this.#options.logger });
     if (resp.status >= 400) throw problemFromResponse(resp, url, this.#options.clock.now());
     const nonce = resp.headers['replay-nonce'];
     if (typeof nonce !== 'string' || nonce === '') {
       throw new AcmeProblemError({ type: 'about:blank', status: resp.status, detail: 'newNonce answered without a Replay-Nonce header', url });
     }
     return nonce;
-  }
-
-  get accountUrl(): string | undefined {
-    return this.#internals.api.accountUrl ?? undefined;
-  }
-
-  set accountUrl(url: string | undefined) {
-    this.#internals.api.accountUrl = url ?? null;
   }
 
   /** The directory, read once for the connections sharing it (with retries, through the CA's Retry-After). */
@@ -160,16 +110,16 @@ export class AcmeConnection {
     try {
       dir = await withRetry(
         () =>
-          runWithAcmeLogger(logger, async () => {
+          (async () => {
             let resp: RawResponse;
             try {
-              resp = await untilAborted(this.#internals.http.request(this.directoryUrl, 'get'), signal);
+              resp = await untilAborted(acmeHttp(this.directoryUrl, 'GET', { accept: 'application/json', signal, logger }), signal);
             } catch (error) {
               throw typedError(error, this.directoryUrl, clock.now());
             }
             if (resp.status !== 200) throw problemFromResponse(resp, this.directoryUrl, clock.now());
             return resp.data;
-          }),
+          })(),
         { policy: retryPolicy, clock, signal, logger, what: 'directory', gate: this.#gate },
       );
     } catch (error) {
@@ -193,22 +143,16 @@ export class AcmeConnection {
   async post(url: string, payload: Record<string, unknown> | null, options: PostOptions): Promise<RawResponse> {
     const { clock, logger, retryPolicy } = this.#options;
     return withRetry(
-      () =>
-        runWithAcmeLogger(logger, async () => {
-          let resp: RawResponse;
-          try {
-            // acme-client adds the EAB field to the payload object: give it a fresh copy each attempt.
-            const request = this.#internals.api.apiRequest(url, payload === null ? null : structuredClone(payload), [], {
-              includeJwsKid: options.kid !== false,
-              includeExternalAccountBinding: options.eab === true,
-            });
-            resp = await untilAborted(request, options.signal);
-          } catch (error) {
-            throw typedError(error, url, clock.now());
-          }
-          if (!options.ok.includes(resp.status)) throw problemFromResponse(resp, url, clock.now());
-          return resp;
-        }),
+      async () => {
+        let resp: RawResponse;
+        try {
+          resp = await untilAborted(this.#send(url, payload, options), options.signal);
+        } catch (error) {
+          throw typedError(error, url, clock.now());
+        }
+        if (!options.ok.includes(resp.status)) throw problemFromResponse(resp, url, clock.now());
+        return resp;
+      },
       {
         policy: options.retry === false ? { ...retryPolicy, maxAttempts: 1 } : retryPolicy,
         clock,
@@ -220,16 +164,43 @@ export class AcmeConnection {
     );
   }
 
+  /** One signed request; a badNonce answer is sent again with the nonce it carried, never with a used one. */
+  async #send(url: string, payload: Record<string, unknown> | null, options: PostOptions): Promise<RawResponse> {
+    const { logger } = this.#options;
+    const kid = options.kid === false ? undefined : this.accountUrl;
+    if (options.kid !== false && kid === undefined) throw new Error(`no account URL to sign ${options.what} with; register the account first`);
+    let body = payload;
+    if (options.eab === true && this.#options.externalAccountBinding && payload !== null) {
+      const { kid: eabKid, hmacKey } = this.#options.externalAccountBinding;
+      body = { ...payload, externalAccountBinding: this.#key.externalAccountBinding(url, eabKid, hmacKey) };
+    }
+    let nonce = this.#nonces.pop() ?? (await this.#newNonce(options.signal));
+    for (let badNonces = 0; ; badNonces++) {
+      const resp = await acmeHttp(url, 'POST', { body: this.#key.sign(url, body, nonce, kid), signal: options.signal, logger });
+      const fresh = resp.headers['replay-nonce'];
+      if (!isBadNonce(resp) || badNonces >= MAX_BAD_NONCE_RETRIES) {
+        this.#keepNonce(resp);
+        return resp;
+      }
+      logger.debug({ operation: options.what, badNonces: badNonces + 1 }, 'badNonce: sending again with the nonce of the answer');
+      nonce = typeof fresh === 'string' && fresh !== '' ? fresh : (this.#nonces.pop() ?? (await this.#newNonce(options.signal)));
+    }
+  }
+
   /** RFC 8555 key authorization `token.thumbprint` for this account key. */
   async keyAuthorization(token: string): Promise<string> {
-    return this.client.getChallengeKeyAuthorization({ token, type: 'http-01', url: '', status: 'pending' });
+    return this.#key.keyAuthorization(token);
   }
 }
 
+function isBadNonce(resp: RawResponse): boolean {
+  const data = resp.data as { type?: unknown } | null;
+  return resp.status === 400 && typeof data === 'object' && data !== null && data.type === `${ACME_ERROR}badNonce`;
+}
+
 /**
- * toAcmeError, and for anything it cannot name (acme-client's own bare
- * Errors, a malformed response), an AcmeUnreachableError: no untyped error
- * leaves the ACME layer.
+ * toAcmeError, and for anything it cannot name (a malformed response), an
+ * AcmeUnreachableError: no untyped error leaves the ACME layer.
  */
 function typedError(error: unknown, url: string, now: number): CertKeeperError {
   const mapped = toAcmeError(error, url, now);

@@ -2,7 +2,6 @@
  * Certificate revocation (RFC 8555 section 7.6), signed by the account that
  * obtained the certificate, with an RFC 5280 reason code.
  */
-import { acme } from './acme-client.js';
 import { InvalidOptionError, throwIfAborted } from '../errors.js';
 import type { AcmeConnection } from './connection.js';
 import type { AcmeDirectory } from './directories.js';
@@ -25,7 +24,8 @@ export function revocationRequest(certificatePem: string, reason: RevocationReas
   if (!REVOCATION_REASONS.includes(reason)) throw new InvalidOptionError('reason', `must be one of ${REVOCATION_REASONS.join(', ')}`);
   const leaf = typeof certificatePem === 'string' ? PEM_CERT.exec(certificatePem)?.[0] : undefined;
   if (!leaf) throw new InvalidOptionError('certificatePem', 'must hold a PEM certificate');
-  return { certificate: acme.crypto.getPemBodyAsB64u(leaf), reason };
+  const body = leaf.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
+  return { certificate: Buffer.from(body, 'base64').toString('base64url'), reason };
 }
 
 /** Sends the revocation, signed by the connection's account. */

@@ -22,7 +22,8 @@ import { runOrder } from '../acme/order.js';
 import { isProblem } from '../acme/problem.js';
 import { profileCandidates } from '../acme/profiles.js';
 import { revocationRequest, revoke } from '../acme/revocation.js';
-import { acmeClientFetch, TrustHandle } from '../acme/trust.js';
+import { acmeFetch } from '../acme/http.js';
+import { TrustHandle } from '../acme/trust.js';
 import { resolveAcmeIssuerOptions, type AcmeIssuerOptions, type ResolvedAcmeIssuerConfig } from './acme-options.js';
 import type { IssueRequest, IssuedCertificate, Issuer, RenewalInfo, RevocationReason } from './types.js';
 
@@ -226,8 +227,8 @@ export class AcmeIssuer extends Closable implements Issuer {
     // Bounded per CA, whatever the number of certificates and issuers in this process (src/acme/ari-limit.ts).
     return ariLimiter(this.config.directoryUrl, this.config.clock).run(certId(certificatePem), async () => {
       try {
-        // Through acme-client's axios instance, so the issuer's CA trust applies.
-        return await fetchRenewalInfo(url, certificatePem, { signal, clock: this.config.clock, fetchImpl: acmeClientFetch });
+        // Over the ACME agents, so the issuer's CA trust applies.
+        return await fetchRenewalInfo(url, certificatePem, { signal, clock: this.config.clock, fetchImpl: acmeFetch });
       } catch (error) {
         gate.observe(error);
         throw error;

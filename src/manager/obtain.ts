@@ -143,13 +143,15 @@ export class ObtainPipeline extends Closable {
       await failures.note(record, error, renewal, signal);
       throw error;
     }
+    // Announced once the lock is released: a listener that reacts (a renewal due at once, a peer) finds the name free.
+    let announce: (() => void) | undefined;
     try {
       if (await this.#adoptStoredInstead(record, force)) return 'adopted';
       const sharedFailure = await failures.checkShared(record, force);
       this.#askForVeto(record, renewal);
       const why = renewal ? scheduler.why(record, force) : undefined;
       const issued = await issuance.issueAndStore(record, signal, lockName, request.onOrderStart);
-      await this.#serveObtained(record, issued, renewal, why, sharedFailure || record.backoff !== undefined, lockName);
+      announce = await this.#serveObtained(record, issued, renewal, why, sharedFailure || record.backoff !== undefined, lockName);
       return 'obtained';
     } catch (error) {
       if (error instanceof LockLostError) {
@@ -164,6 +166,7 @@ export class ObtainPipeline extends Closable {
       throw error;
     } finally {
       await this.#unlock(lockName);
+      announce?.();
     }
   }
 
@@ -221,7 +224,7 @@ export class ObtainPipeline extends Closable {
     why: { reason: RenewalSource | 'forced' | 'revoked'; early: boolean; explanationUrl?: string | undefined } | undefined,
     hadFailures: boolean,
     lockName: string,
-  ): Promise<void> {
+  ): Promise<() => void> {
     const { stored, failures, scheduler, clock, events, logger, turns } = this.#o;
     await turns.turn();
     stored.serve(record, set, material);
@@ -238,9 +241,11 @@ export class ObtainPipeline extends Closable {
       ...(why ? { renewalReason: why.reason, replacedEarlyByAri: why.early } : {}),
       ...(why?.explanationUrl ? { explanationUrl: why.explanationUrl } : {}),
     };
-    events.emit('cert_obtained', payload);
-    if (renewal) events.emit('cert_renewed', payload);
-    logger.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
+    return () => {
+      events.emit('cert_obtained', payload);
+      if (renewal) events.emit('cert_renewed', payload);
+      logger.info({ names: record.names, issuer: set.meta.issuerKey, notAfter: set.meta.notAfter, renewal }, renewal ? 'certificate renewed' : 'certificate obtained');
+    };
   }
 
   async #unlock(lockName: string): Promise<void> {

@@ -118,20 +118,22 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
     try {
       await this.track(
         (async () => {
-          // Every value is on disk in the grant folder before the first one lands.
-          const sources: Array<string | undefined> = [];
-          for (const w of planned) {
-            if ('delete' in w) {
-              sources.push(undefined);
-              continue;
-            }
-            const temp = join(grantDir, tempName());
-            await writeSynced(temp, w.value).catch((err: unknown) => {
-              throw errorCode(err) === 'ENOENT' ? lostBeforeWrite(n) : err;
-            });
-            staged.push(temp);
-            sources.push(temp);
-          }
+          // Every value is on disk in the grant folder before the first one lands. The staged
+          // copies are written (and synced) side by side: only the renames below are ordered.
+          const written = await Promise.allSettled(
+            planned.map(async (w) => {
+              if ('delete' in w) return undefined;
+              const temp = join(grantDir, tempName());
+              await writeSynced(temp, w.value).catch((err: unknown) => {
+                throw errorCode(err) === 'ENOENT' ? lostBeforeWrite(n) : err;
+              });
+              staged.push(temp);
+              return temp;
+            }),
+          );
+          const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed) throw failed.reason;
+          const sources = written.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
           for (const [i, w] of planned.entries()) {
             const source = sources[i];
             if (source === undefined) await this.#fencedDelete(n, grantDir, w.key);

@@ -223,7 +223,7 @@ describe('AcmeIssuer against Pebble (challenges always valid)', { skip }, () => 
     const { csr, keyPem } = await createKeyAndCsr(identifiers);
     await issuer.issue({ identifiers, csr });
     const log = text();
-    assert.ok(log.includes('acme-client'), 'acme-client lines reach the injected logger');
+    assert.ok(log.includes('acme request'), 'the ACME requests reach the injected logger');
     assert.ok(!log.includes('PRIVATE KEY'));
     const accountPem = (await storage.load(accountKeys(issuer.key, 'admin@example.test').key)).toString();
     for (const pem of [accountPem, keyPem]) {

@@ -29,6 +29,7 @@ import { MemoryStorage } from '../../src/storage/memory.js';
 import { startTestCa, type TestCa } from '../../src/testing/index.js';
 import { runCli } from '../cli/helpers.js';
 import { pebbleOptions } from '../faults/helpers.js';
+import { installAcmeClientHooks } from '../helpers/acme-client-trust.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
 import { skipUnlessInstalled } from '../helpers/system.js';
 
@@ -235,7 +236,8 @@ describe('ACME profiles through the keeper (test CA in front of Pebble)', { skip
     const trust = new TrustHandle([odd.caCertificate]);
     trust.addOrigin(odd.directoryUrl);
     try {
-      // The authorizations really list them first (read with a plain ACME client).
+      // The authorizations really list them first (read with a plain ACME client, given the test CA's trust).
+      installAcmeClientHooks();
       const client = new acme.Client({ directoryUrl: odd.directoryUrl, accountKey: await acme.crypto.createPrivateEcdsaKey() });
       await client.createAccount({ termsOfServiceAgreed: true });
       const order = await client.createOrder({ identifiers: [{ type: 'dns', value: 'peek.profiles.test' }] });

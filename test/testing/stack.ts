@@ -6,7 +6,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import acme from 'acme-client';
-import { installAcmeClientHooks, TrustHandle } from '../../src/acme/trust.js';
+import { TrustHandle } from '../../src/acme/trust.js';
+import { installAcmeClientHooks } from '../helpers/acme-client-trust.js';
 import type { Solver } from '../../src/challenges/types.js';
 import { startTestCa, type TestCa, type TestCaOptions } from '../../src/testing/index.js';
 import { startPebble, type PebbleHandle } from '../helpers/pebble.js';
