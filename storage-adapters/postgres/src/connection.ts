@@ -166,3 +166,39 @@ export async function listOneLevel(
     }
   }
 }
+
+/**
+ * The folder names directly under `prefix`, a page of keys at a time like listOneLevel, but the server answers
+ * each page with its distinct folder names only (one row: count, last key, names joined by newlines, which no
+ * key contains): a million certificate folders of 3 keys each arrive as a million short names, not 3M paths.
+ */
+export async function listFolderNames(
+  query: (text: string, values: unknown[]) => Promise<{ rows: { n: number; last: string | null; folders: string | null }[] }>,
+  table: string,
+  prefix: string,
+): Promise<string[]> {
+  const base = prefix === '' ? '' : `${prefix}/`;
+  const upper = prefix === '' ? undefined : `${prefix}0`;
+  const found: string[] = [];
+  let from = base;
+  let inclusive = true;
+  for (;;) {
+    const text = `SELECT count(*)::int AS n, max(key) AS last,
+        string_agg(DISTINCT split_part(substr(key, char_length($3::text) + 1), '/', 1), E'\\n')
+          FILTER (WHERE strpos(substr(key, char_length($3::text) + 1), '/') > 0) AS folders
+      FROM (SELECT key FROM ${table} WHERE key ${inclusive ? '>=' : '>'} $1${upper === undefined ? '' : ' AND key < $4'} ORDER BY key LIMIT $2) page`;
+    const { rows } = await query(text, upper === undefined ? [from, LIST_PAGE_SIZE, base] : [from, LIST_PAGE_SIZE, base, upper]);
+    const row = rows[0];
+    if (row?.folders) for (const folder of row.folders.split('\n')) if (found[found.length - 1] !== folder) found.push(folder);
+    if (!row || row.n < LIST_PAGE_SIZE || row.last === null) return found;
+    const rest = row.last.slice(base.length);
+    const slash = rest.indexOf('/');
+    if (slash !== -1) {
+      from = `${base}${rest.slice(0, slash)}0`;
+      inclusive = true;
+    } else {
+      from = row.last;
+      inclusive = false;
+    }
+  }
+}

@@ -26,6 +26,7 @@ import {
   createKeyEncryptor,
   type FencedWrite,
   type FencedWriter,
+  type FolderLister,
   InvalidOptionError,
   joinKey,
   type KeyEncryptor,
@@ -46,7 +47,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
-import { belowPattern, checkIdentifier, createTables, listOneLevel, messageOf, quote, withClient } from './connection.js';
+import { belowPattern, checkIdentifier, createTables, listFolderNames, listOneLevel, messageOf, quote, withClient } from './connection.js';
 
 export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
 export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
@@ -77,7 +78,7 @@ export interface PostgresStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-export class PostgresStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
+export class PostgresStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter, FolderLister {
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #schema: string | undefined;
@@ -195,6 +196,12 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
     return [...found].sort();
+  }
+
+  /** Folder names directly under `prefix`, deduplicated by the server a page at a time (listFolderNames). */
+  async listFolders(prefix: string): Promise<string[]> {
+    const p = validatePrefix(prefix);
+    return listFolderNames((text, values) => this.#query<{ n: number; last: string | null; folders: string | null }>('list folders', p, text, values), this.#table, p);
   }
 
   async stat(key: string): Promise<KeyInfo> {

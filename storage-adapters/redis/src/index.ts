@@ -20,6 +20,7 @@ import {
   createKeyEncryptor,
   type FencedWrite,
   type FencedWriter,
+  type FolderLister,
   InvalidOptionError,
   joinKey,
   type KeyEncryptor,
@@ -40,7 +41,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
-import { ACQUIRE_SCRIPT, DELETE_SCRIPT, FENCED_WRITE_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT, scriptSha } from './scripts.js';
+import { ACQUIRE_SCRIPT, DELETE_SCRIPT, FENCED_WRITE_SCRIPT, LIST_FOLDERS_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT, scriptSha } from './scripts.js';
 
 export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 /**
@@ -51,6 +52,8 @@ export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
 /** Index entries fetched per round trip when listing. */
 const LIST_PAGE_SIZE = 1000;
+/** Index entries a folder-listing script reads per call: a few ms of the server's time, then others get a turn. */
+const FOLDER_PAGE_SIZE = 3000;
 
 export interface RedisStorageOptions extends LeaseLockOptions {
   /** Your own ioredis client; it is used as is and not closed by close(). */
@@ -68,7 +71,7 @@ export interface RedisStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-export class RedisStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
+export class RedisStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter, FolderLister {
   readonly #client: Redis;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
@@ -187,6 +190,28 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
     return [...found].sort();
+  }
+
+  /**
+   * Folder names directly under `prefix`. The server reads the index a page at a time and answers each folder's
+   * name once (LIST_FOLDERS_SCRIPT); a folder that goes on past a page is skipped in one jump.
+   */
+  async listFolders(prefix: string): Promise<string[]> {
+    this.assertOpen();
+    const p = validatePrefix(prefix);
+    const base = p === '' ? '' : `${p}/`;
+    let [start, end] = p === '' ? ['-', '+'] : below(p);
+    const found: string[] = [];
+    for (;;) {
+      const [count, last, folders] = (await this.#run('list folders', p, () =>
+        this.#script(LIST_FOLDERS_SCRIPT, [this.#indexKey()], [start, end, String(FOLDER_PAGE_SIZE), String(Buffer.byteLength(base))]),
+      )) as [number, string, string[]];
+      for (const folder of folders) if (found[found.length - 1] !== folder) found.push(folder);
+      if (count < FOLDER_PAGE_SIZE) return found;
+      const rest = last.slice(base.length);
+      const slash = rest.indexOf('/');
+      start = slash !== -1 ? `[${base}${rest.slice(0, slash)}0` : `(${last}`;
+    }
   }
 
   async stat(key: string): Promise<KeyInfo> {

@@ -62,6 +62,26 @@ while i <= #ARGV do
 end
 return 1`;
 
+// One page of a folder listing: KEYS[1] index; ARGV: range start, range end, page size, length of the listed
+// prefix with its '/'. Returns the entries read, the last of them, and the distinct folder names among them
+// (in order), so a million folders of 3 keys each cross the wire as a million short names, not 3M key paths.
+export const LIST_FOLDERS_SCRIPT = `
+local entries = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local from = tonumber(ARGV[4]) + 1
+local folders = {}
+local previous = false
+for _, k in ipairs(entries) do
+  local slash = string.find(k, '/', from, true)
+  if slash then
+    local name = string.sub(k, from, slash - 1)
+    if name ~= previous then
+      folders[#folders + 1] = name
+      previous = name
+    end
+  end
+end
+return { #entries, entries[#entries] or '', folders }`;
+
 const shas = new Map<string, string>();
 export function scriptSha(script: string): string {
   let sha = shas.get(script);
