@@ -183,11 +183,14 @@ export async function listFolderNames(
   let from = base;
   let inclusive = true;
   for (;;) {
-    const text = `SELECT count(*)::int AS n, max(key) AS last,
-        string_agg(DISTINCT split_part(substr(key, char_length($3::text) + 1), '/', 1), E'\\n')
-          FILTER (WHERE strpos(substr(key, char_length($3::text) + 1), '/') > 0) AS folders
-      FROM (SELECT key FROM ${table} WHERE key ${inclusive ? '>=' : '>'} $1${upper === undefined ? '' : ' AND key < $4'} ORDER BY key LIMIT $2) page`;
-    const { rows } = await query(text, upper === undefined ? [from, LIST_PAGE_SIZE, base] : [from, LIST_PAGE_SIZE, base, upper]);
+    // Keys come in key order, so a folder's keys are adjacent: a name differing from the row before is a new
+    // folder (lag() of the folder names over the same order, no sort); the offset counts characters, as substr() does.
+    const text = `SELECT count(*)::int AS n, max(key) AS last, string_agg(f, E'\\n') FILTER (WHERE slash AND f IS DISTINCT FROM prev) AS folders
+      FROM (SELECT key, f, slash, lag(CASE WHEN slash THEN f END) OVER (ORDER BY key) AS prev
+        FROM (SELECT key, split_part(substr(key, $3::int), '/', 1) AS f, strpos(substr(key, $3::int), '/') > 0 AS slash
+          FROM ${table} WHERE key ${inclusive ? '>=' : '>'} $1${upper === undefined ? '' : ' AND key < $4'} ORDER BY key LIMIT $2) page) ordered`;
+    const offset = [...base].length + 1;
+    const { rows } = await query(text, upper === undefined ? [from, LIST_PAGE_SIZE, offset] : [from, LIST_PAGE_SIZE, offset, upper]);
     const row = rows[0];
     if (row?.folders) for (const folder of row.folders.split('\n')) if (found[found.length - 1] !== folder) found.push(folder);
     if (!row || row.n < LIST_PAGE_SIZE || row.last === null) return found;
