@@ -57,6 +57,8 @@ export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
  * kept well under the default lock lease (10 s) so a refresh can fail and retry in time.
  */
 export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
+/** Chunks of a folder listing read at once (each its own connection and server process). */
+const FOLDER_LIST_PARALLEL = 3;
 
 export interface PostgresStorageOptions extends LeaseLockOptions {
   /** Your own pg Pool; it is used as is and not ended by close(). */
@@ -83,6 +85,8 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
   readonly #ownsPool: boolean;
   readonly #schema: string | undefined;
   readonly #table: string;
+  /** The data table's own name (unquoted), to find its statistics. */
+  readonly #tableName: string;
   readonly #lockTable: string;
   readonly #encryptor: KeyEncryptor | undefined;
   readonly #locks: LeaseLocks;
@@ -123,6 +127,7 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
     const table = checkIdentifier(tableName, 'tableName');
     const locks = checkIdentifier(lockTable, 'lockTable');
     if (table === locks) throw new InvalidOptionError('lockTable', 'must differ from tableName');
+    this.#tableName = table;
     this.#table = this.#qualified(table);
     this.#lockTable = this.#qualified(locks);
     this.#log = logger === undefined ? undefined : validateLogger(logger).child({ component: 'postgres-storage' });
@@ -198,10 +203,19 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
     return [...found].sort();
   }
 
-  /** Folder names directly under `prefix`, deduplicated by the server a page at a time (listFolderNames). */
+  /**
+   * Folder names directly under `prefix`, deduplicated by the server a page at a time (listFolderNames), in
+   * chunks cut at the table's histogram bounds (ANALYZE's sample of its keys), a few chunks at once.
+   */
   async listFolders(prefix: string): Promise<string[]> {
     const p = validatePrefix(prefix);
-    return listFolderNames((text, values) => this.#query<{ n: number; last: string | null; folders: string | null }>('list folders', p, text, values), this.#table, p);
+    const splits = await this.#query<{ bounds: string[] | null }>(
+      'list folders',
+      p,
+      `SELECT histogram_bounds::text::text[] AS bounds FROM pg_stats WHERE schemaname = coalesce($1, current_schema()) AND tablename = $2 AND attname = 'key'`,
+      [this.#schema ?? null, this.#tableName],
+    ).then(({ rows }) => rows[0]?.bounds ?? [], () => [] as string[]);
+    return listFolderNames((text, values) => this.#query<{ n: number; last: string | null; folders: string | null }>('list folders', p, text, values), this.#table, p, splits, FOLDER_LIST_PARALLEL);
   }
 
   async stat(key: string): Promise<KeyInfo> {
