@@ -50,13 +50,22 @@ const { values: args } = parseArgs({
     'warmup-timeout-seconds': { type: 'string', default: '600' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
+    // Where the data lives: several people can hold their own 1M copy side by side.
+    prefix: { type: 'string', default: 'bench1m:' },
+    schema: { type: 'string', default: 'bench1m' },
+    // Load (or check a --reuse store) and stop; implies --keep.
+    'load-only': { type: 'boolean', default: false },
+    // Which phases to run after the start (start itself always runs).
+    phases: { type: 'string', default: 'lazy,warm,day,tick' },
   },
 });
 const N = Number(args.names);
 const REDIS_URL = process.env.CERTKEEPER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES_URL = process.env.CERTKEEPER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const PREFIX = 'bench1m:';
-const SCHEMA = 'bench1m';
+const PREFIX = args.prefix;
+const SCHEMA = args.schema;
+if (args['load-only']) args.keep = true;
+const PHASES = new Set(args.phases.split(','));
 const MANIFEST_KEY = `${PREFIX}manifest`;
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -207,6 +216,11 @@ async function sequentialHandshakes(port: number, names: string[]): Promise<{ la
   return { latencies, failed };
 }
 
+async function stopKeeper(keeper: PlainProcess): Promise<void> {
+  await keeper.stop();
+  current = current.filter((p) => p !== keeper);
+}
+
 async function runBackend(backend: string, bareMs: number, staticServer: PlainProcess): Promise<void> {
   // ---- start ----
   const startRuns = Number(args['start-runs']);
@@ -230,6 +244,7 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   rows.push({ metric: `${backend}: RSS when ready`, value: mib(rssMedian), target: '≤ 1 GiB', met: rssMedian <= GiB });
   const port = (keeper.ready as unknown as Ready).port;
 
+  if (!PHASES.has('lazy')) return stopKeeper(keeper);
   // ---- lazy handshakes (names not loaded yet), then cached, then the static server ----
   const lazyCount = Number(args.lazy);
   // Distinct names spread over the store (9973 is prime, N a product of 2s and 5s: a bijection).
@@ -245,6 +260,7 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const lazyFailed = [...lazy.failed, ...cached.failed].reduce((a, [, n]) => a + n, 0);
   if (lazyFailed > 0) rows.push({ metric: `${backend}: failed handshakes (lazy + cached)`, value: `${lazyFailed} ${JSON.stringify(Object.fromEntries([...lazy.failed, ...cached.failed]))}`, target: '0', met: false });
 
+  if (!PHASES.has('warm')) return stopKeeper(keeper);
   // ---- warm-up: every renewal scheduled ----
   const warmStart = performance.now();
   const deadline = warmStart + Number(args['warmup-timeout-seconds']) * 1000;
@@ -276,6 +292,7 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   rows.push({ metric: `${backend}: handshake p99, same names cached, after the warm-up`, value: fmtMs(p99(cachedAfter.latencies)), baseline: `static server ${fmtMs(p99(plainAfter.latencies))}`, ratio: (p99(cachedAfter.latencies) / p99(plainAfter.latencies)).toFixed(2) });
   stats = await keeper.request<Stats>('stats');
 
+  if (!PHASES.has('day')) return stopKeeper(keeper);
   // ---- Zipf day ----
   const sample = zipfSampler(Number(args['zipf-s']));
   const daySeconds = Number(args['day-seconds']);
@@ -317,6 +334,7 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
     met: day.failed === 0,
   });
 
+  if (!PHASES.has('tick')) return stopKeeper(keeper);
   // ---- idle scheduler tick ----
   const tick = await keeper.request<{ before: Stats['scheduler']['renewals']; after: Stats['scheduler']['renewals']; cpuUs: number; counts: Record<string, number> }>('advance', { ms: 60 * 86_400_000, steps: 60 });
   const ticks = tick.after.ticks - tick.before.ticks;
@@ -354,7 +372,7 @@ async function main(): Promise<void> {
     for (const backend of backends) {
       const loadStart = loadAverage();
       await load(backend, floorMs);
-      await runBackend(backend, bareMs, staticServer);
+      if (!args['load-only']) await runBackend(backend, bareMs, staticServer);
       notes.push(`${backend}: load average at its start ${loadStart}, at its end ${loadAverage()}`);
     }
   } finally {

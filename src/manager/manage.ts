@@ -9,6 +9,7 @@ import { ManageError, type NameFailure } from '../errors.js';
 import { Semaphore } from '../limits/concurrency.js';
 import type { ManagedRecord } from '../renewal/managed-record.js';
 import { renewInBackground, renewSoon, type KeeperParts } from './parts.js';
+import type { ListedSets } from './stored-sets.js';
 import type { WarmUp } from './warm-up.js';
 
 export async function manageNow(parts: KeeperParts, warmUp: WarmUp, records: ManagedRecord[]): Promise<void> {
@@ -24,7 +25,7 @@ export async function manageNow(parts: KeeperParts, warmUp: WarmUp, records: Man
   const rest = listed ? records.filter((record) => !queueListed(record)) : records;
   function queueListed(record: ManagedRecord): boolean {
     try {
-      if (!stored.markListed(record, listed as ReadonlyMap<string, string>)) return false;
+      if (!stored.markListed(record, listed as ListedSets)) return false;
     } catch {
       return false; // reported as the name's failure below, where markListed throws again
     }

@@ -20,8 +20,12 @@ export class Registry {
   readonly #issuers: IssuerFactory;
   readonly #defaults: ResolvedSettings;
   readonly #records = new Map<string, ManagedRecord>();
-  /** Every managed name (and wildcard) -> its certificate's name. */
-  readonly #nameIndex = new Map<string, string>();
+  /**
+   * A managed name (or wildcard) -> the certificate serving it, for names served by a record other than the one
+   * named after them (a record's other names, a name taken over by a later group). A name not here is served by
+   * the record of that name: with a million single-name records this index stays empty (one Map, not two).
+   */
+  readonly #aliases = new Map<string, string>();
 
   constructor(config: ResolvedConfig, issuers: IssuerFactory) {
     this.#config = config;
@@ -34,7 +38,8 @@ export class Registry {
     if (!Array.isArray(entries)) throw new InvalidOptionError('names', 'must be an array of names or of name groups');
     const resolved = settings === undefined ? this.#defaults : this.#resolve(settings);
     return entries.map((entry) => {
-      const group = typeof entry === 'string' ? [entry] : entry;
+      if (typeof entry === 'string') return newRecord([parseIdentifier(entry)], resolved);
+      const group = entry;
       if (!Array.isArray(group) || group.length === 0) throw new InvalidOptionError('names', 'each entry must be a name or a non-empty array of names');
       const identifiers: Identifier[] = [];
       for (const input of group) {
@@ -54,7 +59,8 @@ export class Registry {
         return existing;
       }
       this.#records.set(record.certName, record);
-      for (const name of record.names) this.#nameIndex.set(name, record.certName);
+      if (this.#aliases.size > 0) this.#aliases.delete(record.certName);
+      for (let i = 1; i < record.names.length; i++) this.#aliases.set(record.names[i] as string, record.certName);
       return record;
     });
   }
@@ -62,22 +68,17 @@ export class Registry {
   /** Forgets a record, unless another one has replaced it meanwhile. */
   unregister(record: ManagedRecord): void {
     if (this.#records.get(record.certName) !== record) return;
-    this.#records.delete(record.certName);
-    for (const name of record.names) this.#nameIndex.delete(name);
+    this.#forget(record);
   }
 
   /** Forgets the certificates covering these names; returns the names no longer served. */
   unmanage(inputs: readonly string[]): { certName: string; names: string[] }[] {
     const removed: { certName: string; names: string[] }[] = [];
     for (const input of inputs) {
-      const name = parseIdentifier(input).value;
-      const certName = this.#nameIndex.get(name);
-      if (!certName) continue;
-      const record = this.#records.get(certName);
-      const names = record?.names ?? [name];
-      this.#records.delete(certName);
-      for (const n of names) this.#nameIndex.delete(n);
-      removed.push({ certName, names });
+      const record = this.#lookup(parseIdentifier(input).value);
+      if (!record) continue;
+      this.#forget(record);
+      removed.push({ certName: record.certName, names: record.names });
     }
     return removed;
   }
@@ -95,17 +96,29 @@ export class Registry {
   /** The record serving a name given by a caller; throws ERR_INVALID_OPTION when it is not managed. */
   recordFor(input: string): ManagedRecord {
     const name = parseIdentifier(input).value;
-    const certName = this.#nameIndex.get(name);
-    const record = certName !== undefined ? this.#records.get(certName) : undefined;
+    const record = this.#lookup(name);
     if (!record) throw new InvalidOptionError('name', `${name} is not managed by this keeper`);
     return record;
   }
 
   /** The record serving a (normalised) handshake name, directly or through its wildcard; no I/O. */
   serving(name: string): ManagedRecord | undefined {
+    const record = this.#lookup(name);
+    if (record) return record;
     const wildcard = wildcardFor(name);
-    const certName = this.#nameIndex.get(name) ?? (wildcard !== undefined ? this.#nameIndex.get(wildcard) : undefined);
-    return certName !== undefined ? this.#records.get(certName) : undefined;
+    return wildcard !== undefined ? this.#lookup(wildcard) : undefined;
+  }
+
+  /** The record serving a normalised name (or wildcard) directly. */
+  #lookup(name: string): ManagedRecord | undefined {
+    return this.#records.get(this.#aliases.size > 0 ? (this.#aliases.get(name) ?? name) : name);
+  }
+
+  /** Removes a record and the aliases that still point at it. */
+  #forget(record: ManagedRecord): void {
+    this.#records.delete(record.certName);
+    if (this.#aliases.size === 0) return;
+    for (const name of record.names) if (this.#aliases.get(name) === record.certName) this.#aliases.delete(name);
   }
 
   all(): IterableIterator<ManagedRecord> {

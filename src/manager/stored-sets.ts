@@ -9,8 +9,8 @@ import type { TypedEmitter } from '../events.js';
 import type { Logger } from '../logger.js';
 import { setAri, type ManagedRecord } from '../renewal/managed-record.js';
 import { listCertificateNames, readStoredCertificate, type CertificateMeta, type CertificateSet } from '../storage/certificates.js';
-import { safeKeyComponent } from '../storage/layout.js';
-import type { Storage } from '../storage/types.js';
+import { certificatesPrefix, safeKeyComponent } from '../storage/layout.js';
+import { hasFolderListing, type Storage } from '../storage/types.js';
 import { buildMaterial, type CertificateMaterial } from '../tls/certificate-material.js';
 import type { ContextCache } from '../tls/context-cache.js';
 
@@ -24,6 +24,9 @@ export interface StoredSetsOptions {
   /** A certificate is now served for the record (its ARI window is worth asking for). */
   onServed(record: ManagedRecord): void;
 }
+
+/** What one listing found: each issuer's stored certificate folders, in the records' issuer order. */
+export type ListedSets = readonly { readonly issuerKey: string; readonly folders: ReadonlySet<string> }[];
 
 export class StoredSets {
   readonly #options: StoredSetsOptions;
@@ -58,24 +61,36 @@ export class StoredSets {
     return false;
   }
 
-  /** Stored certificate folders of the records' issuers: folder name -> issuer key (earlier issuers win). */
-  async list(records: readonly ManagedRecord[]): Promise<Map<string, string>> {
+  /** Stored certificate folders of the records' issuers, in issuer order (earlier issuers win). */
+  async list(records: readonly ManagedRecord[]): Promise<ListedSets> {
     const issuerKeys = [...new Set(records.flatMap((r) => r.settings.issuers.map((i) => i.key)))];
-    const stored = new Map<string, string>();
-    for (const issuerKey of issuerKeys) {
-      for (const ref of await listCertificateNames(this.#options.storage, issuerKey)) {
-        if (!stored.has(ref.name)) stored.set(ref.name, issuerKey);
-      }
-    }
-    return stored;
+    const listed: { issuerKey: string; folders: ReadonlySet<string> }[] = [];
+    for (const issuerKey of issuerKeys) listed.push({ issuerKey, folders: new Set(await this.#folders(issuerKey)) });
+    return listed;
   }
 
   /** Marks a listed record as stored: it is served, its set read on its first handshake. False when not listed. */
-  markListed(record: ManagedRecord, listed: ReadonlyMap<string, string>): boolean {
-    const issuerKey = listed.get(safeKeyComponent(record.certName));
-    if (issuerKey === undefined) return false;
-    record.issuerKey ??= issuerKey;
-    return true;
+  markListed(record: ManagedRecord, listed: ListedSets): boolean {
+    // A hit on the name itself is its folder: folder names are safeKeyComponent's output, which maps such a
+    // name to itself. Only a name that is not listed as it is pays for the escaped copy.
+    const { certName } = record;
+    let safe: string | undefined;
+    for (const { issuerKey, folders } of listed) {
+      if (!folders.has(certName)) {
+        safe ??= safeKeyComponent(certName);
+        if (safe === certName || !folders.has(safe)) continue;
+      }
+      record.issuerKey ??= issuerKey;
+      return true;
+    }
+    return false;
+  }
+
+  /** Folder names under an issuer's certificates: the storage's own folder listing when it has one. */
+  async #folders(issuerKey: string): Promise<string[]> {
+    const { storage } = this.#options;
+    if (hasFolderListing(storage)) return storage.listFolders(certificatesPrefix(issuerKey));
+    return (await listCertificateNames(storage, issuerKey)).map((ref) => ref.name);
   }
 
   /** The whole verified set; undefined when missing or unusable (then the name is obtained again). */

@@ -4,6 +4,7 @@
  * manager's registry holds these records; the scheduler and the failure
  * policy read and update them, which is why the type sits down here.
  */
+import { isIP } from 'node:net';
 import type { Issuer, KeyType } from '../issuers/types.js';
 import type { Identifier } from '../names.js';
 import type { BackoffState } from './backoff.js';
@@ -64,27 +65,45 @@ export interface RevokedState {
   source: 'crl' | 'ocsp';
 }
 
-/** A fresh record: nothing served, nothing failed yet. */
-export function newRecord(identifiers: Identifier[], settings: ResolvedSettings): ManagedRecord {
-  const names = identifiers.map((i) => i.value);
-  return {
-    certName: names[0] as string,
-    names,
-    identifiers,
-    settings,
-    issuerKey: undefined,
-    notBefore: undefined,
-    notAfter: undefined,
-    serialNumber: undefined,
-    certPem: undefined,
-    materialId: undefined,
-    ariSelectedTime: undefined,
-    ariWindow: undefined,
-    ariFor: undefined,
-    backoff: undefined,
-    finalError: false,
-    obtainedAt: undefined,
-  };
+/**
+ * A fresh record: nothing served, nothing failed yet. Its identifiers are rebuilt from its normalised names when
+ * asked for (only an order needs them), so a million listed names do not each keep an array and objects for them.
+ */
+export function newRecord(identifiers: readonly Identifier[], settings: ResolvedSettings): ManagedRecord {
+  return new Record(identifiers.map((i) => i.value), settings);
+}
+
+class Record implements ManagedRecord {
+  readonly certName: string;
+  readonly names: string[];
+  settings: ResolvedSettings;
+  issuerKey: string | undefined = undefined;
+  notBefore: number | undefined = undefined;
+  notAfter: number | undefined = undefined;
+  serialNumber: string | undefined = undefined;
+  certPem: string | undefined = undefined;
+  materialId: string | undefined = undefined;
+  ariSelectedTime: number | undefined = undefined;
+  ariWindow: AriWindowMs | undefined = undefined;
+  ariFor: string | undefined = undefined;
+  backoff: BackoffState | undefined = undefined;
+  finalError = false;
+  obtainedAt: number | undefined = undefined;
+
+  constructor(names: string[], settings: ResolvedSettings) {
+    this.certName = names[0] as string;
+    this.names = names;
+    this.settings = settings;
+  }
+
+  get identifiers(): Identifier[] {
+    return this.names.map(identifierOf);
+  }
+}
+
+/** The identifier of a normalised name (what parseIdentifier returned for it). */
+function identifierOf(value: string): Identifier {
+  return { type: isIP(value) !== 0 ? 'ip' : 'dns', value, wildcard: value.startsWith('*.') };
 }
 
 /** The ARI window and selected time of the served certificate; undefined when none was given for it. */

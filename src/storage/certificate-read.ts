@@ -32,6 +32,10 @@ export async function loadCertificateSet(storage: Storage, issuerKey: string, na
   // A failed check may be a reader racing a writer: look once more (the
   // writer's `.pending` is then visible, or the write is complete).
   for (let attempt = 0; ; attempt++) {
+    // `.pending` and the three parts are asked for at once (one round trip to a remote storage, not two):
+    // the parts are used only when no `.pending` is there, and a torn read of them is retried by this loop.
+    const parts = loadParts(storage, keys);
+    parts.catch(() => undefined);
     const pending = await loadIfExists(storage, keys.pending);
     if (pending !== undefined) {
       const set = parsePending(pending);
@@ -43,7 +47,7 @@ export async function loadCertificateSet(storage: Storage, issuerKey: string, na
       // atomic store; ignore it and fall back to the three parts.
     }
     try {
-      return await loadParts(storage, keys);
+      return await parts;
     } catch (err) {
       if (attempt === 0 && err instanceof CertificateInvalidError) continue;
       throw err;

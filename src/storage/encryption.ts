@@ -16,7 +16,7 @@
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { InvalidOptionError, StorageError } from '../errors.js';
 import { validateKey } from './keys.js';
-import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import type { FencedWrite, FencedWriter, FolderLister, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 
 const MAGIC = Buffer.from('CKENC', 'latin1');
 const VERSION = 1;
@@ -153,9 +153,9 @@ export function encryptPrivateKeys(
   storage: Storage,
   key: Uint8Array | string | KeyEncryptor,
   options: KeyEncryptorOptions = {},
-): Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> {
+): Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter & FolderLister> {
   const encryptor = isKeyEncryptor(key) ? key : createKeyEncryptor(key, options);
-  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter> = {
+  const wrapped: Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter & FolderLister> = {
     store: (k: string, value: Uint8Array) => storage.store(k, encryptor.seal(k, value)),
     load: async (k: string) => encryptor.open(k, await storage.load(k)),
     delete: (k: string) => storage.delete(k),
@@ -166,12 +166,13 @@ export function encryptPrivateKeys(
     unlock: (name: string) => storage.unlock(name),
   };
   // Only forward what the backend has, so run-time capability checks stay truthful.
-  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter>;
+  const inner = storage as Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter & FolderLister>;
   if (typeof inner.tryLock === 'function') wrapped.tryLock = (name) => inner.tryLock!(name);
   if (typeof inner.assertLockHeld === 'function') wrapped.assertLockHeld = (name) => inner.assertLockHeld!(name);
   if (typeof inner.writeFenced === 'function') {
     wrapped.writeFenced = (lock, writes) => inner.writeFenced!(lock, sealWrites(writes, encryptor));
   }
+  if (typeof inner.listFolders === 'function') wrapped.listFolders = (prefix) => inner.listFolders!(prefix);
   if (typeof inner.close === 'function') wrapped.close = () => inner.close!();
   return wrapped;
 }

@@ -6,7 +6,7 @@
  */
 export * from '../errors.js';
 export type * from './types.js';
-export { hasTryLock, hasLockLeaseCheck, hasFencedWrites } from './types.js';
+export { hasTryLock, hasLockLeaseCheck, hasFencedWrites, hasFolderListing } from './types.js';
 export { Closable, Lifecycle, type CloseStep } from '../lifecycle.js';
 export { validateKey, validatePrefix, validateLockName, joinKey, MAX_KEY_LENGTH } from './keys.js';
 export {

@@ -11,7 +11,7 @@ import { Closable } from '../lifecycle.js';
 import { sealWrites } from './encryption.js';
 import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
 import { MemoryBackend, type Waiter } from './memory-backend.js';
-import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import type { FencedWrite, FencedWriter, FolderLister, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
 import { durationMs } from '../validate.js';
 export { MemoryBackend };
 
@@ -39,7 +39,7 @@ const REFERENCED_SYSTEM_CLOCK: Clock = Object.freeze({
   },
 });
 
-export class MemoryStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
+export class MemoryStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter, FolderLister {
   readonly #backend: MemoryBackend;
   readonly #ttlMs: number | undefined;
   readonly #clock: Clock;
@@ -120,6 +120,19 @@ export class MemoryStorage extends Closable implements Storage, TryLocker, LockL
       }
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
+    return [...found].sort();
+  }
+
+  async listFolders(prefix: string): Promise<string[]> {
+    this.assertOpen();
+    const p = validatePrefix(prefix);
+    const below = p === '' ? '' : `${p}/`;
+    const found = new Set<string>();
+    for (const existing of this.#backend.entries.keys()) {
+      if (!existing.startsWith(below)) continue;
+      const slash = existing.indexOf('/', below.length);
+      if (slash !== -1) found.add(existing.slice(below.length, slash));
+    }
     return [...found].sort();
   }
 

@@ -49,6 +49,17 @@ export interface FencedWriter {
   writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void>;
 }
 
+export interface FolderLister {
+  /**
+   * The names (last component only, not the whole key) of the folders directly under `prefix`: the entries of
+   * list(prefix, false) that have keys below them, without the prefix, in no set order; [] when there are none
+   * (never StorageNotFoundError). For a storage's largest listing, a million certificate folders of 3 keys each,
+   * an adapter answers this without sending every key below (the core then reads a third as much, and parses
+   * no key paths); the core falls back to list() when a storage does not have it.
+   */
+  listFolders(prefix: string): Promise<string[]>;
+}
+
 export interface Storage extends Locker {
   store(key: string, value: Uint8Array): Promise<void>;
   /** Throws StorageNotFoundError when missing. */
@@ -74,4 +85,8 @@ export function hasLockLeaseCheck(storage: Storage): storage is Storage & LockLe
 
 export function hasFencedWrites(storage: Storage): storage is Storage & FencedWriter {
   return typeof (storage as Partial<FencedWriter>).writeFenced === 'function';
+}
+
+export function hasFolderListing(storage: Storage): storage is Storage & FolderLister {
+  return typeof (storage as Partial<FolderLister>).listFolders === 'function';
 }

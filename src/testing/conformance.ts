@@ -28,6 +28,7 @@ import {
 import { hasLockLeaseCheck, hasTryLock, type Storage } from '../storage/types.js';
 import { LOCK_WAIT_LIMIT_MS, assertCode, assertCodeIn, expectCode, selfSignedPair } from './conformance-helpers.js';
 import { fencingCases } from './conformance-fencing.js';
+import { folderCases } from './conformance-folders.js';
 
 export interface StorageConformanceOptions {
   /** Shown in the test names. */
@@ -379,6 +380,7 @@ export function runStorageConformance(options: StorageConformanceOptions): void 
       });
     });
 
+    folderCases({ open, root, issuerKey });
     fencingCases({ open, uniqueLock, root, issuerKey, runId, ...(staleLockMs === undefined ? {} : { staleLockMs }), ...(abandonLock === undefined ? {} : { abandonLock }) });
   });
 }

@@ -166,3 +166,79 @@ export async function listOneLevel(
     }
   }
 }
+
+/**
+ * The folder names directly under `prefix`, a page of keys at a time like listOneLevel, but the server answers
+ * each page with its distinct folder names only (one row: count, last key, names joined by newlines, which no
+ * key contains): a million certificate folders of 3 keys each arrive as a million short names, not 3M paths.
+ * `splits` (keys spread over the table, e.g. its histogram) cut the range into chunks at folder boundaries, read
+ * `parallel` at a time: the pages are the server's work, and chunks let it use more than one core for it.
+ */
+export async function listFolderNames(
+  query: (text: string, values: unknown[]) => Promise<{ rows: { n: number; last: string | null; folders: string | null }[] }>,
+  table: string,
+  prefix: string,
+  splits: readonly string[] = [],
+  parallel = 1,
+): Promise<string[]> {
+  const base = prefix === '' ? '' : `${prefix}/`;
+  const upper = prefix === '' ? undefined : `${prefix}0`;
+  // A split at `base + name` never cuts a folder (its keys all start with `base + name + '/'`). Only printable
+  // ASCII splits: for them JavaScript's order is the "C" collation's, so the chunks cover the range exactly.
+  const starts = new Set<string>();
+  for (const key of splits) {
+    if (!/^[\x20-\x7e]*$/.test(key) || !key.startsWith(base) || (upper !== undefined && key >= upper)) continue;
+    const rest = key.slice(base.length);
+    const slash = rest.indexOf('/');
+    const name = slash === -1 ? rest : rest.slice(0, slash);
+    if (name !== '') starts.add(`${base}${name}`);
+  }
+  const bounds = [base, ...[...starts].sort()];
+  const chunks: string[][] = bounds.map(() => []);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < bounds.length) {
+      const i = next++;
+      await listFolderRange(query, table, base, bounds[i] as string, bounds[i + 1] ?? upper, chunks[i] as string[]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, bounds.length)) }, worker));
+  if (chunks.length === 1) return chunks[0] as string[];
+  const found: string[] = [];
+  for (const chunk of chunks) for (const folder of chunk) found.push(folder);
+  return found;
+}
+
+async function listFolderRange(
+  query: (text: string, values: unknown[]) => Promise<{ rows: { n: number; last: string | null; folders: string | null }[] }>,
+  table: string,
+  base: string,
+  start: string,
+  upper: string | undefined,
+  found: string[],
+): Promise<void> {
+  let from = start;
+  let inclusive = true;
+  for (;;) {
+    // Keys come in key order, so a folder's keys are adjacent: a name differing from the row before is a new
+    // folder (lag() of the folder names over the same order, no sort); the offset counts characters, as substr() does.
+    const text = `SELECT count(*)::int AS n, max(key) AS last, string_agg(f, E'\\n') FILTER (WHERE slash AND f IS DISTINCT FROM prev) AS folders
+      FROM (SELECT key, f, slash, lag(CASE WHEN slash THEN f END) OVER (ORDER BY key) AS prev
+        FROM (SELECT key, split_part(substr(key, $3::int), '/', 1) AS f, strpos(substr(key, $3::int), '/') > 0 AS slash
+          FROM ${table} WHERE key ${inclusive ? '>=' : '>'} $1${upper === undefined ? '' : ' AND key < $4'} ORDER BY key LIMIT $2) page) ordered`;
+    const offset = [...base].length + 1;
+    const { rows } = await query(text, upper === undefined ? [from, LIST_PAGE_SIZE, offset] : [from, LIST_PAGE_SIZE, offset, upper]);
+    const row = rows[0];
+    if (row?.folders) for (const folder of row.folders.split('\n')) if (found[found.length - 1] !== folder) found.push(folder);
+    if (!row || row.n < LIST_PAGE_SIZE || row.last === null) return;
+    const rest = row.last.slice(base.length);
+    const slash = rest.indexOf('/');
+    if (slash !== -1) {
+      from = `${base}${rest.slice(0, slash)}0`;
+      inclusive = true;
+    } else {
+      from = row.last;
+      inclusive = false;
+    }
+  }
+}

@@ -26,6 +26,7 @@ import {
   createKeyEncryptor,
   type FencedWrite,
   type FencedWriter,
+  type FolderLister,
   InvalidOptionError,
   joinKey,
   type KeyEncryptor,
@@ -46,7 +47,7 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
-import { belowPattern, checkIdentifier, createTables, listOneLevel, messageOf, quote, withClient } from './connection.js';
+import { belowPattern, checkIdentifier, createTables, listFolderNames, listOneLevel, messageOf, quote, withClient } from './connection.js';
 
 export const DEFAULT_TABLE_NAME = 'certkeeper_storage';
 export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
@@ -56,6 +57,8 @@ export const DEFAULT_LOCK_TABLE = 'certkeeper_locks';
  * kept well under the default lock lease (10 s) so a refresh can fail and retry in time.
  */
 export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
+/** Chunks of a folder listing read at once (each its own connection and server process). */
+const FOLDER_LIST_PARALLEL = 3;
 
 export interface PostgresStorageOptions extends LeaseLockOptions {
   /** Your own pg Pool; it is used as is and not ended by close(). */
@@ -77,11 +80,13 @@ export interface PostgresStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-export class PostgresStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
+export class PostgresStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter, FolderLister {
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
   readonly #schema: string | undefined;
   readonly #table: string;
+  /** The data table's own name (unquoted), to find its statistics. */
+  readonly #tableName: string;
   readonly #lockTable: string;
   readonly #encryptor: KeyEncryptor | undefined;
   readonly #locks: LeaseLocks;
@@ -122,6 +127,7 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
     const table = checkIdentifier(tableName, 'tableName');
     const locks = checkIdentifier(lockTable, 'lockTable');
     if (table === locks) throw new InvalidOptionError('lockTable', 'must differ from tableName');
+    this.#tableName = table;
     this.#table = this.#qualified(table);
     this.#lockTable = this.#qualified(locks);
     this.#log = logger === undefined ? undefined : validateLogger(logger).child({ component: 'postgres-storage' });
@@ -195,6 +201,21 @@ export class PostgresStorage extends Closable implements Storage, TryLocker, Loc
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
     return [...found].sort();
+  }
+
+  /**
+   * Folder names directly under `prefix`, deduplicated by the server a page at a time (listFolderNames), in
+   * chunks cut at the table's histogram bounds (ANALYZE's sample of its keys), a few chunks at once.
+   */
+  async listFolders(prefix: string): Promise<string[]> {
+    const p = validatePrefix(prefix);
+    const splits = await this.#query<{ bounds: string[] | null }>(
+      'list folders',
+      p,
+      `SELECT histogram_bounds::text::text[] AS bounds FROM pg_stats WHERE schemaname = coalesce($1, current_schema()) AND tablename = $2 AND attname = 'key'`,
+      [this.#schema ?? null, this.#tableName],
+    ).then(({ rows }) => rows[0]?.bounds ?? [], () => [] as string[]);
+    return listFolderNames((text, values) => this.#query<{ n: number; last: string | null; folders: string | null }>('list folders', p, text, values), this.#table, p, splits, FOLDER_LIST_PARALLEL);
   }
 
   async stat(key: string): Promise<KeyInfo> {

@@ -6,6 +6,10 @@
  *   <prefix>v:<key>      hash { v: value bytes, m: modified epoch ms }
  *   <prefix>index        sorted set of every key (all scores 0), ordered bytewise,
  *                        so a folder is a ZRANGEBYLEX range: no KEYS, no SCAN
+ *   <prefix>folders      sorted set of every folder with a key below it (each level), so listFolders reads
+ *                        a million certificate folders, not their 3M keys
+ *   <prefix>folders:ready  set once the folder index is complete: a store written by a version without it
+ *                        is indexed once, a page per script, by the first listFolders
  *   <prefix>lock:<name>  lock token, always with a PX expiry
  *   <prefix>fence:<name> the lock's fencing counter: INCR'd by every grant, never expires
  *
@@ -20,8 +24,8 @@ import {
   createKeyEncryptor,
   type FencedWrite,
   type FencedWriter,
+  type FolderLister,
   InvalidOptionError,
-  joinKey,
   type KeyEncryptor,
   type KeyInfo,
   type LeaseBackend,
@@ -40,7 +44,8 @@ import {
   validateLogger,
   validatePrefix,
 } from 'certkeeper/storage';
-import { ACQUIRE_SCRIPT, DELETE_SCRIPT, FENCED_WRITE_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT, scriptSha } from './scripts.js';
+import { addListed, below, foldersAbove } from './key-ranges.js';
+import { ACQUIRE_SCRIPT, BACKFILL_FOLDERS_SCRIPT, DELETE_SCRIPT, FENCED_WRITE_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT, scriptSha } from './scripts.js';
 
 export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 /**
@@ -51,6 +56,10 @@ export const DEFAULT_REDIS_PREFIX = 'certkeeper:';
 export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
 /** Index entries fetched per round trip when listing. */
 const LIST_PAGE_SIZE = 1000;
+/** Folder-index entries fetched per round trip by listFolders. */
+const FOLDER_PAGE_SIZE = 10_000;
+/** Index entries one backfill script indexes: a few ms of the server's time, then other clients get a turn. */
+const BACKFILL_PAGE_SIZE = 2000;
 
 export interface RedisStorageOptions extends LeaseLockOptions {
   /** Your own ioredis client; it is used as is and not closed by close(). */
@@ -68,7 +77,7 @@ export interface RedisStorageOptions extends LeaseLockOptions {
   operationTimeoutMs?: number | undefined;
 }
 
-export class RedisStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter {
+export class RedisStorage extends Closable implements Storage, TryLocker, LockLeaseChecker, FencedWriter, FolderLister {
   readonly #client: Redis;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
@@ -78,6 +87,8 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
   readonly #locks: LeaseLocks;
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
+  /** The folder index is known complete (folders:ready seen or set). */
+  #foldersIndexed = false;
 
   constructor(options: RedisStorageOptions = {}) {
     super('RedisStorage');
@@ -134,9 +145,11 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
     this.assertOpen();
     const k = validateKey(key);
     const stored = Buffer.from(this.#encryptor ? this.#encryptor.seal(k, value) : value);
-    const results = await this.#run('store', k, () =>
-      this.#client.multi().hset(this.#dataKey(k), 'v', stored, 'm', String(Date.now())).zadd(this.#indexKey(), 0, k).exec(),
-    );
+    const folders = foldersAbove(k);
+    const results = await this.#run('store', k, () => {
+      const multi = this.#client.multi().hset(this.#dataKey(k), 'v', stored, 'm', String(Date.now())).zadd(this.#indexKey(), 0, k);
+      return (folders.length > 0 ? multi.zadd(this.#foldersKey(), ...folders) : multi).exec();
+    });
     const failed = results?.find(([error]) => error !== null);
     if (results === null || failed) {
       throw new StorageError(`RedisStorage: store ${k} failed`, { cause: failed?.[0] ?? undefined });
@@ -155,7 +168,7 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
     this.assertOpen();
     const k = validateKey(key);
     const [start, end] = below(k);
-    await this.#run('delete', k, () => this.#script(DELETE_SCRIPT, [this.#indexKey()], [this.#dataPrefixInLua, k, start, end]));
+    await this.#run('delete', k, () => this.#script(DELETE_SCRIPT, [this.#indexKey(), this.#foldersKey()], [this.#dataPrefixInLua, k, start, end]));
   }
 
   async exists(key: string): Promise<boolean> {
@@ -187,6 +200,47 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
     }
     if (found.size === 0) throw new StorageNotFoundError(p);
     return [...found].sort();
+  }
+
+  /** Folder names directly under `prefix`, read from the folder index (built first if this store has none yet). */
+  async listFolders(prefix: string): Promise<string[]> {
+    this.assertOpen();
+    const p = validatePrefix(prefix);
+    await this.#foldersReady();
+    const base = p === '' ? '' : `${p}/`;
+    let [start, end] = p === '' ? ['-', '+'] : below(p);
+    const found: string[] = [];
+    for (;;) {
+      const page = await this.#run('list folders', p, () => this.#client.zrangebylex(this.#foldersKey(), start, end, 'LIMIT', 0, FOLDER_PAGE_SIZE));
+      for (const folder of page) if (folder.indexOf('/', base.length) === -1) found.push(folder.slice(base.length));
+      if (page.length < FOLDER_PAGE_SIZE) return found;
+      start = `(${page[page.length - 1]}`;
+    }
+  }
+
+  /**
+   * Builds the folder index of a store written before it existed, once (any instance may: every step is
+   * idempotent, and writes of this version keep the index up to date meanwhile). Writes by an older
+   * version running beside this one are not indexed: such a name is not listed, so it is read by itself.
+   */
+  async #foldersReady(): Promise<void> {
+    if (this.#foldersIndexed) return;
+    const readyKey = `${this.#prefix}folders:ready`;
+    if ((await this.#run('list folders', readyKey, () => this.#client.exists(readyKey))) === 1) {
+      this.#foldersIndexed = true;
+      return;
+    }
+    this.#log?.info({}, 'building the folder index of this store (once)');
+    let start = '-';
+    for (;;) {
+      const [count, last] = (await this.#run('index folders', start, () =>
+        this.#script(BACKFILL_FOLDERS_SCRIPT, [this.#indexKey(), this.#foldersKey()], [start, String(BACKFILL_PAGE_SIZE)]),
+      )) as [number, string];
+      if (count < BACKFILL_PAGE_SIZE) break;
+      start = `(${last}`;
+    }
+    await this.#run('index folders', readyKey, () => this.#client.set(readyKey, '1'));
+    this.#foldersIndexed = true;
   }
 
   async stat(key: string): Promise<KeyInfo> {
@@ -271,7 +325,7 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
           if ('delete' in w) args.push('d', w.key, ...below(w.key));
           else args.push('s', w.key, Buffer.from(w.value));
         }
-        const keys = [this.#lockKey(name), this.#fenceKey(name), this.#indexKey()];
+        const keys = [this.#lockKey(name), this.#fenceKey(name), this.#indexKey(), this.#foldersKey()];
         return (await this.#run('fenced write', name, () => this.#script(FENCED_WRITE_SCRIPT, keys, args))) === 1;
       },
     };
@@ -319,30 +373,15 @@ export class RedisStorage extends Closable implements Storage, TryLocker, LockLe
     return `${this.#prefix}index`;
   }
 
+  #foldersKey(): string {
+    return `${this.#prefix}folders`;
+  }
+
   #lockKey(name: string): string {
     return `${this.#prefix}lock:${name}`;
   }
 
   #fenceKey(name: string): string {
     return `${this.#prefix}fence:${name}`;
-  }
-}
-
-/** ZRANGEBYLEX bounds of every key strictly below `key`: "key/" up to (not including) "key0" ('0' follows '/'). */
-function below(key: string): [string, string] {
-  return [`[${key}/`, `(${key}0`];
-}
-
-/** Adds what `relative` (a key below the listed prefix) contributes to a listing: its first component, or every level. */
-function addListed(found: Set<string>, prefix: string, relative: string, recursive: boolean): void {
-  const parts = relative.split('/');
-  if (!recursive) {
-    found.add(joinKey(prefix, parts[0] ?? ''));
-    return;
-  }
-  let path = prefix;
-  for (const part of parts) {
-    path = joinKey(path, part);
-    found.add(path);
   }
 }
