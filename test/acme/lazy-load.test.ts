@@ -32,7 +32,8 @@ describe('constructing a keeper with an ACME issuer', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(child.status, 0, child.stderr);
     const loaded = JSON.parse(child.stdout) as string[];
-    assert.ok(loaded.includes('pino'), `the default logger was made (loaded: ${loaded.join(', ')})`);
+    // The scan sees node_modules packages (tsx runs this); pino itself now loads with the first log line.
+    assert.ok(loaded.includes('tsx'), `the module cache was read (loaded: ${loaded.join(', ')})`);
     for (const heavy of ['acme-client', 'axios', 'node-forge', '@peculiar/x509']) {
       assert.ok(!loaded.includes(heavy), `${heavy} was loaded by the constructor (loaded: ${loaded.join(', ')})`);
     }
