@@ -77,7 +77,11 @@ function summarize(tap) {
   }
   const failed = field('fail') + field('cancelled');
   const passed = field('pass');
-  const detail = missing.size > 0 ? ` (missing: ${[...missing].join(', ')}; install: apt-get install -y ${[...packages].join(' ')})` : '';
+  // Skips for another reason (an optional capability a backend lacks, say), counted by reason.
+  const others = new Map();
+  for (const reason of skips) if (!/ not installed; run: /.test(reason)) others.set(reason || 'no reason given', (others.get(reason || 'no reason given') ?? 0) + 1);
+  const otherDetail = others.size > 0 ? ` (${[...others].map(([reason, n]) => `${n} × ${reason}`).join('; ')})` : '';
+  const detail = (missing.size > 0 ? ` (missing: ${[...missing].join(', ')}; install: apt-get install -y ${[...packages].join(' ')})` : '') + otherDetail;
   const what = skippedSuites > 0 ? ` (${skips.length - skippedSuites} tests and ${skippedSuites} whole suites, whose tests did not run)` : '';
   return `${passed} passed, ${failed} failed, ${skips.length} skipped${what}${detail}`;
 }

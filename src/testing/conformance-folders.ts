@@ -25,7 +25,7 @@ export function folderCases(ctx: FolderContext): void {
     it('lists the names of the folders directly under a prefix, as another instance stored them', async (t) => {
       const a = await open();
       const b = await open();
-      if (!hasFolderListing(b)) return t.skip('no listFolders');
+      if (!hasFolderListing(b)) return t.skip('optional capability listFolders not implemented by this backend');
       const p = `${root}/folders/basic`;
       // `h` is a value and a folder at once; `a` and `k` are values only; `e` holds a folder only.
       for (const key of ['a', 'b/c', 'b/d', 'e/f/g', 'h', 'h/i', 'k', 'b-x/y']) await a.store(`${p}/${key}`, bytes(key));
@@ -39,7 +39,7 @@ export function folderCases(ctx: FolderContext): void {
 
     it('follows deletes of a folder and of the last key in it', async (t) => {
       const s = await open();
-      if (!hasFolderListing(s)) return t.skip('no listFolders');
+      if (!hasFolderListing(s)) return t.skip('optional capability listFolders not implemented by this backend');
       const p = `${root}/folders/deletes`;
       for (const key of ['b/c', 'b/d', 'e/f/g', 'h', 'h/i', 'm/n']) await s.store(`${p}/${key}`, bytes(key));
       await s.delete(`${p}/b`);
@@ -53,7 +53,7 @@ export function folderCases(ctx: FolderContext): void {
 
     it('lists many folders (beyond one listing page) exactly once each', { timeout: 120_000 }, async (t) => {
       const s = await open();
-      if (!hasFolderListing(s)) return t.skip('no listFolders');
+      if (!hasFolderListing(s)) return t.skip('optional capability listFolders not implemented by this backend');
       const p = `${root}/folders/many`;
       const count = 400;
       const expected: string[] = [];
@@ -72,7 +72,7 @@ export function folderCases(ctx: FolderContext): void {
 
     it('lists stored certificate sets by their folder names', async (t) => {
       const s = await open();
-      if (!hasFolderListing(s)) return t.skip('no listFolders');
+      if (!hasFolderListing(s)) return t.skip('optional capability listFolders not implemented by this backend');
       const folderIssuer = `${issuerKey}-folders`;
       const names = ['folders-a.example.test', '*.folders.example.test'];
       for (const name of names) {
