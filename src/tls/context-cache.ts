@@ -30,6 +30,7 @@ import {
 } from './context-cache-options.js';
 import { LruList } from './lru-list.js';
 import { PendingLoads } from './pending-loads.js';
+import { releaseContext } from './released-contexts.js';
 import { reportIfInvalid, servedValidity, type ServedValidity } from './served-validity.js';
 export type { AddOptions, CertificateLoader, ContextCacheOptions, ContextCacheStats, ContextOptions, EvictedCertificate, InvalidServedCertificate, LoaderOptions, ResolveOptions } from './context-cache-options.js';
 export { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
@@ -158,7 +159,9 @@ export class ContextCache extends Closable {
     const d = this.#default;
     if (d === undefined) return undefined;
     if (d.generation !== this.#generation) {
+      const old = d.context;
       d.context = createContext(d.material, this.#contextOptions);
+      releaseContext(old);
       d.generation = this.#generation;
     }
     return d.context;
@@ -171,6 +174,7 @@ export class ContextCache extends Closable {
   /** Sets (or clears, with undefined) the default certificate. */
   setDefault(material: CertificateMaterial | undefined): void {
     this.assertOpen();
+    if (this.#default !== undefined) releaseContext(this.#default.context);
     this.#default = material
       ? { material, context: createContext(material, this.#contextOptions), generation: this.#generation }
       : undefined;
@@ -339,6 +343,7 @@ export class ContextCache extends Closable {
 
   #drop(entry: Entry): void {
     this.#entries.delete(entry.material.id);
+    releaseContext(entry.context);
     if (entry.inLru) {
       this.#lru.remove(entry);
       entry.inLru = false;
@@ -366,7 +371,9 @@ export class ContextCache extends Closable {
 
   #rebuild(entry: Entry): void {
     try {
+      const old = entry.context;
       entry.context = createContext(entry.material, this.#contextOptions);
+      releaseContext(old);
     } catch (error) {
       // Options were probed before use, so this means the certificate itself no longer loads: keep the old context.
       this.#opts.logger?.error({ names: entry.material.names, err: error }, 'TLS context rebuild failed; keeping the previous context');
