@@ -19,9 +19,9 @@
  *             due: scheduler ticks and heap entries they looked at.
  *
  *   node --import tsx bench/fleet-million.ts [--names 1000000] [--backends redis,postgres]
- *     [--capacity 10000] [--day-seconds 180] [--lazy 300] [--start-runs 2] [--keep] [--reuse]
+ *     [--capacity 10000] [--day-seconds 180] [--day-until <ISO time>] [--lazy 300] [--start-runs 2] [--keep] [--reuse] [--prefix bench1m]
  *
- * Data lives under the Redis prefix `bench1m:` and the PostgreSQL schema
+ * Data lives under the Redis prefix `bench1m:` (--prefix) and the PostgreSQL schema
  * `bench1m` (db `test`), removed at the end unless --keep (then --reuse skips
  * the load next time). Targets: ready ≤ 10 s, RSS ≤ 1 GiB, lazy p99 ≤ 20 ms,
  * an idle tick looks at O(1) entries, no RSS growth over the day.
@@ -44,18 +44,22 @@ const { values: args } = parseArgs({
     capacity: { type: 'string', default: '1000' },
     'day-seconds': { type: 'string', default: '240' },
     'day-concurrency': { type: 'string', default: '4' },
+    // Ends the day at this wall-clock time (ISO 8601) if that comes before --day-seconds: a long day that must finish by a deadline.
+    'day-until': { type: 'string' },
     'zipf-s': { type: 'string', default: '1' },
     lazy: { type: 'string', default: '300' },
     'start-runs': { type: 'string', default: '2' },
     'warmup-timeout-seconds': { type: 'string', default: '600' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
+    // Redis key prefix (without the trailing colon): each engineer on a shared Redis keeps their own copy.
+    prefix: { type: 'string', default: 'bench1m' },
   },
 });
 const N = Number(args.names);
 const REDIS_URL = process.env.CERTKEEPER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES_URL = process.env.CERTKEEPER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const PREFIX = 'bench1m:';
+const PREFIX = `${args.prefix}:`;
 const SCHEMA = 'bench1m';
 const MANIFEST_KEY = `${PREFIX}manifest`;
 const MiB = 2 ** 20;
@@ -278,9 +282,12 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
 
   // ---- Zipf day ----
   const sample = zipfSampler(Number(args['zipf-s']));
-  const daySeconds = Number(args['day-seconds']);
+  const until = args['day-until'] === undefined ? Number.POSITIVE_INFINITY : (Date.parse(args['day-until']) - Date.now()) / 1000;
+  const daySeconds = Math.max(60, Math.floor(Math.min(Number(args['day-seconds']), until)));
+  if (daySeconds < Number(args['day-seconds'])) notes.push(`${backend}: the day was cut to ${daySeconds} s (of ${args['day-seconds']}) to end by ${args['day-until']}`);
+  console.log(`# ${backend} day: ${daySeconds} s from ${new Date().toISOString()}`);
   const before = stats;
-  const samples: { t: number; rss: number; size: number | undefined; evictions: number }[] = [];
+  const samples: { t: number; rss: number; heapUsed: number; external: number; arrayBuffers: number; size: number | undefined; evictions: number; load: string }[] = [];
   let stop = false;
   const sampler = (async () => {
     const t0 = performance.now();
@@ -288,8 +295,9 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
       await new Promise((r) => setTimeout(r, 10_000));
       if (stop) break;
       const s = await keeper.request<Stats>('stats');
-      samples.push({ t: (performance.now() - t0) / 1000, rss: s.rss, size: s.cache.certificates, evictions: s.cache.evictions });
-      console.log(`  day t=${((performance.now() - t0) / 1000).toFixed(0)} s: RSS ${mib(s.rss)}, cache ${JSON.stringify(s.cache)}`);
+      const m = s as Stats & { external: number; arrayBuffers: number };
+      samples.push({ t: (performance.now() - t0) / 1000, rss: s.rss, heapUsed: s.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, size: s.cache.certificates, evictions: s.cache.evictions, load: loadAverage() });
+      console.log(`  day t=${((performance.now() - t0) / 1000).toFixed(0)} s: RSS ${mib(s.rss)}, heap ${mib(s.heapUsed)}, external ${mib(m.external)} (array buffers ${mib(m.arrayBuffers)}), load ${loadAverage()}, cache ${JSON.stringify(s.cache)}`);
     }
   })();
   const day = await tlsLoad({ port, name: () => benchName(rankToIndex(sample())), durationMs: daySeconds * 1000, concurrency: Number(args['day-concurrency']), checkName: true, handshakeTimeoutMs: 15_000 });
@@ -309,6 +317,15 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const evictions = afterDay.cache.evictions - before.cache.evictions;
   console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)}`);
   rows.push({ metric: `${backend}: Zipf day RSS, last third vs first third of ${daySeconds} s (cache full: ${full.length} of ${samples.length} samples)`, value: mib(late), baseline: mib(early), ratio: (late / early).toFixed(3), target: 'no growth (≤ 1.05)', met: late / early <= 1.05 });
+  // The plateau: RSS over the second half of the day (once the cache is full), and the series every ~5 minutes.
+  const secondHalf = judged.slice(Math.floor(judged.length / 2));
+  if (secondHalf.length > 0) {
+    const rssOf = secondHalf.map((x) => x.rss);
+    rows.push({ metric: `${backend}: Zipf day RSS over its second half (min / median / max)`, value: `${mib(Math.min(...rssOf))} / ${mib(median(rssOf))} / ${mib(Math.max(...rssOf))}`, baseline: `first sample with the cache full ${mib(judged[0]?.rss ?? 0)}` });
+  }
+  const every = Math.max(1, Math.round(300 / 10));
+  const series = samples.filter((_, i) => i % every === every - 1 || i === samples.length - 1);
+  notes.push(`${backend}: day series (t: RSS / heap / external, evictions, load 1/5/15): ${series.map((x) => `${x.t.toFixed(0)} s: ${mib(x.rss)} / ${mib(x.heapUsed)} / ${mib(x.external)}, ${x.evictions - before.cache.evictions} ev, ${x.load}`).join('; ')}`);
   rows.push({
     metric: `${backend}: Zipf day handshakes (s=${args['zipf-s']}, capacity ${args.capacity})`,
     value: `${day.ok} ok, ${day.failed} failed, p99 ${fmtMs(percentile(day.latencies, 99))}`,
@@ -362,7 +379,7 @@ async function main(): Promise<void> {
     if (!args.keep) await cleanup(backends);
   }
   notes.push(
-    `the "day" is ${args['day-seconds']} s of real handshakes (${args['day-concurrency']} in flight), not an hour; names drawn Zipf(s=${args['zipf-s']}) over all ${N}; handshakes one at a time for the lazy/cached/static p99 (client on the same 2 cores)`,
+    `the "day" is --day-seconds ${args['day-seconds']} s of real handshakes (${args['day-concurrency']} in flight), not an hour; names drawn Zipf(s=${args['zipf-s']}) over all ${N}; handshakes one at a time for the lazy/cached/static p99 (client on the same 2 cores)`,
   );
   notes.push(`load average before ${loadBefore}, after ${loadAverage()} (2 cores shared with other engineers' work)`);
   emitResult({ bench: 'fleet-million', rows, notes });
