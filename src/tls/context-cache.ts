@@ -30,7 +30,7 @@ import {
 } from './context-cache-options.js';
 import { LruList } from './lru-list.js';
 import { PendingLoads } from './pending-loads.js';
-import { releaseContext } from './released-contexts.js';
+import { releaseContext, replaceContext } from './released-contexts.js';
 import { reportIfInvalid, servedValidity, type ServedValidity } from './served-validity.js';
 export type { AddOptions, CertificateLoader, ContextCacheOptions, ContextCacheStats, ContextOptions, EvictedCertificate, InvalidServedCertificate, LoaderOptions, ResolveOptions } from './context-cache-options.js';
 export { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
@@ -159,9 +159,7 @@ export class ContextCache extends Closable {
     const d = this.#default;
     if (d === undefined) return undefined;
     if (d.generation !== this.#generation) {
-      const old = d.context;
-      d.context = createContext(d.material, this.#contextOptions);
-      releaseContext(old);
+      d.context = replaceContext(d.context, createContext(d.material, this.#contextOptions));
       d.generation = this.#generation;
     }
     return d.context;
@@ -330,9 +328,7 @@ export class ContextCache extends Closable {
 
   #unmap(name: string): void {
     const entry = this.#index.get(name);
-    if (entry === undefined) return;
-    this.#index.delete(name);
-    this.#unindex(entry, name);
+    if (entry !== undefined && this.#index.delete(name)) this.#unindex(entry, name);
   }
 
   /** `name` no longer points at `entry`; drop the entry once nothing points at it. */
@@ -371,9 +367,7 @@ export class ContextCache extends Closable {
 
   #rebuild(entry: Entry): void {
     try {
-      const old = entry.context;
-      entry.context = createContext(entry.material, this.#contextOptions);
-      releaseContext(old);
+      entry.context = replaceContext(entry.context, createContext(entry.material, this.#contextOptions));
     } catch (error) {
       // Options were probed before use, so this means the certificate itself no longer loads: keep the old context.
       this.#opts.logger?.error({ names: entry.material.names, err: error }, 'TLS context rebuild failed; keeping the previous context');

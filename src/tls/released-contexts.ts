@@ -32,6 +32,12 @@ export function releaseContext(context: tls.SecureContext): void {
   released++;
 }
 
+/** `next` takes the place of `previous`, which is released; returns `next`. */
+export function replaceContext(previous: tls.SecureContext, next: tls.SecureContext): tls.SecureContext {
+  releaseContext(previous);
+  return next;
+}
+
 /** Contexts released so far in this process (tests and diagnostics). */
 export function releasedContexts(): number {
   return released;
