@@ -304,7 +304,8 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   stop = true;
   await sampler;
   const afterDay = await keeper.request<Stats>('stats');
-  const gcd = await keeper.request<{ rss: number; heapUsed: number }>('gc');
+  const gcd = await keeper.request<{ rss: number; heapUsed: number; external: number; arrayBuffers: number }>('gc');
+  notes.push(`${backend}: after the day ${mib(afterDay.rss)} RSS, heap ${mib(afterDay.heapUsed)}, external ${mib((afterDay as Stats & { external: number }).external)}; after a forced full GC ${mib(gcd.rss)} RSS, heap ${mib(gcd.heapUsed)}, external ${mib(gcd.external)} (array buffers ${mib(gcd.arrayBuffers)})`);
   // Growth is judged once the cache is full (evicting): before that it grows by design, up to its capacity.
   const full = samples.filter((s) => s.evictions > before.cache.evictions);
   const judged = full.length >= 3 ? full : samples;
@@ -315,7 +316,7 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const hits = afterDay.cache.hits - before.cache.hits;
   const misses = afterDay.cache.misses - before.cache.misses;
   const evictions = afterDay.cache.evictions - before.cache.evictions;
-  console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)}`);
+  console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)} (external ${mib(gcd.external)}, array buffers ${mib(gcd.arrayBuffers)})`);
   rows.push({ metric: `${backend}: Zipf day RSS, last third vs first third of ${daySeconds} s (cache full: ${full.length} of ${samples.length} samples)`, value: mib(late), baseline: mib(early), ratio: (late / early).toFixed(3), target: 'no growth (≤ 1.05)', met: late / early <= 1.05 });
   // The plateau: RSS over the second half of the day (once the cache is full), and the series every ~5 minutes.
   const secondHalf = judged.slice(Math.floor(judged.length / 2));
