@@ -6,16 +6,18 @@
  * V8 collects the context's small JS wrapper, and Node reports about 1 KiB of
  * it to V8. A cached context lives long enough to reach the old generation,
  * so once evicted it waits for a major GC, which a large, slowly growing heap
- * (a keeper of 1M names) runs rarely: evicted contexts piled up by the
- * thousand, RSS rising with every eviction.
+ * runs rarely: with a 520 MB heap and 38 loads/s through a cache of 1,000,
+ * 25,000 contexts were still alive after 34,500 loads, and rising.
  *
  * So a context the cache drops gets a buffer of that size, tied to it by a
  * WeakMap: V8 counts buffers as external memory, and external memory growing
  * by its soft limit (64 MiB in V8 11) starts a major GC. Garbage contexts thus
  * bring their own collection forward and stay bounded; live contexts carry
- * nothing. The buffer is never written (allocUnsafeSlow: no zero fill, so its
- * pages cost RSS only if malloc hands back pages already resident) and never
- * read or exposed.
+ * nothing. The buffer is never written (allocUnsafeSlow: no zero fill), read
+ * or exposed; its pages may still be resident when malloc reuses freed memory,
+ * which the same limit bounds. Measured over 15 minutes (same heap and rate):
+ * 1,800-3,400 contexts alive instead of 25,000 and rising, RSS flat at 765 MiB
+ * instead of 1,187 and rising, for 14 major GCs instead of 3 (+7 s of CPU).
  */
 import type tls from 'node:tls';
 
