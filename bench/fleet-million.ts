@@ -19,9 +19,9 @@
  *             due: scheduler ticks and heap entries they looked at.
  *
  *   node --import tsx bench/fleet-million.ts [--names 1000000] [--backends redis,postgres]
- *     [--capacity 10000] [--day-seconds 180] [--lazy 300] [--start-runs 2] [--keep] [--reuse]
+ *     [--capacity 10000] [--day-seconds 180] [--day-until <ISO time>] [--lazy 300] [--start-runs 2] [--keep] [--reuse] [--prefix bench1m:] [--schema bench1m] [--phases lazy,warm,day,tick] [--load-only]
  *
- * Data lives under the Redis prefix `bench1m:` and the PostgreSQL schema
+ * Data lives under the Redis prefix `bench1m:` (--prefix) and the PostgreSQL schema
  * `bench1m` (db `test`), removed at the end unless --keep (then --reuse skips
  * the load next time). Targets: ready ≤ 10 s, RSS ≤ 1 GiB, lazy p99 ≤ 20 ms,
  * an idle tick looks at O(1) entries, no RSS growth over the day.
@@ -44,13 +44,15 @@ const { values: args } = parseArgs({
     capacity: { type: 'string', default: '1000' },
     'day-seconds': { type: 'string', default: '240' },
     'day-concurrency': { type: 'string', default: '4' },
+    // Ends the day at this wall-clock time (ISO 8601) if that comes before --day-seconds: a long day that must finish by a deadline.
+    'day-until': { type: 'string' },
     'zipf-s': { type: 'string', default: '1' },
     lazy: { type: 'string', default: '300' },
     'start-runs': { type: 'string', default: '2' },
     'warmup-timeout-seconds': { type: 'string', default: '600' },
     keep: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
-    // Where the data lives: several people can hold their own 1M copy side by side.
+    // Where the data lives: several people can hold their own 1M copy side by side (Redis key prefix, with its colon).
     prefix: { type: 'string', default: 'bench1m:' },
     schema: { type: 'string', default: 'bench1m' },
     // Load (or check a --reuse store) and stop; implies --keep.
@@ -295,9 +297,12 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   if (!PHASES.has('day')) return stopKeeper(keeper);
   // ---- Zipf day ----
   const sample = zipfSampler(Number(args['zipf-s']));
-  const daySeconds = Number(args['day-seconds']);
+  const until = args['day-until'] === undefined ? Number.POSITIVE_INFINITY : (Date.parse(args['day-until']) - Date.now()) / 1000;
+  const daySeconds = Math.max(60, Math.floor(Math.min(Number(args['day-seconds']), until)));
+  if (daySeconds < Number(args['day-seconds'])) notes.push(`${backend}: the day was cut to ${daySeconds} s (of ${args['day-seconds']}) to end by ${args['day-until']}`);
+  console.log(`# ${backend} day: ${daySeconds} s from ${new Date().toISOString()}`);
   const before = stats;
-  const samples: { t: number; rss: number; size: number | undefined; evictions: number }[] = [];
+  const samples: { t: number; rss: number; heapUsed: number; external: number; arrayBuffers: number; size: number | undefined; evictions: number; load: string }[] = [];
   let stop = false;
   const sampler = (async () => {
     const t0 = performance.now();
@@ -305,15 +310,17 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
       await new Promise((r) => setTimeout(r, 10_000));
       if (stop) break;
       const s = await keeper.request<Stats>('stats');
-      samples.push({ t: (performance.now() - t0) / 1000, rss: s.rss, size: s.cache.certificates, evictions: s.cache.evictions });
-      console.log(`  day t=${((performance.now() - t0) / 1000).toFixed(0)} s: RSS ${mib(s.rss)}, cache ${JSON.stringify(s.cache)}`);
+      const m = s as Stats & { external: number; arrayBuffers: number };
+      samples.push({ t: (performance.now() - t0) / 1000, rss: s.rss, heapUsed: s.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, size: s.cache.certificates, evictions: s.cache.evictions, load: loadAverage() });
+      console.log(`  day t=${((performance.now() - t0) / 1000).toFixed(0)} s: RSS ${mib(s.rss)}, heap ${mib(s.heapUsed)}, external ${mib(m.external)} (array buffers ${mib(m.arrayBuffers)}), load ${loadAverage()}, cache ${JSON.stringify(s.cache)}`);
     }
   })();
   const day = await tlsLoad({ port, name: () => benchName(rankToIndex(sample())), durationMs: daySeconds * 1000, concurrency: Number(args['day-concurrency']), checkName: true, handshakeTimeoutMs: 15_000 });
   stop = true;
   await sampler;
   const afterDay = await keeper.request<Stats>('stats');
-  const gcd = await keeper.request<{ rss: number; heapUsed: number }>('gc');
+  const gcd = await keeper.request<{ rss: number; heapUsed: number; external: number; arrayBuffers: number }>('gc');
+  notes.push(`${backend}: after the day ${mib(afterDay.rss)} RSS, heap ${mib(afterDay.heapUsed)}, external ${mib((afterDay as Stats & { external: number }).external)}; after a forced full GC ${mib(gcd.rss)} RSS, heap ${mib(gcd.heapUsed)}, external ${mib(gcd.external)} (array buffers ${mib(gcd.arrayBuffers)})`);
   // Growth is judged once the cache is full (evicting): before that it grows by design, up to its capacity.
   const full = samples.filter((s) => s.evictions > before.cache.evictions);
   const judged = full.length >= 3 ? full : samples;
@@ -324,8 +331,17 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const hits = afterDay.cache.hits - before.cache.hits;
   const misses = afterDay.cache.misses - before.cache.misses;
   const evictions = afterDay.cache.evictions - before.cache.evictions;
-  console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)}`);
+  console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)} (external ${mib(gcd.external)}, array buffers ${mib(gcd.arrayBuffers)})`);
   rows.push({ metric: `${backend}: Zipf day RSS, last third vs first third of ${daySeconds} s (cache full: ${full.length} of ${samples.length} samples)`, value: mib(late), baseline: mib(early), ratio: (late / early).toFixed(3), target: 'no growth (≤ 1.05)', met: late / early <= 1.05 });
+  // The plateau: RSS over the second half of the day (once the cache is full), and the series every ~5 minutes.
+  const secondHalf = judged.slice(Math.floor(judged.length / 2));
+  if (secondHalf.length > 0) {
+    const rssOf = secondHalf.map((x) => x.rss);
+    rows.push({ metric: `${backend}: Zipf day RSS over its second half (min / median / max)`, value: `${mib(Math.min(...rssOf))} / ${mib(median(rssOf))} / ${mib(Math.max(...rssOf))}`, baseline: `first sample with the cache full ${mib(judged[0]?.rss ?? 0)}` });
+  }
+  const every = Math.max(1, Math.round(300 / 10));
+  const series = samples.filter((_, i) => i % every === every - 1 || i === samples.length - 1);
+  notes.push(`${backend}: day series (t: RSS / heap / external, evictions, load 1/5/15): ${series.map((x) => `${x.t.toFixed(0)} s: ${mib(x.rss)} / ${mib(x.heapUsed)} / ${mib(x.external)}, ${x.evictions - before.cache.evictions} ev, ${x.load}`).join('; ')}`);
   rows.push({
     metric: `${backend}: Zipf day handshakes (s=${args['zipf-s']}, capacity ${args.capacity})`,
     value: `${day.ok} ok, ${day.failed} failed, p99 ${fmtMs(percentile(day.latencies, 99))}`,
@@ -380,7 +396,7 @@ async function main(): Promise<void> {
     if (!args.keep) await cleanup(backends);
   }
   notes.push(
-    `the "day" is ${args['day-seconds']} s of real handshakes (${args['day-concurrency']} in flight), not an hour; names drawn Zipf(s=${args['zipf-s']}) over all ${N}; handshakes one at a time for the lazy/cached/static p99 (client on the same 2 cores)`,
+    `the "day" is --day-seconds ${args['day-seconds']} s of real handshakes (${args['day-concurrency']} in flight), not an hour; names drawn Zipf(s=${args['zipf-s']}) over all ${N}; handshakes one at a time for the lazy/cached/static p99 (client on the same 2 cores)`,
   );
   notes.push(`load average before ${loadBefore}, after ${loadAverage()} (2 cores shared with other engineers' work)`);
   emitResult({ bench: 'fleet-million', rows, notes });

@@ -30,6 +30,7 @@ import {
 } from './context-cache-options.js';
 import { LruList } from './lru-list.js';
 import { PendingLoads } from './pending-loads.js';
+import { releaseContext, replaceContext } from './released-contexts.js';
 import { reportIfInvalid, servedValidity, type ServedValidity } from './served-validity.js';
 export type { AddOptions, CertificateLoader, ContextCacheOptions, ContextCacheStats, ContextOptions, EvictedCertificate, InvalidServedCertificate, LoaderOptions, ResolveOptions } from './context-cache-options.js';
 export { DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_NEGATIVE_CAPACITY, DEFAULT_NEGATIVE_TTL_MS } from '../defaults.js';
@@ -158,7 +159,7 @@ export class ContextCache extends Closable {
     const d = this.#default;
     if (d === undefined) return undefined;
     if (d.generation !== this.#generation) {
-      d.context = createContext(d.material, this.#contextOptions);
+      d.context = replaceContext(d.context, createContext(d.material, this.#contextOptions));
       d.generation = this.#generation;
     }
     return d.context;
@@ -171,6 +172,7 @@ export class ContextCache extends Closable {
   /** Sets (or clears, with undefined) the default certificate. */
   setDefault(material: CertificateMaterial | undefined): void {
     this.assertOpen();
+    if (this.#default !== undefined) releaseContext(this.#default.context);
     this.#default = material
       ? { material, context: createContext(material, this.#contextOptions), generation: this.#generation }
       : undefined;
@@ -326,9 +328,7 @@ export class ContextCache extends Closable {
 
   #unmap(name: string): void {
     const entry = this.#index.get(name);
-    if (entry === undefined) return;
-    this.#index.delete(name);
-    this.#unindex(entry, name);
+    if (entry !== undefined && this.#index.delete(name)) this.#unindex(entry, name);
   }
 
   /** `name` no longer points at `entry`; drop the entry once nothing points at it. */
@@ -339,6 +339,7 @@ export class ContextCache extends Closable {
 
   #drop(entry: Entry): void {
     this.#entries.delete(entry.material.id);
+    releaseContext(entry.context);
     if (entry.inLru) {
       this.#lru.remove(entry);
       entry.inLru = false;
@@ -366,7 +367,7 @@ export class ContextCache extends Closable {
 
   #rebuild(entry: Entry): void {
     try {
-      entry.context = createContext(entry.material, this.#contextOptions);
+      entry.context = replaceContext(entry.context, createContext(entry.material, this.#contextOptions));
     } catch (error) {
       // Options were probed before use, so this means the certificate itself no longer loads: keep the old context.
       this.#opts.logger?.error({ names: entry.material.names, err: error }, 'TLS context rebuild failed; keeping the previous context');
