@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { run } from '../../src/cli/program.js';
+import { exitOnSignals } from '../helpers/exit-on-signal.js';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -43,6 +44,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}, option
 }
 
 const children = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });

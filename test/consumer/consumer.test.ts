@@ -14,6 +14,7 @@ import { REDIS_URL, redisSkipReason } from '../../storage-adapters/redis/test/se
 import { skipUnlessInstalled } from '../helpers/system.js';
 import { cleanEnv, createConsumerProject, REPO_ROOT, run, TSC, type ConsumerProject, type PackResult } from './project.js';
 import { README_GLOBALS, readmeBlocks, readmePaths } from './readme-blocks.js';
+import { exitOnSignals } from '../helpers/exit-on-signal.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'consumer', 'fixtures');
 const RUN_TIMEOUT_MS = 120_000;
@@ -21,6 +22,7 @@ const TSC_TIMEOUT_MS = 180_000;
 const rootPackage = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; exports: Record<string, unknown> };
 
 const children = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });

@@ -11,8 +11,10 @@ import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { findBinary } from '../helpers/system.js';
+import { exitOnSignals } from '../helpers/exit-on-signal.js';
 
 const live = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });

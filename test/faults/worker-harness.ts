@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { libraryRunner } from '../helpers/built.js';
 import { onJsonLines } from '../helpers/json-lines.js';
+import { exitOnSignals } from '../helpers/exit-on-signal.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'keeper-worker.mjs');
 
@@ -20,6 +21,7 @@ export interface KeeperWorkerConfig {
   churn?: boolean;
 }
 const live = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });

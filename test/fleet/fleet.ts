@@ -22,6 +22,7 @@ import { REDIS_URL, deleteByPrefix, redisSkipReason } from '../../storage-adapte
 // The package as installed (dist/, like the adapters and the workers), so errors and storages are one copy.
 import { FileStorage, listCertificateNames, loadCertificateSet, StorageNotFoundError, type CertificateSet, type Storage } from 'certkeeper';
 import type { Command, PausePoint, StorageConfig, WorkerConfig } from './fixtures/worker.js';
+import { exitOnSignals } from '../helpers/exit-on-signal.js';
 
 const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'worker.ts');
 /** Generous: a wait this long means something is broken, not slow. */
@@ -37,6 +38,7 @@ export interface WorkerReport {
 }
 
 const live = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });

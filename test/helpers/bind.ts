@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findBinary } from './system.js';
+import { exitOnSignals } from './exit-on-signal.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -71,7 +72,8 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  exitOnSignals();
+process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
   });
 }

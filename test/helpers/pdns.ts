@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { digTxt, freeDnsPort } from './bind.js';
 import { findBinary } from './system.js';
+import { exitOnSignals } from './exit-on-signal.js';
 
 const execFileAsync = promisify(execFile);
 const SCHEMA = '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql';
@@ -46,7 +47,8 @@ export async function startPowerDns(options: PowerDnsOptions = {}): Promise<Powe
   if (!bin) throw new Error('pdns_server is not installed; run: apt-get install -y pdns-server pdns-backend-sqlite3');
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.on('exit', () => {
+    exitOnSignals();
+process.on('exit', () => {
       for (const child of live) child.kill('SIGKILL');
     });
   }

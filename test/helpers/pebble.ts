@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeServerIdentity } from '../../src/testing/test-ca/pki.js';
 import { findBinary } from './system.js';
+import { exitOnSignals } from './exit-on-signal.js';
 
 export interface PebbleOptions {
   /** Extra environment for the Pebble process (wins over the defaults below). */
@@ -89,7 +90,8 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  exitOnSignals();
+process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
   });
 }

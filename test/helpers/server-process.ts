@@ -6,8 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { exitOnSignals } from './exit-on-signal.js';
 
 const live = new Set<ChildProcess>();
+exitOnSignals();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
