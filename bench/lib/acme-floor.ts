@@ -12,6 +12,8 @@ import https from 'node:https';
 import * as x509 from '@peculiar/x509';
 
 const POLL_MS = 5;
+/** A request Pebble never answers (it can wedge) fails the run instead of hanging the benchmark. */
+const REQUEST_TIMEOUT_MS = 20_000;
 const b64u = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
 
 export interface FloorResult {
@@ -54,6 +56,7 @@ class Jws {
         res.on('error', reject);
       });
       req.on('error', reject);
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`${method} ${url}: no answer in ${REQUEST_TIMEOUT_MS / 1000} s`)));
       req.end(body);
     });
   }
