@@ -19,6 +19,8 @@ export interface HttpOptions {
 }
 
 const USER_AGENT = 'certkeeper (node:https)';
+/** ACME answers are a few KiB (a chain, an order with many authorizations); a server sending more is broken. */
+export const MAX_ACME_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** Performs one request; resolves with the response whatever its status. */
 export async function acmeHttp(url: string, method: 'GET' | 'HEAD' | 'POST', options: HttpOptions = {}): Promise<RawResponse> {
@@ -42,6 +44,7 @@ function exchange(url: string, method: 'GET' | 'HEAD' | 'POST', options: HttpOpt
   const timeoutMs = requestTimeout();
   return new Promise<RawResponse>((resolve, reject) => {
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const fail = (error: unknown): void => {
       if (settled) return;
       settled = true;
@@ -56,13 +59,18 @@ function exchange(url: string, method: 'GET' | 'HEAD' | 'POST', options: HttpOpt
       fail(error);
       return;
     }
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`ACME request timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
     req.on('error', fail);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ACME_RESPONSE_BYTES) req.destroy(new Error(`the response exceeds ${MAX_ACME_RESPONSE_BYTES} bytes`));
+        else chunks.push(chunk);
+      });
       res.on('error', fail);
       res.on('end', () => {
         if (settled) return;

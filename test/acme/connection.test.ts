@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../../src/clock.js';
 import { AcmeConnection } from '../../src/acme/connection.js';
+import { acmeHttp } from '../../src/acme/http.js';
+import { AcmeNetworkError } from '../../src/acme/problem.js';
 import { agentFor, TrustHandle, widenTrust } from '../../src/acme/trust.js';
 import { DEFAULT_RETRY_POLICY } from '../../src/defaults.js';
 import { silentLogger } from '../helpers/logging.js';
@@ -48,6 +50,16 @@ describe('AcmeConnection: nonces over node:https', () => {
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ newNonce: `${base}/nonce`, newAccount: `${base}/acct`, newOrder: `${base}/order` }));
         } else if (path === '/nonce') {
           res.writeHead(200, { 'replay-nonce': nonce }).end();
+        } else if (path === '/huge') {
+          // More than an ACME server ever answers, in chunks, never ending on its own.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          const chunk = Buffer.alloc(256 * 1024, 0x20);
+          const pump = (): void => {
+            while (res.write(chunk)) if (res.destroyed) return;
+            res.once('drain', pump);
+          };
+          res.on('error', () => undefined);
+          pump();
         } else if (path === '/bad' && badLeft > 0) {
           badLeft--;
           res.writeHead(400, { 'content-type': 'application/problem+json', 'replay-nonce': nonce }).end(JSON.stringify({ type: 'urn:ietf:params:acme:error:badNonce', detail: 'bad' }));
@@ -113,5 +125,10 @@ describe('AcmeConnection: nonces over node:https', () => {
     assert.equal(widenTrust(url), false, 'only once');
     assert.equal(widenTrust('https://unregistered.invalid/'), false);
     assert.equal(agentFor('https://unregistered.invalid/'), undefined, 'unregistered origins use the global agent');
+  });
+  it('an answer larger than MAX_ACME_RESPONSE_BYTES is a typed network error, not a buffer that grows without bound', async () => {
+    const error = await acmeHttp(`${base}/huge`, 'GET').then(() => assert.fail('should fail'), (e: unknown) => e);
+    assert.ok(error instanceof AcmeNetworkError, String(error));
+    assert.match((error as Error).message, /Could not reach https:\/\/127\.0\.0\.1:\d+: the response exceeds 4194304 bytes/);
   });
 });
