@@ -12,6 +12,7 @@ import type { Issuer } from '../issuers/types.js';
 import type { IssuerRateLimits } from '../limits/issuer-limits.js';
 import type { Logger } from '../logger.js';
 import { servesValidCertificate, type ManagedRecord } from '../renewal/managed-record.js';
+import { servedCertificatePem } from '../renewal/served-pem.js';
 import type { EventLoopTurns } from '../renewal/pacer.js';
 import { certificateMetaFrom, storeVerifiedCertificateSet, type CertificateSet } from '../storage/certificates.js';
 import { checkCertificateWritable, checkStorageWritable } from '../storage/check.js';
@@ -91,13 +92,15 @@ export class Issuance {
     const { keyPem, key, csr } = servesValidCertificate(record, clock.now())
       ? await cpu.keyAndCsr(record.identifiers, record.settings.keyType)
       : await turns.exclusive(() => createKeyAndCsr(record.identifiers, record.settings.keyType));
+    // `replaces` names the certificate this one succeeds (ARI): read from storage for a name only listed so far.
+    const replacesCertificatePem = record.issuerKey === issuer.key ? await servedCertificatePem(record, storage, this.#options.logger) : undefined;
     await turns.turn();
     beforeIssuer?.();
     const issued = await issuer.issue({
       identifiers: record.identifiers,
       csr,
       signal,
-      ...(record.certPem !== undefined && record.issuerKey === issuer.key ? { replacesCertificatePem: record.certPem } : {}),
+      ...(replacesCertificatePem !== undefined ? { replacesCertificatePem } : {}),
       ...(record.settings.profile !== undefined ? { profile: record.settings.profile } : {}),
       // Profiles belong to one CA: only a renewal from the same issuer keeps the one asked for before.
       ...(record.profileRequested === true && record.profile !== undefined && record.issuerKey === issuer.key ? { keptProfile: record.profile } : {}),

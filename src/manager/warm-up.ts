@@ -64,6 +64,8 @@ export class WarmUp {
       if (usable) {
         scheduler.scheduleNext(record);
         if (scheduler.isDue(record)) renewSoon(this.#parts, record);
+        // Its CA's renewal window counts for a listed name as for a served one (a revocation drill reaches all).
+        else scheduler.refreshAriSoon(record);
         return;
       }
       if (scheduler.isDue(record)) renewSoon(this.#parts, record);

@@ -22,6 +22,7 @@ import { certificateLockName } from '../storage/layout.js';
 import { hasTryLock, type Storage } from '../storage/types.js';
 import { ariIssuerOf, currentAri, setAri, type ManagedRecord } from './managed-record.js';
 import { planRenewal } from './renewal-policy.js';
+import { servedCertificatePem } from './served-pem.js';
 
 /** Where a window came from: the CA (this process asked) or the sidecar a peer (or this process earlier) stored. */
 export type AriSource = 'ca' | 'storage';
@@ -67,10 +68,12 @@ export type AriRefreshOutcome = 'asked' | 'stored' | 'peer-busy' | 'stale' | 'fa
 /** Refreshes the served certificate's window (from the CA or from storage), reschedules renewal and the next refresh. */
 export async function refreshAri(record: ManagedRecord, deps: AriRefreshDeps): Promise<AriRefreshOutcome> {
   const issuer = ariIssuerOf(record);
-  const { certPem, notAfter, issuerKey, serialNumber: serial } = record;
-  if (!issuer?.renewalInfo || certPem === undefined || notAfter === undefined) return 'skipped';
+  const { notAfter, issuerKey, serialNumber: serial } = record;
+  if (!issuer?.renewalInfo || notAfter === undefined) return 'skipped';
   if (!shouldQueryAri({ notAfter }, deps.clock.now())) return 'skipped';
   const storage = deps.storage;
+  const certPem = await servedCertificatePem(record, storage, deps.logger);
+  if (certPem === undefined) return 'skipped';
   // Without tryLock (or a stored set) there is no one to share with: ask, keep the answer in memory.
   if (issuerKey === undefined || !hasTryLock(storage)) return ask(record, issuer, certPem, serial, deps, undefined);
   const lockName = certificateLockName(record.certName);

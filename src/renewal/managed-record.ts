@@ -119,10 +119,13 @@ export function setAri(record: ManagedRecord, serial: string | undefined, window
   record.ariSelectedTime = window === undefined ? undefined : selectedTime;
 }
 
-/** The issuer of the served certificate, when it can tell its renewal window (RFC 9773). */
+/**
+ * The issuer of the served certificate, when it can tell its renewal window (RFC 9773). A listed name
+ * whose sidecar was read (its serial is known) counts too: its PEM is read from storage when asked for.
+ */
 export function ariIssuerOf(record: ManagedRecord): Issuer | undefined {
   const issuer = record.settings.issuers.find((i) => i.key === record.issuerKey);
-  return issuer?.renewalInfo && record.certPem !== undefined ? issuer : undefined;
+  return issuer?.renewalInfo && (record.certPem !== undefined || record.serialNumber !== undefined) ? issuer : undefined;
 }
 
 /** The served certificate is known to be revoked: due now, whatever its lifetime or ARI window say. */

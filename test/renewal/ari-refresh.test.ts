@@ -10,7 +10,8 @@ import { applySidecar } from '../../src/manager/stored-sets.js';
 import { refreshAri, retryAtAfter, type AriRefreshDeps } from '../../src/renewal/ari-refresh.js';
 import { certificateLockName } from '../../src/storage/layout.js';
 import { currentAri, newRecord, setAri, type ManagedRecord } from '../../src/renewal/managed-record.js';
-import type { CertificateMeta } from '../../src/storage/certificates.js';
+import { buildCertificateMeta, saveCertificateSet, type CertificateMeta } from '../../src/storage/certificates.js';
+import { selfSignedPair } from '../../src/testing/conformance-helpers.js';
 import { MemoryBackend, MemoryStorage } from '../../src/storage/memory.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { silentLogger } from '../helpers/logging.js';
@@ -38,6 +39,32 @@ function deps(clock: FakeClock, calls: { reschedule: number; askAgainAt: number[
 }
 
 describe('ARI state per certificate', () => {
+  test('a name only listed at start-up (sidecar read, PEM left in storage) is asked about with the stored PEM; a newer stored serial is not', async () => {
+    const clock = new FakeClock(Date.now());
+    const asked: string[] = [];
+    const issuer = {
+      key: 'ca',
+      issue: async () => assert.fail(),
+      renewalInfo: async (certPem: string): Promise<RenewalInfo> => (asked.push(certPem), { windowStart: clock.now() + DAY, windowEnd: clock.now() + 2 * DAY, retryAfter: clock.now() + HOUR, retryAfterMs: HOUR }),
+    } as unknown as Issuer;
+    const storage = new MemoryStorage();
+    const { certPem, keyPem } = await selfSignedPair(['a.example.test']);
+    const saved = await saveCertificateSet(storage, { certPem, keyPem, meta: buildCertificateMeta({ certPem, keyPem, issuerKey: 'ca', names: ['a.example.test'] }) });
+    const record = newRecord([{ type: 'dns', value: 'a.example.test', wildcard: false }], { issuers: [issuer], keyType: 'ecdsa-p256' } as never);
+    applySidecar(record, saved.meta);
+    assert.equal(record.certPem, undefined, 'the warm-up reads the sidecar only');
+    const calls = { reschedule: 0, askAgainAt: [] as number[] };
+    assert.equal(await refreshAri(record, { ...deps(clock, calls), storage }), 'asked');
+    assert.deepEqual(asked, [certPem], 'the stored certificate is the one asked about');
+    assert.ok(currentAri(record), 'its window is taken');
+
+    // A peer renewed it meanwhile: the stored set is another certificate than the one this record knows.
+    record.serialNumber = 'not-the-stored-serial';
+    asked.length = 0;
+    assert.equal(await refreshAri(record, { ...deps(clock, calls), storage }), 'skipped');
+    assert.deepEqual(asked, [], 'no question about a certificate the record does not serve');
+  });
+
   test('an answer that arrives after the certificate was replaced is dropped: no window, no reschedule, the new refresh kept', async () => {
     const clock = new FakeClock(Date.UTC(2026, 11, 3));
     let answer!: (info: RenewalInfo) => void;
