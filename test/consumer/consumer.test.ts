@@ -15,6 +15,8 @@ import { skipUnlessInstalled } from '../helpers/system.js';
 import { cleanEnv, createConsumerProject, REPO_ROOT, run, TSC, type ConsumerProject, type PackResult } from './project.js';
 import { README_GLOBALS, readmeBlocks, readmePaths } from './readme-blocks.js';
 import { exitOnSignals } from '../helpers/exit-on-signal.js';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'consumer', 'fixtures');
 const RUN_TIMEOUT_MS = 120_000;
@@ -122,12 +124,14 @@ describe('the packed packages, installed from their tarballs into a fresh projec
       env: cleanEnv({ REDIS_URL, POSTGRES_URL, STORAGE_DIR: storageDir }),
     });
     const report = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+      run: string;
       exports: Record<string, string>;
       sameErrorClass: boolean;
       adapters: Record<string, { loaded: string; missing: string; secondTry: boolean; afterUnlock: boolean }>;
       handshake: { authorized: boolean; subjectAltName: string };
       urls: Record<string, string>;
     };
+    t.after(() => removeLeftovers(report.run));
     assert.deepEqual(report.exports, { root: 'function', testing: 'function', express: 'function', fastify: 'function', koa: 'function', storage: 'function', prometheus: 'function', opentelemetry: 'function' });
     assert.equal(report.sameErrorClass, true, 'certkeeper/storage exports the same classes as certkeeper');
     for (const name of ['redis', 'postgres']) {
@@ -204,3 +208,26 @@ describe('the packed packages, installed from their tarballs into a fresh projec
     }
   });
 });
+
+/** What smoke.mjs's run leaves on the shared Redis and PostgreSQL: keys under its prefixes, its tables. */
+async function removeLeftovers(run: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    for (const prefix of [`ck-consumer-${run}:`, `ck-consumer-url-${run}:`]) {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+  const db = new pg.Client({ connectionString: POSTGRES_URL });
+  await db.connect();
+  try {
+    for (const table of [`ck_consumer_${run}`, `ck_consumer_${run}_locks`, `ck_consumer_url_${run}`, `ck_consumer_url_${run}_locks`]) {
+      await db.query(`DROP TABLE IF EXISTS "${table}"`);
+    }
+  } finally {
+    await db.end();
+  }
+}
