@@ -73,7 +73,7 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   exitOnSignals();
-process.on('exit', () => {
+  process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
   });
 }

@@ -48,7 +48,7 @@ export async function startPowerDns(options: PowerDnsOptions = {}): Promise<Powe
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     exitOnSignals();
-process.on('exit', () => {
+    process.on('exit', () => {
       for (const child of live) child.kill('SIGKILL');
     });
   }

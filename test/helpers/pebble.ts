@@ -7,6 +7,7 @@
  * last resort, so a failing test leaves no server behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
@@ -85,14 +86,17 @@ export class PebbleNotInstalledError extends Error {
 
 const READY_TIMEOUT_MS = 15_000;
 const live = new Set<ChildProcess>();
+/** Temporary folders of handles not stopped yet: removed by the exit hook too. */
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   exitOnSignals();
-process.on('exit', () => {
+  process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
+    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 
@@ -105,6 +109,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
   installExitHook();
 
   const dir = await mkdtemp(join(tmpdir(), 'certkeeper-pebble-'));
+  liveDirs.add(dir);
   // The same throwaway CA and localhost/127.0.0.1 leaf as the test CA's own HTTPS front.
   const { caPem, certPem, keyPem } = await makeServerIdentity(Date.now());
   await writeFile(join(dir, 'cert.pem'), certPem);
@@ -150,6 +155,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
     } catch (error) {
       await killAndWait(chall);
       await rm(dir, { recursive: true, force: true });
+      liveDirs.delete(dir);
       throw error;
     }
     challtestsrv = makeChalltestsrvHandle(dnsServer, challMgmt);
@@ -183,6 +189,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHa
     placeholder?.close();
     await Promise.all([pebble && killAndWait(pebble), chall && killAndWait(chall)]);
     await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
   };
 
   try {
