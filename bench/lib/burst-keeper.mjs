@@ -10,40 +10,15 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { pino } from 'pino';
+import { keeperCommands } from './keeper-commands.mjs';
 import { CertKeeper, InternalIssuer } from 'certkeeper';
 import { RedisStorage } from '@certkeeper/storage-redis';
 // The keeper hands its own worker to an internal issuer it builds; this one is wrapped, so it gets one like it.
 import { CpuOffload } from '../../dist/cpu/offload.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
-const handlers = {};
-let onExit = async () => {};
-let unhandled = 0;
-process.on('unhandledRejection', (error) => {
-  unhandled++;
-  console.error('burst-keeper: unhandled rejection', error);
-});
-process.on('uncaughtException', (error) => {
-  unhandled++;
-  console.error('burst-keeper: uncaught exception', error);
-});
-process.on('message', (message) => {
-  if (message.cmd === 'exit') {
-    onExit()
-      .catch(() => {})
-      .finally(() => process.exit(0));
-    return;
-  }
-  const handler = handlers[message.cmd];
-  if (!handler) return;
-  Promise.resolve()
-    .then(() => handler(message))
-    .then(
-      (reply) => process.send({ ...reply, cmd: `${message.cmd}:done` }),
-      (error) => process.send({ cmd: `${message.cmd}:done`, error: String(error) }),
-    );
-});
-process.on('disconnect', () => void onExit().finally(() => process.exit(0)));
+const control = keeperCommands('burst-keeper');
+const { handlers } = control;
 
 // Event-loop delay: what a handshake waits before its ClientHello is even looked at.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -55,7 +30,7 @@ const cpuMs = () => {
 const common = () => ({
   rss: process.memoryUsage().rss,
   cpuMs: cpuMs(),
-  unhandled,
+  unhandled: control.unhandled,
   loopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
 });
 handlers.resetLoopDelay = () => {
@@ -83,7 +58,7 @@ if (options.mode === 'refuse') {
   const server = tls.createServer({ minVersion: 'TLSv1.3', SNICallback: (_name, cb) => cb(new Error('refused')) });
   const port = await listen(server);
   handlers.stats = () => common();
-  onExit = async () => server.close();
+  control.onExit = async () => server.close();
   process.send({ port, readyMs: performance.now(), ...common() });
 } else {
   const storage = new RedisStorage({ url: options.url, prefix: options.prefix });
@@ -123,7 +98,7 @@ if (options.mode === 'refuse') {
   const port = await listen(server);
   handlers.stats = () => ({ ...common(), counts, cache: keeper.cacheStats(), orders: keeper.orderStats() });
   handlers.times = () => ({ orderTimes, issuerTimes });
-  onExit = async () => {
+  control.onExit = async () => {
     server.close();
     await keeper.close();
     await offload.close();

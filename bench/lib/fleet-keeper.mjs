@@ -8,41 +8,15 @@
 // { cmd } requests answered with { cmd: '<cmd>:done', ... }.
 import https from 'node:https';
 import { pino } from 'pino';
+import { keeperCommands } from './keeper-commands.mjs';
 import { CertKeeper } from 'certkeeper';
 import { RedisStorage } from '@certkeeper/storage-redis';
 import { PostgresStorage } from '@certkeeper/storage-postgres';
 
 const importedAt = performance.now();
 const options = JSON.parse(process.argv[2] ?? '{}');
-const handlers = {};
-let onExit = async () => {};
-let unhandled = 0;
-process.on('unhandledRejection', (error) => {
-  unhandled++;
-  console.error('fleet-keeper: unhandled rejection', error);
-});
-process.on('uncaughtException', (error) => {
-  unhandled++;
-  console.error('fleet-keeper: uncaught exception', error);
-});
-
-process.on('message', (message) => {
-  if (message.cmd === 'exit') {
-    onExit()
-      .catch(() => {})
-      .finally(() => process.exit(0));
-    return;
-  }
-  const handler = handlers[message.cmd];
-  if (!handler) return;
-  Promise.resolve()
-    .then(() => handler(message))
-    .then(
-      (reply) => process.send({ ...reply, cmd: `${message.cmd}:done` }),
-      (error) => process.send({ cmd: `${message.cmd}:done`, error: String(error) }),
-    );
-});
-process.on('disconnect', () => void onExit().finally(() => process.exit(0)));
+const control = keeperCommands('fleet-keeper');
+const { handlers } = control;
 
 const memory = () => {
   const m = process.memoryUsage();
@@ -61,8 +35,8 @@ function listen(server) {
 if (options.mode === 'static') {
   const server = https.createServer({ cert: options.certPem, key: options.keyPem, minVersion: 'TLSv1.3' }, (_req, res) => res.end('ok'));
   const port = await listen(server);
-  handlers.stats = () => ({ ...memory(), unhandled });
-  onExit = async () => server.close();
+  handlers.stats = () => ({ ...memory(), unhandled: control.unhandled });
+  control.onExit = async () => server.close();
   process.send({ port, readyMs: performance.now(), ...memory() });
 } else {
   const storage =
@@ -111,7 +85,7 @@ if (options.mode === 'static') {
   const port = await listen(server);
   const readyMs = performance.now();
   names.length = 0;
-  handlers.stats = () => ({ ...memory(), cache: keeper.cacheStats(), scheduler: keeper.schedulerStats(), counts, failures, unhandled, orders: keeper.orderStats() });
+  handlers.stats = () => ({ ...memory(), cache: keeper.cacheStats(), scheduler: keeper.schedulerStats(), counts, failures, unhandled: control.unhandled, orders: keeper.orderStats() });
   handlers.orderTimes = () => ({ orderTimes });
   handlers.advance = async ({ ms, steps }) => {
     const before = keeper.schedulerStats().renewals;
@@ -122,7 +96,7 @@ if (options.mode === 'static') {
     const after = keeper.schedulerStats().renewals;
     return { before, after, cpuUs: c.user + c.system, wallMs: performance.now() - w0, counts };
   };
-  onExit = async () => {
+  control.onExit = async () => {
     server.close();
     await keeper.close();
     await storage.close();
