@@ -100,7 +100,21 @@ function installExitHook(): void {
   });
 }
 
+/** Attempts with fresh ports when a port was taken between choosing it and the server binding it. */
+const START_ATTEMPTS = 3;
+
 export async function startPebble(options: PebbleOptions = {}): Promise<PebbleHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(options);
+    } catch (error) {
+      const portTaken = error instanceof Error && /address already in use/i.test(error.message);
+      if (!portTaken || attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startPebbleOnce(options: PebbleOptions): Promise<PebbleHandle> {
   const pebbleBin = findBinary('pebble');
   if (!pebbleBin) throw new PebbleNotInstalledError('pebble');
   const startChalltestsrv = options.startChalltestsrv !== false;
@@ -330,23 +344,32 @@ function makeChalltestsrvHandle(dnsServer: string, managementUrl: string): Chall
   };
 }
 
-/** Free loopback TCP ports, all distinct (bound together, then released). */
+/**
+ * Ports handed out below this are outside Linux's ephemeral range (32768-60999), where every
+ * outbound connection of every test also takes its local port: a port chosen there can be
+ * taken by a client socket before the server under test binds it (CI saw Pebble fail so).
+ */
+const PORT_RANGE_START = 10_000;
+const PORT_RANGE_END = 32_767;
+
+/** Free loopback TCP ports, all distinct, outside the ephemeral range (each checked by binding it, then released). */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-      ports.push((server.address() as net.AddressInfo).port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  const span = PORT_RANGE_END - PORT_RANGE_START + 1;
+  const ports: number[] = [];
+  let candidate = PORT_RANGE_START + Math.floor(Math.random() * span);
+  for (let tried = 0; ports.length < count; tried++) {
+    if (tried >= span) throw new Error(`no ${count} free loopback ports between ${PORT_RANGE_START} and ${PORT_RANGE_END}`);
+    // A random stride, so two test files starting together rarely walk the same ports.
+    candidate = PORT_RANGE_START + ((candidate - PORT_RANGE_START + 1 + Math.floor(Math.random() * 64)) % span);
+    if (!ports.includes(candidate) && (await canBind(candidate))) ports.push(candidate);
   }
+  return ports;
 }
 
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
