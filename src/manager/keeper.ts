@@ -102,7 +102,10 @@ export class CertKeeper implements AsyncDisposable {
       capacity: config.cacheCapacity,
       loader: (name, { signal: loadSignal, abandoned }) => this.#loader.load(name, loadSignal, abandoned),
       loadTimeoutMs: config.onDemand ? config.onDemand.timeoutMs : 10_000,
-      onEvict: ({ names }) => this.#events.emit('cert_evicted', { names }),
+      onEvict: ({ id, names }) => {
+        this.#registry.contextEvicted(id, names);
+        this.#events.emit('cert_evicted', { names });
+      },
       onInvalid: (invalid) => this.#servedInvalid.handle(invalid),
       logger: logger.child({ component: 'tls' }),
       clock,
@@ -138,7 +141,7 @@ export class CertKeeper implements AsyncDisposable {
       return record ? statusOf(record, this.#scheduler) : undefined;
     });
     this.#notifier = createNotifier(config, this.#events, storage);
-    this.#revocation = watchRevocation(this.#parts);
+    this.#revocation = watchRevocation({ ...this.#parts, storage });
   }
 
   /** Subscribes to a typed event; returns a function that unsubscribes. */

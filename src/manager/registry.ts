@@ -101,6 +101,15 @@ export class Registry {
     return record;
   }
 
+  /**
+   * The cache let go of a record's context: the record gives up its chain too (read from storage when next
+   * needed), so a fleet whose names are loaded once each does not keep every chain it ever served.
+   */
+  contextEvicted(materialId: string, names: readonly string[]): void {
+    const record = names[0] !== undefined ? this.serving(names[0]) : undefined;
+    if (record?.materialId === materialId) record.certPem = undefined;
+  }
+
   /** The record serving a (normalised) handshake name, directly or through its wildcard; no I/O. */
   serving(name: string): ManagedRecord | undefined {
     const record = this.#lookup(name);

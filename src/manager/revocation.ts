@@ -9,8 +9,10 @@ import type tls from 'node:tls';
 import type { ResolvedConfig } from '../config/index.js';
 import type { TypedEmitter } from '../events.js';
 import type { ManagedRecord } from '../renewal/managed-record.js';
+import { servedCertificatePem } from '../renewal/served-pem.js';
 import type { RenewalScheduler } from '../renewal/scheduler.js';
 import { RevocationChecker, type Revocation } from '../revocation/checker.js';
+import type { Storage } from '../storage/types.js';
 import type { Registry } from './registry.js';
 
 export interface RevocationWatch {
@@ -25,11 +27,12 @@ export interface RevocationWatchInput {
   events: TypedEmitter;
   registry: Registry;
   scheduler: RenewalScheduler;
+  storage: Storage;
   track<T>(work: Promise<T>): Promise<T>;
 }
 
 export function watchRevocation(input: RevocationWatchInput): RevocationWatch | undefined {
-  const { config, events, registry, scheduler, track } = input;
+  const { config, events, registry, scheduler, storage, track } = input;
   if (!config.revocationCheck) return undefined;
   const log = config.logger.child({ component: 'revocation' });
   const checker = new RevocationChecker({
@@ -37,6 +40,8 @@ export function watchRevocation(input: RevocationWatchInput): RevocationWatch | 
     clock: config.clock,
     logger: log,
     lookup: (certName) => registry.get(certName),
+    // An evicted certificate is read back from storage at its next check rather than kept in memory all along.
+    certificatePem: (record) => servedCertificatePem(record, storage, log),
     onRevoked: (record, revocation) => onRevoked(record, revocation),
     track,
   });
@@ -55,10 +60,16 @@ export function watchRevocation(input: RevocationWatchInput): RevocationWatch | 
     });
     scheduler.scheduleNext(record);
   };
-  const offs = (['cert_obtained', 'cert_loaded'] as const).map((event) =>
+  const offs: (() => void)[] = (['cert_obtained', 'cert_loaded'] as const).map((event) =>
     events.on(event, ({ names }) => {
       const record = names[0] !== undefined ? registry.serving(names[0]) : undefined;
       if (record) checker.watch(record);
+    }),
+  );
+  offs.push(
+    events.on('cert_evicted', ({ names }) => {
+      const record = names[0] !== undefined ? registry.serving(names[0]) : undefined;
+      if (record) checker.release(record.certName);
     }),
   );
   return {

@@ -1,8 +1,9 @@
 /**
  * The served certificate's PEM, for the requests that name it (ARI's
- * renewalInfo, a renewal's `replaces`). A record served since the start holds
- * it; a name only listed at start-up (a large manageSync) has its sidecar read
- * by the warm-up but its set left in storage, so it is read from there. The
+ * renewalInfo, a renewal's `replaces`, a revocation check). A record whose
+ * context is cached holds it; a name only listed at start-up (a large
+ * manageSync) or evicted from the cache since does not, so it is read from
+ * storage. The
  * stored set counts only while it is the certificate the record knows (same
  * serial): a newer one stored by a peer is the renewal path's to adopt.
  */
@@ -18,7 +19,7 @@ export async function servedCertificatePem(record: ManagedRecord, storage: Stora
     const set = await loadCertificateSet(storage, record.issuerKey, record.certName);
     return set.meta.serialNumber === record.serialNumber ? set.certPem : undefined;
   } catch (error) {
-    logger.debug({ err: error, names: record.names }, 'the stored certificate could not be read for ARI or replaces');
+    logger.debug({ err: error, names: record.names }, 'the stored certificate could not be read');
     return undefined;
   }
 }

@@ -38,6 +38,11 @@ export interface RevocationCheckerOptions {
   logger: Logger;
   /** The record managed under a certificate name now (undefined once unmanaged). */
   lookup(certName: string): ManagedRecord | undefined;
+  /**
+   * The served chain of a record that no longer holds it in memory (its context was evicted): read from storage,
+   * undefined when it is gone or another certificate is stored now. Without it such a record is not checked.
+   */
+  certificatePem?(record: ManagedRecord): Promise<string | undefined>;
   /** The served certificate is revoked (called once per serial). */
   onRevoked(record: ManagedRecord, revocation: Revocation): void;
   /** Certificates whose good OCSP answers are kept for stapling at most (default 10,000). */
@@ -52,8 +57,11 @@ export class RevocationChecker extends Closable {
   readonly #crls: CrlCache;
   readonly #ocsp: OcspCache;
   readonly staples: StapleStore;
-  /** Parsed once per served serial. */
-  readonly #targets = new Map<string, { serialNumber: string; target: RevocationTarget | undefined }>();
+  /**
+   * Parsed once per served serial, kept only while the record holds its chain (its context is cached) and only when
+   * the certificate names an endpoint: a fleet of evicted or endpoint-less certificates keeps nothing here.
+   */
+  readonly #targets = new Map<string, RevocationTarget>();
   /** The tail of each endpoint's queue of requests. */
   readonly #endpoints = new Map<string, Promise<unknown>>();
   /** A CRL or responder URL that failed is left alone for one interval: its error stands for every certificate naming it. */
@@ -89,8 +97,18 @@ export class RevocationChecker extends Closable {
 
   /** A certificate is served (newly obtained, adopted or loaded): check it on the next tick. */
   watch(record: ManagedRecord): void {
-    if (this.closed || record.certPem === undefined) return;
+    if (this.closed || record.serialNumber === undefined) return;
     this.#queue.schedule(record.certName, this.#o.clock.now());
+  }
+
+  /** The record's context left the cache: its parsed target goes too; its next check reads the chain again. */
+  release(certName: string): void {
+    this.#targets.delete(certName);
+  }
+
+  /** Parsed targets held now (for tests and metrics). */
+  get targetsHeld(): number {
+    return this.#targets.size;
   }
 
   forget(certName: string): void {
@@ -106,7 +124,8 @@ export class RevocationChecker extends Closable {
   async #check(record: ManagedRecord): Promise<void> {
     await this.#turns.turn();
     if (this.closed) return;
-    const target = this.#targetOf(record);
+    const target = await this.#targetOf(record);
+    if (this.closed) return;
     // Nothing named, nothing to do: no request, no log line, no further check of this certificate.
     if (!target || (target.ocspUrls.length === 0 && target.crlUrls.length === 0)) return;
     const { config, clock, logger } = this.#o;
@@ -145,17 +164,24 @@ export class RevocationChecker extends Closable {
     if (stillServed() && record.revoked?.serialNumber !== record.serialNumber) this.#queue.schedule(record.certName, Math.max(next, clock.now() + MIN_RECHECK_MS));
   }
 
-  #targetOf(record: ManagedRecord): RevocationTarget | undefined {
+  async #targetOf(record: ManagedRecord): Promise<RevocationTarget | undefined> {
     const serialNumber = serialOf(record);
     const known = this.#targets.get(record.certName);
-    if (known && known.serialNumber === serialNumber) return known.target;
+    if (known && known.serialNumber === serialNumber) return known;
+    this.#targets.delete(record.certName);
+    const held = record.certPem;
+    const pem = held ?? (await this.#o.certificatePem?.(record).catch(() => undefined));
+    if (pem === undefined) return undefined;
     let target: RevocationTarget | undefined;
     try {
-      target = record.certPem !== undefined ? revocationTarget(record.certPem) : undefined;
+      target = revocationTarget(pem);
     } catch {
-      target = undefined;
+      return undefined;
     }
-    this.#targets.set(record.certName, { serialNumber, target });
+    // The chain read must still be the record's certificate (a renewal may have swapped it meanwhile).
+    if (target === undefined || target.serialNumber !== serialOf(record)) return undefined;
+    const named = target.ocspUrls.length > 0 || target.crlUrls.length > 0;
+    if (named && held !== undefined && record.certPem === held) this.#targets.set(record.certName, target);
     return target;
   }
 

@@ -28,6 +28,8 @@ describe('revocation checker pacing', () => {
   let crl: Buffer;
   const seen = { crl: 0, ocsp: 0, inFlight: 0, maxInFlight: 0 };
   const records: ManagedRecord[] = [];
+  /** A certificate naming no CRL and no responder. */
+  let plain: ManagedRecord;
 
   before(async () => {
     server = http.createServer((req, res) => {
@@ -76,6 +78,14 @@ describe('revocation checker pacing', () => {
       record.serialNumber = leaf.serialNumber.toUpperCase();
       records.push(record);
     }
+    const plainKeys = (await crypto.subtle.generateKey(ECDSA, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const plainLeaf = await x509.X509CertificateGenerator.create(
+      { serialNumber: '2000', subject: 'CN=plain.example.test', issuer: ca.subject, notBefore: new Date(Date.now() - HOUR), notAfter: new Date(Date.now() + 24 * HOUR), publicKey: plainKeys.publicKey, signingKey: caKeys.privateKey, signingAlgorithm: ECDSA },
+      crypto,
+    );
+    plain = newRecord([parseIdentifier('plain.example.test')], { issuers: [], keyType: 'ecdsa-p256' });
+    plain.certPem = `${plainLeaf.toString('pem')}\n${ca.toString('pem')}`;
+    plain.serialNumber = plainLeaf.serialNumber.toUpperCase();
   });
   after(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -109,6 +119,46 @@ describe('revocation checker pacing', () => {
       assert.match(warnings[0] as string, /HTTP 503/);
       assert.equal(seen.maxInFlight, 1, 'never two requests at once to one endpoint');
       assert.deepEqual(revoked, []);
+    } finally {
+      await checker.close();
+    }
+  });
+
+  it('keeps a parsed target only for a held chain that names an endpoint; an evicted record is checked from its stored chain', async () => {
+    const config = resolveRevocationCheck({ retries: 0 }) as ResolvedRevocationCheck;
+    const work: Promise<unknown>[] = [];
+    const held = records.slice(0, COUNT / 2);
+    // The other half stands for records whose context was evicted: no chain in memory, the stored one read back.
+    const evicted = records.slice(COUNT / 2).map((record) => {
+      const copy = newRecord(record.identifiers, record.settings);
+      copy.serialNumber = record.serialNumber;
+      return { copy, pem: record.certPem as string };
+    });
+    const all = [...held, ...evicted.map((e) => e.copy), plain];
+    const asked: string[] = [];
+    const checker = new RevocationChecker({
+      config,
+      clock: systemClock,
+      logger: captureLogger('debug').logger,
+      lookup: (certName) => all.find((r) => r.certName === certName),
+      certificatePem: async (record) => {
+        asked.push(record.certName);
+        return evicted.find((e) => e.copy === record)?.pem;
+      },
+      onRevoked: () => undefined,
+      track: (promise) => {
+        work.push(promise);
+        return promise;
+      },
+    });
+    try {
+      for (const record of all) checker.watch(record);
+      await waitUntil(() => work.length === all.length, 'every certificate to be checked');
+      await Promise.all(work);
+      assert.deepEqual(asked.sort(), evicted.map((e) => e.copy.certName).sort(), 'only records without a chain in memory are read back');
+      assert.equal(checker.targetsHeld, held.length, 'no target for an evicted record or for a certificate naming no endpoint');
+      checker.release(held[0]?.certName as string);
+      assert.equal(checker.targetsHeld, held.length - 1, 'release drops the evicted record’s target');
     } finally {
       await checker.close();
     }

@@ -152,6 +152,47 @@ describe('revocation noticed (test CA in front of Pebble)', { skip }, () => {
     }
   });
 
+  test('a certificate whose context the cache evicted is still checked, its chain read back from storage, and replaced once', async () => {
+    // Capacity 1: serving the second name evicts the first, whose record then holds no chain in memory.
+    const s = await setUp({ crlLifetimeMs: 10 * MINUTE }, { cacheCapacity: 1, revocationCheck: { intervalMs: 4 * MINUTE } });
+    const [first, second] = ['evicted-a.example.test', 'evicted-b.example.test'];
+    const evicted: string[][] = [];
+    s.keeper.on('cert_evicted', ({ names }) => evicted.push(names));
+    const reads: string[] = [];
+    let counting = false;
+    const load = s.storage.load.bind(s.storage);
+    s.storage.load = (key) => {
+      if (counting && key.includes(first)) reads.push(key);
+      return load(key);
+    };
+    try {
+      await s.keeper.manageSync([first]);
+      await s.clock.advance(0);
+      await waitUntil(() => s.ca.requests('crl') === 1, 'the first CRL fetch');
+      await s.keeper.manageSync([second]);
+      assert.deepEqual(evicted, [[first]], 'the first certificate left the cache');
+      const oldPem = await servedPem(s, first);
+      const old = s.ca.certificate(oldPem);
+      revokeKeepingAri(s.ca, oldPem);
+      counting = true;
+
+      const revoked = nextEvent(s.keeper, 'cert_revoked');
+      const renewed = nextEvent(s.keeper, 'cert_renewed');
+      // Past the CRL's nextUpdate: the next check fetches it again and finds the evicted certificate's serial.
+      await s.clock.advance(10 * MINUTE + 1_000);
+      const event = await revoked;
+      assert.ok(reads.some((key) => key.endsWith('.crt')), `the evicted record kept no chain: its check read it from storage (${reads.join(', ')})`);
+      assert.deepEqual(event.names, [first]);
+      assert.equal(event.serialNumber, old.serialNumber.toUpperCase());
+      await s.clock.advance(0);
+      const renewal = await renewed;
+      assert.equal(renewal.renewalReason, 'revoked');
+      assert.equal(s.ca.certificates().filter((c) => c.replaces === old.certId).length, 1, 'one replacement, naming the revoked certificate');
+    } finally {
+      await s.close();
+    }
+  });
+
   test('through OCSP (a CA that runs it): the revoked answer is seen with CRL checks off, and the certificate replaced once', async () => {
     const s = await setUp({ ocsp: true, crlLifetimeMs: 10 * MINUTE }, { revocationCheck: { crl: false, intervalMs: 30 * MINUTE } });
     const name = 'ocsp.example.test';
