@@ -151,10 +151,11 @@ function spawnDefaultWorker(): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // Running from the TypeScript sources (tests, benchmarks, `npm run demo`): loader hooks are per thread, so register tsx here too.
-    const url = new URL('./worker.ts', here).href;
+    const url = new URL('../cpu/worker.ts', here).href;
     return new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`, { eval: true, execArgv });
   }
-  return new Worker(new URL('./worker.js', here), { execArgv });
+  // '../cpu/': this code is in src/cpu/ or, bundled (scripts/bundle.mjs), in dist/chunks/; the worker is dist/cpu/worker.js.
+  return new Worker(new URL('../cpu/worker.js', here), { execArgv });
 }
 
 function rebuildError(error: SerializedError): Error {
