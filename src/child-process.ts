@@ -6,7 +6,10 @@
  * grace period. The end of its output is kept, capped, for the caller to
  * redact. It never rejects: the caller turns the result into its own error.
  */
-import { spawn } from 'node:child_process';
+import { lazyModule } from './lazy.js';
+
+// Loaded on first use (lazy.ts): most keepers never run a hook.
+const childProcess = lazyModule<typeof import('node:child_process')>('node:child_process');
 
 export interface RunProcessOptions {
   /** The whole environment of the program (callers spread process.env themselves). */
@@ -47,7 +50,7 @@ export function runProcess(argv: readonly [string, ...string[]], options: RunPro
   return new Promise<ProcessResult>((resolve) => {
     const piped = options.capture !== 'none';
     // detached: the program leads its own process group, so a kill reaches its children too.
-    const child = spawn(program, args, {
+    const child = childProcess.spawn(program, args, {
       env: options.env,
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', piped ? 'pipe' : 'ignore', piped ? 'pipe' : 'ignore'],
       detached: true,

@@ -28,6 +28,8 @@ export { storageFromUrl, parseStorageUrl, redactStorageUrl, STORAGE_URL_FORMS, t
 export type * from './issuers/types.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme.js';
 export { InternalIssuer, type InternalIssuerOptions } from './issuers/internal.js';
+// InternalIssuerOptions.offload takes one (the keeper gives the issuers it builds its own).
+export { CpuOffload, type CpuOffloadOptions } from './cpu/offload.js';
 export { toPkcs12, type Pkcs12Options } from './issuers/pkcs12.js';
 export { createKeyAndCsr } from './acme/csr.js';
 export { DIRECTORY_PRESETS, resolveDirectoryUrl } from './acme/directories.js';

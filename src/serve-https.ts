@@ -8,7 +8,8 @@
  * application's own ports.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type Http2SecureServer } from 'node:http2';
+import type { Http2SecureServer } from 'node:http2';
+import { lazyModule } from './lazy.js';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
@@ -20,6 +21,9 @@ import { DEFAULT_HTTPS_PORT, redirectToHttps } from './http/challenge.js';
 import { GracefulCloser } from './http/graceful.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_PORT, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from './defaults.js';
 import { durationMs, port as validPort } from './validate.js';
+
+// Loaded on first use (lazy.ts): node:http2 is a few ms of start-up that only serveHttps with http2 needs.
+const http2 = lazyModule<typeof import('node:http2')>('node:http2');
 export { DEFAULT_HTTP_PORT, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_CLOSE_TIMEOUT_MS };
 
 export { DEFAULT_HTTPS_PORT };

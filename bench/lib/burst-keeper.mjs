@@ -11,10 +11,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { keeperCommands } from './keeper-commands.mjs';
-import { CertKeeper, InternalIssuer } from 'certkeeper';
+// The keeper hands its own worker to an internal issuer it builds; this one is wrapped, so it gets one like it (CpuOffload).
+import { CertKeeper, CpuOffload, InternalIssuer } from 'certkeeper';
 import { RedisStorage } from '@certkeeper/storage-redis';
-// The keeper hands its own worker to an internal issuer it builds; this one is wrapped, so it gets one like it.
-import { CpuOffload } from '../../dist/cpu/offload.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const control = keeperCommands('burst-keeper');

@@ -79,10 +79,15 @@ export class AcmeConnection {
     if (this.#nonces.length > MAX_POOLED_NONCES) this.#nonces.shift();
   }
 
-  /** HEAD newNonce with its status checked. */
+  /**
+   * newNonce with its status checked. GET (RFC 8555 7.2: answered 204), not HEAD: a HEAD answer without
+   * Content-Length (Pebble's, Boulder's) makes Node close the socket, so the first POST opened a second
+   * TLS connection. A server refusing GET (405) is asked with HEAD.
+   */
   async #newNonce(signal: AbortSignal | undefined): Promise<string> {
     const url = (await this.directory(signal)).newNonce;
-    const resp = await acmeHttp(url, 'HEAD', { signal, logger: this.#options.logger });
+    let resp = await acmeHttp(url, 'GET', { signal, logger: this.#options.logger });
+    if (resp.status === 405) resp = await acmeHttp(url, 'HEAD', { signal, logger: this.#options.logger });
     if (resp.status >= 400) throw problemFromResponse(resp, url, this.#options.clock.now());
     const nonce = resp.headers['replay-nonce'];
     if (typeof nonce !== 'string' || nonce === '') {

@@ -8,7 +8,7 @@
  * (e.g. the package was bundled into one file without src/cpu/worker), the
  * tasks run on the caller's thread instead, as they would without offloading.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { KeyAndCsr } from '../acme/csr.js';
 import { CertificateInvalidError, CertKeeperError, ClosedError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { LeafSigningRequest } from '../issuers/leaf-signing.js';
@@ -17,6 +17,10 @@ import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import { cpuTasks, type CpuTaskName, type SerializedError, type WorkerResponse } from './tasks.js';
 import { Closable } from '../lifecycle.js';
+import { lazyModule } from '../lazy.js';
+
+// Loaded on first use (lazy.ts): a first obtain signs on this thread; only renewals start the worker.
+const workerThreads = lazyModule<typeof import('node:worker_threads')>('node:worker_threads');
 
 export interface CpuOffloadOptions {
   logger: Logger;
@@ -151,10 +155,11 @@ function spawnDefaultWorker(): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // Running from the TypeScript sources (tests, benchmarks, `npm run demo`): loader hooks are per thread, so register tsx here too.
-    const url = new URL('./worker.ts', here).href;
-    return new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`, { eval: true, execArgv });
+    const url = new URL('../cpu/worker.ts', here).href;
+    return new workerThreads.Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`, { eval: true, execArgv });
   }
-  return new Worker(new URL('./worker.js', here), { execArgv });
+  // '../cpu/': this code is in src/cpu/ or, bundled (scripts/bundle.mjs), in dist/chunks/; the worker is dist/cpu/worker.js.
+  return new workerThreads.Worker(new URL('../cpu/worker.js', here), { execArgv });
 }
 
 function rebuildError(error: SerializedError): Error {

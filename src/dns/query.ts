@@ -8,8 +8,6 @@
  * be late answers or spoofing attempts), so only the server's own reply counts.
  */
 import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
-import dns from 'node:dns';
 import net from 'node:net';
 import type * as Packet from 'dns-packet';
 import { lazyModule } from '../lazy.js';
@@ -19,6 +17,10 @@ const packet = lazyModule<typeof Packet>('dns-packet');
 import { AbortedError, DnsQueryError, InvalidOptionError } from '../errors.js';
 import { durationMs, portText as validPortText } from '../validate.js';
 import { DEFAULT_DNS_QUERY_TIMEOUT_MS } from '../defaults.js';
+
+// Loaded on first use (lazy.ts): only DNS-01 and the doctor send DNS queries.
+const dgram = lazyModule<typeof import('node:dgram')>('node:dgram');
+const dns = lazyModule<typeof import('node:dns')>('node:dns');
 export { DEFAULT_DNS_QUERY_TIMEOUT_MS };
 
 export type DnsQueryType = 'TXT' | 'SOA' | 'NS' | 'CNAME' | 'A' | 'AAAA' | 'CAA';

@@ -13,7 +13,6 @@
  * than through query.ts because TSIG needs the raw bytes of both.
  */
 import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { inspect } from 'node:util';
@@ -43,6 +42,9 @@ import {
 import type { DnsProvider, DnsRecord } from './types.js';
 import { durationMs, port as validPort } from '../validate.js';
 import { DEFAULT_RFC2136_PORT, DEFAULT_RFC2136_TIMEOUT_MS } from '../defaults.js';
+
+// Loaded on first use (lazy.ts): only an RFC 2136 provider sends updates.
+const dgram = lazyModule<typeof import('node:dgram')>('node:dgram');
 export { DEFAULT_RFC2136_TIMEOUT_MS, DEFAULT_RFC2136_PORT };
 
 /** Messages larger than this go over TCP: a plain (non-EDNS) UDP DNS message is limited to 512 bytes. */

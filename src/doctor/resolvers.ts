@@ -1,7 +1,10 @@
 /** The DNS answers the checks need (A/AAAA and CAA), from one DNS server or from the system resolver. */
-import { promises as dnsPromises } from 'node:dns';
+import { lazyModule } from '../lazy.js';
 import type * as packet from 'dns-packet';
 import { dnsQuery, type DnsServer } from '../dns/query.js';
+
+// Loaded on first use (lazy.ts): the doctor is part of the package's root, most processes never run it.
+const dns = lazyModule<typeof import('node:dns')>('node:dns');
 
 export interface CaaRecord {
   critical: boolean;
@@ -44,11 +47,11 @@ export function systemResolver(): DoctorResolver {
   };
   return {
     async addresses(name) {
-      const [a, aaaa] = await Promise.all([dnsPromises.resolve4(name).catch(empty), dnsPromises.resolve6(name).catch(empty)]);
+      const [a, aaaa] = await Promise.all([dns.promises.resolve4(name).catch(empty), dns.promises.resolve6(name).catch(empty)]);
       return [...a, ...aaaa];
     },
     async caa(name) {
-      const records = await dnsPromises.resolveCaa(name).catch(empty);
+      const records = await dns.promises.resolveCaa(name).catch(empty);
       return records.map((record) => {
         const { critical, ...rest } = record as unknown as Record<string, unknown> & { critical: number };
         const [tag, value] = Object.entries(rest)[0] ?? ['', ''];

@@ -94,7 +94,7 @@ describe('AcmeConnection: nonces over node:https', () => {
     seen.length = 0;
     const conn = connection();
     for (let i = 0; i < 3; i++) await conn.post(`${base}/thing`, null, { ok: [200], what: 'thing' });
-    assert.equal(seen.filter((s) => s.path === '/nonce').length, 1, 'one HEAD newNonce');
+    assert.equal(seen.filter((s) => s.path === '/nonce').length, 1, 'one newNonce');
     const posts = seen.filter((s) => s.method === 'POST');
     assert.equal(posts[0]?.nonce, seen.find((s) => s.path === '/nonce')?.returned);
     for (let k = 1; k < posts.length; k++) assert.equal(posts[k]?.nonce, posts[k - 1]?.returned);
@@ -111,7 +111,7 @@ describe('AcmeConnection: nonces over node:https', () => {
     // Each resend carries the nonce the server handed out with the badNonce answer before it.
     for (let k = 1; k < posts.length; k++) assert.equal(posts[k]?.nonce, posts[k - 1]?.returned);
     assert.equal(new Set(posts.map((p) => p.nonce)).size, 3, 'never the same nonce twice');
-    assert.equal(seen.filter((s) => s.path === '/nonce').length, 1, 'no HEAD newNonce for the retries');
+    assert.equal(seen.filter((s) => s.path === '/nonce').length, 1, 'no newNonce for the retries');
   });
 
   it('verifies a private CA with its certificate alone; widening once adds the system roots', () => {

@@ -21,7 +21,7 @@ import { pebbleOptions } from './helpers.js';
 
 const skip = skipUnlessInstalled('pebble', 'pebble-challtestsrv');
 const isDirectory = (r: SeenRequest): boolean => r.method === 'GET' && r.path === '/dir';
-const isNewNonce = (r: SeenRequest): boolean => r.method === 'HEAD' && r.path.startsWith('/nonce-plz');
+const isNewNonce = (r: SeenRequest): boolean => (r.method === 'GET' || r.method === 'HEAD') && r.path.startsWith('/nonce-plz');
 const unavailable = (retryAfter: string) => ({ status: 503, noNonce: true, headers: { 'retry-after': retryAfter }, body: { type: 'about:blank', detail: 'down for maintenance' } });
 
 /** The error's code and retry time; fails when it is not a typed error with one. */
@@ -119,7 +119,7 @@ describe('fault: 503 with Retry-After on the directory and newNonce', { skip }, 
       assert.equal(code, 'ERR_ACME_UNAVAILABLE');
       assert.equal(retryAt, start + 120_000);
     }
-    // Three names asking at once each need a nonce: at most one HEAD each went out before the first 503 came back.
+    // Three names asking at once each need a nonce: at most one newNonce each went out before the first 503 came back.
     const sent = proxy.seen.length;
     assert.ok(proxy.count(isNewNonce) >= 1 && proxy.count(isNewNonce) <= 3, `${proxy.count(isNewNonce)} newNonce requests`);
     assert.equal(proxy.seen.filter((r) => r.method === 'POST').length, 0, 'nothing signed is sent in the wait');

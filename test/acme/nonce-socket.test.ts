@@ -1,0 +1,80 @@
+/**
+ * The first nonce is fetched on the socket the first POST then uses. A HEAD answer carries no
+ * Content-Length (Node's server sends none, nor do Pebble and Boulder), and Node's client closes such a
+ * socket, so HEAD newNonce cost every new account or order a second TLS connection.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.js';
+import { AcmeConnection } from '../../src/acme/connection.js';
+import { TrustHandle } from '../../src/acme/trust.js';
+import { DEFAULT_RETRY_POLICY } from '../../src/defaults.js';
+import { silentLogger } from '../helpers/logging.js';
+import { createTestCa, createTestLeaf } from '../helpers/tls-certs.js';
+
+describe('AcmeConnection: newNonce', () => {
+  let server: https.Server;
+  let base: string;
+  let trust: TrustHandle;
+  let connections = 0;
+  let refuseGet = false;
+  const methods: string[] = [];
+  before(async () => {
+    const ca = await createTestCa('nonce socket test CA');
+    const leaf = await createTestLeaf(ca, { names: ['127.0.0.1'] });
+    let counter = 0;
+    server = https.createServer({ cert: leaf.chainPem, key: leaf.keyPem }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const nonce = `n${++counter}`;
+        if (req.url === '/dir') {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ newNonce: `${base}/nonce`, newAccount: `${base}/acct`, newOrder: `${base}/order` }));
+        } else if (req.url === '/nonce') {
+          methods.push(req.method ?? '');
+          if (req.method === 'GET' && refuseGet) res.writeHead(405, { allow: 'HEAD' }).end();
+          else res.writeHead(req.method === 'GET' ? 204 : 200, { 'replay-nonce': nonce }).end();
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json', 'replay-nonce': nonce }).end(JSON.stringify({ status: 'valid' }));
+        }
+      });
+    });
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    trust = new TrustHandle([ca.certPem]);
+    trust.addOrigin(`${base}/dir`);
+  });
+  after(async () => {
+    await trust.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const connection = (): AcmeConnection =>
+    new AcmeConnection({
+      directoryUrl: `${base}/dir`,
+      accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      accountUrl: `${base}/acct/1`,
+      trust,
+      logger: silentLogger(),
+      clock: systemClock,
+      retryPolicy: DEFAULT_RETRY_POLICY,
+    });
+
+  it('directory, nonce and the first POST go over one TLS connection', async () => {
+    await connection().post(`${base}/thing`, null, { ok: [200], what: 'thing' });
+    assert.equal(connections, 1, 'TLS connections opened');
+    assert.deepEqual(methods, ['GET']);
+  });
+
+  it('a server refusing GET newNonce (405) is asked with HEAD', async () => {
+    methods.length = 0;
+    refuseGet = true;
+    const resp = await connection().post(`${base}/thing`, null, { ok: [200], what: 'thing' });
+    assert.equal(resp.status, 200);
+    assert.deepEqual(methods, ['GET', 'HEAD']);
+  });
+});
