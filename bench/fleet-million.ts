@@ -333,6 +333,10 @@ async function runBackend(backend: string, bareMs: number, staticServer: PlainPr
   const evictions = afterDay.cache.evictions - before.cache.evictions;
   console.log(`# ${backend} day: ${day.ok} handshakes (${day.failed} failed), hits ${hits}, misses ${misses}, evictions ${evictions}, RSS first third ${mib(early)} last third ${mib(late)}, after GC ${mib(gcd.rss)} (external ${mib(gcd.external)}, array buffers ${mib(gcd.arrayBuffers)})`);
   rows.push({ metric: `${backend}: Zipf day RSS, last third vs first third of ${daySeconds} s (cache full: ${full.length} of ${samples.length} samples)`, value: mib(late), baseline: mib(early), ratio: (late / early).toFixed(3), target: 'no growth (≤ 1.05)', met: late / early <= 1.05 });
+  // The JS heap alone (sampled between collections, so medians): what the keeper itself holds per name it has loaded.
+  const heapEarly = median(judged.slice(0, third).map((s) => s.heapUsed));
+  const heapLate = median(judged.slice(-third).map((s) => s.heapUsed));
+  rows.push({ metric: `${backend}: Zipf day JS heap, last third vs first third`, value: mib(heapLate), baseline: mib(heapEarly), ratio: (heapLate / heapEarly).toFixed(3) });
   // The plateau: RSS over the second half of the day (once the cache is full), and the series every ~5 minutes.
   const secondHalf = judged.slice(Math.floor(judged.length / 2));
   if (secondHalf.length > 0) {
