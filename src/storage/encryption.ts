@@ -195,7 +195,8 @@ function isKeyEncryptor(value: unknown): value is KeyEncryptor {
 export function sealWrites(writes: readonly FencedWrite[], encryptor: KeyEncryptor | undefined): FencedWrite[] {
   return writes.map((w): FencedWrite => {
     const key = validateKey(w.key);
-    if ('delete' in w) return { key, delete: true };
-    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value) };
+    const order = w.unordered === true ? { unordered: true } : {};
+    if ('delete' in w) return { key, delete: true, ...order };
+    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value), ...order };
   });
 }

@@ -107,7 +107,8 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
    * instance still holds `lock` under its grant (see the header). A file
    * system has no multi-file transaction: a takeover between two writes
    * leaves the earlier ones applied (certificate sets stay whole through
-   * their `.pending` copy, which comes first).
+   * their `.pending` copy, which comes first). A folder is synced after each
+   * rename into it, or once after a run of `unordered` writes.
    */
   async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
     this.assertOpen();
@@ -134,10 +135,15 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
           const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed) throw failed.reason;
           const sources = written.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+          // Folders renamed into and not synced yet: a run of `unordered` writes shares one sync per folder.
+          const unsynced = new Set<string>();
           for (const [i, w] of planned.entries()) {
             const source = sources[i];
             if (source === undefined) await this.#fencedDelete(n, grantDir, w.key);
-            else await this.#fencedRename(n, source, w.key);
+            else unsynced.add(await this.#fencedRename(n, source, w.key));
+            if (w.unordered === true && planned[i + 1]?.unordered === true) continue;
+            await Promise.all([...unsynced].map((dir) => syncDirectory(dir)));
+            unsynced.clear();
           }
         })(),
       );
@@ -148,7 +154,8 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
     }
   }
 
-  async #fencedRename(lock: string, source: string, key: string): Promise<void> {
+  /** Renames a staged value into place; returns the folder, which the caller syncs. */
+  async #fencedRename(lock: string, source: string, key: string): Promise<string> {
     const path = this.#guard.pathFor(key);
     const dir = dirname(path);
     await this.#guard.secureFolders(dir, true);
@@ -164,7 +171,7 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
         throw errorCode(again) === 'ENOENT' ? lostBeforeWrite(lock) : again;
       });
     }
-    await syncDirectory(dir);
+    return dir;
   }
 
   async #fencedDelete(lock: string, grantDir: string, key: string): Promise<void> {
