@@ -193,6 +193,7 @@ export class AcmeIssuer extends Closable implements Issuer {
     this.#log.info({ names, ...(result.profile !== undefined ? { profile: result.profile } : {}) }, 'certificate issued');
     return {
       chainPem: result.chainPem,
+      certificates: result.certificates,
       issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl },
       profile: result.profile,
       profileRequested: result.profileRequested,

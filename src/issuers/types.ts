@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { Identifier } from '../names.js';
 import type { RenewalInfo } from '../acme/ari.js';
 export type { RenewalInfo } from '../acme/ari.js';
@@ -22,6 +23,8 @@ export interface IssueRequest {
 export interface IssuedCertificate {
   /** Leaf first, then intermediates, PEM. */
   chainPem: string;
+  /** chainPem's certificates, already parsed by the issuer (in the same order): the caller need not parse them again. */
+  certificates?: readonly X509Certificate[] | undefined;
   /** Free-form facts the issuer wants kept in the sidecar (e.g. ACME order URL, account URL). */
   issuerData?: Record<string, string> | undefined;
   /** ACME profile the certificate was issued under (as the CA echoed it, else as asked). */

@@ -3,6 +3,7 @@
  * in turn (paced by its rate limiter), checks what came back, and stores the
  * first certificate obtained. Serving it is the caller's business.
  */
+import type { X509Certificate } from 'node:crypto';
 import { createKeyAndCsr } from '../acme/csr.js';
 import type { Clock } from '../clock.js';
 import type { CpuOffload } from '../cpu/offload.js';
@@ -27,6 +28,8 @@ export interface IssuedSet {
   set: CertificateSet;
   /** Parsed and checked once: the same material is stored and then served. */
   material: CertificateMaterial;
+  /** The chain's certificates as the issuer parsed them, when it did (the revocation checker reads them). */
+  certificates?: readonly X509Certificate[] | undefined;
 }
 
 export interface IssuanceOptions {
@@ -107,7 +110,7 @@ export class Issuance {
     });
     await turns.turn();
     // Parsed and checked once (chain order, key match, names): the same material is stored and then served.
-    const material = buildMaterial(issued.chainPem, key, { managed: true, checkValidity: false });
+    const material = buildMaterial(issued.chainPem, key, { managed: true, checkValidity: false, certificates: issued.certificates });
     const uncovered = record.names.filter((name) => !material.names.includes(name));
     if (uncovered.length > 0) throw new CertificateInvalidError(`the issued certificate does not cover ${uncovered.join(', ')}`);
     const meta = certificateMetaFrom({
@@ -125,6 +128,6 @@ export class Issuance {
     });
     // Fenced by the lock: a paused process whose lease expired must not overwrite what the new holder stored.
     const set = await storeVerifiedCertificateSet(storage, { certPem: issued.chainPem, keyPem, meta }, { lock: lockName });
-    return { set, material };
+    return { set, material, certificates: issued.certificates };
   }
 }
