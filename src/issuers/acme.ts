@@ -157,6 +157,7 @@ export class AcmeIssuer extends Closable implements Issuer {
     identifiers: Identifier[],
     { conn, directory, account }: { conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount },
   ): Promise<IssuedCertificate> {
+    await request.beforeOrder?.();
     let replaces: string | undefined;
     if (request.replacesCertificatePem !== undefined && directory.renewalInfo !== undefined) {
       try {

@@ -17,6 +17,11 @@ export interface IssueRequest {
   profile?: readonly string[] | undefined;
   /** Profile the renewed certificate was asked for under: asked again when neither the call nor the issuer names one. */
   keptProfile?: string | undefined;
+  /**
+   * Awaited right before the first request that creates anything at the CA (an ACME newOrder); when it rejects,
+   * nothing is ordered and issue() rejects with its error. The caller's own checks run meanwhile (the folder probe).
+   */
+  beforeOrder?: (() => Promise<void>) | undefined;
   signal?: AbortSignal | undefined;
 }
 
