@@ -65,8 +65,16 @@ export interface FolderLister {
   listFolders(prefix: string): Promise<string[]>;
 }
 
+export interface StoreOptions {
+  /**
+   * Default true. false: a short-lived value (a write probe, a challenge token deleted within its order) that
+   * need not survive a crash: still written atomically, but a file system does not sync it to disk.
+   */
+  durable?: boolean | undefined;
+}
+
 export interface Storage extends Locker {
-  store(key: string, value: Uint8Array): Promise<void>;
+  store(key: string, value: Uint8Array, options?: StoreOptions): Promise<void>;
   /** Throws StorageNotFoundError when missing. */
   load(key: string): Promise<Buffer>;
   /** Deletes the key and, for a prefix, everything under it. Deleting a missing key is not an error. */

@@ -85,3 +85,30 @@ for (const encrypted of [false, true]) describe(`FileStorage syncs a certificate
     assert.deepEqual(readdirSync(folder).sort(), [`${NAME}.crt`, `${NAME}.json`, `${NAME}.key`]);
   });
 });
+
+describe('FileStorage store(): durable by default, short-lived values unsynced', () => {
+  let root: string;
+  let storage: FileStorage;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'certkeeper-sync-durable-'));
+    storage = new FileStorage({ root });
+  });
+  afterEach(() => {
+    directorySyncHooks.beforeSync = undefined;
+  });
+  after(async () => {
+    await storage.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('a value is synced into its folder; `durable: false` is written the same, without a sync', async () => {
+    const synced: string[] = [];
+    directorySyncHooks.beforeSync = (dir) => synced.push(dir);
+    await storage.store('kept/value.json', Buffer.from('kept'));
+    assert.deepEqual(synced, [join(root, 'kept')]);
+    await storage.store('brief/value.json', Buffer.from('brief'), { durable: false });
+    assert.deepEqual(synced, [join(root, 'kept')], 'no folder synced for the short-lived value');
+    assert.equal((await storage.load('brief/value.json')).toString(), 'brief');
+    assert.deepEqual(readdirSync(join(root, 'brief')), ['value.json'], 'renamed into place, no temp file left');
+  });
+});
