@@ -5,12 +5,23 @@ import { CertificateInvalidError } from '../errors.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g;
 
+/** A downloaded chain, checked: its PEM re-encoded, leaf first, and each certificate parsed (in the same order). */
+export interface ParsedChain {
+  pem: string;
+  certificates: readonly X509Certificate[];
+}
+
 /**
  * Checks a downloaded chain: only CERTIFICATE blocks (a CA, or a man in the
  * middle, must not slip a key or anything else into what certkeeper stores and
  * serves), at least one, each parsable. Returns the chain re-encoded, leaf first.
  */
 export function validateChainPem(chainPem: string): string {
+  return parseChainPem(chainPem).pem;
+}
+
+/** validateChainPem, keeping the parsed certificates: the rest of issuance reads them instead of parsing the PEM again. */
+export function parseChainPem(chainPem: string): ParsedChain {
   if (typeof chainPem !== 'string') throw new CertificateInvalidError('The CA returned no PEM certificate chain');
   const labels = [...chainPem.matchAll(/-----BEGIN ([^-\r\n]*)-----/g)].map((m) => m[1]);
   const other = labels.filter((label) => label !== 'CERTIFICATE');
@@ -21,16 +32,14 @@ export function validateChainPem(chainPem: string): string {
   if (blocks.length === 0 || blocks.length !== labels.length) {
     throw new CertificateInvalidError('The certificate chain holds no complete PEM certificate');
   }
-  return blocks
-    .map((block) => {
-      try {
-        return new X509Certificate(block[0]).toString().trim();
-      } catch (error) {
-        throw new CertificateInvalidError('The certificate chain holds a certificate that does not parse', { cause: error });
-      }
-    })
-    .join('\n')
-    .concat('\n');
+  const certificates = blocks.map((block) => {
+    try {
+      return new X509Certificate(block[0]);
+    } catch (error) {
+      throw new CertificateInvalidError('The certificate chain holds a certificate that does not parse', { cause: error });
+    }
+  });
+  return { pem: `${certificates.map((c) => c.toString().trim()).join('\n')}\n`, certificates };
 }
 
 function commonName(distinguishedName: string): string | undefined {
@@ -79,10 +88,14 @@ export function alternateLinks(header: unknown): string[] {
  * The leaf must certify the key of the CSR that was finalized: a CA bug (or a
  * mixed-up order) would otherwise store a certificate the new key cannot use.
  */
-export function assertLeafMatchesCsr(chainPem: string, csr: Buffer): void {
-  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(chainPem);
-  if (!leaf) throw new CertificateInvalidError('The certificate chain holds no certificate');
-  const leafSpki = new X509Certificate(leaf[0]).publicKey.export({ type: 'spki', format: 'der' });
+export function assertLeafMatchesCsr(chain: string | X509Certificate, csr: Buffer): void {
+  let leafCertificate: X509Certificate;
+  if (typeof chain === 'string') {
+    const leaf = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(chain);
+    if (!leaf) throw new CertificateInvalidError('The certificate chain holds no certificate');
+    leafCertificate = new X509Certificate(leaf[0]);
+  } else leafCertificate = chain;
+  const leafSpki = leafCertificate.publicKey.export({ type: 'spki', format: 'der' });
   let csrSpki: Buffer;
   try {
     csrSpki = csrPublicKeyDer(csr);

@@ -2,6 +2,7 @@
  * One ACME order, from newOrder to the downloaded chain: authorizations in
  * parallel through the solvers, finalize with the caller's CSR, preferred chain.
  */
+import type { X509Certificate } from 'node:crypto';
 import { sleep, type Clock } from '../clock.js';
 import {
   AbortedError,
@@ -14,7 +15,7 @@ import {
 import type { Logger } from '../logger.js';
 import type { Identifier } from '../names.js';
 import { CHALLENGE_TYPES, type ChallengeContext, type ChallengeType, type Solver } from '../challenges/types.js';
-import { alternateLinks, assertLeafMatchesCsr, selectPreferredChain, validateChainPem } from './chain.js';
+import { alternateLinks, assertLeafMatchesCsr, parseChainPem, selectPreferredChain, type ParsedChain } from './chain.js';
 import type { AcmeConnection } from './connection.js';
 import type { AcmeDirectory } from './directories.js';
 import { isProblem, parseRetryAfter, problemFromDocument, type RawResponse } from './problem.js';
@@ -54,6 +55,8 @@ export interface OrderRequest {
 
 export interface OrderResult {
   chainPem: string;
+  /** chainPem's certificates, parsed once here. */
+  certificates: readonly X509Certificate[];
   orderUrl: string;
   /** The profile of the order: as the CA echoed it, else as asked; undefined when neither names one. */
   profile: string | undefined;
@@ -192,10 +195,10 @@ async function runOrderSteps(ctx: OrderContext, request: OrderRequest, signal: A
   if (order.status !== 'valid') order = await pollOrder(ctx, orderUrl, ['valid'], signal);
   if (!order.certificate) throw new AcmeOrderError(`Order ${orderUrl} is valid but has no certificate URL`);
 
-  const chainPem = await downloadChain(ctx, order.certificate, signal);
-  assertLeafMatchesCsr(chainPem, request.csr);
+  const { pem: chainPem, certificates } = await downloadChain(ctx, order.certificate, signal);
+  assertLeafMatchesCsr(certificates[0] as X509Certificate, request.csr);
   logger.debug({ names, order: orderUrl, directory: conn.directoryUrl, hasRenewalInfo: directory.renewalInfo !== undefined }, 'ACME certificate downloaded');
-  return { chainPem, orderUrl, profile, profileRequested: created.profile !== undefined };
+  return { chainPem, certificates, orderUrl, profile, profileRequested: created.profile !== undefined };
 }
 
 async function createOrder(
@@ -382,14 +385,16 @@ export async function poll(
   }
 }
 
-async function downloadChain(ctx: OrderContext, certificateUrl: string, signal: AbortSignal): Promise<string> {
+async function downloadChain(ctx: OrderContext, certificateUrl: string, signal: AbortSignal): Promise<ParsedChain> {
   const resp = await ctx.conn.post(certificateUrl, null, { ok: [200], what: 'certificate', signal });
-  const defaultChain = validateChainPem(resp.data as string);
+  const defaultChain = parseChainPem(resp.data as string);
   if (!ctx.preferredChain) return defaultChain;
   const links = alternateLinks(resp.headers.link);
   if (links.length === 0) return defaultChain;
   const alternates = await Promise.all(
-    links.map(async (link) => validateChainPem((await ctx.conn.post(link, null, { ok: [200], what: 'alternate chain', signal })).data as string)),
+    links.map(async (link) => parseChainPem((await ctx.conn.post(link, null, { ok: [200], what: 'alternate chain', signal })).data as string)),
   );
-  return selectPreferredChain([defaultChain, ...alternates], ctx.preferredChain);
+  const chains = [defaultChain, ...alternates];
+  const preferred = selectPreferredChain(chains.map((chain) => chain.pem), ctx.preferredChain);
+  return chains.find((chain) => chain.pem === preferred) ?? defaultChain;
 }

@@ -104,7 +104,9 @@ export class Http01Solver extends Closable implements Solver {
     this.#issuerKeys.add(challenge.issuerKey);
     this.memory.set(entry);
     if (this.#storage) {
-      await this.#storage.store(challengeTokenKey(challenge.issuerKey, identifier, challenge.token), Buffer.from(JSON.stringify(entry)));
+      // Deleted once validated; a crash loses the order it belongs to anyway, so it need not reach the disk.
+      const value = Buffer.from(JSON.stringify(entry));
+      await this.#storage.store(challengeTokenKey(challenge.issuerKey, identifier, challenge.token), value, { durable: false });
     }
     if (this.#listener && !this.#listenerDisabled) await this.#listener.hold(keyOfChallenge(challenge));
     this.#log?.debug({ identifier }, 'HTTP-01 challenge presented');

@@ -157,6 +157,7 @@ export class AcmeIssuer extends Closable implements Issuer {
     identifiers: Identifier[],
     { conn, directory, account }: { conn: AcmeConnection; directory: AcmeDirectory; account: StoredAccount },
   ): Promise<IssuedCertificate> {
+    await request.beforeOrder?.();
     let replaces: string | undefined;
     if (request.replacesCertificatePem !== undefined && directory.renewalInfo !== undefined) {
       try {
@@ -193,6 +194,7 @@ export class AcmeIssuer extends Closable implements Issuer {
     this.#log.info({ names, ...(result.profile !== undefined ? { profile: result.profile } : {}) }, 'certificate issued');
     return {
       chainPem: result.chainPem,
+      certificates: result.certificates,
       issuerData: { orderUrl: result.orderUrl, accountUrl: account.url, directoryUrl: this.config.directoryUrl },
       profile: result.profile,
       profileRequested: result.profileRequested,

@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { Identifier } from '../names.js';
 import type { RenewalInfo } from '../acme/ari.js';
 export type { RenewalInfo } from '../acme/ari.js';
@@ -16,12 +17,19 @@ export interface IssueRequest {
   profile?: readonly string[] | undefined;
   /** Profile the renewed certificate was asked for under: asked again when neither the call nor the issuer names one. */
   keptProfile?: string | undefined;
+  /**
+   * Awaited right before the first request that creates anything at the CA (an ACME newOrder); when it rejects,
+   * nothing is ordered and issue() rejects with its error. The caller's own checks run meanwhile (the folder probe).
+   */
+  beforeOrder?: (() => Promise<void>) | undefined;
   signal?: AbortSignal | undefined;
 }
 
 export interface IssuedCertificate {
   /** Leaf first, then intermediates, PEM. */
   chainPem: string;
+  /** chainPem's certificates, already parsed by the issuer (in the same order): the caller need not parse them again. */
+  certificates?: readonly X509Certificate[] | undefined;
   /** Free-form facts the issuer wants kept in the sidecar (e.g. ACME order URL, account URL). */
   issuerData?: Record<string, string> | undefined;
   /** ACME profile the certificate was issued under (as the CA echoed it, else as asked). */

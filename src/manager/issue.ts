@@ -3,12 +3,13 @@
  * in turn (paced by its rate limiter), checks what came back, and stores the
  * first certificate obtained. Serving it is the caller's business.
  */
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { createKeyAndCsr } from '../acme/csr.js';
 import type { Clock } from '../clock.js';
 import type { CpuOffload } from '../cpu/offload.js';
 import { AbortedError, CertificateInvalidError, IssuersFailedError, LockLostError, StorageError } from '../errors.js';
 import { AcmeIssuer } from '../issuers/acme.js';
-import type { Issuer } from '../issuers/types.js';
+import type { IssuedCertificate, Issuer } from '../issuers/types.js';
 import type { IssuerRateLimits } from '../limits/issuer-limits.js';
 import type { Logger } from '../logger.js';
 import { servesValidCertificate, type ManagedRecord } from '../renewal/managed-record.js';
@@ -27,6 +28,8 @@ export interface IssuedSet {
   set: CertificateSet;
   /** Parsed and checked once: the same material is stored and then served. */
   material: CertificateMaterial;
+  /** The chain's certificates as the issuer parsed them, when it did (the revocation checker reads them). */
+  certificates?: readonly X509Certificate[] | undefined;
 }
 
 export interface IssuanceOptions {
@@ -84,30 +87,31 @@ export class Issuance {
 
   async #issueWith(issuer: Issuer, record: ManagedRecord, signal: AbortSignal, lockName: string, beforeIssuer: (() => void) | undefined): Promise<IssuedSet> {
     const { storage, cpu, turns, limits, clock } = this.#options;
-    // The set must be storable at its own path (a file where its folder should be...) before the CA issues it.
-    await checkCertificateWritable(storage, certificateKeys(issuer.key, record.certName));
-    await limits.for({ key: issuer.key, directoryUrl: issuer instanceof AcmeIssuer ? issuer.config.directoryUrl : undefined }).take(signal);
-    // A renewal is background work: its key and CSR are made off the event loop. A first obtain has a caller
-    // waiting (start-up, a handshake) and skips the worker's start-up; it still runs in a turn of its own.
-    const { keyPem, key, csr } = servesValidCertificate(record, clock.now())
-      ? await cpu.keyAndCsr(record.identifiers, record.settings.keyType)
-      : await turns.exclusive(() => createKeyAndCsr(record.identifiers, record.settings.keyType));
-    // `replaces` names the certificate this one succeeds (ARI): read from storage for a name only listed so far.
-    const replacesCertificatePem = record.issuerKey === issuer.key ? await servedCertificatePem(record, storage, this.#options.logger) : undefined;
-    await turns.turn();
-    beforeIssuer?.();
-    const issued = await issuer.issue({
-      identifiers: record.identifiers,
-      csr,
-      signal,
-      ...(replacesCertificatePem !== undefined ? { replacesCertificatePem } : {}),
-      ...(record.settings.profile !== undefined ? { profile: record.settings.profile } : {}),
-      // Profiles belong to one CA: only a renewal from the same issuer keeps the one asked for before.
-      ...(record.profileRequested === true && record.profile !== undefined && record.issuerKey === issuer.key ? { keptProfile: record.profile } : {}),
-    });
+    // The set must be storable at its own path (a file where its folder should be...) before anything is ordered.
+    // The probe runs while the key, the CSR and the CA session are made; an ACME issuer awaits it before newOrder.
+    const probeError = checkCertificateWritable(storage, certificateKeys(issuer.key, record.certName)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const probePassed = async (): Promise<void> => {
+      const error = await probeError;
+      if (error !== undefined) throw error;
+    };
+    let issued: IssuedCertificate;
+    let keyPem: string;
+    let key: KeyObject;
+    try {
+      // Another issuer may issue at once, without a hook: its probe must have passed first.
+      if (!(issuer instanceof AcmeIssuer)) await probePassed();
+      ({ issued, keyPem, key } = await this.#ask(issuer, record, signal, beforeIssuer, probePassed));
+      await probePassed();
+    } catch (error) {
+      // A failed probe is the failure reported, as when it ran before everything else.
+      throw (await probeError) ?? error;
+    }
     await turns.turn();
     // Parsed and checked once (chain order, key match, names): the same material is stored and then served.
-    const material = buildMaterial(issued.chainPem, key, { managed: true, checkValidity: false });
+    const material = buildMaterial(issued.chainPem, key, { managed: true, checkValidity: false, certificates: issued.certificates });
     const uncovered = record.names.filter((name) => !material.names.includes(name));
     if (uncovered.length > 0) throw new CertificateInvalidError(`the issued certificate does not cover ${uncovered.join(', ')}`);
     const meta = certificateMetaFrom({
@@ -125,6 +129,38 @@ export class Issuance {
     });
     // Fenced by the lock: a paused process whose lease expired must not overwrite what the new holder stored.
     const set = await storeVerifiedCertificateSet(storage, { certPem: issued.chainPem, keyPem, meta }, { lock: lockName });
-    return { set, material };
+    return { set, material, certificates: issued.certificates };
+  }
+
+  /** Takes the issuer's rate-limit token, makes the key and CSR, and asks the issuer. */
+  async #ask(
+    issuer: Issuer,
+    record: ManagedRecord,
+    signal: AbortSignal,
+    beforeIssuer: (() => void) | undefined,
+    beforeOrder: () => Promise<void>,
+  ): Promise<{ issued: IssuedCertificate; keyPem: string; key: KeyObject }> {
+    const { storage, cpu, turns, limits, clock } = this.#options;
+    await limits.for({ key: issuer.key, directoryUrl: issuer instanceof AcmeIssuer ? issuer.config.directoryUrl : undefined }).take(signal);
+    // A renewal is background work: its key and CSR are made off the event loop. A first obtain has a caller
+    // waiting (start-up, a handshake) and skips the worker's start-up; it still runs in a turn of its own.
+    const { keyPem, key, csr } = servesValidCertificate(record, clock.now())
+      ? await cpu.keyAndCsr(record.identifiers, record.settings.keyType)
+      : await turns.exclusive(() => createKeyAndCsr(record.identifiers, record.settings.keyType));
+    // `replaces` names the certificate this one succeeds (ARI): read from storage for a name only listed so far.
+    const replacesCertificatePem = record.issuerKey === issuer.key ? await servedCertificatePem(record, storage, this.#options.logger) : undefined;
+    await turns.turn();
+    beforeIssuer?.();
+    const issued = await issuer.issue({
+      identifiers: record.identifiers,
+      csr,
+      signal,
+      beforeOrder,
+      ...(replacesCertificatePem !== undefined ? { replacesCertificatePem } : {}),
+      ...(record.settings.profile !== undefined ? { profile: record.settings.profile } : {}),
+      // Profiles belong to one CA: only a renewal from the same issuer keeps the one asked for before.
+      ...(record.profileRequested === true && record.profile !== undefined && record.issuerKey === issuer.key ? { keptProfile: record.profile } : {}),
+    });
+    return { issued, keyPem, key };
   }
 }

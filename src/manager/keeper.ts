@@ -129,6 +129,7 @@ export class CertKeeper implements AsyncDisposable {
       signal,
       closing: () => this.#lifecycle.closed,
       track: (work) => this.#work.track(work),
+      onServedChain: (record, certificates) => this.#revocation?.checker.prime(record, certificates),
     });
     ({ registry: this.#registry, scheduler: this.#scheduler, pipeline: this.#pipeline } = this.#parts);
     this.#loader = new HandshakeLoader(this.#parts);

@@ -9,6 +9,7 @@
  * Every failure on the way counts as a failure of the name (reported and backed
  * off by the failure policy) except a lost lease: then a peer owns the name.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { AbortedError, LockLostError } from '../errors.js';
 import type { TypedEmitter } from '../events.js';
@@ -58,6 +59,8 @@ export interface ObtainPipelineOptions {
   scheduler: RenewalScheduler;
   /** Keeps each shared run visible to the owner's close(): it may outlive every caller that aborted. */
   track<T>(work: Promise<T>): Promise<T>;
+  /** A newly obtained certificate is served, with its chain as the issuer parsed it (nothing parses it again). */
+  onServedChain?: ((record: ManagedRecord, certificates: readonly X509Certificate[]) => void) | undefined;
 }
 
 export interface OrderStats {
@@ -219,7 +222,7 @@ export class ObtainPipeline extends Closable {
 
   async #serveObtained(
     record: ManagedRecord,
-    { set, material }: IssuedSet,
+    { set, material, certificates }: IssuedSet,
     renewal: boolean,
     why: { reason: RenewalSource | 'forced' | 'revoked'; early: boolean; explanationUrl?: string | undefined } | undefined,
     hadFailures: boolean,
@@ -228,6 +231,7 @@ export class ObtainPipeline extends Closable {
     const { stored, failures, scheduler, clock, events, logger, turns } = this.#o;
     await turns.turn();
     stored.serve(record, set, material);
+    if (certificates !== undefined) this.#o.onServedChain?.(record, certificates);
     await failures.clear(record, hadFailures, lockName);
     record.obtainedAt = clock.now();
     scheduler.scheduleNext(record);

@@ -4,6 +4,7 @@
  * object to the flows that use several of them (manage, warm-up, handshake
  * loading). Nothing here reaches back to the keeper itself.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { ResolvedConfig } from '../config/index.js';
 import type { CpuOffload } from '../cpu/offload.js';
 import type { TypedEmitter } from '../events.js';
@@ -67,6 +68,8 @@ export interface PartsInput {
   readonly signal: AbortSignal;
   closing(): boolean;
   track<T>(work: Promise<T>): Promise<T>;
+  /** A newly obtained certificate is served, with its chain already parsed. */
+  onServedChain?(record: ManagedRecord, certificates: readonly X509Certificate[]): void;
 }
 
 export function createParts(input: PartsInput): KeeperParts {
@@ -135,6 +138,7 @@ export function createParts(input: PartsInput): KeeperParts {
     failures,
     scheduler,
     track,
+    onServedChain: input.onServedChain?.bind(input),
   });
   parts = { config, log: logger, events, cache, registry, stored, failures, scheduler, pipeline, signal, closing, track };
   return parts;

@@ -32,12 +32,15 @@ export interface IssuerInfo {
   certificate: X509Certificate;
 }
 
-/** The leaf's revocation facts; undefined when the chain names no issuer of the leaf (then nothing can be checked). */
-export function revocationTarget(chainPem: string): RevocationTarget | undefined {
-  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length < 2) return undefined;
-  const leaf = new X509Certificate(blocks[0] as string);
-  const issuer = new X509Certificate(blocks[1] as string);
+/**
+ * The leaf's revocation facts; undefined when the chain names no issuer of the leaf (then nothing can be checked).
+ * `certificates`: the chain parsed already (leaf first), read instead of the PEM.
+ */
+export function revocationTarget(chainPem: string, certificates?: readonly X509Certificate[]): RevocationTarget | undefined {
+  const chain = certificates ?? (chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).slice(0, 2).map((block) => new X509Certificate(block));
+  if (chain.length < 2) return undefined;
+  const leaf = chain[0] as X509Certificate;
+  const issuer = chain[1] as X509Certificate;
   // Names and key identifiers match; the chain is the CA's own answer, and what the CRL or OCSP responder says is checked against this key.
   if (!leaf.checkIssued(issuer)) return undefined;
   const leafTbs = tbsParts(leaf.raw);

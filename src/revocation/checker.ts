@@ -7,6 +7,7 @@
  * A revocation is handed to `onRevoked`; the caller replaces the certificate.
  * A failed check never touches what is served: it is logged and retried.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { ResolvedRevocationCheck } from '../config/revocation.js';
 import { Closable } from '../lifecycle.js';
@@ -62,6 +63,8 @@ export class RevocationChecker extends Closable {
    * the certificate names an endpoint: a fleet of evicted or endpoint-less certificates keeps nothing here.
    */
   readonly #targets = new Map<string, RevocationTarget>();
+  /** Facts read from a chain its obtainer had parsed already: for the record's next check only, then kept or dropped as above. */
+  readonly #primed = new Map<string, { serialNumber: string; target: RevocationTarget | undefined }>();
   /** The tail of each endpoint's queue of requests. */
   readonly #endpoints = new Map<string, Promise<unknown>>();
   /** A CRL or responder URL that failed is left alone for one interval: its error stands for every certificate naming it. */
@@ -101,9 +104,22 @@ export class RevocationChecker extends Closable {
     this.#queue.schedule(record.certName, this.#o.clock.now());
   }
 
+  /** The record's served chain, parsed by whoever obtained it: its next check reads these facts instead of parsing it. */
+  prime(record: ManagedRecord, certificates: readonly X509Certificate[]): void {
+    if (this.closed || record.certPem === undefined) return;
+    let target: RevocationTarget | undefined;
+    try {
+      target = revocationTarget(record.certPem, certificates);
+    } catch {
+      return;
+    }
+    this.#primed.set(record.certName, { serialNumber: serialOf(record), target });
+  }
+
   /** The record's context left the cache: its parsed target goes too; its next check reads the chain again. */
   release(certName: string): void {
     this.#targets.delete(certName);
+    this.#primed.delete(certName);
   }
 
   /** Parsed targets held now (for tests and metrics). */
@@ -114,6 +130,7 @@ export class RevocationChecker extends Closable {
   forget(certName: string): void {
     this.#queue.unschedule(certName);
     this.#targets.delete(certName);
+    this.#primed.delete(certName);
   }
 
   protected async onClose(): Promise<void> {
@@ -169,14 +186,19 @@ export class RevocationChecker extends Closable {
     const known = this.#targets.get(record.certName);
     if (known && known.serialNumber === serialNumber) return known;
     this.#targets.delete(record.certName);
+    const primed = this.#primed.get(record.certName);
+    this.#primed.delete(record.certName);
     const held = record.certPem;
-    const pem = held ?? (await this.#o.certificatePem?.(record).catch(() => undefined));
-    if (pem === undefined) return undefined;
     let target: RevocationTarget | undefined;
-    try {
-      target = revocationTarget(pem);
-    } catch {
-      return undefined;
+    if (primed !== undefined && primed.serialNumber === serialNumber && held !== undefined) target = primed.target;
+    else {
+      const pem = held ?? (await this.#o.certificatePem?.(record).catch(() => undefined));
+      if (pem === undefined) return undefined;
+      try {
+        target = revocationTarget(pem);
+      } catch {
+        return undefined;
+      }
     }
     // The chain read must still be the record's certificate (a renewal may have swapped it meanwhile).
     if (target === undefined || target.serialNumber !== serialOf(record)) return undefined;

@@ -66,10 +66,11 @@ export async function storeVerifiedCertificateSet(storage: Storage, set: Certifi
   const saved: CertificateSet = { certPem: set.certPem, keyPem: set.keyPem, meta };
   const keys = certificateKeys(meta.issuerKey, name);
   // One list: a backend that applies it at once never shows `.pending`; one that applies it in
-  // order (a file system) keeps it as the write-ahead copy a reader rolls forward.
+  // order (a file system) keeps it as the write-ahead copy a reader rolls forward. While `.pending`
+  // exists the three parts may land in any order (a file system syncs their folder once for them).
   await writeUnderLock(storage, options.lock, [
     { key: keys.pending, value: Buffer.from(JSON.stringify({ v: CERTIFICATE_META_VERSION, ...saved })) },
-    ...partWrites(keys, saved),
+    ...partWrites(keys, saved).map((w) => ({ ...w, unordered: true })),
     { key: keys.pending, delete: true },
   ]);
   return saved;

@@ -57,7 +57,8 @@ export async function checkCertificateWritable(storage: Storage, keys: Pick<Cert
   const value = randomBytes(CERTIFICATE_PROBE_BYTES);
   let stored = false;
   try {
-    await step('write to', () => storage.store(keys.probe, value));
+    // Read back and deleted at once: it proves the folder can be written, not that the disk keeps it.
+    await step('write to', () => storage.store(keys.probe, value, { durable: false }));
     stored = true;
     const back = await step('read back from', () => storage.load(keys.probe));
     if (!value.equals(back)) {

@@ -16,7 +16,7 @@
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { InvalidOptionError, StorageError } from '../errors.js';
 import { validateKey } from './keys.js';
-import type { FencedWrite, FencedWriter, FolderLister, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import type { FencedWrite, FencedWriter, FolderLister, KeyInfo, LockLeaseChecker, LockOptions, Storage, StoreOptions, TryLocker } from './types.js';
 
 const MAGIC = Buffer.from('CKENC', 'latin1');
 const VERSION = 1;
@@ -156,7 +156,7 @@ export function encryptPrivateKeys(
 ): Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter & FolderLister> {
   const encryptor = isKeyEncryptor(key) ? key : createKeyEncryptor(key, options);
   const wrapped: Storage & Partial<TryLocker & LockLeaseChecker & FencedWriter & FolderLister> = {
-    store: (k: string, value: Uint8Array) => storage.store(k, encryptor.seal(k, value)),
+    store: (k: string, value: Uint8Array, storeOptions?: StoreOptions) => storage.store(k, encryptor.seal(k, value), storeOptions),
     load: async (k: string) => encryptor.open(k, await storage.load(k)),
     delete: (k: string) => storage.delete(k),
     exists: (k: string) => storage.exists(k),
@@ -195,7 +195,8 @@ function isKeyEncryptor(value: unknown): value is KeyEncryptor {
 export function sealWrites(writes: readonly FencedWrite[], encryptor: KeyEncryptor | undefined): FencedWrite[] {
   return writes.map((w): FencedWrite => {
     const key = validateKey(w.key);
-    if ('delete' in w) return { key, delete: true };
-    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value) };
+    const order = w.unordered === true ? { unordered: true } : {};
+    if ('delete' in w) return { key, delete: true, ...order };
+    return { key, value: Buffer.from(encryptor ? encryptor.seal(key, w.value) : w.value), ...order };
   });
 }

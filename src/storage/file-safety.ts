@@ -182,8 +182,12 @@ export function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** Test hook, set only by tests: sees each folder right before it is synced (what a crash there would leave). */
+export const directorySyncHooks: { beforeSync: ((dir: string) => void) | undefined } = { beforeSync: undefined };
+
 /** Makes a rename durable: the directory entry itself must reach the disk. */
 export async function syncDirectory(dir: string): Promise<void> {
+  directorySyncHooks.beforeSync?.(dir);
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

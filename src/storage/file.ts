@@ -28,7 +28,7 @@ import { FileLocks } from './file-locks.js';
 import { FolderGuard, errorCode, isMissing, syncDirectory } from './file-safety.js';
 import { sweepStaleTempFiles } from './file-sweep.js';
 import { joinKey, validateKey, validateLockName, validatePrefix } from './keys.js';
-import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, TryLocker } from './types.js';
+import type { FencedWrite, FencedWriter, KeyInfo, LockLeaseChecker, LockOptions, Storage, StoreOptions, TryLocker } from './types.js';
 export * from './file-options.js';
 
 /**
@@ -72,28 +72,30 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
     return this.#root;
   }
 
-  async store(key: string, plain: Uint8Array): Promise<void> {
+  async store(key: string, plain: Uint8Array, options: StoreOptions = {}): Promise<void> {
     this.assertOpen();
     const k = validateKey(key);
     const value = this.#encryptor ? this.#encryptor.seal(k, plain) : plain;
     const path = this.#guard.pathFor(k);
     const dir = dirname(path);
     const temp = join(dir, tempName());
+    // A short-lived value (probe, challenge token) is not synced: each sync costs the disk a flush.
+    const durable = options.durable !== false;
     try {
       await this.track(
         (async () => {
           await this.#guard.secureFolders(dir, true);
           try {
-            await writeSynced(temp, value);
+            await writeSynced(temp, value, durable);
           } catch (err) {
             // Deleted since it was checked (delete() of a prefix): created again by us, 0700.
             if (errorCode(err) !== 'ENOENT') throw err;
             await this.#guard.ensureDirectory(dir);
-            await writeSynced(temp, value);
+            await writeSynced(temp, value, durable);
           }
           if (FAULT_BEFORE_RENAME && k.includes(FAULT_BEFORE_RENAME)) await pauseForKill(temp);
           await rename(temp, path);
-          await syncDirectory(dir);
+          if (durable) await syncDirectory(dir);
         })(),
       );
     } catch (err) {
@@ -107,14 +109,16 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
    * instance still holds `lock` under its grant (see the header). A file
    * system has no multi-file transaction: a takeover between two writes
    * leaves the earlier ones applied (certificate sets stay whole through
-   * their `.pending` copy, which comes first).
+   * their `.pending` copy, which comes first). A folder is synced after each
+   * rename into it, or once after a run of `unordered` writes.
    */
   async writeFenced(lock: string, writes: readonly FencedWrite[]): Promise<void> {
     this.assertOpen();
     const n = validateLockName(lock);
     const planned = sealWrites(writes, this.#encryptor);
     const grantDir = this.#locks.grantDir(n);
-    const staged: string[] = [];
+    /** Staged copies not renamed into place (yet): removed at the end. */
+    const staged = new Set<string>();
     try {
       await this.track(
         (async () => {
@@ -127,17 +131,25 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
               await writeSynced(temp, w.value).catch((err: unknown) => {
                 throw errorCode(err) === 'ENOENT' ? lostBeforeWrite(n) : err;
               });
-              staged.push(temp);
+              staged.add(temp);
               return temp;
             }),
           );
           const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed) throw failed.reason;
           const sources = written.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+          // Folders renamed into and not synced yet: a run of `unordered` writes shares one sync per folder.
+          const unsynced = new Set<string>();
           for (const [i, w] of planned.entries()) {
             const source = sources[i];
             if (source === undefined) await this.#fencedDelete(n, grantDir, w.key);
-            else await this.#fencedRename(n, source, w.key);
+            else {
+              unsynced.add(await this.#fencedRename(n, source, w.key));
+              staged.delete(source);
+            }
+            if (w.unordered === true && planned[i + 1]?.unordered === true) continue;
+            await Promise.all([...unsynced].map((dir) => syncDirectory(dir)));
+            unsynced.clear();
           }
         })(),
       );
@@ -148,7 +160,8 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
     }
   }
 
-  async #fencedRename(lock: string, source: string, key: string): Promise<void> {
+  /** Renames a staged value into place; returns the folder, which the caller syncs. */
+  async #fencedRename(lock: string, source: string, key: string): Promise<string> {
     const path = this.#guard.pathFor(key);
     const dir = dirname(path);
     await this.#guard.secureFolders(dir, true);
@@ -164,7 +177,7 @@ export class FileStorage extends Closable implements Storage, TryLocker, LockLea
         throw errorCode(again) === 'ENOENT' ? lostBeforeWrite(lock) : again;
       });
     }
-    await syncDirectory(dir);
+    return dir;
   }
 
   async #fencedDelete(lock: string, grantDir: string, key: string): Promise<void> {
@@ -350,14 +363,14 @@ function tempName(): string {
   return `.tmp-${randomBytes(8).toString('hex')}`;
 }
 
-/** Creates `path` (never an existing file), exactly 0600, with `value`, synced to disk. */
-async function writeSynced(path: string, value: Uint8Array): Promise<void> {
+/** Creates `path` (never an existing file), exactly 0600, with `value`, synced to disk unless `sync` is false. */
+async function writeSynced(path: string, value: Uint8Array, sync = true): Promise<void> {
   const handle = await open(path, 'wx', FILE_MODE);
   try {
     // The umask may have narrowed the mode given to open; set it exactly.
     await handle.chmod(FILE_MODE);
     await handle.writeFile(value);
-    await handle.sync();
+    if (sync) await handle.sync();
   } finally {
     await handle.close();
   }

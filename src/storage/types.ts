@@ -40,8 +40,13 @@ export interface LockLeaseChecker {
   assertLockHeld(name: string): Promise<void>;
 }
 
-/** One write of a fenced group: store a value, or delete a key (and, for a prefix, everything under it). */
-export type FencedWrite = { key: string; value: Uint8Array } | { key: string; delete: true };
+/**
+ * One write of a fenced group: store a value, or delete a key (and, for a prefix, everything under it).
+ * `unordered`: consecutive writes marked so form a run whose members may become durable in any order among
+ * themselves (a crash may leave any of them applied); the run as a whole stays after the writes before it and
+ * before the writes after it. A file system can then sync a folder once per run instead of once per file.
+ */
+export type FencedWrite = ({ key: string; value: Uint8Array } | { key: string; delete: true }) & { unordered?: boolean };
 
 export interface FencedWriter {
   /** Applies every write atomically, and only while `lock` is still held by this instance under the fencing token it was granted
@@ -60,8 +65,16 @@ export interface FolderLister {
   listFolders(prefix: string): Promise<string[]>;
 }
 
+export interface StoreOptions {
+  /**
+   * Default true. false: a short-lived value (a write probe, a challenge token deleted within its order) that
+   * need not survive a crash: still written atomically, but a file system does not sync it to disk.
+   */
+  durable?: boolean | undefined;
+}
+
 export interface Storage extends Locker {
-  store(key: string, value: Uint8Array): Promise<void>;
+  store(key: string, value: Uint8Array, options?: StoreOptions): Promise<void>;
   /** Throws StorageNotFoundError when missing. */
   load(key: string): Promise<Buffer>;
   /** Deletes the key and, for a prefix, everything under it. Deleting a missing key is not an error. */

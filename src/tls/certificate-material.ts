@@ -36,6 +36,8 @@ export interface BuildMaterialOptions {
    * from storage while its renewal is pending (better than no certificate).
    */
   checkValidity?: boolean | undefined;
+  /** certPem's certificates, parsed already (by the ACME order): used instead of parsing the PEM again. */
+  certificates?: readonly X509Certificate[] | undefined;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -54,13 +56,9 @@ export function splitPemCertificates(pem: string): string[] {
 export function buildMaterial(certPem: string | Buffer, keyPem: string | Buffer | KeyObject, options: BuildMaterialOptions = {}): CertificateMaterial {
   const blocks = splitPemCertificates(certPem.toString());
   if (blocks.length === 0) throw new CertificateInvalidError('no PEM CERTIFICATE block found (empty or truncated file?)');
-  const chain = blocks.map((block, index) => {
-    try {
-      return new X509Certificate(block);
-    } catch (error) {
-      throw new CertificateInvalidError(`certificate ${index + 1} of the chain does not parse`, { cause: error });
-    }
-  });
+  // Parsed by the caller already (the ACME order): not parsed again.
+  const given = options.certificates;
+  const chain = given !== undefined && given.length === blocks.length ? given : blocks.map(parseCertificate);
   const leaf = chain[0] as X509Certificate;
 
   // A KeyObject is a key the caller has parsed (or generated) already: not parsed again.
@@ -104,6 +102,14 @@ export function createContext(material: CertificateMaterial, extra: tls.SecureCo
     return tls.createSecureContext({ ...extra, cert: material.certPem, key: material.keyPem });
   } catch (error) {
     throw new CertificateInvalidError(`cannot build a TLS context for ${material.names[0] ?? material.id}`, { cause: error });
+  }
+}
+
+function parseCertificate(block: string, index: number): X509Certificate {
+  try {
+    return new X509Certificate(block);
+  } catch (error) {
+    throw new CertificateInvalidError(`certificate ${index + 1} of the chain does not parse`, { cause: error });
   }
 }
 
