@@ -46,6 +46,8 @@ export const DEFAULT_LOAD_CONCURRENCY = 32;
  * load queues behind: 8 gave a lazy p99 of 70-110 ms on a 1M Redis store, 2 gave 17.5 ms.
  */
 export const DEFAULT_WARM_UP_CONCURRENCY = 2;
+/** Longest a warm-up step waits for handshake loads in flight to end (handshakes first, progress still guaranteed). */
+export const DEFAULT_WARM_UP_YIELD_MS = 20;
 // --- renewal and backoff
 /** Wall time moving this much more (or less) than monotonic time between two looks is a jump: a sleep or a clock set by hand. */
 export const DEFAULT_CLOCK_JUMP_THRESHOLD_MS = 5_000;

@@ -51,9 +51,11 @@ export class HandshakeLoader extends Closable {
   }
 
   async #loadManaged(record: ManagedRecord, name: string, signal: AbortSignal): Promise<CertificateMaterial | undefined> {
-    const { stored, pipeline, cache, config } = this.#parts;
+    const { stored, pipeline, cache, config, foreground } = this.#parts;
     if (record.issuerKey !== undefined) {
-      const set = await stored.readSet(record.issuerKey, record.certName);
+      // A handshake waits on this read: background reads (the warm-up) hold back until it is done.
+      const done = foreground.enter();
+      const set = await stored.readSet(record.issuerKey, record.certName).finally(done);
       if (set && stored.usable(set.meta, record)) return stored.adopt(record, set);
       // Expired (a sleep outran its renewal): served while it is renewed, better than no certificate (the
       // cache then reports it, and served-invalid.ts renews it or finds a newer one).

@@ -6,9 +6,11 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { ResolvedConfig } from '../config/index.js';
+import { DEFAULT_WARM_UP_YIELD_MS } from '../defaults.js';
 import type { CpuOffload } from '../cpu/offload.js';
 import type { TypedEmitter } from '../events.js';
 import type { IssuerFactory } from '../issuers/factory.js';
+import { Foreground } from '../limits/foreground.js';
 import type { IssuerRateLimits } from '../limits/issuer-limits.js';
 import type { Logger } from '../logger.js';
 import { FailurePolicy } from '../renewal/failures.js';
@@ -32,6 +34,8 @@ export interface KeeperParts {
   readonly failures: FailurePolicy;
   readonly scheduler: RenewalScheduler;
   readonly pipeline: ObtainPipeline;
+  /** Handshake loads in flight: background work yields to them. */
+  readonly foreground: Foreground;
   /** Aborted when the keeper closes. */
   readonly signal: AbortSignal;
   closing(): boolean;
@@ -140,6 +144,7 @@ export function createParts(input: PartsInput): KeeperParts {
     track,
     onServedChain: input.onServedChain?.bind(input),
   });
-  parts = { config, log: logger, events, cache, registry, stored, failures, scheduler, pipeline, signal, closing, track };
+  const foreground = new Foreground(clock, DEFAULT_WARM_UP_YIELD_MS);
+  parts = { config, log: logger, events, cache, registry, stored, failures, scheduler, pipeline, foreground, signal, closing, track };
   return parts;
 }

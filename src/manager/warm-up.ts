@@ -2,7 +2,8 @@
  * Background warm-up after a large manageSync: the names were only listed
  * (so start-up is proportional to what is served, not to what is stored);
  * here their sidecars are read a few at a time, so handshakes keep the CPU,
- * to schedule each renewal, or to obtain again what turned out unusable.
+ * to schedule each renewal, or to obtain again what turned out unusable. A
+ * step waits while a handshake's certificate is being read (parts.foreground).
  */
 import { DEFAULT_WARM_UP_CONCURRENCY } from '../defaults.js';
 import type { ManagedRecord } from '../renewal/managed-record.js';
@@ -31,6 +32,9 @@ export class WarmUp {
   async #drain(): Promise<void> {
     try {
       while (!this.#parts.closing() && this.#head < this.#queue.length) {
+        // Handshakes waiting for a stored certificate go first (at most DEFAULT_WARM_UP_YIELD_MS per step).
+        await this.#parts.foreground.yieldTo();
+        if (this.#parts.closing() || this.#head >= this.#queue.length) break;
         const record = this.#queue[this.#head++] as ManagedRecord;
         await this.#warmUp(record);
       }
