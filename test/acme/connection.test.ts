@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { systemClock } from '../../src/clock.js';
-import { AcmeConnection } from '../../src/acme/connection.js';
+import type { AcmeConnection } from '../../src/acme/connection.js';
 import { acmeHttp } from '../../src/acme/http.js';
 import { AcmeNetworkError } from '../../src/acme/problem.js';
 import { agentFor, TrustHandle, widenTrust } from '../../src/acme/trust.js';
-import { DEFAULT_RETRY_POLICY } from '../../src/defaults.js';
-import { silentLogger } from '../helpers/logging.js';
+import { listenForConnections, type ConnectionFixture } from './connection-fixture.js';
 import { createTestCa, createTestLeaf } from '../helpers/tls-certs.js';
 
 interface Seen {
@@ -27,6 +23,7 @@ describe('AcmeConnection: nonces over node:https', () => {
   let base: string;
   let caPem: string;
   let trust: TrustHandle;
+  let fixture: ConnectionFixture;
   const seen: Seen[] = [];
   let counter = 0;
   let badLeft = 0;
@@ -68,27 +65,12 @@ describe('AcmeConnection: nonces over node:https', () => {
         }
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    trust = new TrustHandle([caPem]);
-    trust.addOrigin(`${base}/dir`);
+    fixture = await listenForConnections(server, caPem);
+    ({ base, trust } = fixture);
   });
-  after(async () => {
-    await trust.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
+  after(() => fixture.close());
 
-  const connection = (): AcmeConnection =>
-    new AcmeConnection({
-      directoryUrl: `${base}/dir`,
-      accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      accountUrl: `${base}/acct/1`,
-      trust,
-      logger: silentLogger(),
-      clock: systemClock,
-      retryPolicy: DEFAULT_RETRY_POLICY,
-    });
+  const connection = (): AcmeConnection => fixture.connection();
 
   it('fetches one nonce, then signs each request with the Replay-Nonce of the previous answer', async () => {
     seen.length = 0;

@@ -4,21 +4,18 @@
  * socket, so HEAD newNonce cost every new account or order a second TLS connection.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { systemClock } from '../../src/clock.js';
-import { AcmeConnection } from '../../src/acme/connection.js';
-import { TrustHandle } from '../../src/acme/trust.js';
-import { DEFAULT_RETRY_POLICY } from '../../src/defaults.js';
-import { silentLogger } from '../helpers/logging.js';
+import type { AcmeConnection } from '../../src/acme/connection.js';
+import type { TrustHandle } from '../../src/acme/trust.js';
+import { listenForConnections, type ConnectionFixture } from './connection-fixture.js';
 import { createTestCa, createTestLeaf } from '../helpers/tls-certs.js';
 
 describe('AcmeConnection: newNonce', () => {
   let server: https.Server;
   let base: string;
   let trust: TrustHandle;
+  let fixture: ConnectionFixture;
   let connections = 0;
   let refuseGet = false;
   const methods: string[] = [];
@@ -42,27 +39,12 @@ describe('AcmeConnection: newNonce', () => {
       });
     });
     server.on('secureConnection', () => connections++);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    trust = new TrustHandle([ca.certPem]);
-    trust.addOrigin(`${base}/dir`);
+    fixture = await listenForConnections(server, ca.certPem);
+    ({ base, trust } = fixture);
   });
-  after(async () => {
-    await trust.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
+  after(() => fixture.close());
 
-  const connection = (): AcmeConnection =>
-    new AcmeConnection({
-      directoryUrl: `${base}/dir`,
-      accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      accountUrl: `${base}/acct/1`,
-      trust,
-      logger: silentLogger(),
-      clock: systemClock,
-      retryPolicy: DEFAULT_RETRY_POLICY,
-    });
+  const connection = (): AcmeConnection => fixture.connection();
 
   it('directory, nonce and the first POST go over one TLS connection', async () => {
     await connection().post(`${base}/thing`, null, { ok: [200], what: 'thing' });
