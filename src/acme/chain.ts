@@ -88,14 +88,8 @@ export function alternateLinks(header: unknown): string[] {
  * The leaf must certify the key of the CSR that was finalized: a CA bug (or a
  * mixed-up order) would otherwise store a certificate the new key cannot use.
  */
-export function assertLeafMatchesCsr(chain: string | X509Certificate, csr: Buffer): void {
-  let leafCertificate: X509Certificate;
-  if (typeof chain === 'string') {
-    const leaf = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(chain);
-    if (!leaf) throw new CertificateInvalidError('The certificate chain holds no certificate');
-    leafCertificate = new X509Certificate(leaf[0]);
-  } else leafCertificate = chain;
-  const leafSpki = leafCertificate.publicKey.export({ type: 'spki', format: 'der' });
+export function assertLeafMatchesCsr(leaf: X509Certificate, csr: Buffer): void {
+  const leafSpki = leaf.publicKey.export({ type: 'spki', format: 'der' });
   let csrSpki: Buffer;
   try {
     csrSpki = csrPublicKeyDer(csr);

@@ -103,7 +103,8 @@ export class CertKeeper implements AsyncDisposable {
       loader: (name, { signal: loadSignal, abandoned }) => this.#loader.load(name, loadSignal, abandoned),
       loadTimeoutMs: config.onDemand ? config.onDemand.timeoutMs : 10_000,
       onEvict: ({ id, names }) => {
-        this.#registry.contextEvicted(id, names);
+        const record = this.#registry.contextEvicted(id, names);
+        if (record) this.#revocation?.checker.release(record.certName);
         this.#events.emit('cert_evicted', { names });
       },
       onInvalid: (invalid) => this.#servedInvalid.handle(invalid),

@@ -103,11 +103,14 @@ export class Registry {
 
   /**
    * The cache let go of a record's context: the record gives up its chain too (read from storage when next
-   * needed), so a fleet whose names are loaded once each does not keep every chain it ever served.
+   * needed), so a fleet whose names are loaded once each does not keep every chain it ever served. Returns
+   * that record, or undefined when the evicted context was not the one a record serves.
    */
-  contextEvicted(materialId: string, names: readonly string[]): void {
+  contextEvicted(materialId: string, names: readonly string[]): ManagedRecord | undefined {
     const record = names[0] !== undefined ? this.serving(names[0]) : undefined;
-    if (record?.materialId === materialId) record.certPem = undefined;
+    if (record?.materialId !== materialId) return undefined;
+    record.certPem = undefined;
+    return record;
   }
 
   /** The record serving a (normalised) handshake name, directly or through its wildcard; no I/O. */

@@ -60,16 +60,10 @@ export function watchRevocation(input: RevocationWatchInput): RevocationWatch | 
     });
     scheduler.scheduleNext(record);
   };
-  const offs: (() => void)[] = (['cert_obtained', 'cert_loaded'] as const).map((event) =>
+  const offs = (['cert_obtained', 'cert_loaded'] as const).map((event) =>
     events.on(event, ({ names }) => {
       const record = names[0] !== undefined ? registry.serving(names[0]) : undefined;
       if (record) checker.watch(record);
-    }),
-  );
-  offs.push(
-    events.on('cert_evicted', ({ names }) => {
-      const record = names[0] !== undefined ? registry.serving(names[0]) : undefined;
-      if (record) checker.release(record.certName);
     }),
   );
   return {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { alternateLinks, assertLeafMatchesCsr, chainIssuerNames, selectPreferredChain, validateChainPem } from '../../src/acme/chain.js';
+import type { X509Certificate } from 'node:crypto';
+import { alternateLinks, assertLeafMatchesCsr, chainIssuerNames, parseChainPem, selectPreferredChain, validateChainPem } from '../../src/acme/chain.js';
 import { CertificateInvalidError } from '../../src/errors.js';
 import { makeChain } from './certs.js';
 import { createKeyAndCsr } from '../../src/acme/csr.js';
@@ -48,8 +49,9 @@ describe('certificate chain checks', () => {
 
   it('rejects a leaf whose key is not the CSR key', async () => {
     const { csr } = await createKeyAndCsr(ids('leaf.test'));
-    assert.throws(() => assertLeafMatchesCsr(chainA, csr), CertificateInvalidError);
-    assert.throws(() => assertLeafMatchesCsr(chainA, Buffer.from('not a csr')), CertificateInvalidError);
+    const leaf = parseChainPem(chainA).certificates[0] as X509Certificate;
+    assert.throws(() => assertLeafMatchesCsr(leaf, csr), CertificateInvalidError);
+    assert.throws(() => assertLeafMatchesCsr(leaf, Buffer.from('not a csr')), CertificateInvalidError);
   });
 
   it('parses alternate links from Link headers', () => {
